@@ -1,0 +1,46 @@
+// Command lakelink mirrors an operational data source into a data lake in the
+// Azure Synapse Link layout and makes it queryable with SQL. The commands are
+// thin: each one parses flags and calls into internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "lakelink:", err)
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			os.Exit(ec.ExitCode())
+		}
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "lakelink",
+		Short:         "Mirror Dataverse or PostgreSQL tables into a Synapse-layout data lake, queryable with SQL",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	for _, add := range commands {
+		root.AddCommand(add())
+	}
+	return root
+}
+
+// commands holds the constructors of the subcommands; each command's file
+// registers its own in an init function, so that adding a command touches
+// one file.
+var commands []func() *cobra.Command

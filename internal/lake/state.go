@@ -1,0 +1,118 @@
+package lake
+
+import (
+	"time"
+
+	"github.com/lakelink/lakelink/internal/schema"
+)
+
+// State is the committed state of a whole lake: what one commit record (plus
+// the checkpoint it builds on) names. Readers use nothing else to find data,
+// so a file a commit does not name is invisible to them.
+type State struct {
+	// Seq is the number of the commit that produced this state; 0 is the
+	// empty lake.
+	Seq int64 `json:"seq"`
+	// Committed is when that commit was written.
+	Committed time.Time `json:"committed"`
+	// Link is the name of the link that writes the lake.
+	Link string `json:"link"`
+	// Tables by name.
+	Tables map[string]*TableState `json:"tables"`
+}
+
+// Phase is where a table is in its life in the lake.
+type Phase string
+
+// Phases, named as Synapse names the InitialSyncState.
+const (
+	// InProgress: the initial copy is being written.
+	InProgress Phase = "InProgress"
+	// Completed: the initial copy is done; changes stream in.
+	Completed Phase = "Completed"
+	// Failed: the table stopped; Reason says why and what to do.
+	Failed Phase = "Failed"
+)
+
+// Granularity is a table's partition strategy.
+type Granularity string
+
+// Partition strategies.
+const (
+	Year  Granularity = "Year"
+	Month Granularity = "Month"
+)
+
+// TableOptions are the per-table options of the link profile.
+type TableOptions struct {
+	AppendOnly  bool        `json:"append_only"`
+	Granularity Granularity `json:"granularity"`
+}
+
+// Column is one column of a table's lake layout, in file order.
+type Column struct {
+	Name string      `json:"name"`
+	Type schema.Type `json:"type"`
+	// MaxLength, Precision, Scale as in schema.Column.
+	MaxLength int `json:"max_length,omitempty"`
+	Precision int `json:"precision,omitempty"`
+	Scale     int `json:"scale,omitempty"`
+	// System marks the columns lakelink adds (Id, SinkCreatedOn,
+	// SinkModifiedOn, IsDelete) rather than the source.
+	System bool `json:"system,omitempty"`
+	// Dropped marks a column the source no longer has: it stays in the
+	// layout and is empty from then on.
+	Dropped bool `json:"dropped,omitempty"`
+}
+
+// File is one committed, immutable CSV object.
+type File struct {
+	// Path is the object name relative to the lake root.
+	Path string `json:"path"`
+	// Partition is the partition the file belongs to ("2024", "2024-03"), or
+	// empty for a change file of a merge-on-read table.
+	Partition string `json:"partition,omitempty"`
+	Rows      int64  `json:"rows"`
+	Bytes     int64  `json:"bytes"`
+}
+
+// Snapshot is one consistent read-only copy of a table under Snapshot/.
+type Snapshot struct {
+	Taken time.Time `json:"taken"`
+	Files []File    `json:"files"`
+}
+
+// TableState is the committed state of one table.
+type TableState struct {
+	Name    string        `json:"name"`
+	Options TableOptions  `json:"options"`
+	Source  *schema.Table `json:"source"`
+	// Columns is the lake layout, in file order. It only grows (decision:
+	// new columns are appended, dropped ones kept), so files written under an
+	// older layout hold shorter rows whose missing trailing fields are NULL.
+	Columns []Column `json:"columns"`
+	// Files are the live partition files.
+	Files []File `json:"files"`
+	// Changes are merge-on-read change files of an in-place table, oldest
+	// first: their rows (latest versionnumber per Id wins, IsDelete removes)
+	// override Files until a compaction folds them in.
+	Changes []File `json:"changes,omitempty"`
+	// Snapshots, oldest first.
+	Snapshots []Snapshot `json:"snapshots,omitempty"`
+	Phase     Phase      `json:"phase"`
+	// Reason explains Failed, or why the table was last re-initialised.
+	Reason string `json:"reason,omitempty"`
+	// Cursor is the source position the table's data is current to: a Copy
+	// resume cursor while InProgress, a Stream cursor once Completed.
+	Cursor string `json:"cursor"`
+	// Rows counts records (in-place) or change rows (append-only).
+	Rows int64 `json:"rows"`
+	// InitialSyncCompleted is when the initial copy finished.
+	InitialSyncCompleted time.Time `json:"initial_sync_completed,omitzero"`
+	// LastSynchronized is the last commit that brought the table's data up to
+	// date with the source.
+	LastSynchronized time.Time `json:"last_synchronized,omitzero"`
+	// Generation counts re-initialisations; file names carry it so that a
+	// fresh copy never collides with the files of an earlier one.
+	Generation int `json:"generation"`
+}

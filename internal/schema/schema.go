@@ -1,0 +1,109 @@
+// Package schema describes source tables the way every other package sees them:
+// columns with their CDM data types, the record key, and the choice (option set)
+// metadata the lake's OptionsetMetadata files and SQL joins need.
+//
+// Value representation. A row's values travel as map[string]any keyed by column
+// name. Each CDM type has exactly one Go representation, and sources convert to it
+// before a value leaves them, so that the lake never guesses:
+//
+//	Guid            string, canonical lower-case 8-4-4-4-12
+//	String, JSON    string (JSON holds the raw JSON text)
+//	Int64           int64
+//	Boolean         bool
+//	DateTime        time.Time (written in UTC)
+//	DateTimeOffset  time.Time (its offset is kept)
+//	Decimal         string, plain decimal notation ("-1234.50"), exact
+//	Double          float64
+//
+// A nil value, or a column missing from the map, is NULL.
+package schema
+
+// Type is a CDM data type, spelled as in model.json.
+type Type string
+
+// The CDM data types lakelink writes.
+const (
+	Guid           Type = "guid"
+	String         Type = "string"
+	Int64          Type = "int64"
+	Boolean        Type = "boolean"
+	DateTime       Type = "dateTime"
+	DateTimeOffset Type = "dateTimeOffset"
+	Decimal        Type = "decimal"
+	Double         Type = "double"
+	JSON           Type = "json"
+)
+
+// Column is one source column.
+type Column struct {
+	Name string
+	Type Type
+	// MaxLength bounds strings in characters; 0 means unbounded (nvarchar(max)).
+	MaxLength int
+	// Precision and Scale shape decimals; 0/0 means the lake default (38, 10).
+	Precision int
+	Scale     int
+	// SourceType is the source's own type name (Dataverse AttributeType such as
+	// "Picklist" or "Lookup"; a Postgres type such as "numeric(12,2)"), and
+	// SourceTypeCode its numeric code where the source has one. Both feed the
+	// lake's AttributeMetadata and are informational.
+	SourceType     string
+	SourceTypeCode int
+	// Targets lists the tables a lookup column may reference.
+	Targets []string
+}
+
+// Option is one value of a choice column with its label in one language.
+type Option struct {
+	Value    int
+	Label    string
+	Language int // LCID, e.g. 1033
+	// UserLocalized is true when the label is a user-localized label.
+	UserLocalized bool
+}
+
+// OptionSet holds the choices of one column. Global names the global option
+// set the column uses, empty for a local one.
+type OptionSet struct {
+	Column  string
+	Global  string
+	Options []Option
+}
+
+// StatusOption is one statuscode value with the statecode it belongs to.
+type StatusOption struct {
+	State int
+	Option
+}
+
+// Table describes a source table.
+type Table struct {
+	// Name is the logical name, lower case; it names the lake folder and the
+	// SQL tables.
+	Name string
+	// Key names the column(s) whose value becomes the lake's Id. Several
+	// columns form a composite key, written as their values joined by "|".
+	Key []string
+	// Columns in source order.
+	Columns []Column
+	// PartitionColumn is the timestamp column that chooses a row's Year/Month
+	// partition ("createdon" for Dataverse); empty means one partition set.
+	PartitionColumn string
+	// AppendOnly is true when the source forces append-only mode
+	// (Dataverse tables without createdon, many-to-many relationship tables).
+	AppendOnly bool
+	// Choice metadata, empty where the source has none.
+	OptionSets []OptionSet
+	States     []Option
+	Statuses   []StatusOption
+}
+
+// Column returns the column named name, or false.
+func (t *Table) Column(name string) (Column, bool) {
+	for _, c := range t.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}

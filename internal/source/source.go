@@ -1,0 +1,113 @@
+// Package source defines the interface every source connector implements
+// (DESIGN.md decision 6) and the changes they deliver. The sync engine knows
+// sources only through it.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/lakelink/lakelink/internal/schema"
+)
+
+// Source is a connected source environment.
+//
+// Contract shared by all implementations:
+//   - Copy and Stream call emit from one goroutine per call; emit returns nil
+//     only once the batch is durably committed to the lake. A source may then
+//     release what the batch's cursors cover (acknowledge an LSN, say).
+//   - Delivery is at least once: after a restart from a committed cursor a
+//     source may deliver a change again. The lake applies changes
+//     idempotently by (ID, Version), so that is safe.
+//   - Version strictly increases across the successive changes of one ID.
+type Source interface {
+	// Tables lists the tables the source can link.
+	Tables(ctx context.Context) ([]TableInfo, error)
+	// Describe returns a table's schema, key and choice metadata. It returns
+	// a *NotTrackedError for a table whose changes cannot be followed.
+	Describe(ctx context.Context, table string) (*schema.Table, error)
+	// Copy reads the initial copy of table, in batches. resume is empty for a
+	// fresh copy, or a cursor a previous Copy batch carried. Every batch
+	// carries the cursor to resume after it; the last batch has Done set and
+	// carries the cursor Stream starts from. If resume can no longer be used,
+	// Copy returns an error wrapping ErrCursorExpired and the table must be
+	// copied afresh.
+	Copy(ctx context.Context, table string, resume string, emit func(context.Context, Batch) error) error
+	// Stream delivers the changes of the given tables, each from its cursor
+	// (as returned by Copy or by an earlier Stream batch), until ctx ends or
+	// an error occurs. A batch with no changes reports that the tables it
+	// names are caught up at its cursors. A table whose cursor expired is
+	// reported by an error wrapping ErrCursorExpired that names it
+	// (*CursorExpiredError).
+	Stream(ctx context.Context, cursors map[string]string, emit func(context.Context, Batch) error) error
+	// Close releases connections.
+	Close() error
+}
+
+// TableInfo is one entry of Tables.
+type TableInfo struct {
+	Name string
+	// Tracked is false when change tracking is off for the table.
+	Tracked bool
+}
+
+// Change is one insert, update or delete of one record.
+type Change struct {
+	Table string
+	// ID is the record key, as the lake's Id column holds it.
+	ID string
+	// Version orders the changes of one ID (the lake's versionnumber).
+	Version int64
+	// Deleted marks a delete; Values is then nil.
+	Deleted bool
+	// Values holds the columns' values, as package schema describes them.
+	Values map[string]any
+}
+
+// Batch is a unit the engine commits atomically: its changes together with
+// the cursors that follow them.
+type Batch struct {
+	Changes []Change
+	// Cursors holds, for each table the batch advances, the position after it.
+	Cursors map[string]string
+	// Done marks the last batch of a Copy.
+	Done bool
+}
+
+// Events receives what a source wants the table status to show while it
+// works. Every method may be called from several goroutines.
+type Events interface {
+	// Throttled reports that the source asked lakelink to wait (HTTP 429,
+	// service protection) before reading table again.
+	Throttled(table string, reason string)
+	// Unthrottled reports that reads of table go through again.
+	Unthrottled(table string)
+}
+
+// ErrCursorExpired reports a cursor (delta token, replication position) the
+// source no longer honours: the table must be copied afresh.
+var ErrCursorExpired = errors.New("cursor expired")
+
+// CursorExpiredError names the table whose cursor expired.
+type CursorExpiredError struct {
+	Table  string
+	Reason string
+}
+
+func (e *CursorExpiredError) Error() string {
+	return fmt.Sprintf("table %s: cursor expired (%s); the table will be copied afresh", e.Table, e.Reason)
+}
+
+func (e *CursorExpiredError) Unwrap() error { return ErrCursorExpired }
+
+// NotTrackedError reports a table whose changes the source cannot follow.
+type NotTrackedError struct {
+	Table string
+	// Fix says what the user can do about it.
+	Fix string
+}
+
+func (e *NotTrackedError) Error() string {
+	return fmt.Sprintf("table %s cannot be linked: change tracking is off; %s", e.Table, e.Fix)
+}
