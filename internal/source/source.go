@@ -73,6 +73,10 @@ type Batch struct {
 	Cursors map[string]string
 	// Done marks the last batch of a Copy.
 	Done bool
+	// Schemas holds the new description of each table whose schema changed
+	// at the source before this batch's changes; the engine commits it with
+	// the batch, so the layout evolves exactly where the data does.
+	Schemas map[string]*schema.Table
 }
 
 // Events receives what a source wants the table status to show while it
