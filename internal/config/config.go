@@ -35,9 +35,9 @@ func (d *Duration) UnmarshalYAML(b []byte) error {
 
 // Link is a link profile.
 type Link struct {
-	Name   string `yaml:"name"`
-	Source Source `yaml:"source"`
-	Lake   Lake   `yaml:"lake"`
+	Name   string  `yaml:"name"`
+	Source Source  `yaml:"source"`
+	Lake   Lake    `yaml:"lake"`
 	Tables []Table `yaml:"tables"`
 	// Snapshots: how often Snapshot/ copies are taken and how many are kept.
 	Snapshots          Snapshots   `yaml:"snapshots"`
@@ -53,12 +53,12 @@ type Source struct {
 	Type string `yaml:"type"` // dataverse | postgres
 
 	// Dataverse.
-	URL               string        `yaml:"url"`
-	Auth              Auth          `yaml:"auth"`
-	PageSize          int           `yaml:"page_size"`
+	URL               string   `yaml:"url"`
+	Auth              Auth     `yaml:"auth"`
+	PageSize          int      `yaml:"page_size"`
 	PollInterval      Duration `yaml:"poll_interval"`
 	MaxPollInterval   Duration `yaml:"max_poll_interval"`
-	RequestsPerSecond float64       `yaml:"requests_per_second"`
+	RequestsPerSecond float64  `yaml:"requests_per_second"`
 
 	// Postgres.
 	DSN          string `yaml:"dsn"`
@@ -104,12 +104,12 @@ type Table struct {
 // Snapshots configures Snapshot/ copies.
 type Snapshots struct {
 	Interval Duration `yaml:"interval"`
-	Keep     *int          `yaml:"keep"`
+	Keep     *int     `yaml:"keep"`
 }
 
 // Incremental configures Synapse's incremental-update folder mode.
 type Incremental struct {
-	Enabled  bool          `yaml:"enabled"`
+	Enabled  bool     `yaml:"enabled"`
 	Interval Duration `yaml:"interval"`
 }
 
