@@ -19,6 +19,17 @@ type State struct {
 	Link string `json:"link"`
 	// Tables by name.
 	Tables map[string]*TableState `json:"tables"`
+	// Garbage lists objects no table names any more, waiting for the grace
+	// period to pass before they are deleted, so that a reader that loaded
+	// an older state never finds one of its files missing.
+	Garbage []Garbage `json:"garbage,omitempty"`
+}
+
+// Garbage is one object a commit stopped naming.
+type Garbage struct {
+	Path string `json:"path"`
+	// Since is when the commit that stopped naming it was written.
+	Since time.Time `json:"since"`
 }
 
 // Phase is where a table is in its life in the lake.
@@ -115,4 +126,7 @@ type TableState struct {
 	// Generation counts re-initialisations; file names carry it so that a
 	// fresh copy never collides with the files of an earlier one.
 	Generation int `json:"generation"`
+	// Changed is when a commit last changed the table's data; a snapshot
+	// is due only when it is newer than the last snapshot.
+	Changed time.Time `json:"changed,omitzero"`
 }

@@ -1,0 +1,318 @@
+package lake
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lakelink/lakelink/internal/schema"
+)
+
+// Value formats of the lake's CSV rows (reference section 2; docs/lake-format.md).
+const (
+	// sinkLayout is the M/d/yyyy h:mm:ss AM/PM format of SinkCreatedOn and
+	// SinkModifiedOn, always in UTC.
+	sinkLayout = "1/2/2006 3:04:05 PM"
+	// dateTimeLayout has the 7 fractional digits Synapse writes.
+	dateTimeLayout       = "2006-01-02T15:04:05.0000000Z"
+	dateTimeOffsetLayout = "2006-01-02T15:04:05.0000000-07:00"
+)
+
+var decimalRE = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+
+// ValueError reports a value that does not fit its column. The change is not
+// written: lakelink never drops or coerces a value silently.
+type ValueError struct {
+	Table, Column, ID string
+	Err               error
+}
+
+func (e *ValueError) Error() string {
+	return fmt.Sprintf("table %s, column %s, Id %s: %v; the source connector must deliver values as package schema documents", e.Table, e.Column, e.ID, e.Err)
+}
+
+func (e *ValueError) Unwrap() error { return e.Err }
+
+// encodeValue appends the CSV field of v for a column of type t. A nil value
+// is NULL, written as an empty field. Quoting follows the reference: strings
+// and date-times quoted, everything else bare; every bare form is free of
+// commas, quotes and newlines by construction.
+func encodeValue(buf []byte, t schema.Type, v any) ([]byte, error) {
+	if v == nil {
+		return buf, nil
+	}
+	switch t {
+	case schema.String, schema.JSON:
+		s, ok := v.(string)
+		if !ok {
+			return buf, fmt.Errorf("want a string, got %T", v)
+		}
+		return appendQuoted(buf, s), nil
+	case schema.Guid:
+		s, ok := v.(string)
+		if !ok {
+			return buf, fmt.Errorf("want a GUID string, got %T", v)
+		}
+		u, err := uuid.Parse(s)
+		if err != nil || len(s) != 36 {
+			return buf, fmt.Errorf("want a GUID in 8-4-4-4-12 form, got %q", s)
+		}
+		return append(buf, u.String()...), nil
+	case schema.Int64:
+		switch n := v.(type) {
+		case int64:
+			return strconv.AppendInt(buf, n, 10), nil
+		case int:
+			return strconv.AppendInt(buf, int64(n), 10), nil
+		case int32:
+			return strconv.AppendInt(buf, int64(n), 10), nil
+		}
+		return buf, fmt.Errorf("want an int64, got %T", v)
+	case schema.Boolean:
+		b, ok := v.(bool)
+		if !ok {
+			return buf, fmt.Errorf("want a bool, got %T", v)
+		}
+		if b {
+			return append(buf, "True"...), nil
+		}
+		return append(buf, "False"...), nil
+	case schema.DateTime, schema.DateTimeOffset:
+		tm, ok := v.(time.Time)
+		if !ok {
+			return buf, fmt.Errorf("want a time.Time, got %T", v)
+		}
+		if y := tm.Year(); y < 1 || y > 9999 {
+			return buf, fmt.Errorf("year %d is outside 1..9999, which readers cannot parse", y)
+		}
+		buf = append(buf, '"')
+		if t == schema.DateTime {
+			buf = tm.UTC().AppendFormat(buf, dateTimeLayout)
+		} else {
+			buf = tm.AppendFormat(buf, dateTimeOffsetLayout)
+		}
+		return append(buf, '"'), nil
+	case schema.Decimal:
+		s, ok := v.(string)
+		if !ok {
+			return buf, fmt.Errorf("want a decimal string, got %T", v)
+		}
+		if !decimalRE.MatchString(s) {
+			return buf, fmt.Errorf("want plain decimal notation, got %q", s)
+		}
+		return append(buf, s...), nil
+	case schema.Double:
+		f, ok := v.(float64)
+		if !ok {
+			return buf, fmt.Errorf("want a float64, got %T", v)
+		}
+		switch {
+		case math.IsNaN(f):
+			return append(buf, "NaN"...), nil
+		case math.IsInf(f, 1):
+			return append(buf, "Infinity"...), nil
+		case math.IsInf(f, -1):
+			return append(buf, "-Infinity"...), nil
+		}
+		return strconv.AppendFloat(buf, f, 'g', -1, 64), nil
+	}
+	return buf, fmt.Errorf("unknown column type %q", t)
+}
+
+func appendQuoted(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	for {
+		i := strings.IndexByte(s, '"')
+		if i < 0 {
+			break
+		}
+		buf = append(buf, s[:i+1]...)
+		buf = append(buf, '"')
+		s = s[i+1:]
+	}
+	buf = append(buf, s...)
+	return append(buf, '"')
+}
+
+// sinkTime formats SinkCreatedOn/SinkModifiedOn, quoted.
+func sinkTime(buf []byte, t time.Time) []byte {
+	buf = append(buf, '"')
+	buf = t.UTC().AppendFormat(buf, sinkLayout)
+	return append(buf, '"')
+}
+
+// decodeValue is the inverse of encodeValue for one field as the record
+// reader returns it (raw, quotes included).
+func decodeValue(t schema.Type, raw string) (any, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	s, quoted, err := unquote(raw)
+	if err != nil {
+		return nil, err
+	}
+	switch t {
+	case schema.String, schema.JSON:
+		if !quoted {
+			return nil, fmt.Errorf("string field %q is not quoted", raw)
+		}
+		return s, nil
+	case schema.Guid:
+		if _, err := uuid.Parse(s); err != nil {
+			return nil, fmt.Errorf("GUID field %q: %w", raw, err)
+		}
+		return s, nil
+	case schema.Int64:
+		return strconv.ParseInt(s, 10, 64)
+	case schema.Boolean:
+		switch s {
+		case "True":
+			return true, nil
+		case "False":
+			return false, nil
+		}
+		return nil, fmt.Errorf("boolean field %q is neither True nor False", raw)
+	case schema.DateTime:
+		return time.Parse(dateTimeLayout, s)
+	case schema.DateTimeOffset:
+		return time.Parse(dateTimeOffsetLayout, s)
+	case schema.Decimal:
+		if !decimalRE.MatchString(s) {
+			return nil, fmt.Errorf("decimal field %q", raw)
+		}
+		return s, nil
+	case schema.Double:
+		switch s {
+		case "Infinity":
+			return math.Inf(1), nil
+		case "-Infinity":
+			return math.Inf(-1), nil
+		}
+		return strconv.ParseFloat(s, 64)
+	}
+	return nil, fmt.Errorf("unknown column type %q", t)
+}
+
+// unquote returns the text of a raw field and whether it was quoted.
+func unquote(raw string) (string, bool, error) {
+	if raw == "" || raw[0] != '"' {
+		return raw, false, nil
+	}
+	if len(raw) < 2 || raw[len(raw)-1] != '"' {
+		return "", true, fmt.Errorf("field %.40q has an unterminated quote", raw)
+	}
+	return strings.ReplaceAll(raw[1:len(raw)-1], `""`, `"`), true, nil
+}
+
+// recordReader reads the lake's CSV records, keeping each field raw (quotes
+// included). encoding/csv is not used because it cannot tell NULL (an empty
+// field) from an empty string (""), and compaction must copy rows
+// byte-exactly, including rows written under an older, shorter layout.
+type recordReader struct {
+	r      *bufio.Reader
+	line   []byte
+	fields []string
+	// n counts records read, for error messages.
+	n int64
+}
+
+func newRecordReader(r io.Reader) *recordReader {
+	return &recordReader{r: bufio.NewReaderSize(r, 256<<10)}
+}
+
+var errBadRecord = errors.New("malformed CSV record")
+
+// next reads one record: its raw bytes without the line end, and its raw
+// fields. Both are valid until the next call. It returns io.EOF at the end.
+func (rr *recordReader) next() ([]byte, []string, error) {
+	rr.line = rr.line[:0]
+	inQuote := false
+	for {
+		chunk, err := rr.r.ReadSlice('\n')
+		rr.line = append(rr.line, chunk...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil && err != io.EOF {
+			return nil, nil, err
+		}
+		// Count quotes of the chunk to know whether the newline ends the
+		// record or sits inside a quoted field.
+		inQuote = inQuote != (bytes.Count(chunk, []byte{'"'})%2 == 1)
+		if err == io.EOF {
+			if len(rr.line) == 0 {
+				return nil, nil, io.EOF
+			}
+			if inQuote {
+				return nil, nil, fmt.Errorf("record %d: %w: unterminated quote at end of file", rr.n+1, errBadRecord)
+			}
+			break
+		}
+		if !inQuote {
+			break
+		}
+	}
+	rr.n++
+	line := rr.line
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	fields, err := splitFields(rr.fields[:0], line)
+	if err != nil {
+		return nil, nil, fmt.Errorf("record %d: %w", rr.n, err)
+	}
+	rr.fields = fields
+	return line, fields, nil
+}
+
+// splitFields splits a record into raw fields. A quoted field must be
+// followed by a comma or the end of the record.
+func splitFields(dst []string, line []byte) ([]string, error) {
+	s := string(line)
+	for {
+		if len(s) > 0 && s[0] == '"' {
+			i := 1
+			for {
+				j := strings.IndexByte(s[i:], '"')
+				if j < 0 {
+					return nil, fmt.Errorf("%w: unterminated quote", errBadRecord)
+				}
+				i += j + 1
+				if i < len(s) && s[i] == '"' {
+					i++
+					continue
+				}
+				break
+			}
+			dst = append(dst, s[:i])
+			if i == len(s) {
+				return dst, nil
+			}
+			if s[i] != ',' {
+				return nil, fmt.Errorf("%w: text after a closing quote", errBadRecord)
+			}
+			s = s[i+1:]
+			continue
+		}
+		i := strings.IndexByte(s, ',')
+		if i < 0 {
+			if strings.IndexByte(s, '"') >= 0 {
+				return nil, fmt.Errorf("%w: quote inside a bare field", errBadRecord)
+			}
+			return append(dst, s), nil
+		}
+		if strings.IndexByte(s[:i], '"') >= 0 {
+			return nil, fmt.Errorf("%w: quote inside a bare field", errBadRecord)
+		}
+		dst = append(dst, s[:i])
+		s = s[i+1:]
+	}
+}

@@ -1,0 +1,137 @@
+package lake
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// dataFileRE matches the partition files lakelink writes (partitionName);
+// snapshotRE its snapshot files. Orphan clean-up only ever deletes objects
+// that match these or live under _lakelink/changes/, so that it never
+// touches a file someone else put in the lake.
+var (
+	dataFileRE = regexp.MustCompile(`^([^/]+)/[^/_]+_[0-9]+_[0-9a-f]+_[0-9]+\.csv$`)
+	snapshotRE = regexp.MustCompile(`^([^/]+)/Snapshot/[^/_]+_[0-9]+\.csv$`)
+)
+
+// named returns every object the state names: live files, change files,
+// snapshots and pending garbage.
+func named(s *State) map[string]bool {
+	m := map[string]bool{}
+	for _, ts := range s.Tables {
+		for _, p := range tableObjects(ts) {
+			m[p] = true
+		}
+	}
+	for _, g := range s.Garbage {
+		m[g.Path] = true
+	}
+	return m
+}
+
+// isOrphanCandidate reports whether name is a data object lakelink writes.
+func isOrphanCandidate(name string) bool {
+	if strings.HasPrefix(name, changesDir) {
+		return strings.HasSuffix(name, ".csv")
+	}
+	if m := dataFileRE.FindStringSubmatch(name); m != nil {
+		return !reservedNames[m[1]] && !strings.HasPrefix(m[1], "_")
+	}
+	if m := snapshotRE.FindStringSubmatch(name); m != nil {
+		return !reservedNames[m[1]] && !strings.HasPrefix(m[1], "_")
+	}
+	return false
+}
+
+// removeOrphans deletes data objects no committed state names that are
+// older than the grace period: what a writer killed between writing its
+// data objects and its commit record left behind. The age condition keeps
+// it off objects another process is writing right now.
+func (l *Lake) removeOrphans(ctx context.Context, s *State) error {
+	objs, err := l.st.List(ctx, "")
+	if err != nil {
+		return fmt.Errorf("listing the lake to remove orphans: %w", err)
+	}
+	keep := named(s)
+	cutoff := l.opts.Now().Add(-l.opts.Grace)
+	n := 0
+	for _, o := range objs {
+		if keep[o.Name] || !isOrphanCandidate(o.Name) {
+			continue
+		}
+		if l.opts.Grace > 0 && o.ModTime.After(cutoff) {
+			continue
+		}
+		if err := l.st.Delete(ctx, o.Name); err != nil {
+			return fmt.Errorf("removing orphan %s: %w", o.Name, err)
+		}
+		n++
+	}
+	if n > 0 {
+		l.log.Info("lake: removed orphans a previous run left", "count", n)
+	}
+	return nil
+}
+
+// collectGarbage deletes the garbage whose grace period has passed, then
+// commits the shorter list. A crash in between leaves names of deleted
+// objects in the list; deleting them again is harmless.
+func (l *Lake) collectGarbage(ctx context.Context) error {
+	s := l.State()
+	now := l.opts.Now()
+	var done []string
+	for _, g := range s.Garbage {
+		if now.Sub(g.Since) < l.opts.Grace {
+			continue
+		}
+		if err := l.st.Delete(ctx, g.Path); err != nil {
+			return fmt.Errorf("deleting %s after its grace period: %w", g.Path, err)
+		}
+		done = append(done, g.Path)
+	}
+	if len(done) == 0 {
+		return nil
+	}
+	gone := make(map[string]bool, len(done))
+	for _, p := range done {
+		gone[p] = true
+	}
+	return l.commitSwap(ctx, func(cur *State, now time.Time) (*record, error) {
+		var left []Garbage
+		for _, g := range cur.Garbage {
+			if !gone[g.Path] {
+				left = append(left, g)
+			}
+		}
+		return &record{Tables: map[string]*TableState{}, Garbage: left}, nil
+	})
+}
+
+// commitSwap commits a record that build derives from the current state,
+// under the commit lock. Maintain uses it to publish work it prepared
+// without the lock; build sees every commit made meanwhile and must keep
+// their effects.
+func (l *Lake) commitSwap(ctx context.Context, build func(cur *State, now time.Time) (*record, error)) error {
+	if l.closed.Load() {
+		return errClosed
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur := l.state.Load()
+	now := l.opts.Now().UTC()
+	rec, err := build(cur, now)
+	if err != nil || rec == nil {
+		return err
+	}
+	rec.Seq, rec.Committed, rec.Link = cur.Seq+1, now, l.opts.Link
+	if err := writeRecord(ctx, l.st, rec); err != nil {
+		return err
+	}
+	next := cur.apply(rec)
+	l.state.Store(next)
+	l.afterCommit(ctx, next, rec)
+	return nil
+}

@@ -1,0 +1,563 @@
+// Package lake writes a CSV data lake in the layout Azure Synapse Link for
+// Dataverse writes, through a commit protocol that makes every batch of
+// changes visible exactly once, atomically, without ever renaming or
+// appending to an object, and without ever removing a file a reader of an
+// older state may still read. docs/commit-protocol.md states the protocol and
+// its invariants; docs/lake-format.md the layout.
+package lake
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/schema"
+	"github.com/lakelink/lakelink/internal/source"
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+// Options configure a Lake.
+type Options struct {
+	// Link is the link name; a lake belongs to one link.
+	Link string
+	// Now returns the time; nil means time.Now. Tests pin it.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Grace is the delay before objects no commit names any more are
+	// deleted; 0 means 60 s, a negative value means at once (tests).
+	Grace time.Duration
+	// MaxFileRows bounds the rows of one partition file; default 500 000.
+	MaxFileRows int
+	// SnapshotInterval is the least time between two snapshots of a
+	// table; default 1 h.
+	SnapshotInterval time.Duration
+	// SnapshotsToKeep is how many snapshots per table are kept, 0..100;
+	// default 5 (a negative value means 0).
+	SnapshotsToKeep int
+	// Incremental is the incremental-update folder mode.
+	Incremental Incremental
+	// CompactRows is the count of pending change rows of an in-place table
+	// that makes Maintain compact it; default 50 000.
+	CompactRows int
+	// CompactAge is the age of the oldest pending change that makes
+	// Maintain compact a table; default 1 min.
+	CompactAge time.Duration
+}
+
+// Incremental configures incremental-update folders (forces append-only).
+type Incremental struct {
+	Enabled bool
+	// Interval is the time span of one folder; default 15 min.
+	Interval time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	switch {
+	case o.Grace == 0:
+		o.Grace = time.Minute
+	case o.Grace < 0:
+		o.Grace = 0
+	}
+	if o.MaxFileRows <= 0 {
+		o.MaxFileRows = 500_000
+	}
+	if o.SnapshotInterval <= 0 {
+		o.SnapshotInterval = time.Hour
+	}
+	switch {
+	case o.SnapshotsToKeep == 0:
+		o.SnapshotsToKeep = 5
+	case o.SnapshotsToKeep < 0:
+		o.SnapshotsToKeep = 0
+	case o.SnapshotsToKeep > 100:
+		o.SnapshotsToKeep = 100
+	}
+	if o.CompactRows <= 0 {
+		o.CompactRows = 50_000
+	}
+	if o.CompactAge <= 0 {
+		o.CompactAge = time.Minute
+	}
+	if o.Incremental.Enabled && o.Incremental.Interval <= 0 {
+		o.Incremental.Interval = 15 * time.Minute
+	}
+	return o
+}
+
+// Tx is one atomic commit: every table of it changes, or none does.
+type Tx struct {
+	Tables []TableTx
+}
+
+// TableTx is what one commit does to one table.
+type TableTx struct {
+	Name string
+	// Define is set in a table's first commit and whenever the source
+	// schema or the options change: new columns are appended, dropped ones
+	// kept and marked. Changing the options or a column's type needs Reset.
+	Define *Definition
+	// Reset, when non-empty, re-initialises the table: a new Generation,
+	// all its data dropped, Phase InProgress. It is the reason shown.
+	Reset string
+	// Drop removes the table from the lake; its files become garbage.
+	Drop    bool
+	Changes []source.Change
+	// Cursor is the table's new source position, if non-empty.
+	Cursor string
+	// Phase is the table's new phase, if non-empty. Completed sets
+	// InitialSyncCompleted and makes Maintain take the first snapshot.
+	Phase Phase
+	// Reason goes with Phase Failed.
+	Reason string
+	// CaughtUp says the table is current with the source as of this
+	// commit: it sets LastSynchronized.
+	CaughtUp bool
+}
+
+// Definition is a table's source schema and link options.
+type Definition struct {
+	Source  *schema.Table
+	Options TableOptions
+}
+
+// Lake writes one lake. Commit and Maintain may be called concurrently.
+type Lake struct {
+	st   store.Store
+	opts Options
+	log  *slog.Logger
+
+	// mu serializes commits; state only changes under it.
+	mu    sync.Mutex
+	state atomic.Pointer[State]
+	// session and counter make data object names unique across writers
+	// and restarts (see objectName).
+	session string
+	counter atomic.Int64
+	// maintainMu keeps Maintain calls from overlapping.
+	maintainMu sync.Mutex
+	// derived remembers what the Synapse-facing files hold (see model.go),
+	// guarded by mu.
+	derived derivedCache
+	// lastCheckpoint is the seq of the newest checkpoint, guarded by mu.
+	lastCheckpoint int64
+	closed         atomic.Bool
+}
+
+// newSession returns a random token for object names; tests replace it to
+// make names deterministic.
+var newSession = func() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Open loads the latest committed state of the lake in st and removes
+// orphans: objects a crashed writer wrote that no committed state names,
+// once they are older than the grace period.
+func Open(ctx context.Context, st store.Store, opts Options) (*Lake, error) {
+	opts = opts.withDefaults()
+	s, err := ReadState(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if s.Seq > 0 && s.Link != "" && opts.Link != "" && s.Link != opts.Link {
+		return nil, fmt.Errorf("the lake belongs to link %q, not %q: use the link's own lake folder, or unlink %q first", s.Link, opts.Link, s.Link)
+	}
+	l := &Lake{st: st, opts: opts, log: opts.Logger, session: newSession()}
+	l.state.Store(s)
+	cps, err := st.List(ctx, checkpointDir)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", checkpointDir, err)
+	}
+	for _, o := range cps {
+		if seq, ok := parseSeq(checkpointDir, o.Name); ok && seq <= s.Seq {
+			l.lastCheckpoint = max(l.lastCheckpoint, seq)
+		}
+	}
+	if err := l.removeOrphans(ctx, s); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// State returns the latest committed state; callers must not modify it.
+func (l *Lake) State() *State { return l.state.Load() }
+
+// Close releases the lake. Commits after Close fail.
+func (l *Lake) Close() error {
+	l.closed.Store(true)
+	return nil
+}
+
+var errClosed = errors.New("the lake is closed")
+
+var tableNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// reservedNames are top-level lake folders that are not tables.
+var reservedNames = map[string]bool{
+	"OptionsetMetadata": true, "Microsoft.Athena.TrickleFeedService": true,
+	"Changelog": true, "model.json": true,
+}
+
+func checkTableName(name string) error {
+	if !tableNameRE.MatchString(name) || reservedNames[name] {
+		return fmt.Errorf("table name %q cannot name a lake folder: use letters, digits, '_', '.', '-', not a reserved folder name", name)
+	}
+	return nil
+}
+
+// commitWork collects what one commit wrote and what it stops naming.
+type commitWork struct {
+	written []string
+	garbage []string
+}
+
+// Commit applies tx atomically and returns the new state. Commits are
+// serialized; group several tables' batches into one Tx when possible, each
+// commit costs one commit record.
+func (l *Lake) Commit(ctx context.Context, tx Tx) (*State, error) {
+	if l.closed.Load() {
+		return nil, errClosed
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	base := l.state.Load()
+	if len(tx.Tables) == 0 {
+		return base, nil
+	}
+	now := l.opts.Now().UTC()
+	seq := base.Seq + 1
+	rec := &record{Seq: seq, Committed: now, Link: l.opts.Link, Tables: map[string]*TableState{}}
+	w := &commitWork{}
+	fail := func(err error) (*State, error) {
+		l.deleteQuietly(ctx, w.written)
+		return nil, err
+	}
+	for i := range tx.Tables {
+		ttx := &tx.Tables[i]
+		if _, dup := rec.Tables[ttx.Name]; dup {
+			return fail(fmt.Errorf("commit: table %s appears twice in one Tx; merge its batches", ttx.Name))
+		}
+		ts, err := l.applyTable(ctx, base.Tables[ttx.Name], ttx, now, w)
+		if err != nil {
+			return fail(err)
+		}
+		rec.Tables[ttx.Name] = ts
+	}
+	rec.Garbage = appendGarbage(base.Garbage, w.garbage, now)
+	if err := writeRecord(ctx, l.st, rec); err != nil {
+		return fail(err)
+	}
+	next := base.apply(rec)
+	l.state.Store(next)
+	l.afterCommit(ctx, next, rec)
+	return next, nil
+}
+
+func appendGarbage(old []Garbage, paths []string, now time.Time) []Garbage {
+	out := make([]Garbage, 0, len(old)+len(paths))
+	out = append(out, old...)
+	for _, p := range paths {
+		out = append(out, Garbage{Path: p, Since: now})
+	}
+	return out
+}
+
+// afterCommit does the work a commit triggers but does not depend on: a
+// checkpoint when due, the Synapse-facing derived files. Their failure does
+// not undo the commit; Maintain retries them.
+func (l *Lake) afterCommit(ctx context.Context, s *State, rec *record) {
+	if s.Seq-l.lastCheckpoint >= checkpointEvery {
+		if err := writeCheckpoint(ctx, l.st, s); err != nil {
+			l.log.Warn("lake: checkpoint failed; the next commit retries it", "seq", s.Seq, "err", err)
+		} else {
+			l.lastCheckpoint = s.Seq
+		}
+	}
+	if err := l.writeDerived(ctx, s, rec); err != nil {
+		l.log.Warn("lake: updating model.json and metadata failed; Maintain retries it", "seq", s.Seq, "err", err)
+		l.derived.stale = true
+	}
+}
+
+func (l *Lake) deleteQuietly(ctx context.Context, names []string) {
+	for _, n := range names {
+		if err := l.st.Delete(context.WithoutCancel(ctx), n); err != nil {
+			l.log.Warn("lake: could not delete an unnamed object; Open removes it later", "object", n, "err", err)
+		}
+	}
+}
+
+func effectiveOptions(d *Definition, inc bool) TableOptions {
+	o := d.Options
+	if d.Source.AppendOnly || inc {
+		o.AppendOnly = true
+	}
+	if o.Granularity == "" {
+		o.Granularity = Year
+	}
+	return o
+}
+
+// applyTable returns the new state of one table (nil when dropped), writing
+// its new data objects. base is the committed state, nil for a new table;
+// it is not modified.
+func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, now time.Time, w *commitWork) (*TableState, error) {
+	if err := checkTableName(ttx.Name); err != nil {
+		return nil, err
+	}
+	if ttx.Drop {
+		if ttx.Define != nil || ttx.Reset != "" || len(ttx.Changes) > 0 || ttx.Phase != "" || ttx.Cursor != "" {
+			return nil, fmt.Errorf("commit: table %s: Drop cannot be combined with other work in one TableTx", ttx.Name)
+		}
+		if base != nil {
+			w.garbage = append(w.garbage, tableObjects(base)...)
+		}
+		return nil, nil
+	}
+	var ts *TableState
+	if base != nil {
+		c := *base
+		ts = &c
+	}
+	if ttx.Define != nil {
+		d := ttx.Define
+		if d.Source == nil {
+			return nil, fmt.Errorf("commit: table %s: Define without a Source schema", ttx.Name)
+		}
+		if d.Source.Name != ttx.Name {
+			return nil, fmt.Errorf("commit: table %s: Define describes table %q", ttx.Name, d.Source.Name)
+		}
+		if g := d.Options.Granularity; g != "" && g != Year && g != Month {
+			return nil, fmt.Errorf("commit: table %s: partition granularity %q is not supported; use Year or Month", ttx.Name, g)
+		}
+		opts := effectiveOptions(d, l.opts.Incremental.Enabled)
+		switch {
+		case ts == nil:
+			cols, err := newLayout(d.Source)
+			if err != nil {
+				return nil, err
+			}
+			ts = &TableState{Name: ttx.Name, Options: opts, Source: d.Source, Columns: cols, Phase: InProgress, Generation: 1}
+		case ttx.Reset != "":
+			ts.Options, ts.Source = opts, d.Source
+		default:
+			if opts != ts.Options {
+				return nil, &LayoutError{Table: ttx.Name, Problem: fmt.Sprintf("the options changed from %+v to %+v", ts.Options, opts)}
+			}
+			cols, err := evolveLayout(ts.Columns, d.Source)
+			if err != nil {
+				return nil, err
+			}
+			ts.Columns, ts.Source = cols, d.Source
+		}
+	}
+	if ts == nil {
+		return nil, fmt.Errorf("commit: table %s is not in the lake: its first commit must carry Define", ttx.Name)
+	}
+	if ttx.Reset != "" && base == nil {
+		ts.Reason = ttx.Reset
+	}
+	if ttx.Reset != "" && base != nil {
+		w.garbage = append(w.garbage, tableObjects(base)...)
+		cols, err := newLayout(ts.Source)
+		if err != nil {
+			return nil, err
+		}
+		*ts = TableState{Name: ts.Name, Options: ts.Options, Source: ts.Source, Columns: cols, Phase: InProgress, Reason: ttx.Reset, Generation: base.Generation + 1, Changed: now}
+	}
+	if len(ttx.Changes) > 0 {
+		if err := l.writeChanges(ctx, ts, ttx.Changes, now, w); err != nil {
+			return nil, err
+		}
+		ts.Changed = now
+	}
+	if ttx.Cursor != "" {
+		ts.Cursor = ttx.Cursor
+	}
+	switch ttx.Phase {
+	case "":
+	case InProgress, Completed, Failed:
+		ts.Phase = ttx.Phase
+		ts.Reason = ttx.Reason
+		if ttx.Phase == Completed && ts.InitialSyncCompleted.IsZero() {
+			ts.InitialSyncCompleted = now
+		}
+	default:
+		return nil, fmt.Errorf("commit: table %s: unknown phase %q", ttx.Name, ttx.Phase)
+	}
+	if ttx.CaughtUp {
+		ts.LastSynchronized = now
+	}
+	return ts, nil
+}
+
+// tableObjects lists every object a table state names.
+func tableObjects(ts *TableState) []string {
+	var out []string
+	for _, f := range ts.Files {
+		out = append(out, f.Path)
+	}
+	for _, f := range ts.Changes {
+		out = append(out, f.Path)
+	}
+	for _, s := range ts.Snapshots {
+		for _, f := range s.Files {
+			out = append(out, f.Path)
+		}
+	}
+	return out
+}
+
+// writeChanges encodes changes and writes them as new objects:
+//   - append-only tables: one row per change in new partition files;
+//   - in-place tables during the initial copy: upserts in new partition
+//     files (nothing to merge), deletes in a change file;
+//   - in-place tables afterwards: one change file, merged on read and
+//     folded into the partition files by compaction (Maintain).
+//
+// Rows are encoded into memory first (the batch is in memory anyway), so
+// that one object is open at a time whatever the partitions.
+func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []source.Change, now time.Time, w *commitWork) error {
+	index := columnIndex(ts.Columns)
+	parts := map[string]*partBuf{}
+	var changeBuf partBuf
+	var buf []byte
+	var upserts int64
+	for i := range changes {
+		ch := &changes[i]
+		if ch.Table != "" && ch.Table != ts.Name {
+			return fmt.Errorf("commit: table %s: change of Id %s belongs to table %s", ts.Name, ch.ID, ch.Table)
+		}
+		if ch.ID == "" {
+			return fmt.Errorf("commit: table %s: a change has an empty Id; the source must give every record a key", ts.Name)
+		}
+		if err := checkValues(ts.Name, index, ch); err != nil {
+			return err
+		}
+		var err error
+		buf, err = encodeRow(buf[:0], ts.Name, ts.Columns, ch, now)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !ts.Options.AppendOnly && (ts.Phase != InProgress || ch.Deleted):
+			changeBuf.add(buf)
+		default:
+			p := partitionOf(ts.Options.Granularity, ts.Source.PartitionColumn, ch, now)
+			pb := parts[p]
+			if pb == nil {
+				pb = &partBuf{}
+				parts[p] = pb
+			}
+			pb.add(buf)
+			if !ch.Deleted {
+				upserts++
+			}
+		}
+	}
+	names := make([]string, 0, len(parts))
+	for p := range parts {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	files := append([]File(nil), ts.Files...)
+	for _, p := range names {
+		for _, chunk := range parts[p].split(l.opts.MaxFileRows) {
+			f, err := l.writeObject(ctx, l.partitionName(ts, p), chunk.data, chunk.rows, w)
+			if err != nil {
+				return err
+			}
+			f.Partition = p
+			files = append(files, f)
+		}
+	}
+	ts.Files = files
+	if changeBuf.rows > 0 {
+		f, err := l.writeObject(ctx, l.changeName(ts), changeBuf.data.Bytes(), changeBuf.rows, w)
+		if err != nil {
+			return err
+		}
+		ts.Changes = append(append([]File(nil), ts.Changes...), f)
+	}
+	if ts.Options.AppendOnly {
+		ts.Rows += int64(len(changes))
+	} else if ts.Phase == InProgress {
+		ts.Rows += upserts
+	}
+	return nil
+}
+
+// partBuf accumulates encoded rows, remembering where each row ends so that
+// it can be split into files of bounded row counts.
+type partBuf struct {
+	data bytes.Buffer
+	ends []int
+	rows int64
+}
+
+func (b *partBuf) add(row []byte) {
+	b.data.Write(row)
+	b.ends = append(b.ends, b.data.Len())
+	b.rows++
+}
+
+type chunk struct {
+	data []byte
+	rows int64
+}
+
+func (b *partBuf) split(maxRows int) []chunk {
+	var out []chunk
+	all := b.data.Bytes()
+	start := 0
+	for i := 0; i < len(b.ends); i += maxRows {
+		j := min(i+maxRows, len(b.ends))
+		end := b.ends[j-1]
+		out = append(out, chunk{data: all[start:end], rows: int64(j - i)})
+		start = end
+	}
+	return out
+}
+
+// writeObject writes one new data object and records it in w.
+func (l *Lake) writeObject(ctx context.Context, name string, data []byte, rows int64, w *commitWork) (File, error) {
+	if err := store.Put(ctx, l.st, name, data); err != nil {
+		return File{}, fmt.Errorf("writing %s: %w", name, err)
+	}
+	w.written = append(w.written, name)
+	return File{Path: name, Rows: rows, Bytes: int64(len(data))}, nil
+}
+
+// partitionName names a new partition file:
+//
+//	<table>/<partition>_<generation>_<session>_<n>.csv
+//
+// The partition comes before the first "_", as consumers expect. The session
+// token is random per Open and n counts within it, so names never collide,
+// not with a crashed writer's orphans and not with a concurrent writer that
+// is about to lose the commit race: no object is ever overwritten.
+func (l *Lake) partitionName(ts *TableState, partition string) string {
+	return fmt.Sprintf("%s/%s_%d_%s_%d.csv", ts.Name, partition, ts.Generation, l.session, l.counter.Add(1))
+}
+
+// changeName names a new merge-on-read change file, kept out of the table
+// folder so that readers of <table>/*.csv never see it.
+func (l *Lake) changeName(ts *TableState) string {
+	return fmt.Sprintf("%s%s/%d_%s_%d.csv", changesDir, ts.Name, ts.Generation, l.session, l.counter.Add(1))
+}

@@ -1,0 +1,276 @@
+package lake
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/schema"
+	"github.com/lakelink/lakelink/internal/source"
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+func openLake(t *testing.T, st store.Store, c *clock) *Lake {
+	t.Helper()
+	l, err := Open(ctxT(t), st, Options{Link: "test", Now: c.now, Grace: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func define(s *schema.Table, o TableOptions) *Definition { return &Definition{Source: s, Options: o} }
+
+func TestCommitInPlace(t *testing.T) {
+	st := newStore(t)
+	c := newClock()
+	l := openLake(t, st, c)
+	y23 := time.Date(2023, 5, 1, 0, 0, 0, 0, time.UTC)
+	y24 := time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)
+	s := mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}),
+		Changes: []source.Change{account(1, 1, "one", y23), account(2, 1, "two", y24), account(3, 1, "three", y24)}, Cursor: "c1"}}})
+	ts := s.Tables["account"]
+	if ts.Phase != InProgress || ts.Rows != 3 || len(ts.Files) != 2 || len(ts.Changes) != 0 {
+		t.Fatalf("after the first copy batch: %+v", ts)
+	}
+	for _, f := range ts.Files {
+		if !strings.HasPrefix(f.Path, "account/"+f.Partition+"_1_") {
+			t.Errorf("file %s is not named for partition %s, generation 1", f.Path, f.Partition)
+		}
+	}
+	c.add(time.Second)
+	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Phase: Completed, Cursor: "d1", CaughtUp: true}}})
+	c.add(time.Second)
+	s = mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Cursor: "d2", Changes: []source.Change{
+		account(1, 2, "one v2", y23), del("account", 2, 2), account(3, 1, "three", y24), account(4, 1, "four", y24),
+	}}}})
+	c.add(time.Second)
+	// A re-delivered older version must not change the outcome.
+	s = mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{account(1, 1, "one", y23), account(2, 1, "two", y24)}}}})
+	ts = s.Tables["account"]
+	if len(ts.Changes) != 2 || !strings.HasPrefix(ts.Changes[0].Path, "_lakelink/changes/account/") {
+		t.Fatalf("in-place changes after the copy must go to one change file: %+v", ts.Changes)
+	}
+	if ts.Cursor != "d2" || ts.Rows != 3 || ts.Phase != Completed || !ts.InitialSyncCompleted.Equal(t0.Add(time.Second)) || !ts.LastSynchronized.Equal(t0.Add(time.Second)) {
+		t.Fatalf("table state: %+v", ts)
+	}
+	got := current(t, st, ts)
+	want := map[string]string{guid(1): "one v2", guid(3): "three", guid(4): "four"}
+	if len(got) != len(want) {
+		t.Fatalf("current rows %v, want %v", got, want)
+	}
+	for id, name := range want {
+		if got[id]["name"] != name {
+			t.Errorf("Id %s: name %v, want %s", id, got[id]["name"], name)
+		}
+	}
+	read, err := ReadState(ctxT(t), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stateJSON(t, read) != stateJSON(t, l.State()) {
+		t.Fatalf("ReadState differs from the writer's state:\n%s\n%s", stateJSON(t, read), stateJSON(t, l.State()))
+	}
+}
+
+func TestCommitAppendOnly(t *testing.T) {
+	st := newStore(t)
+	c := newClock()
+	l := openLake(t, st, c)
+	created := time.Date(2022, 12, 31, 23, 0, 0, 0, time.UTC)
+	s := mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{AppendOnly: true, Granularity: Month}),
+		Changes: []source.Change{account(1, 1, "one", created)}, Phase: Completed}}})
+	s = mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{account(1, 2, "one v2", created), del("account", 1, 3)}}}})
+	ts := s.Tables["account"]
+	if ts.Rows != 3 || len(ts.Changes) != 0 {
+		t.Fatalf("append-only state: %+v", ts)
+	}
+	parts := map[string]int{}
+	var rows []row
+	for _, f := range ts.Files {
+		parts[f.Partition]++
+		rows = append(rows, readRows(t, st, f.Path, ts.Columns)...)
+	}
+	// The delete has no createdon: it lands in the partition of its change time.
+	if parts["2022-12"] != 2 || parts["2024-03"] != 1 {
+		t.Fatalf("partitions %v", parts)
+	}
+	if len(rows) != 3 || rows[2][colIsDelete] != true || rows[2]["name"] != nil || rows[2][colVersion] != int64(3) {
+		t.Fatalf("rows %v", rows)
+	}
+}
+
+func TestCommitErrors(t *testing.T) {
+	y := time.Date(2023, 5, 1, 0, 0, 0, 0, time.UTC)
+	bad := account(9, 1, "x", y)
+	bad.Values["statecode"] = "0"
+	unknown := account(9, 1, "x", y)
+	unknown.Values["nocolumn"] = "x"
+	retyped := accountSchema()
+	retyped.Columns[1].Type = schema.Int64
+	tests := []struct {
+		name string
+		tx   TableTx
+		want string
+	}{
+		{"undefined table", TableTx{Name: "contact", Changes: []source.Change{bad}}, "must carry Define"},
+		{"value type", TableTx{Name: "account", Changes: []source.Change{bad}}, "column statecode, Id " + guid(9)},
+		{"unknown column", TableTx{Name: "account", Changes: []source.Change{unknown}}, "column nocolumn"},
+		{"type change", TableTx{Name: "account", Define: define(retyped, TableOptions{})}, "type changed"},
+		{"options change", TableTx{Name: "account", Define: define(accountSchema(), TableOptions{AppendOnly: true})}, "options changed"},
+		{"bad name", TableTx{Name: "../x", Define: define(accountSchema(), TableOptions{})}, "cannot name a lake folder"},
+		{"empty id", TableTx{Name: "account", Changes: []source.Change{{Version: 1}}}, "empty Id"},
+	}
+	st := newStore(t)
+	l := openLake(t, st, newClock())
+	other := accountSchema()
+	other.Name = "other"
+	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{})}, {Name: "other", Define: define(other, TableOptions{})}}})
+	good := account(1, 1, "ok", y)
+	good.Table = "other"
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := l.State().Seq
+			_, err := l.Commit(ctxT(t), Tx{Tables: []TableTx{{Name: "other", Changes: []source.Change{good}}, tt.tx}})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to mention %q", err, tt.want)
+			}
+			if l.State().Seq != before {
+				t.Fatal("a failed commit changed the state")
+			}
+		})
+	}
+	// Nothing a failed commit wrote stays behind.
+	objs, err := st.List(ctxT(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countData(objs); n != 0 {
+		t.Fatalf("failed commits left %v", objs)
+	}
+}
+
+func TestConflict(t *testing.T) {
+	st := newStore(t)
+	c := newClock()
+	a := openLake(t, st, c)
+	b := openLake(t, st, c)
+	mustCommit(t, a, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{})}}})
+	_, err := b.Commit(ctxT(t), Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}),
+		Changes: []source.Change{account(1, 1, "x", t0)}}}})
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Seq != 1 || !strings.Contains(err.Error(), "another lakelink sync is writing this lake") {
+		t.Fatalf("want a ConflictError for seq 1, got %v", err)
+	}
+	if objs, _ := st.List(ctxT(t), ""); countData(objs) != 0 {
+		t.Fatalf("the losing writer left %v", objs)
+	}
+}
+
+func TestCheckpointsAndPruning(t *testing.T) {
+	defer func(e, k int64) { checkpointEvery, keepCommits = e, k }(checkpointEvery, keepCommits)
+	checkpointEvery, keepCommits = 3, 4
+	st := newStore(t)
+	c := newClock()
+	l := openLake(t, st, c)
+	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}), Phase: Completed}}})
+	for i := range 20 {
+		c.add(time.Second)
+		mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{account(i, 1, "n", t0)}}}})
+	}
+	read, err := ReadState(ctxT(t), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read.Seq != 21 || stateJSON(t, read) != stateJSON(t, l.State()) {
+		t.Fatalf("ReadState after checkpoints differs: seq %d", read.Seq)
+	}
+	logs, _ := st.List(ctxT(t), logDir)
+	cps, _ := st.List(ctxT(t), checkpointDir)
+	if len(logs) > int(keepCommits+checkpointEvery+1) || len(cps) == 0 || len(cps) > 3 {
+		t.Fatalf("pruning kept %d records and %d checkpoints", len(logs), len(cps))
+	}
+	// A reopened writer continues from the checkpointed state.
+	l2 := openLake(t, st, c)
+	if l2.State().Seq != 21 {
+		t.Fatalf("reopened at %d", l2.State().Seq)
+	}
+}
+
+func TestGarbageAndOrphans(t *testing.T) {
+	st := newStore(t)
+	c := newClock()
+	l := openLake(t, st, c)
+	y := time.Date(2023, 5, 1, 0, 0, 0, 0, time.UTC)
+	s := mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}), Changes: []source.Change{account(1, 1, "a", y)}}}})
+	old := s.Tables["account"].Files[0].Path
+	s = mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Reset: "cursor expired", Changes: []source.Change{account(1, 2, "b", y)}}}})
+	ts := s.Tables["account"]
+	if ts.Generation != 2 || len(ts.Files) != 1 || ts.Reason != "cursor expired" || len(s.Garbage) != 1 || s.Garbage[0].Path != old {
+		t.Fatalf("after reset: %+v garbage %+v", ts, s.Garbage)
+	}
+	// Within the grace period the old file stays for readers of the old state.
+	if err := l.Maintain(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ReadAll(ctxT(t), st, old); err != nil {
+		t.Fatalf("garbage deleted before its grace period: %v", err)
+	}
+	c.add(2 * time.Minute)
+	if err := l.Maintain(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ReadAll(ctxT(t), st, old); !errors.Is(err, store.ErrNotExist) {
+		t.Fatalf("garbage not deleted after its grace period: %v", err)
+	}
+	if len(l.State().Garbage) != 0 {
+		t.Fatalf("garbage list not emptied: %+v", l.State().Garbage)
+	}
+	// Orphans: written by a writer that died before its commit record.
+	for _, name := range []string{"account/2023_2_deadbeef_1.csv", "_lakelink/changes/account/2_deadbeef_2.csv", "account/Snapshot/2023_1700000000.csv"} {
+		if err := store.Put(ctxT(t), st, name, []byte("x\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.Put(ctxT(t), st, "account/notes.txt", []byte("user file")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctxT(t), st, Options{Link: "test", Grace: -1}); err != nil {
+		t.Fatal(err)
+	}
+	objs, _ := st.List(ctxT(t), "")
+	var left []string
+	for _, o := range objs {
+		if strings.HasSuffix(o.Name, ".csv") && !strings.HasPrefix(o.Name, "OptionsetMetadata/") {
+			left = append(left, o.Name)
+		}
+	}
+	if len(left) != 1 || left[0] != ts.Files[0].Path {
+		t.Fatalf("after Open: data objects %v, want only %s", left, ts.Files[0].Path)
+	}
+	if _, err := store.ReadAll(ctxT(t), st, "account/notes.txt"); err != nil {
+		t.Fatalf("Open deleted a file lakelink did not write: %v", err)
+	}
+}
+
+func TestOpenOtherLink(t *testing.T) {
+	st := newStore(t)
+	l := openLake(t, st, newClock())
+	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{})}}})
+	if _, err := Open(ctxT(t), st, Options{Link: "other"}); err == nil || !strings.Contains(err.Error(), `belongs to link "test"`) {
+		t.Fatalf("want a wrong-link error, got %v", err)
+	}
+}
+
+// countData counts data objects (partition and change files).
+func countData(objs []store.Object) int {
+	n := 0
+	for _, o := range objs {
+		if isOrphanCandidate(o.Name) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,205 @@
+package lake
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/schema"
+	"github.com/lakelink/lakelink/internal/source"
+)
+
+// Names of the columns lakelink adds or places itself.
+const (
+	colID            = "Id"
+	colSinkCreatedOn = "SinkCreatedOn"
+	colSinkModified  = "SinkModifiedOn"
+	colVersion       = "versionnumber"
+	colCreatedOn     = "createdon"
+	colModifiedOn    = "modifiedon"
+	colIsDelete      = "IsDelete"
+)
+
+// Fixed positions of the system columns every layout starts with.
+const (
+	idxID           = 0
+	idxSinkCreated  = 1
+	idxSinkModified = 2
+)
+
+// ErrLayout is wrapped by every *LayoutError.
+var ErrLayout = errors.New("incompatible layout change")
+
+// LayoutError reports a schema change the lake cannot follow in place (a
+// column changed type, a name collides with a system column, the table
+// options changed): the table must be re-initialised (TableTx.Reset).
+type LayoutError struct {
+	Table, Column string
+	Problem       string
+}
+
+func (e *LayoutError) Error() string {
+	if e.Column == "" {
+		return fmt.Sprintf("table %s: %s; re-initialise the table (reset) to apply it", e.Table, e.Problem)
+	}
+	return fmt.Sprintf("table %s, column %s: %s; re-initialise the table (reset) to apply it", e.Table, e.Column, e.Problem)
+}
+
+func (e *LayoutError) Unwrap() error { return ErrLayout }
+
+func fromSchema(c schema.Column) Column {
+	return Column{Name: c.Name, Type: c.Type, MaxLength: c.MaxLength, Precision: c.Precision, Scale: c.Scale}
+}
+
+// newLayout returns the file column order of a new table:
+//
+//	Id, SinkCreatedOn, SinkModifiedOn, <source columns in source order>,
+//	versionnumber, createdon, modifiedon, IsDelete
+//
+// where the source's own versionnumber is replaced by the change version and
+// createdon/modifiedon move behind it as Synapse places them (only when the
+// source has them). The key column(s) stay data columns, as Synapse keeps
+// accountid next to Id.
+func newLayout(t *schema.Table) ([]Column, error) {
+	idType := schema.String
+	if len(t.Key) == 1 {
+		if c, ok := t.Column(t.Key[0]); ok && c.Type == schema.Guid {
+			idType = schema.Guid
+		}
+	}
+	cols := []Column{
+		{Name: colID, Type: idType, System: true},
+		{Name: colSinkCreatedOn, Type: schema.DateTime, System: true},
+		{Name: colSinkModified, Type: schema.DateTime, System: true},
+	}
+	seen := map[string]bool{}
+	for _, c := range t.Columns {
+		if seen[c.Name] {
+			return nil, &LayoutError{Table: t.Name, Column: c.Name, Problem: "the source lists the column twice"}
+		}
+		seen[c.Name] = true
+		switch c.Name {
+		case colID, colSinkCreatedOn, colSinkModified, colIsDelete:
+			return nil, &LayoutError{Table: t.Name, Column: c.Name, Problem: "the name collides with a column lakelink adds"}
+		case colVersion, colCreatedOn, colModifiedOn:
+			continue
+		}
+		cols = append(cols, fromSchema(c))
+	}
+	cols = append(cols, Column{Name: colVersion, Type: schema.Int64, System: true})
+	for _, name := range []string{colCreatedOn, colModifiedOn} {
+		if c, ok := t.Column(name); ok {
+			cols = append(cols, fromSchema(c))
+		}
+	}
+	cols = append(cols, Column{Name: colIsDelete, Type: schema.Boolean, System: true})
+	return cols, nil
+}
+
+// evolveLayout returns the layout of a table whose source schema changed:
+// new columns appended, vanished ones marked Dropped, never reordered, so
+// that rows written earlier stay valid (shorter rows have NULL tails).
+func evolveLayout(old []Column, t *schema.Table) ([]Column, error) {
+	cols := make([]Column, len(old))
+	copy(cols, old)
+	byName := make(map[string]int, len(cols))
+	for i, c := range cols {
+		byName[c.Name] = i
+	}
+	present := map[string]bool{}
+	for _, sc := range t.Columns {
+		if sc.Name == colVersion {
+			continue
+		}
+		present[sc.Name] = true
+		i, ok := byName[sc.Name]
+		if !ok {
+			cols = append(cols, fromSchema(sc))
+			byName[sc.Name] = len(cols) - 1
+			continue
+		}
+		c := cols[i]
+		if c.System {
+			return nil, &LayoutError{Table: t.Name, Column: sc.Name, Problem: "the name collides with a column lakelink adds"}
+		}
+		if c.Type != sc.Type {
+			return nil, &LayoutError{Table: t.Name, Column: sc.Name, Problem: fmt.Sprintf("the type changed from %s to %s", c.Type, sc.Type)}
+		}
+		nc := fromSchema(sc)
+		cols[i] = nc
+	}
+	for i, c := range cols {
+		if !c.System && !present[c.Name] {
+			cols[i].Dropped = true
+		}
+	}
+	return cols, nil
+}
+
+// encodeRow appends the CSV record of one change under layout cols.
+func encodeRow(buf []byte, table string, cols []Column, ch *source.Change, now time.Time) ([]byte, error) {
+	for i, c := range cols {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		var err error
+		switch {
+		case i == idxID:
+			buf, err = encodeValue(buf, c.Type, ch.ID)
+			if err != nil {
+				return buf, &ValueError{Table: table, Column: colID, ID: ch.ID, Err: err}
+			}
+		case i == idxSinkCreated || i == idxSinkModified:
+			buf = sinkTime(buf, now)
+		case c.System && c.Name == colVersion:
+			buf = strconv.AppendInt(buf, ch.Version, 10)
+		case c.System && c.Name == colIsDelete:
+			if ch.Deleted {
+				buf = append(buf, "True"...)
+			}
+		case ch.Deleted || c.Dropped:
+		default:
+			buf, err = encodeValue(buf, c.Type, ch.Values[c.Name])
+			if err != nil {
+				return buf, &ValueError{Table: table, Column: c.Name, ID: ch.ID, Err: err}
+			}
+		}
+	}
+	return append(buf, '\n'), nil
+}
+
+// checkValues rejects values of columns the layout does not have: they
+// would be lost, and a source must announce new columns (Batch.Schemas).
+func checkValues(table string, index map[string]int, ch *source.Change) error {
+	for name := range ch.Values {
+		if _, ok := index[name]; !ok && name != colVersion {
+			return &ValueError{Table: table, Column: name, ID: ch.ID, Err: errors.New("the column is not in the table's layout; the source must describe it first (Batch.Schemas)")}
+		}
+	}
+	return nil
+}
+
+func columnIndex(cols []Column) map[string]int {
+	m := make(map[string]int, len(cols))
+	for i, c := range cols {
+		m[c.Name] = i
+	}
+	return m
+}
+
+// partitionOf names the partition of a row: from the partition column's
+// value, or from at when the table has none, the value is NULL, or the
+// change is a delete (which carries no values).
+func partitionOf(g Granularity, partCol string, ch *source.Change, at time.Time) string {
+	t := at
+	if partCol != "" && !ch.Deleted {
+		if v, ok := ch.Values[partCol].(time.Time); ok && v.Year() >= 1 && v.Year() <= 9999 {
+			t = v
+		}
+	}
+	if g == Month {
+		return t.UTC().Format("2006-01")
+	}
+	return t.UTC().Format("2006")
+}

@@ -1,0 +1,210 @@
+package lake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+// Where lakelink keeps its own state in the lake (docs/commit-protocol.md).
+const (
+	stateDir       = "_lakelink/"
+	logDir         = stateDir + "log/"
+	checkpointDir  = stateDir + "checkpoints/"
+	changesDir     = stateDir + "changes/"
+	seqDigits      = 20
+	readStateTries = 5
+)
+
+// checkpointEvery is how many commits a checkpoint may lag; checkpoints and
+// log records older than keepCommits before the newest checkpoint are
+// deleted. Variables so that tests exercise them with small numbers.
+var (
+	checkpointEvery int64 = 100
+	keepCommits     int64 = 200
+)
+
+// ConflictError reports that another writer committed the sequence number
+// this writer tried to commit: two lakelink syncs write the same lake.
+type ConflictError struct {
+	Seq int64
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("commit %d: another lakelink sync is writing this lake (commit record %s exists); stop the other sync, then restart this one", e.Seq, logName(e.Seq))
+}
+
+// record is one commit record: the full new state of every table the commit
+// touched (nil for a dropped table) and the full garbage list.
+type record struct {
+	Seq       int64                  `json:"seq"`
+	Committed time.Time              `json:"committed"`
+	Link      string                 `json:"link"`
+	Tables    map[string]*TableState `json:"tables"`
+	Garbage   []Garbage              `json:"garbage"`
+}
+
+func seqName(dir string, seq int64) string {
+	return fmt.Sprintf("%s%0*d.json", dir, seqDigits, seq)
+}
+
+func logName(seq int64) string        { return seqName(logDir, seq) }
+func checkpointName(seq int64) string { return seqName(checkpointDir, seq) }
+
+// parseSeq returns the sequence number of a log or checkpoint object name.
+func parseSeq(dir, name string) (int64, bool) {
+	rest, ok := strings.CutPrefix(name, dir)
+	if !ok {
+		return 0, false
+	}
+	digits, ok := strings.CutSuffix(rest, ".json")
+	if !ok || len(digits) != seqDigits {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	return n, err == nil
+}
+
+func emptyState() *State { return &State{Tables: map[string]*TableState{}} }
+
+// apply returns the state after rec; s is not modified.
+func (s *State) apply(rec *record) *State {
+	next := &State{Seq: rec.Seq, Committed: rec.Committed, Link: rec.Link, Tables: make(map[string]*TableState, len(s.Tables)), Garbage: rec.Garbage}
+	for k, v := range s.Tables {
+		next.Tables[k] = v
+	}
+	for k, v := range rec.Tables {
+		if v == nil {
+			delete(next.Tables, k)
+		} else {
+			next.Tables[k] = v
+		}
+	}
+	return next
+}
+
+// ReadState returns the latest committed state of the lake in st: the
+// newest checkpoint plus the commit records after it. A new lake has an
+// empty State with Seq 0. It is safe to call while a writer commits: when a
+// writer's clean-up removes an object between listing and reading, it
+// starts over.
+func ReadState(ctx context.Context, st store.Store) (*State, error) {
+	var err error
+	for range readStateTries {
+		var s *State
+		s, err = readState(ctx, st)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, store.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("reading the lake state: objects kept vanishing while listing them (%w); retry", err)
+}
+
+func readState(ctx context.Context, st store.Store) (*State, error) {
+	cps, err := st.List(ctx, checkpointDir)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", checkpointDir, err)
+	}
+	s := emptyState()
+	for i := len(cps) - 1; i >= 0; i-- {
+		if _, ok := parseSeq(checkpointDir, cps[i].Name); !ok {
+			continue
+		}
+		data, err := store.ReadAll(ctx, st, cps[i].Name)
+		if err != nil {
+			return nil, fmt.Errorf("reading checkpoint %s: %w", cps[i].Name, err)
+		}
+		s = emptyState()
+		if err := json.Unmarshal(data, s); err != nil {
+			return nil, fmt.Errorf("checkpoint %s is corrupt (%v); delete it to fall back to the commit log", cps[i].Name, err)
+		}
+		if s.Tables == nil {
+			s.Tables = map[string]*TableState{}
+		}
+		break
+	}
+	logs, err := st.List(ctx, logDir)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", logDir, err)
+	}
+	for _, o := range logs {
+		seq, ok := parseSeq(logDir, o.Name)
+		if !ok || seq <= s.Seq {
+			continue
+		}
+		if seq != s.Seq+1 {
+			return nil, fmt.Errorf("commit log: record %d follows state %d, records in between are missing; the lake state is damaged (%w)", seq, s.Seq, store.ErrNotExist)
+		}
+		rec, err := readRecord(ctx, st, o.Name)
+		if err != nil {
+			return nil, err
+		}
+		s = s.apply(rec)
+	}
+	return s, nil
+}
+
+func readRecord(ctx context.Context, st store.Store, name string) (*record, error) {
+	data, err := store.ReadAll(ctx, st, name)
+	if err != nil {
+		return nil, fmt.Errorf("reading commit record %s: %w", name, err)
+	}
+	rec := &record{}
+	if err := json.Unmarshal(data, rec); err != nil {
+		return nil, fmt.Errorf("commit record %s is corrupt (%v): it was written atomically, so the store lost data; restore the lake from a backup", name, err)
+	}
+	return rec, nil
+}
+
+// writeRecord publishes a commit record, exclusively.
+func writeRecord(ctx context.Context, st store.Store, rec *record) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encoding commit %d: %w", rec.Seq, err)
+	}
+	if err := st.PutIfAbsent(ctx, logName(rec.Seq), data); err != nil {
+		if errors.Is(err, store.ErrExist) {
+			return &ConflictError{Seq: rec.Seq}
+		}
+		return fmt.Errorf("writing commit record %s: %w", logName(rec.Seq), err)
+	}
+	return nil
+}
+
+// writeCheckpoint publishes the full state s and prunes records and
+// checkpoints more than keepCommits older than it. A reader racing the
+// pruning restarts (ReadState), and it needs to be keepCommits commits
+// behind for that to happen at all.
+func writeCheckpoint(ctx context.Context, st store.Store, s *State) error {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encoding checkpoint %d: %w", s.Seq, err)
+	}
+	if err := st.PutIfAbsent(ctx, checkpointName(s.Seq), data); err != nil && !errors.Is(err, store.ErrExist) {
+		return fmt.Errorf("writing checkpoint %s: %w", checkpointName(s.Seq), err)
+	}
+	limit := s.Seq - keepCommits
+	for _, dir := range []string{logDir, checkpointDir} {
+		objs, err := st.List(ctx, dir)
+		if err != nil {
+			return fmt.Errorf("listing %s: %w", dir, err)
+		}
+		for _, o := range objs {
+			if seq, ok := parseSeq(dir, o.Name); ok && seq < limit {
+				if err := st.Delete(ctx, o.Name); err != nil {
+					return fmt.Errorf("pruning %s: %w", o.Name, err)
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package lake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+// Maintain does the deferred work: compaction of in-place tables, snapshots,
+// deletion of garbage after the grace period, and a retry of derived files
+// that failed to update. It prepares new objects without the commit lock and
+// takes it only to commit the swap, so commits proceed meanwhile.
+func (l *Lake) Maintain(ctx context.Context) error {
+	if l.closed.Load() {
+		return errClosed
+	}
+	l.maintainMu.Lock()
+	defer l.maintainMu.Unlock()
+	var errs []error
+	if err := l.collectGarbage(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	l.mu.Lock()
+	if l.derived.stale {
+		if err := l.writeDerived(ctx, l.state.Load(), &record{}); err != nil {
+			errs = append(errs, fmt.Errorf("updating model.json and metadata: %w", err))
+		}
+	}
+	l.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Unlink deletes what lakelink wrote in the lake in st: its state under
+// _lakelink/ (commit log, checkpoints, change files), model.json, the
+// metadata folders, incremental folders, and, when deleteData, every data
+// object of the tables (partition files and snapshots). Without deleteData
+// the Synapse-layout data stays readable; changes not yet compacted into it
+// are lost, so run Maintain until no table has change files first.
+func Unlink(ctx context.Context, st store.Store, deleteData bool) error {
+	s, err := ReadState(ctx, st)
+	if err != nil {
+		return err
+	}
+	prefixes := []string{stateDir, modelName, trickleDir, optionsetDir, changelogDir}
+	if deleteData {
+		for name := range s.Tables {
+			prefixes = append(prefixes, name+"/")
+		}
+		for _, g := range s.Garbage {
+			prefixes = append(prefixes, g.Path)
+		}
+	}
+	objs, err := st.List(ctx, "")
+	if err != nil {
+		return fmt.Errorf("unlink: listing the lake: %w", err)
+	}
+	for _, o := range objs {
+		del := isIncrementalObject(o.Name)
+		for _, p := range prefixes {
+			if strings.HasPrefix(o.Name, p) {
+				del = true
+			}
+		}
+		if !del {
+			continue
+		}
+		// The commit log goes last, so that an interrupted unlink can be
+		// run again: the state that names the rest survives until then.
+		if strings.HasPrefix(o.Name, logDir) || strings.HasPrefix(o.Name, checkpointDir) {
+			continue
+		}
+		if err := st.Delete(ctx, o.Name); err != nil {
+			return fmt.Errorf("unlink: deleting %s: %w", o.Name, err)
+		}
+	}
+	// Newest first, so that an interruption leaves a readable prefix.
+	for i := len(objs) - 1; i >= 0; i-- {
+		o := objs[i]
+		if strings.HasPrefix(o.Name, logDir) || strings.HasPrefix(o.Name, checkpointDir) {
+			if err := st.Delete(ctx, o.Name); err != nil {
+				return fmt.Errorf("unlink: deleting %s: %w", o.Name, err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,414 @@
+package lake
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/lakelink/lakelink/internal/schema"
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+// The Synapse-facing files derived from the state (reference sections 1, 3,
+// 4). They are output only: lakelink never reads them back.
+const (
+	modelName    = "model.json"
+	trickleDir   = "Microsoft.Athena.TrickleFeedService/"
+	optionsetDir = "OptionsetMetadata/"
+)
+
+// derivedCache remembers a hash of each derived file as last written, so
+// that a commit rewrites only the files whose content changed.
+type derivedCache struct {
+	hashes map[string][32]byte
+	// stale is set when writing failed: the next write covers all tables.
+	stale bool
+}
+
+// writeDerived rewrites the derived files a commit changed: the per-table
+// files of the tables rec touched, and the lake-wide files when any of
+// those changed (or a table came or went).
+func (l *Lake) writeDerived(ctx context.Context, s *State, rec *record) error {
+	if l.derived.hashes == nil {
+		l.derived.hashes = map[string][32]byte{}
+		l.derived.stale = true
+	}
+	touched := rec.Tables
+	if l.derived.stale {
+		touched = s.Tables
+	}
+	lakeWide := l.derived.stale
+	names := make([]string, 0, len(touched))
+	for name := range touched {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ts := s.Tables[name]
+		if ts == nil {
+			for _, p := range []string{trickleDir + name + "-model.json", trickleDir + name + "-EntityMetadata.json"} {
+				if err := l.st.Delete(ctx, p); err != nil {
+					return fmt.Errorf("deleting %s of dropped table %s: %w", p, name, err)
+				}
+				delete(l.derived.hashes, p)
+			}
+			lakeWide = true
+			continue
+		}
+		m, err := json.MarshalIndent(manifest{Name: "cdm", Description: "cdm", Version: "1.0", Entities: []entity{l.entity(ts)}}, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encoding the model of table %s: %w", name, err)
+		}
+		changed, err := l.putIfChanged(ctx, trickleDir+name+"-model.json", m)
+		if err != nil {
+			return err
+		}
+		lakeWide = lakeWide || changed
+		em, err := json.MarshalIndent(entityMetadata(ts), "", "  ")
+		if err != nil {
+			return fmt.Errorf("encoding the metadata of table %s: %w", name, err)
+		}
+		changed, err = l.putIfChanged(ctx, trickleDir+name+"-EntityMetadata.json", em)
+		if err != nil {
+			return err
+		}
+		lakeWide = lakeWide || changed
+	}
+	if lakeWide {
+		if err := l.writeLakeWide(ctx, s, ""); err != nil {
+			return err
+		}
+	}
+	l.derived.stale = false
+	return nil
+}
+
+// writeLakeWide writes model.json and the five OptionsetMetadata CSVs of all
+// tables under the folder prefix ("" for the lake root).
+func (l *Lake) writeLakeWide(ctx context.Context, s *State, prefix string) error {
+	names := sortedTables(s)
+	m := manifest{Name: "cdm", Description: "cdm", Version: "1.0", Entities: []entity{}}
+	for _, name := range names {
+		m.Entities = append(m.Entities, l.entity(s.Tables[name]))
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding model.json: %w", err)
+	}
+	if _, err := l.putIfChanged(ctx, prefix+modelName, data); err != nil {
+		return err
+	}
+	files, err := metadataCSVs(s, names)
+	if err != nil {
+		return err
+	}
+	for _, f := range metadataFiles {
+		if _, err := l.putIfChanged(ctx, prefix+optionsetDir+f, files[f]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedTables(s *State) []string {
+	names := make([]string, 0, len(s.Tables))
+	for name := range s.Tables {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (l *Lake) putIfChanged(ctx context.Context, name string, data []byte) (bool, error) {
+	h := sha256.Sum256(data)
+	if old, ok := l.derived.hashes[name]; ok && old == h {
+		return false, nil
+	}
+	if err := store.Put(ctx, l.st, name, data); err != nil {
+		return false, fmt.Errorf("writing %s: %w", name, err)
+	}
+	l.derived.hashes[name] = h
+	return true, nil
+}
+
+type manifest struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Version     string   `json:"version"`
+	Entities    []entity `json:"entities"`
+}
+
+type entity struct {
+	Type        string       `json:"$type"`
+	Name        string       `json:"name"`
+	Description string       `json:"description"`
+	Annotations []annotation `json:"annotations"`
+	Attributes  []attribute  `json:"attributes"`
+	Partitions  []partition  `json:"partitions"`
+}
+
+type annotation struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+type attribute struct {
+	Name      string  `json:"name"`
+	DataType  string  `json:"dataType"`
+	MaxLength int     `json:"maxLength"`
+	Traits    []trait `json:"cdm:traits,omitempty"`
+}
+
+type trait struct {
+	Reference string     `json:"traitReference"`
+	Arguments []argument `json:"arguments"`
+}
+
+type argument struct {
+	Name  string `json:"name"`
+	Value int    `json:"value"`
+}
+
+type partition struct {
+	Name     string `json:"name"`
+	Location string `json:"location"`
+}
+
+// syncState maps a table's phase to Synapse's InitialSyncState. Readers take
+// only Completed entities; a table that failed after its initial copy keeps
+// readable data, so it shows CompletedWithFailures.
+func syncState(ts *TableState) string {
+	switch ts.Phase {
+	case Completed:
+		return "Completed"
+	case Failed:
+		if !ts.InitialSyncCompleted.IsZero() {
+			return "CompletedWithFailures"
+		}
+		return "NotStarted"
+	}
+	return "InProgress"
+}
+
+func (l *Lake) entity(ts *TableState) entity {
+	e := entity{Type: "LocalEntity", Name: ts.Name, Description: ts.Name,
+		Annotations: []annotation{
+			{Name: "Athena:PartitionGranularity", Value: string(ts.Options.Granularity)},
+			{Name: "Athena:InitialSyncState", Value: syncState(ts)},
+		},
+		Partitions: []partition{},
+	}
+	if !ts.InitialSyncCompleted.IsZero() {
+		e.Annotations = append(e.Annotations, annotation{Name: "Athena:InitialSyncDataCompletedTime", Value: ts.InitialSyncCompleted.UTC().Format(sinkLayout)})
+	}
+	for _, c := range ts.Columns {
+		a := attribute{Name: c.Name, DataType: string(c.Type), MaxLength: -1}
+		switch c.Type {
+		case schema.String:
+			if c.MaxLength > 0 {
+				a.MaxLength = c.MaxLength
+				a.Traits = []trait{{Reference: "is.constrained", Arguments: []argument{{Name: "maximumLength", Value: c.MaxLength}}}}
+			}
+		case schema.Decimal:
+			p, sc := c.Precision, c.Scale
+			if p == 0 && sc == 0 {
+				p, sc = 38, 10
+			}
+			a.Traits = []trait{{Reference: "is.dataFormat.numeric.shaped", Arguments: []argument{{Name: "precision", Value: p}, {Name: "scale", Value: sc}}}}
+		}
+		e.Attributes = append(e.Attributes, a)
+	}
+	if n := len(ts.Snapshots); n > 0 {
+		for _, f := range ts.Snapshots[n-1].Files {
+			e.Partitions = append(e.Partitions, partition{Name: f.Partition, Location: l.st.Location(f.Path)})
+		}
+	}
+	return e
+}
+
+var metadataFiles = []string{"OptionsetMetadata.csv", "GlobalOptionsetMetadata.csv", "StateMetadata.csv", "StatusMetadata.csv", "TargetMetadata.csv"}
+
+// metadataCSVs builds the five header-less choice metadata files (reference
+// section 4) of the tables names, in that order.
+func metadataCSVs(s *State, names []string) (map[string][]byte, error) {
+	out := map[string]*bytes.Buffer{}
+	for _, f := range metadataFiles {
+		out[f] = &bytes.Buffer{}
+	}
+	for _, name := range names {
+		md := entityMetadata(s.Tables[name])
+		for _, r := range md.OptionSet {
+			if err := csvLine(out["OptionsetMetadata.csv"], r.EntityName, r.OptionSetName, r.Option, r.IsUserLocalizedLabel, r.LocalizedLabelLanguageCode, r.LocalizedLabel); err != nil {
+				return nil, fmt.Errorf("table %s: option set metadata: %w", name, err)
+			}
+		}
+		for _, r := range md.GlobalOptionSet {
+			if err := csvLine(out["GlobalOptionsetMetadata.csv"], r.OptionSetName, r.Option, r.IsUserLocalizedLabel, r.LocalizedLabelLanguageCode, r.LocalizedLabel, r.GlobalOptionSetName, r.EntityName); err != nil {
+				return nil, fmt.Errorf("table %s: global option set metadata: %w", name, err)
+			}
+		}
+		for _, r := range md.State {
+			if err := csvLine(out["StateMetadata.csv"], r.EntityName, r.State, r.IsUserLocalizedLabel, r.LocalizedLabelLanguageCode, r.LocalizedLabel); err != nil {
+				return nil, fmt.Errorf("table %s: state metadata: %w", name, err)
+			}
+		}
+		for _, r := range md.Status {
+			if err := csvLine(out["StatusMetadata.csv"], r.EntityName, r.State, r.Status, r.IsUserLocalizedLabel, r.LocalizedLabelLanguageCode, r.LocalizedLabel); err != nil {
+				return nil, fmt.Errorf("table %s: status metadata: %w", name, err)
+			}
+		}
+		for _, r := range md.Target {
+			if err := csvLine(out["TargetMetadata.csv"], r.EntityName, r.AttributeName, r.ReferencedEntity, r.ReferencedAttribute); err != nil {
+				return nil, fmt.Errorf("table %s: target metadata: %w", name, err)
+			}
+		}
+	}
+	res := map[string][]byte{}
+	for k, v := range out {
+		res[k] = v.Bytes()
+	}
+	return res, nil
+}
+
+// csvLine writes one metadata row: strings quoted, ints and bools bare.
+func csvLine(b *bytes.Buffer, vals ...any) error {
+	var buf []byte
+	for i, v := range vals {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		var t schema.Type
+		switch v.(type) {
+		case string:
+			t = schema.String
+		case int:
+			t = schema.Int64
+		case bool:
+			t = schema.Boolean
+		}
+		var err error
+		buf, err = encodeValue(buf, t, v)
+		if err != nil {
+			return err
+		}
+	}
+	b.Write(buf)
+	b.WriteByte('\n')
+	return nil
+}
+
+type optionRow struct {
+	EntityName                 string
+	OptionSetName              string
+	Option                     int
+	IsUserLocalizedLabel       bool
+	LocalizedLabelLanguageCode int
+	LocalizedLabel             string
+}
+
+type globalOptionRow struct {
+	OptionSetName              string
+	Option                     int
+	IsUserLocalizedLabel       bool
+	LocalizedLabelLanguageCode int
+	LocalizedLabel             string
+	GlobalOptionSetName        string
+	EntityName                 string
+}
+
+type stateRow struct {
+	EntityName                 string
+	State                      int
+	IsUserLocalizedLabel       bool
+	LocalizedLabelLanguageCode int
+	LocalizedLabel             string
+}
+
+type statusRow struct {
+	EntityName                 string
+	State                      int
+	Status                     int
+	IsUserLocalizedLabel       bool
+	LocalizedLabelLanguageCode int
+	LocalizedLabel             string
+}
+
+type targetRow struct {
+	EntityName          string
+	AttributeName       string
+	ReferencedEntity    string
+	ReferencedAttribute string
+}
+
+type attributeRow struct {
+	EntityName        string
+	AttributeName     string
+	AttributeType     string
+	AttributeTypeCode int
+	Version           int
+	Timestamp         string
+	MetadataId        string
+	Precision         int
+	MaxLength         int
+}
+
+// entityMetadataDoc is <table>-EntityMetadata.json.
+type entityMetadataDoc struct {
+	OptionSet       []optionRow       `json:"OptionSetMetadata"`
+	GlobalOptionSet []globalOptionRow `json:"GlobalOptionSetMetadata"`
+	State           []stateRow        `json:"StateMetadata"`
+	Status          []statusRow       `json:"StatusMetadata"`
+	Target          []targetRow       `json:"TargetMetadata"`
+	Attribute       []attributeRow    `json:"AttributeMetadata"`
+}
+
+// metadataNamespace seeds the stable MetadataId of an attribute: lakelink
+// has no source metadata id, so it derives one from table and column.
+var metadataNamespace = uuid.MustParse("6c1f6c36-0d0e-4a59-9d57-5b0a3f7f1a10")
+
+func entityMetadata(ts *TableState) entityMetadataDoc {
+	d := entityMetadataDoc{OptionSet: []optionRow{}, GlobalOptionSet: []globalOptionRow{}, State: []stateRow{}, Status: []statusRow{}, Target: []targetRow{}, Attribute: []attributeRow{}}
+	src := ts.Source
+	if src == nil {
+		return d
+	}
+	for _, os := range src.OptionSets {
+		for _, o := range os.Options {
+			if os.Global == "" {
+				d.OptionSet = append(d.OptionSet, optionRow{ts.Name, os.Column, o.Value, o.UserLocalized, o.Language, o.Label})
+			} else {
+				d.GlobalOptionSet = append(d.GlobalOptionSet, globalOptionRow{os.Column, o.Value, o.UserLocalized, o.Language, o.Label, os.Global, ts.Name})
+			}
+		}
+	}
+	for _, o := range src.States {
+		d.State = append(d.State, stateRow{ts.Name, o.Value, o.UserLocalized, o.Language, o.Label})
+	}
+	for _, o := range src.Statuses {
+		d.Status = append(d.Status, statusRow{ts.Name, o.State, o.Value, o.UserLocalized, o.Language, o.Label})
+	}
+	for _, c := range src.Columns {
+		for _, t := range c.Targets {
+			d.Target = append(d.Target, targetRow{ts.Name, c.Name, t, strings.ToLower(t) + "id"})
+		}
+	}
+	for _, c := range ts.Columns {
+		sc, _ := src.Column(c.Name)
+		typ := sc.SourceType
+		if typ == "" {
+			typ = string(c.Type)
+		}
+		d.Attribute = append(d.Attribute, attributeRow{
+			EntityName: ts.Name, AttributeName: c.Name, AttributeType: typ, AttributeTypeCode: sc.SourceTypeCode,
+			MetadataId: uuid.NewSHA1(metadataNamespace, []byte(ts.Name+"."+c.Name)).String(),
+			Precision:  c.Precision, MaxLength: c.MaxLength,
+		})
+	}
+	return d
+}
