@@ -19,10 +19,10 @@ var t0 = time.Date(2024, 3, 15, 10, 0, 0, 0, time.UTC)
 // clock is a pinned, manually advanced time source.
 type clock struct{ t time.Time }
 
-func (c *clock) now() time.Time          { return c.t }
-func (c *clock) add(d time.Duration)     { c.t = c.t.Add(d) }
-func newClock() *clock                   { return &clock{t: t0} }
-func guid(n int) string                  { return fmt.Sprintf("00000000-0000-0000-0000-%012d", n) }
+func (c *clock) now() time.Time         { return c.t }
+func (c *clock) add(d time.Duration)    { c.t = c.t.Add(d) }
+func newClock() *clock                  { return &clock{t: t0} }
+func guid(n int) string                 { return fmt.Sprintf("00000000-0000-0000-0000-%012d", n) }
 func ctxT(t *testing.T) context.Context { return t.Context() }
 
 // accountSchema is a small Dataverse-like table.
