@@ -1,0 +1,236 @@
+// Package sqldb is the lake database: SQL (an embedded, in-memory DuckDB)
+// over the committed files of a lake, in the shape Synapse Link's lake
+// database has (reference section 6).
+//
+// Every lake table appears as two views, <table> (current data) and
+// <table>_partitioned (the newest snapshot), next to the five choice
+// metadata tables and the sys.external_* catalog. Views read only files a
+// committed State names, and writers never change a named file, so a query
+// never sees a half-written file or half a commit. The views are rebuilt,
+// in one DuckDB transaction, whenever the committed state moves on; they
+// read files only when queried.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+// partitionedSuffix names a table's snapshot view.
+const partitionedSuffix = "_partitioned"
+
+// DB is a lake database. It is safe for concurrent use.
+type DB struct {
+	st        store.Store
+	load      func(context.Context) (*lake.State, error)
+	connector *duckdb.Connector
+	sql       *sql.DB
+
+	// mu serialises refreshes; the fields below describe what the DuckDB
+	// catalog holds and change only with a committed refresh.
+	mu      sync.Mutex
+	loaded  bool
+	seq     int64
+	views   map[string]string // view name -> its SQL
+	meta    map[string]string // table -> fingerprint of its metadata rows
+	catalog string            // fingerprint of sys.external_tables and sys.external_data_sources
+	objects map[string]object // sys.external_tables identity, stable across refreshes
+	nextID  int
+}
+
+// object is what sys.external_tables remembers of a SQL table.
+type object struct {
+	id       int
+	created  time.Time
+	modified time.Time
+}
+
+// NameConflictError reports two lake tables that would get the same SQL
+// name (DuckDB names are case-insensitive): one of them must be renamed in
+// the link before the lake can be queried.
+type NameConflictError struct {
+	Name  string
+	Table string
+	Other string
+}
+
+func (e *NameConflictError) Error() string {
+	return fmt.Sprintf("lake tables %q and %q both need the SQL name %q; exclude or rename one of them in the link", e.Table, e.Other, e.Name)
+}
+
+// Open creates an in-memory DuckDB lake database over the lake in st; load
+// returns the latest committed state (lake.ReadState in production). It
+// reads the state once so that a lake that cannot be read fails here.
+func Open(ctx context.Context, st store.Store, load func(context.Context) (*lake.State, error)) (*DB, error) {
+	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
+		// UTC makes TIMESTAMPTZ text and date functions independent of
+		// the machine's zone.
+		_, err := execer.ExecContext(ctx, "SET TimeZone = 'UTC'", nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the lake database (DuckDB): %w", err)
+	}
+	db := &DB{
+		st:        st,
+		load:      load,
+		connector: connector,
+		sql:       sql.OpenDB(connector),
+		views:     map[string]string{},
+		meta:      map[string]string{},
+		objects:   map[string]object{},
+		nextID:    1000,
+	}
+	if err := db.setup(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.refresh(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// setup creates what does not depend on the state: the metadata tables and
+// the sys catalog. Extensions are never installed from the network: the
+// ones the views need (json, icu) are built in.
+func (db *DB) setup(ctx context.Context) error {
+	stmts := []string{
+		"SET autoinstall_known_extensions = false",
+		"SET autoload_known_extensions = false",
+	}
+	for _, m := range metaTables {
+		stmts = append(stmts, fmt.Sprintf("CREATE TABLE %s (%s)", quoteIdent(m.name), strings.Join(m.columns, ", ")))
+	}
+	stmts = append(stmts, catalogDDL...)
+	for _, s := range stmts {
+		if _, err := db.sql.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("set up the lake database: %s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// Query refreshes the views if the committed state changed (its Seq), then
+// runs query. Safe for concurrent use: a query sees the state of one commit,
+// at least as new as the last commit before Query was called.
+func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if err := db.refresh(ctx); err != nil {
+		return nil, err
+	}
+	return db.sql.QueryContext(ctx, query, args...)
+}
+
+// Close releases DuckDB. Rows still open fail.
+func (db *DB) Close() error {
+	return errors.Join(db.sql.Close(), db.connector.Close())
+}
+
+// refresh brings the catalog to the latest committed state. Only views and
+// metadata that differ from what the catalog holds are replaced, all in one
+// transaction: queries running meanwhile keep the catalog they started with.
+func (db *DB) refresh(ctx context.Context) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	state, err := db.load(ctx)
+	if err != nil {
+		return fmt.Errorf("read the lake's committed state: %w", err)
+	}
+	if db.loaded && state.Seq == db.seq {
+		return nil
+	}
+	views, err := db.plan(state)
+	if err != nil {
+		return err
+	}
+	meta, metaRows := plannedMeta(state)
+
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("refresh the lake database to commit %d: %w", state.Seq, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	objects := maps.Clone(db.objects)
+	nextID := db.nextID
+	for name := range db.views {
+		if _, ok := views[name]; !ok {
+			if _, err := tx.ExecContext(ctx, "DROP VIEW IF EXISTS "+quoteIdent(name)); err != nil {
+				return fmt.Errorf("drop the view of removed table %s: %w", name, err)
+			}
+			delete(objects, name)
+		}
+	}
+	for name, body := range views {
+		if db.views[name] == body {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+quoteIdent(name)+" AS "+body); err != nil {
+			return fmt.Errorf("create the view %s at commit %d: %w", name, state.Seq, err)
+		}
+		o, ok := objects[name]
+		if !ok {
+			o = object{id: nextID, created: state.Committed}
+			nextID++
+		}
+		o.modified = state.Committed
+		objects[name] = o
+	}
+	if err := db.refreshMeta(ctx, tx, meta, metaRows); err != nil {
+		return err
+	}
+	catalog, err := db.refreshCatalog(ctx, tx, state, objects, &nextID)
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("refresh the lake database to commit %d: %w", state.Seq, err)
+	}
+	db.loaded, db.seq, db.views, db.meta, db.catalog, db.objects, db.nextID = true, state.Seq, views, meta, catalog, objects, nextID
+	return nil
+}
+
+// plan returns the SQL of every view the state needs.
+func (db *DB) plan(state *lake.State) (map[string]string, error) {
+	views := make(map[string]string, 2*len(state.Tables))
+	owner := map[string]string{} // lower-case SQL name -> lake table
+	for _, m := range metaTables {
+		owner[strings.ToLower(m.name)] = m.name
+	}
+	claim := func(name, table string) error {
+		key := strings.ToLower(name)
+		if other, ok := owner[key]; ok {
+			return &NameConflictError{Name: name, Table: table, Other: other}
+		}
+		owner[key] = table
+		return nil
+	}
+	for _, t := range sortedTables(state) {
+		if len(t.Columns) == 0 {
+			// No layout yet: nothing to show, not even types.
+			continue
+		}
+		if err := claim(t.Name, t.Name); err != nil {
+			return nil, err
+		}
+		if err := claim(t.Name+partitionedSuffix, t.Name); err != nil {
+			return nil, err
+		}
+		cols := columns(t.Columns)
+		views[t.Name] = liveView(t, cols, db.st.Location)
+		views[t.Name+partitionedSuffix] = snapshotView(t, cols, db.st.Location)
+	}
+	return views, nil
+}

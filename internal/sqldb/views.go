@@ -1,0 +1,272 @@
+package sqldb
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/schema"
+)
+
+// Column names the merge-on-read view relies on, matched case-insensitively.
+const (
+	idColumn      = "Id"
+	versionColumn = "versionnumber"
+	deleteColumn  = "IsDelete"
+	sinkCreated   = "SinkCreatedOn"
+	sinkModified  = "SinkModifiedOn"
+	// fileColumn carries a change row's file position; its odd name keeps it
+	// clear of any source column.
+	fileColumn = "__lakelink_file"
+)
+
+// sinkFormat parses SinkCreatedOn/SinkModifiedOn ("4/14/2026 8:21:50 PM");
+// DuckDB's %m, %d and %I accept one or two digits.
+const sinkFormat = "%m/%d/%Y %I:%M:%S %p"
+
+// csvOptions are the read_csv options every view uses. Nothing is
+// auto-detected: the layout is known, and detection would sample files at
+// query time. null_padding reads rows written under an older, shorter layout
+// (missing trailing fields are NULL); DuckDB's parallel scanner cannot combine
+// it with quoted newlines, so each file is scanned by one thread (several
+// files still scan in parallel). allow_quoted_nulls=false keeps "" an empty
+// string while an empty field is NULL. max_line_size admits rows with several
+// multi-megabyte text values (Dataverse multi-line text holds up to 1M
+// characters).
+const csvOptions = `header=false, auto_detect=false, delim=',', quote='"', escape='"', ` +
+	`null_padding=true, parallel=false, allow_quoted_nulls=false, max_line_size=16777216`
+
+// maxFastDecimal is the widest DECIMAL that DuckDB parses quickly: wider ones
+// (128-bit) parse about 20 times slower, so they are read through the narrow
+// type when the value fits.
+const maxFastDecimal = 18
+
+// column is how one lake column is read and shown.
+type column struct {
+	name string
+	// raw is the DuckDB type read_csv parses the field as.
+	raw string
+	// sqlType is the type the view exposes.
+	sqlType string
+	// expr converts the raw field (referenced by its quoted name) to sqlType.
+	expr string
+}
+
+// columns maps a table's lake layout to DuckDB columns.
+func columns(cols []lake.Column) []column {
+	out := make([]column, 0, len(cols))
+	for _, c := range cols {
+		q := quoteIdent(c.Name)
+		col := column{name: c.Name, expr: q}
+		switch {
+		case strings.EqualFold(c.Name, sinkCreated) || strings.EqualFold(c.Name, sinkModified):
+			col.raw, col.sqlType = "VARCHAR", "TIMESTAMP"
+			col.expr = fmt.Sprintf("strptime(%s, '%s')", q, sinkFormat)
+		case c.Type == schema.Decimal:
+			p, s := decimalShape(c.Precision, c.Scale)
+			col.sqlType = fmt.Sprintf("DECIMAL(%d,%d)", p, s)
+			switch {
+			case p <= maxFastDecimal:
+				col.raw = col.sqlType
+			case s <= maxFastDecimal:
+				col.raw = "VARCHAR"
+				col.expr = fmt.Sprintf("coalesce(TRY_CAST(%s AS DECIMAL(%d,%d)), CAST(%s AS %s))", q, maxFastDecimal, s, q, col.sqlType)
+			default:
+				col.raw = "VARCHAR"
+				col.expr = fmt.Sprintf("CAST(%s AS %s)", q, col.sqlType)
+			}
+		default:
+			col.raw = duckType(c.Type)
+			col.sqlType = col.raw
+		}
+		out = append(out, col)
+	}
+	return out
+}
+
+// duckType maps the CDM types that DuckDB parses directly. An unknown type
+// is read as text rather than failing every query on the table.
+func duckType(t schema.Type) string {
+	switch t {
+	case schema.Guid:
+		return "UUID"
+	case schema.Int64:
+		return "BIGINT"
+	case schema.Boolean:
+		return "BOOLEAN"
+	case schema.DateTime:
+		return "TIMESTAMP"
+	case schema.DateTimeOffset:
+		return "TIMESTAMPTZ"
+	case schema.Double:
+		return "DOUBLE"
+	case schema.JSON:
+		return "JSON"
+	default:
+		return "VARCHAR"
+	}
+}
+
+// decimalShape applies the lake default (38,10) and DuckDB's bounds.
+func decimalShape(p, s int) (int, int) {
+	if p <= 0 {
+		p, s = 38, 10
+	}
+	p = min(p, 38)
+	s = max(min(s, p), 0)
+	return p, s
+}
+
+// readFiles is a FROM item over the given CSV objects with the raw columns,
+// plus fileColumn (the file's 1-based position in paths) when withFile is
+// set. With no files it is an empty relation of the same columns, so that a
+// table without data still has a typed view.
+func readFiles(cols []column, paths []string, withFile bool) string {
+	var b strings.Builder
+	if len(paths) == 0 {
+		b.WriteString("(SELECT ")
+		for i, c := range cols {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "CAST(NULL AS %s) AS %s", c.raw, quoteIdent(c.name))
+		}
+		if withFile {
+			fmt.Fprintf(&b, ", CAST(NULL AS BIGINT) AS %s", fileColumn)
+		}
+		b.WriteString(" WHERE false)")
+		return b.String()
+	}
+	list := stringList(paths)
+	if withFile {
+		// read_csv names the file column "filename"; renaming it in a
+		// subquery keeps it clear of a source column of that name.
+		b.WriteString("(SELECT * EXCLUDE (filename), ")
+		fmt.Fprintf(&b, "CAST(list_position(%s, filename) AS BIGINT) AS %s FROM ", list, fileColumn)
+	}
+	fmt.Fprintf(&b, "read_csv(%s, columns={", list)
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s: '%s'", quoteString(c.name), c.raw)
+	}
+	b.WriteString("}, ")
+	b.WriteString(csvOptions)
+	if withFile {
+		b.WriteString(", filename=true))")
+	} else {
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// selectList converts raw columns to the view's types, keeping names.
+func selectList(cols []column) string {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = c.expr + " AS " + quoteIdent(c.name)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// plainView is every row of the files, converted.
+func plainView(cols []column, paths []string) string {
+	return "SELECT " + selectList(cols) + " FROM " + readFiles(cols, paths, false)
+}
+
+// find returns the name a table uses for a system column, or "".
+func find(cols []column, name string) string {
+	for _, c := range cols {
+		if strings.EqualFold(c.name, name) {
+			return c.name
+		}
+	}
+	return ""
+}
+
+// liveView is the SQL of the <table> view.
+//
+// Append-only tables show every change row as written (Synapse semantics).
+// In-place tables without change files show their partition files. With
+// change files, the latest row per Id wins by versionnumber; on equal
+// versions the later file wins (partition files are older than every change
+// file, change files are oldest first), and a winning row with IsDelete
+// removes the record. The partition files hold one row per Id, so only the
+// (few) change rows are ranked: a partition row survives unless a change of
+// the same Id is at least as new, and a change survives unless the partition
+// row is newer (a change re-delivered after compaction). The partition files
+// are read twice, the second time for Id and versionnumber only; nothing is
+// materialised but the ranked change rows.
+func liveView(t *lake.TableState, cols []column, loc func(string) string) string {
+	files := paths(t.Files, loc)
+	id, version, del := find(cols, idColumn), find(cols, versionColumn), find(cols, deleteColumn)
+	if t.Options.AppendOnly || len(t.Changes) == 0 || id == "" {
+		return plainView(cols, append(files, paths(t.Changes, loc)...))
+	}
+	qid := quoteIdent(id)
+	ver := func(alias string) string {
+		if version == "" {
+			return "0"
+		}
+		return fmt.Sprintf("coalesce(%s.%s, -9223372036854775808)", alias, quoteIdent(version))
+	}
+	live := func(alias string) string {
+		if del == "" {
+			return "true"
+		}
+		return fmt.Sprintf("NOT coalesce(%s.%s, false)", alias, quoteIdent(del))
+	}
+	base := "SELECT " + selectList(cols) + " FROM " + readFiles(cols, files, false)
+	changes := "SELECT " + selectList(cols) + ", " + fileColumn + " FROM " + readFiles(cols, paths(t.Changes, loc), true)
+	var b strings.Builder
+	fmt.Fprintf(&b, "WITH base AS NOT MATERIALIZED (%s), ", base)
+	fmt.Fprintf(&b, "changes AS NOT MATERIALIZED (%s), ", changes)
+	fmt.Fprintf(&b, "latest AS MATERIALIZED (SELECT * FROM changes c QUALIFY row_number() OVER (PARTITION BY c.%s ORDER BY %s DESC, c.%s DESC) = 1) ",
+		qid, ver("c"), fileColumn)
+	fmt.Fprintf(&b, "SELECT b.* FROM base b ANTI JOIN latest l ON l.%s = b.%s AND %s >= %s WHERE %s ",
+		qid, qid, ver("l"), ver("b"), live("b"))
+	fmt.Fprintf(&b, "UNION ALL SELECT l.* EXCLUDE (%s) FROM latest l ", fileColumn)
+	fmt.Fprintf(&b, "ANTI JOIN (SELECT b.%s, %s AS v FROM base b) n ON n.%s = l.%s AND n.v > %s WHERE %s",
+		qid, ver("b"), qid, qid, ver("l"), live("l"))
+	return b.String()
+}
+
+// snapshotView is the SQL of the <table>_partitioned view: the newest
+// snapshot, or no rows before the first one.
+func snapshotView(t *lake.TableState, cols []column, loc func(string) string) string {
+	var files []lake.File
+	if n := len(t.Snapshots); n > 0 {
+		files = t.Snapshots[n-1].Files
+	}
+	return plainView(cols, paths(files, loc))
+}
+
+// paths are the locations DuckDB reads the files at.
+func paths(files []lake.File, loc func(string) string) []string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = loc(f.Path)
+	}
+	return out
+}
+
+// stringList is a DuckDB list literal of strings.
+func stringList(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = quoteString(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// quoteIdent quotes an identifier so that any name, a keyword or one with
+// quotes or spaces, stands for itself.
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// quoteString is a SQL string literal.
+func quoteString(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
