@@ -1,0 +1,110 @@
+package sqldb
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/schema"
+)
+
+// TestTypes reads one field of every CDM type, as the lake writes it, in a
+// row of its own, and checks the SQL type and the value DuckDB returns.
+func TestTypes(t *testing.T) {
+	big := strings.Repeat("x€😀", 1<<18) // 1 MB of text
+	tests := []struct {
+		name    string
+		col     lake.Column
+		field   string // the CSV field as written
+		sqlType string
+		want    string // as text() shows it
+	}{
+		{"guid", lake.Column{Type: schema.Guid}, "6f9619ff-8b86-d011-b42d-00c04fc964ff", "UUID", "6f9619ff-8b86-d011-b42d-00c04fc964ff"},
+		{"guid null", lake.Column{Type: schema.Guid}, "", "UUID", "NULL"},
+		{"string", lake.Column{Type: schema.String}, `"plain"`, "VARCHAR", "plain"},
+		{"string empty", lake.Column{Type: schema.String}, `""`, "VARCHAR", ""},
+		{"string null", lake.Column{Type: schema.String}, "", "VARCHAR", "NULL"},
+		{"string quotes and commas", lake.Column{Type: schema.String}, `"say ""hi"", then, go"`, "VARCHAR", `say "hi", then, go`},
+		{"string only a quote", lake.Column{Type: schema.String}, `""""`, "VARCHAR", `"`},
+		{"string newlines", lake.Column{Type: schema.String}, "\"line1\nline2\r\nline3\n\"", "VARCHAR", "line1\nline2\r\nline3\n"},
+		{"string emoji", lake.Column{Type: schema.String}, `"👩‍👩‍👧 ok 中文"`, "VARCHAR", "👩‍👩‍👧 ok 中文"},
+		{"string 1 MB", lake.Column{Type: schema.String}, `"` + big + `"`, "VARCHAR", big},
+		{"string looks like null", lake.Column{Type: schema.String}, `"NULL"`, "VARCHAR", "NULL"},
+		{"int64", lake.Column{Type: schema.Int64}, "-9223372036854775808", "BIGINT", "-9223372036854775808"},
+		{"int64 max", lake.Column{Type: schema.Int64}, "9223372036854775807", "BIGINT", "9223372036854775807"},
+		{"int64 null", lake.Column{Type: schema.Int64}, "", "BIGINT", "NULL"},
+		{"boolean true", lake.Column{Type: schema.Boolean}, "True", "BOOLEAN", "true"},
+		{"boolean false", lake.Column{Type: schema.Boolean}, "False", "BOOLEAN", "false"},
+		{"boolean null", lake.Column{Type: schema.Boolean}, "", "BOOLEAN", "NULL"},
+		{"dateTime", lake.Column{Type: schema.DateTime}, `"2020-01-01T00:15:00.1234567Z"`, "TIMESTAMP", "2020-01-01T00:15:00.123456Z"},
+		{"dateTime min", lake.Column{Type: schema.DateTime}, `"0001-01-01T00:00:00.0000000Z"`, "TIMESTAMP", "0001-01-01T00:00:00Z"},
+		{"dateTime max truncates", lake.Column{Type: schema.DateTime}, `"9999-12-31T23:59:59.9999999Z"`, "TIMESTAMP", "9999-12-31T23:59:59.999999Z"},
+		{"dateTime null", lake.Column{Type: schema.DateTime}, "", "TIMESTAMP", "NULL"},
+		{"dateTimeOffset", lake.Column{Type: schema.DateTimeOffset}, `"2020-01-01T05:30:00.0000000+05:30"`, "TIMESTAMP WITH TIME ZONE", "2020-01-01T00:00:00Z"},
+		{"dateTimeOffset negative", lake.Column{Type: schema.DateTimeOffset}, `"2019-12-31T16:00:00.5000000-08:00"`, "TIMESTAMP WITH TIME ZONE", "2020-01-01T00:00:00.5Z"},
+		{"dateTimeOffset min", lake.Column{Type: schema.DateTimeOffset}, `"0001-01-01T00:00:00.0000000+00:00"`, "TIMESTAMP WITH TIME ZONE", "0001-01-01T00:00:00Z"},
+		{"decimal default shape", lake.Column{Type: schema.Decimal}, "-1234.5", "DECIMAL(38,10)", "-1234.5000000000"},
+		{"decimal 38 digits", lake.Column{Type: schema.Decimal, Precision: 38, Scale: 2}, "123456789012345678901234567890123456.78", "DECIMAL(38,2)", "123456789012345678901234567890123456.78"},
+		{"decimal 38 digits negative", lake.Column{Type: schema.Decimal, Precision: 38, Scale: 0}, "-99999999999999999999999999999999999999", "DECIMAL(38,0)", "-99999999999999999999999999999999999999"},
+		{"decimal 38 small value", lake.Column{Type: schema.Decimal, Precision: 38, Scale: 2}, "0.01", "DECIMAL(38,2)", "0.01"},
+		{"decimal scale 38", lake.Column{Type: schema.Decimal, Precision: 38, Scale: 38}, "0.12345678901234567890123456789012345678", "DECIMAL(38,38)", "0.12345678901234567890123456789012345678"},
+		{"decimal scale 20", lake.Column{Type: schema.Decimal, Precision: 30, Scale: 20}, "1.00000000000000000001", "DECIMAL(30,20)", "1.00000000000000000001"},
+		{"decimal narrow", lake.Column{Type: schema.Decimal, Precision: 12, Scale: 2}, "9999999999.99", "DECIMAL(12,2)", "9999999999.99"},
+		{"decimal null", lake.Column{Type: schema.Decimal, Precision: 38, Scale: 2}, "", "DECIMAL(38,2)", "NULL"},
+		{"double", lake.Column{Type: schema.Double}, "1.5e+300", "DOUBLE", "1.5e+300"},
+		{"double tiny", lake.Column{Type: schema.Double}, "-5e-324", "DOUBLE", "-5e-324"},
+		{"double NaN", lake.Column{Type: schema.Double}, "NaN", "DOUBLE", "NaN"},
+		{"double Infinity", lake.Column{Type: schema.Double}, "Infinity", "DOUBLE", "+Inf"},
+		{"double -Infinity", lake.Column{Type: schema.Double}, "-Infinity", "DOUBLE", "-Inf"},
+		{"json", lake.Column{Type: schema.JSON}, `"{""a"":[1,""x,y""]}"`, "JSON", `map[a:[1 x,y]]`},
+		{"json null", lake.Column{Type: schema.JSON}, "", "JSON", "NULL"},
+		{"unknown type reads as text", lake.Column{Type: "money"}, "12.5", "VARCHAR", "12.5"},
+	}
+	l := newTestLake(t)
+	var tables []*lake.TableState
+	for i, tt := range tests {
+		tt.col.Name = "v"
+		tab := &lake.TableState{Name: fmt.Sprintf("t%d", i), Phase: lake.Completed, Columns: layout(tt.col)}
+		line := fmt.Sprintf(`%s,"4/14/2026 8:21:50 PM","12/1/2026 12:01:05 AM",%s,1,,,`+"\n", id(i), tt.field)
+		tab.Files = []lake.File{l.write(fmt.Sprintf("t%d/2020_1_1.csv", i), line)}
+		tables = append(tables, tab)
+	}
+	l.commit(tables...)
+	db := l.open()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := query(t, db, fmt.Sprintf(`SELECT typeof(v), v, SinkCreatedOn, SinkModifiedOn FROM t%d`, i))
+			want := fmt.Sprintf("%s|%s|2026-04-14T20:21:50Z|2026-12-01T00:01:05Z", tt.sqlType, tt.want)
+			if len(got) != 1 || got[0] != want {
+				if len(want) > 200 {
+					t.Errorf("got %d rows, first %.200q; want %.200q", len(got), got, want)
+				} else {
+					t.Errorf("got %q, want %q", got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestShortRows reads files written before columns were appended: their
+// rows lack the trailing fields, which read as NULL.
+func TestShortRows(t *testing.T) {
+	l := newTestLake(t)
+	tab := nameTable("account")
+	old := row(1, "old layout", 1, false)
+	tab.Columns = append(tab.Columns,
+		lake.Column{Name: "revenue", Type: schema.Decimal, Precision: 38, Scale: 2},
+		lake.Column{Name: "notes", Type: schema.String})
+	newer := strings.TrimSuffix(row(2, "new layout", 1, false), "\n") + ",12.50,\"multi\nline\"\n"
+	tab.Files = []lake.File{l.write("account/2020_1_1.csv", old+newer+row(4, "old again", 1, false))}
+	tab.Changes = []lake.File{l.write("_lakelink/changes/account/1.csv", row(3, "old change", 1, false))}
+	l.commit(tab)
+	db := l.open()
+	got := query(t, db, `SELECT name, revenue, notes FROM account ORDER BY Id`)
+	want := []string{"old layout|NULL|NULL", "new layout|12.50|multi\nline", "old change|NULL|NULL", "old again|NULL|NULL"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
