@@ -479,7 +479,7 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 	files := append([]File(nil), ts.Files...)
 	for _, p := range names {
 		for _, chunk := range parts[p].split(l.opts.MaxFileRows) {
-			f, err := l.writeObject(ctx, l.partitionName(ts, p), chunk.data, chunk.rows, w)
+			f, err := l.writeObject(ctx, l.partitionName(ts, p), chunk.data, chunk.rows, now, w)
 			if err != nil {
 				return err
 			}
@@ -489,7 +489,7 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 	}
 	ts.Files = files
 	if changeBuf.rows > 0 {
-		f, err := l.writeObject(ctx, l.changeName(ts), changeBuf.data.Bytes(), changeBuf.rows, w)
+		f, err := l.writeObject(ctx, l.changeName(ts), changeBuf.data.Bytes(), changeBuf.rows, now, w)
 		if err != nil {
 			return err
 		}
@@ -536,12 +536,12 @@ func (b *partBuf) split(maxRows int) []chunk {
 }
 
 // writeObject writes one new data object and records it in w.
-func (l *Lake) writeObject(ctx context.Context, name string, data []byte, rows int64, w *commitWork) (File, error) {
+func (l *Lake) writeObject(ctx context.Context, name string, data []byte, rows int64, now time.Time, w *commitWork) (File, error) {
 	if err := store.Put(ctx, l.st, name, data); err != nil {
 		return File{}, fmt.Errorf("writing %s: %w", name, err)
 	}
 	w.written = append(w.written, name)
-	return File{Path: name, Rows: rows, Bytes: int64(len(data))}, nil
+	return File{Path: name, Rows: rows, Bytes: int64(len(data)), Written: now}, nil
 }
 
 // partitionName names a new partition file:

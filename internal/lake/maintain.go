@@ -23,6 +23,14 @@ func (l *Lake) Maintain(ctx context.Context) error {
 	if err := l.collectGarbage(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	for _, name := range sortedTables(l.State()) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := l.maintainTable(ctx, name); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	l.mu.Lock()
 	if l.derived.stale {
 		if err := l.writeDerived(ctx, l.state.Load(), &record{}); err != nil {
@@ -31,6 +39,50 @@ func (l *Lake) Maintain(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// maintainTable compacts a table when its pending changes pass a threshold
+// or a snapshot is due, merges small files of append-only tables, and takes
+// a due snapshot.
+func (l *Lake) maintainTable(ctx context.Context, name string) error {
+	ts := l.State().Tables[name]
+	if ts == nil {
+		return nil
+	}
+	now := l.opts.Now()
+	due := l.snapshotDue(ts, now)
+	if len(ts.Changes) > 0 {
+		var rows int64
+		for _, f := range ts.Changes {
+			rows += f.Rows
+		}
+		if due || rows >= int64(l.opts.CompactRows) || now.Sub(ts.Changes[0].Written) >= l.opts.CompactAge {
+			c, err := l.compact(ctx, ts, due)
+			if err != nil {
+				return fmt.Errorf("compacting table %s: %w", name, err)
+			}
+			if err := l.swapCompaction(ctx, c); err != nil {
+				return fmt.Errorf("committing the compaction of table %s: %w", name, err)
+			}
+		}
+	}
+	if err := l.mergeSmallFiles(ctx, name); err != nil {
+		return err
+	}
+	ts = l.State().Tables[name]
+	if ts == nil || !due || len(ts.Changes) > 0 {
+		// Changes that arrived during the compaction are taken at the
+		// next round: a snapshot copies partition files only.
+		return nil
+	}
+	snap, err := l.takeSnapshot(ctx, ts, now)
+	if err != nil {
+		return fmt.Errorf("snapshot of table %s: %w", name, err)
+	}
+	if err := l.swapSnapshot(ctx, name, ts.Generation, snap); err != nil {
+		return fmt.Errorf("committing the snapshot of table %s: %w", name, err)
+	}
+	return nil
 }
 
 // Unlink deletes what lakelink wrote in the lake in st: its state under

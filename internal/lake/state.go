@@ -85,6 +85,9 @@ type File struct {
 	Partition string `json:"partition,omitempty"`
 	Rows      int64  `json:"rows"`
 	Bytes     int64  `json:"bytes"`
+	// Written is when the file was written; compaction uses the age of
+	// the oldest change file.
+	Written time.Time `json:"written,omitzero"`
 }
 
 // Snapshot is one consistent read-only copy of a table under Snapshot/.

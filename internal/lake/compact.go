@@ -1,0 +1,434 @@
+package lake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+// objWriter streams rows into one new object.
+type objWriter struct {
+	w    store.Writer
+	file File
+}
+
+func (l *Lake) createObject(ctx context.Context, name, partition string, now time.Time) (*objWriter, error) {
+	w, err := l.st.Create(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("creating %s: %w", name, err)
+	}
+	return &objWriter{w: w, file: File{Path: name, Partition: partition, Written: now}}, nil
+}
+
+func (o *objWriter) row(line []byte) error {
+	n, err := o.w.Write(line)
+	if err == nil {
+		_, err = o.w.Write([]byte{'\n'})
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", o.file.Path, err)
+	}
+	o.file.Rows++
+	o.file.Bytes += int64(n) + 1
+	return nil
+}
+
+func (o *objWriter) close() (File, error) {
+	if err := o.w.Close(); err != nil {
+		return File{}, fmt.Errorf("publishing %s: %w", o.file.Path, err)
+	}
+	return o.file, nil
+}
+
+// layoutIndexes are the positions compaction needs; system columns never
+// move, since a layout only grows.
+type layoutIndexes struct {
+	version, isDelete, partCol int
+}
+
+func indexesOf(ts *TableState) layoutIndexes {
+	ix := layoutIndexes{partCol: -1}
+	for i, c := range ts.Columns {
+		switch {
+		case c.System && c.Name == colVersion:
+			ix.version = i
+		case c.System && c.Name == colIsDelete:
+			ix.isDelete = i
+		case ts.Source != nil && c.Name == ts.Source.PartitionColumn && !c.System:
+			ix.partCol = i
+		}
+	}
+	return ix
+}
+
+// scanFile calls fn with every record of one committed object.
+func (l *Lake) scanFile(ctx context.Context, table, path string, ix layoutIndexes, fn func(line []byte, fields []string, version int64) error) error {
+	r, err := l.st.Open(ctx, path)
+	if err != nil {
+		return fmt.Errorf("table %s: reading %s: %w", table, path, err)
+	}
+	defer r.Close()
+	rr := newRecordReader(r)
+	for {
+		line, fields, err := rr.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("table %s: %s: %w", table, path, err)
+		}
+		if len(fields) <= ix.isDelete {
+			return fmt.Errorf("table %s: %s, record %d: %d fields, fewer than the system columns need: %w", table, path, rr.n, len(fields), errBadRecord)
+		}
+		v, err := strconv.ParseInt(fields[ix.version], 10, 64)
+		if err != nil {
+			return fmt.Errorf("table %s: %s, record %d: versionnumber %q: %w", table, path, rr.n, fields[ix.version], errBadRecord)
+		}
+		if err := fn(line, fields, v); err != nil {
+			return err
+		}
+	}
+}
+
+// pending is the winning change of one Id among the folded change files.
+type pending struct {
+	line    []byte
+	fields  []string
+	version int64
+	deleted bool
+	// superseded: the partition files hold this version or a newer one.
+	superseded bool
+	// home is the file the Id lives in (its new version replaces the old
+	// row there, keeping the row's SinkCreatedOn); -1 for a new Id.
+	home       int
+	sinkCreate string
+	emitted    bool
+}
+
+// compaction is prepared work, committed by swap.
+type compaction struct {
+	table      string
+	generation int
+	folded     []string
+	removed    []string
+	added      []File
+}
+
+// compact folds the oldest change files of an in-place table into its
+// partition files. Only files that hold a changed Id are rewritten (plus,
+// for new Ids, one small file of their partition); the rest are read once,
+// streaming, to find the changed Ids (an Id's partition is not known from a
+// delete, which carries no values). Memory holds the folded changes only:
+// at most about 2*CompactRows rows, unless one change file is bigger.
+func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compaction, error) {
+	now := l.opts.Now().UTC()
+	ix := indexesOf(ts)
+	c := &compaction{table: ts.Name, generation: ts.Generation}
+	byID := map[string]*pending{}
+	var rows int
+	for _, f := range ts.Changes {
+		if !all && rows >= 2*l.opts.CompactRows && len(c.folded) > 0 {
+			break
+		}
+		err := l.scanFile(ctx, ts.Name, f.Path, ix, func(line []byte, fields []string, v int64) error {
+			p := byID[fields[idxID]]
+			if p != nil && p.version > v {
+				return nil
+			}
+			line = append([]byte(nil), line...)
+			fs, err := splitFields(nil, line)
+			if err != nil {
+				return err
+			}
+			byID[fs[idxID]] = &pending{line: line, fields: fs, version: v, deleted: fs[ix.isDelete] == "True", home: -1}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		rows += int(f.Rows)
+		c.folded = append(c.folded, f.Path)
+	}
+	// Pass 1: find the files holding changed Ids.
+	rewrite := map[int]bool{}
+	for i, f := range ts.Files {
+		err := l.scanFile(ctx, ts.Name, f.Path, ix, func(_ []byte, fields []string, v int64) error {
+			p := byID[fields[idxID]]
+			if p == nil {
+				return nil
+			}
+			if v >= p.version {
+				p.superseded = true
+				return nil
+			}
+			rewrite[i] = true
+			if p.home < 0 {
+				p.home, p.sinkCreate = i, fields[idxSinkCreated]
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	// New Ids go to their partition: into its smallest file when that one
+	// is small (it is rewritten anyway or cheap to rewrite), else a new one.
+	fresh := map[string][]*pending{}
+	for _, p := range byID {
+		if p.superseded || p.deleted || p.home >= 0 {
+			continue
+		}
+		part := now.Format(partitionLayout(ts.Options.Granularity))
+		if ix.partCol >= 0 && ix.partCol < len(p.fields) {
+			if v, err := decodeValue(ts.Columns[ix.partCol].Type, p.fields[ix.partCol]); err == nil && v != nil {
+				if tm, ok := v.(time.Time); ok {
+					part = tm.UTC().Format(partitionLayout(ts.Options.Granularity))
+				}
+			}
+		}
+		fresh[part] = append(fresh[part], p)
+	}
+	target := map[int]string{}
+	for part := range fresh {
+		best := -1
+		for i, f := range ts.Files {
+			if f.Partition == part && f.Rows+int64(len(fresh[part])) <= int64(l.opts.MaxFileRows) && f.Rows <= int64(l.opts.MaxFileRows/8) && (best < 0 || f.Rows < ts.Files[best].Rows) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			target[best] = part
+			rewrite[best] = true
+		}
+	}
+	// Pass 2: rewrite.
+	cleanup := func(err error) (*compaction, error) {
+		for _, f := range c.added {
+			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
+		}
+		return nil, err
+	}
+	idxs := make([]int, 0, len(rewrite))
+	for i := range rewrite {
+		idxs = append(idxs, i)
+	}
+	sort.Ints(idxs)
+	for _, i := range idxs {
+		old := ts.Files[i]
+		ow, err := l.createObject(ctx, l.partitionName(ts, old.Partition), old.Partition, now)
+		if err != nil {
+			return cleanup(err)
+		}
+		err = l.scanFile(ctx, ts.Name, old.Path, ix, func(line []byte, fields []string, _ int64) error {
+			p := byID[fields[idxID]]
+			if p == nil || p.superseded {
+				return ow.row(line)
+			}
+			if p.deleted || p.home != i || p.emitted {
+				return nil
+			}
+			p.emitted = true
+			return ow.row(withSinkCreated(p.fields, p.sinkCreate))
+		})
+		if err == nil && target[i] != "" {
+			for _, p := range sortedPending(fresh[target[i]]) {
+				if err = ow.row(p.line); err != nil {
+					break
+				}
+			}
+			delete(fresh, target[i])
+		}
+		if err != nil {
+			_ = ow.w.Abort()
+			return cleanup(err)
+		}
+		c.removed = append(c.removed, old.Path)
+		if ow.file.Rows == 0 {
+			_ = ow.w.Abort()
+			continue
+		}
+		f, err := ow.close()
+		if err != nil {
+			return cleanup(err)
+		}
+		c.added = append(c.added, f)
+	}
+	parts := make([]string, 0, len(fresh))
+	for part := range fresh {
+		parts = append(parts, part)
+	}
+	sort.Strings(parts)
+	for _, part := range parts {
+		ps := sortedPending(fresh[part])
+		for start := 0; start < len(ps); start += l.opts.MaxFileRows {
+			ow, err := l.createObject(ctx, l.partitionName(ts, part), part, now)
+			if err != nil {
+				return cleanup(err)
+			}
+			for _, p := range ps[start:min(start+l.opts.MaxFileRows, len(ps))] {
+				if err := ow.row(p.line); err != nil {
+					_ = ow.w.Abort()
+					return cleanup(err)
+				}
+			}
+			f, err := ow.close()
+			if err != nil {
+				return cleanup(err)
+			}
+			c.added = append(c.added, f)
+		}
+	}
+	return c, nil
+}
+
+func partitionLayout(g Granularity) string {
+	if g == Month {
+		return "2006-01"
+	}
+	return "2006"
+}
+
+// sortedPending orders rows by Id so that output is deterministic.
+func sortedPending(ps []*pending) []*pending {
+	sort.Slice(ps, func(i, j int) bool { return ps[i].fields[idxID] < ps[j].fields[idxID] })
+	return ps
+}
+
+func withSinkCreated(fields []string, sinkCreated string) []byte {
+	if sinkCreated == "" {
+		return []byte(strings.Join(fields, ","))
+	}
+	fs := append([]string(nil), fields...)
+	fs[idxSinkCreated] = sinkCreated
+	return []byte(strings.Join(fs, ","))
+}
+
+// swapCompaction commits prepared compaction work, keeping what commits did
+// meanwhile: change files that arrived stay pending, files added stay. The
+// work is dropped (and its objects deleted) when the table was reset or
+// dropped in between.
+func (l *Lake) swapCompaction(ctx context.Context, c *compaction) error {
+	var stale bool
+	err := l.commitSwap(ctx, func(cur *State, _ time.Time) (*record, error) {
+		ts := cur.Tables[c.table]
+		if ts == nil || ts.Generation != c.generation {
+			stale = true
+			return nil, nil
+		}
+		removed := map[string]bool{}
+		for _, p := range c.removed {
+			removed[p] = true
+		}
+		for _, p := range c.folded {
+			removed[p] = true
+		}
+		nts := *ts
+		nts.Files = nil
+		for _, f := range ts.Files {
+			if !removed[f.Path] {
+				nts.Files = append(nts.Files, f)
+			}
+		}
+		nts.Files = append(nts.Files, c.added...)
+		nts.Changes = nil
+		for _, f := range ts.Changes {
+			if !removed[f.Path] {
+				nts.Changes = append(nts.Changes, f)
+			}
+		}
+		if !nts.Options.AppendOnly {
+			nts.Rows = 0
+			for _, f := range nts.Files {
+				nts.Rows += f.Rows
+			}
+		}
+		garbage := append(append([]string(nil), c.removed...), c.folded...)
+		return &record{Tables: map[string]*TableState{c.table: &nts}, Garbage: appendGarbage(cur.Garbage, garbage, l.opts.Now().UTC())}, nil
+	})
+	if stale || err != nil {
+		for _, f := range c.added {
+			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
+		}
+	}
+	return err
+}
+
+// smallFilesToMerge is how many small files (under MaxFileRows/8 rows) a
+// partition may collect before Maintain merges them.
+const smallFilesToMerge = 8
+
+// mergeSmallFiles concatenates the small files of each partition that has
+// collected smallFilesToMerge of them into files of at most MaxFileRows
+// rows: append-only tables get a new file per commit, and an initial copy
+// one per batch. Rows are copied byte for byte, in order.
+func (l *Lake) mergeSmallFiles(ctx context.Context, name string) error {
+	ts := l.State().Tables[name]
+	if ts == nil {
+		return nil
+	}
+	small := int64(l.opts.MaxFileRows / 8)
+	byPart := map[string][]File{}
+	for _, f := range ts.Files {
+		if f.Rows < small {
+			byPart[f.Partition] = append(byPart[f.Partition], f)
+		}
+	}
+	parts := make([]string, 0, len(byPart))
+	for p, fs := range byPart {
+		if len(fs) >= smallFilesToMerge {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	sort.Strings(parts)
+	now := l.opts.Now().UTC()
+	c := &compaction{table: name, generation: ts.Generation}
+	fail := func(err error) error {
+		for _, f := range c.added {
+			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
+		}
+		return fmt.Errorf("merging small files of table %s: %w", name, err)
+	}
+	for _, p := range parts {
+		var ow *objWriter
+		for _, f := range byPart[p] {
+			if ow != nil && ow.file.Rows+f.Rows > int64(l.opts.MaxFileRows) {
+				done, err := ow.close()
+				if err != nil {
+					return fail(err)
+				}
+				c.added = append(c.added, done)
+				ow = nil
+			}
+			if ow == nil {
+				var err error
+				if ow, err = l.createObject(ctx, l.partitionName(ts, p), p, now); err != nil {
+					return fail(err)
+				}
+			}
+			if err := l.copyInto(ctx, ow, f); err != nil {
+				_ = ow.w.Abort()
+				return fail(err)
+			}
+			c.removed = append(c.removed, f.Path)
+		}
+		done, err := ow.close()
+		if err != nil {
+			return fail(err)
+		}
+		c.added = append(c.added, done)
+	}
+	if err := l.swapCompaction(ctx, c); err != nil {
+		return fmt.Errorf("committing the merge of small files of table %s: %w", name, err)
+	}
+	return nil
+}

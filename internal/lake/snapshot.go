@@ -1,0 +1,117 @@
+package lake
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+)
+
+// snapshotDue reports whether Maintain should take a snapshot of ts: once
+// the initial copy is complete, then every SnapshotInterval when the data
+// changed since the last one.
+func (l *Lake) snapshotDue(ts *TableState, now time.Time) bool {
+	if ts.Phase != Completed || l.opts.SnapshotsToKeep == 0 {
+		return false
+	}
+	n := len(ts.Snapshots)
+	if n == 0 {
+		return true
+	}
+	last := ts.Snapshots[n-1].Taken
+	return now.Sub(last) >= l.opts.SnapshotInterval && ts.Changed.After(last)
+}
+
+// takeSnapshot copies the partition files of ts, which must have no pending
+// change files, into one file per partition:
+//
+//	<table>/Snapshot/<partition>_<unix-epoch>.csv
+//
+// The epoch is made larger than the previous snapshot's so that names never
+// repeat. Files are copied byte for byte, streaming.
+func (l *Lake) takeSnapshot(ctx context.Context, ts *TableState, now time.Time) (*Snapshot, error) {
+	epoch := now.Unix()
+	if n := len(ts.Snapshots); n > 0 && ts.Snapshots[n-1].Taken.Unix() >= epoch {
+		epoch = ts.Snapshots[n-1].Taken.Unix() + 1
+	}
+	snap := &Snapshot{Taken: time.Unix(epoch, 0).UTC()}
+	byPart := map[string][]File{}
+	for _, f := range ts.Files {
+		byPart[f.Partition] = append(byPart[f.Partition], f)
+	}
+	parts := make([]string, 0, len(byPart))
+	for p := range byPart {
+		parts = append(parts, p)
+	}
+	sort.Strings(parts)
+	fail := func(err error) (*Snapshot, error) {
+		for _, f := range snap.Files {
+			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
+		}
+		return nil, err
+	}
+	for _, p := range parts {
+		name := fmt.Sprintf("%s/Snapshot/%s_%d.csv", ts.Name, p, epoch)
+		ow, err := l.createObject(ctx, name, p, now)
+		if err != nil {
+			return fail(err)
+		}
+		for _, f := range byPart[p] {
+			if err := l.copyInto(ctx, ow, f); err != nil {
+				_ = ow.w.Abort()
+				return fail(fmt.Errorf("table %s: snapshot %s: %w", ts.Name, name, err))
+			}
+		}
+		f, err := ow.close()
+		if err != nil {
+			return fail(err)
+		}
+		snap.Files = append(snap.Files, f)
+	}
+	return snap, nil
+}
+
+func (l *Lake) copyInto(ctx context.Context, ow *objWriter, f File) error {
+	r, err := l.st.Open(ctx, f.Path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	n, err := io.Copy(ow.w, r)
+	if err != nil {
+		return fmt.Errorf("copying %s: %w", f.Path, err)
+	}
+	ow.file.Rows += f.Rows
+	ow.file.Bytes += n
+	return nil
+}
+
+// swapSnapshot commits a snapshot and lets the oldest beyond
+// SnapshotsToKeep become garbage.
+func (l *Lake) swapSnapshot(ctx context.Context, table string, generation int, snap *Snapshot) error {
+	var stale bool
+	err := l.commitSwap(ctx, func(cur *State, now time.Time) (*record, error) {
+		ts := cur.Tables[table]
+		if ts == nil || ts.Generation != generation {
+			stale = true
+			return nil, nil
+		}
+		nts := *ts
+		nts.Snapshots = append(append([]Snapshot(nil), ts.Snapshots...), *snap)
+		var garbage []string
+		for len(nts.Snapshots) > l.opts.SnapshotsToKeep {
+			for _, f := range nts.Snapshots[0].Files {
+				garbage = append(garbage, f.Path)
+			}
+			nts.Snapshots = nts.Snapshots[1:]
+		}
+		return &record{Tables: map[string]*TableState{table: &nts}, Garbage: appendGarbage(cur.Garbage, garbage, now)}, nil
+	})
+	if stale || err != nil {
+		for _, f := range snap.Files {
+			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
+		}
+	}
+	return err
+}
