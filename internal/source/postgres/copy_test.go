@@ -1,0 +1,104 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/lakelink/lakelink/internal/source"
+)
+
+func TestCopyChunksAndResume(t *testing.T) {
+	const n = 60000
+	_, _, dsn := newDB(t,
+		"CREATE TABLE big (id int PRIMARY KEY, pad text)",
+		fmt.Sprintf("INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, %d) g", n),
+	)
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "big"}}, CopyWorkers: 3, BatchRows: 5000})
+	ctx := context.Background()
+
+	// The first attempt fails after a few batches; the retry resumes.
+	failing := &collector{failAt: 4, fail: errors.New("disk full")}
+	if err := s.Copy(ctx, "big", "", failing.emit); err == nil || err.Error() != "disk full" {
+		t.Fatalf("Copy with failing emit: %v", err)
+	}
+	if len(failing.batches) != 4 {
+		t.Fatalf("got %d batches before the failure, want 4", len(failing.batches))
+	}
+	resume := failing.last().Cursors["big"]
+	var cur copyCursor
+	if cur, _ = parseCopyCursor(resume); cur.Chunks < 2 {
+		t.Fatalf("want several chunks, cursor %s", resume)
+	}
+	rest := &collector{}
+	if err := s.Copy(ctx, "big", resume, rest.emit); err != nil {
+		t.Fatalf("resumed Copy: %v", err)
+	}
+	all := &collector{batches: append(failing.batches, rest.batches...)}
+	got := all.rows()["big"]
+	if len(got) != n {
+		t.Fatalf("copied %d distinct rows, want %d", len(got), n)
+	}
+	total := 0
+	for _, b := range all.batches {
+		total += len(b.Changes)
+		if len(b.Changes) > 5000 {
+			t.Fatalf("batch of %d rows exceeds BatchRows", len(b.Changes))
+		}
+	}
+	if total != n {
+		t.Fatalf("emitted %d rows, want %d (duplicates across the resume)", total, n)
+	}
+	final := rest.last()
+	if !final.Done {
+		t.Fatal("last batch not Done")
+	}
+	lsn, err := pglogrepl.ParseLSN(final.Cursors["big"])
+	if err != nil {
+		t.Fatalf("final cursor %q: %v", final.Cursors["big"], err)
+	}
+	for id, ch := range got {
+		if ch.Version != int64(lsn)<<16 {
+			t.Fatalf("row %s version %d, want CP<<16 = %d", id, ch.Version, int64(lsn)<<16)
+		}
+		if want, _ := strconv.Atoi(id); ch.Values["id"] != int64(want) {
+			t.Fatalf("row %s has id %v", id, ch.Values["id"])
+		}
+	}
+}
+
+func TestCopyExpiredSnapshot(t *testing.T) {
+	_, _, dsn := newDB(t, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t SELECT generate_series(1, 10)")
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "t"}}})
+	cur := `{"snapshot":"00000003-00000002-1","lsn":"0/1000000","chunk_pages":0,"chunks":1,"done_below":0}`
+	err := s.Copy(context.Background(), "t", cur, (&collector{}).emit)
+	var ce *source.CursorExpiredError
+	if !errors.Is(err, source.ErrCursorExpired) || !errors.As(err, &ce) || ce.Table != "t" {
+		t.Fatalf("Copy under a gone snapshot: %v, want a CursorExpiredError for t", err)
+	}
+}
+
+func TestNoPrimaryKeyRefused(t *testing.T) {
+	_, _, dsn := newDB(t, "CREATE TABLE nokey (a int, b text)", "CREATE TABLE nothing (id int PRIMARY KEY)", "ALTER TABLE nothing REPLICA IDENTITY NOTHING")
+	s := newSource(t, Config{DSN: dsn})
+	for _, name := range []string{"nokey", "nothing"} {
+		_, err := s.Describe(context.Background(), name)
+		var nt *source.NotTrackedError
+		if !errors.As(err, &nt) || nt.Table != name {
+			t.Fatalf("Describe(%s) = %v, want a NotTrackedError", name, err)
+		}
+	}
+	tables, err := s.Tables(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ti := range tables {
+		if ti.Tracked {
+			t.Fatalf("table %s listed as tracked", ti.Name)
+		}
+	}
+}
