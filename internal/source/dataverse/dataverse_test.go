@@ -1,0 +1,506 @@
+package dataverse
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/lakelink/lakelink/internal/source"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// events records Throttled/Unthrottled calls.
+type events struct {
+	mu          sync.Mutex
+	throttled   map[string]int
+	unthrottled map[string]int
+}
+
+func (e *events) Throttled(table, reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.throttled == nil {
+		e.throttled = map[string]int{}
+	}
+	e.throttled[table]++
+}
+
+func (e *events) Unthrottled(table string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.unthrottled == nil {
+		e.unthrottled = map[string]int{}
+	}
+	e.unthrottled[table]++
+}
+
+// open connects to url with test-sized retries and intervals.
+func open(t *testing.T, url string, mod func(*Config)) *Source {
+	t.Helper()
+	cfg := Config{URL: url, PageSize: 3, PollInterval: 10 * time.Millisecond, MaxPollInterval: 40 * time.Millisecond, RequestsPerSecond: 1000}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	s.c.backoff = func() backoff.BackOff { return backoff.NewConstantBackOff(5 * time.Millisecond) }
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// copyAll runs Copy and returns its batches.
+func copyAll(t *testing.T, s *Source, table, resume string) []source.Batch {
+	t.Helper()
+	var out []source.Batch
+	err := s.Copy(context.Background(), table, resume, func(_ context.Context, b source.Batch) error {
+		out = append(out, b)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Copy %s: %v", table, err)
+	}
+	return out
+}
+
+// streamUntil runs Stream from cursors until stop says so (or 10 s pass)
+// and returns the batches and the last cursors.
+func streamUntil(t *testing.T, s *Source, cursors map[string]string, stop func([]source.Batch) bool) ([]source.Batch, map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []source.Batch
+	last := map[string]string{}
+	for k, v := range cursors {
+		last[k] = v
+	}
+	err := s.Stream(ctx, cursors, func(_ context.Context, b source.Batch) error {
+		out = append(out, b)
+		for k, v := range b.Cursors {
+			last[k] = v
+		}
+		if stop(out) {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stream ended with %v after %d batches", err, len(out))
+	}
+	return out, last
+}
+
+func changes(bs []source.Batch) []source.Change {
+	var out []source.Change
+	for _, b := range bs {
+		out = append(out, b.Changes...)
+	}
+	return out
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n%s", name, got)
+	}
+}
+
+func TestTables(t *testing.T) {
+	_, srv := newFake(t)
+	s := open(t, srv.URL, nil)
+	got, err := s.Tables(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []source.TableInfo{{Name: "account", Tracked: true}, {Name: "accountleads", Tracked: true}, {Name: "competitor", Tracked: false}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Tables = %v, want %v", got, want)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	_, srv := newFake(t)
+	s := open(t, srv.URL, nil)
+	for _, table := range []string{"account", "accountleads"} {
+		t.Run(table, func(t *testing.T) {
+			got, err := s.Describe(context.Background(), table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.MarshalIndent(got, "", "  ")
+			golden(t, table+".describe.golden.json", append(b, '\n'))
+		})
+	}
+}
+
+func TestDescribeNotTracked(t *testing.T) {
+	_, srv := newFake(t)
+	s := open(t, srv.URL, nil)
+	_, err := s.Describe(context.Background(), "competitor")
+	var nt *source.NotTrackedError
+	if !errors.As(err, &nt) || nt.Table != "competitor" || !strings.Contains(nt.Fix, "Track changes") {
+		t.Fatalf("Describe(competitor) = %v, want a NotTrackedError naming competitor with a fix", err)
+	}
+	if err := s.Copy(context.Background(), "competitor", "", nil); !errors.As(err, &nt) {
+		t.Errorf("Copy(competitor) = %v, want a NotTrackedError", err)
+	}
+}
+
+func TestDescribeErrors(t *testing.T) {
+	_, srv := newFake(t)
+	s := open(t, srv.URL, nil)
+	for _, tc := range []struct{ table, want string }{
+		{"nosuchtable", "HTTP 404"},
+		{"Account'); DROP", "not a table logical name"},
+	} {
+		_, err := s.Describe(context.Background(), tc.table)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Describe(%q) = %v, want an error with %q", tc.table, err, tc.want)
+		}
+	}
+}
+
+func TestCopyPages(t *testing.T) {
+	f, srv := newFake(t)
+	for i := range 8 {
+		f.upsert(i, fmt.Sprintf("Account %d", i))
+	}
+	s := open(t, srv.URL, nil)
+	bs := copyAll(t, s, "account", "")
+	if len(bs) != 3 {
+		t.Fatalf("got %d batches, want 3 pages of 3, 3, 2", len(bs))
+	}
+	for i, b := range bs {
+		if b.Done != (i == 2) {
+			t.Errorf("batch %d: Done = %v", i, b.Done)
+		}
+		if _, err := parseCursor("account", b.Cursors["account"]); err != nil {
+			t.Errorf("batch %d: cursor: %v", i, err)
+		}
+	}
+	cs := changes(bs)
+	if len(cs) != 8 {
+		t.Fatalf("got %d changes, want 8", len(cs))
+	}
+	c := cs[3]
+	want := map[string]any{
+		"accountid":         fakeID(3),
+		"name":              "Account 3",
+		"revenue":           "3000.50",
+		"numberofemployees": int64(3),
+		"address1_latitude": 47.6062,
+		"donotemail":        false,
+		"description":       "line one\nline \"two\", with comma",
+		"industrycode":      int64(1),
+		"ownerid":           "1e5b6f7a-0000-4000-8000-000000000001",
+		"owneridtype":       "systemuser",
+		"exchangerate":      "1.0000000000",
+		"statecode":         int64(0),
+		"statuscode":        int64(1),
+		"versionnumber":     int64(4),
+		"createdon":         time.Date(2023, 3, 1, 10, 0, 0, 0, time.UTC),
+		"modifiedon":        time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
+	}
+	if c.ID != fakeID(3) || c.Version != 4 || c.Deleted || c.Table != "account" {
+		t.Errorf("change = %+v", c)
+	}
+	if fmt.Sprint(c.Values) != fmt.Sprint(want) {
+		t.Errorf("values\n got %v\nwant %v", c.Values, want)
+	}
+	if p := f.prefers[0]; !strings.Contains(p, "odata.track-changes") || !strings.Contains(p, "odata.maxpagesize=3") {
+		t.Errorf("Prefer = %q", p)
+	}
+
+	// Resuming after the first page reads the other two.
+	rest := copyAll(t, s, "account", bs[0].Cursors["account"])
+	if len(changes(rest)) != 5 || !rest[len(rest)-1].Done {
+		t.Errorf("resume read %d changes in %d batches, want 5 ending Done", len(changes(rest)), len(rest))
+	}
+	if err := s.Copy(context.Background(), "account", bs[2].Cursors["account"], nil); err == nil {
+		t.Error("Copy accepted a delta cursor")
+	}
+}
+
+func TestCopyEmptyTable(t *testing.T) {
+	_, srv := newFake(t)
+	s := open(t, srv.URL, nil)
+	bs := copyAll(t, s, "account", "")
+	if len(bs) != 1 || !bs[0].Done || len(bs[0].Changes) != 0 {
+		t.Fatalf("got %+v, want one empty Done batch", bs)
+	}
+}
+
+func TestStreamChanges(t *testing.T) {
+	f, srv := newFake(t)
+	for i := range 4 {
+		f.upsert(i, "first")
+	}
+	s := open(t, srv.URL, nil)
+	bs := copyAll(t, s, "account", "")
+	cur := map[string]string{"account": bs[len(bs)-1].Cursors["account"]}
+
+	// Idle: an empty batch reports the table caught up.
+	got, cur := streamUntil(t, s, cur, func(b []source.Batch) bool { return len(b) >= 2 })
+	if n := len(changes(got)); n != 0 {
+		t.Fatalf("idle stream delivered %d changes", n)
+	}
+
+	f.upsert(1, "updated")
+	f.upsert(9, "created")
+	f.remove(2)
+	f.upsert(3, "updated before delete")
+	f.remove(3)
+	got, cur = streamUntil(t, s, cur, func(b []source.Batch) bool { return len(changes(b)) >= 4 })
+	byID := map[string]source.Change{}
+	for _, c := range changes(got) {
+		if _, dup := byID[c.ID]; dup {
+			t.Errorf("change of %s delivered twice", c.ID)
+		}
+		byID[c.ID] = c
+	}
+	if c := byID[fakeID(1)]; c.Values["name"] != "updated" || c.Version != 5 {
+		t.Errorf("update = %+v", c)
+	}
+	if c := byID[fakeID(9)]; c.Values["name"] != "created" {
+		t.Errorf("create = %+v", c)
+	}
+	del2, del3 := byID[fakeID(2)], byID[fakeID(3)]
+	if !del2.Deleted || !del3.Deleted || del2.Values != nil {
+		t.Fatalf("deletes = %+v %+v", del2, del3)
+	}
+	// A delete wins over every version of the row read before it.
+	if del2.Version <= 2 || del3.Version <= 4 {
+		t.Errorf("delete versions %d, %d do not follow the rows' earlier versions 2, 4", del2.Version, del3.Version)
+	}
+
+	// A later re-creation of a deleted id wins over the delete.
+	f.upsert(100, "unrelated write")
+	f.upsert(3, "re-created")
+	got, _ = streamUntil(t, s, cur, func(b []source.Batch) bool { return len(changes(b)) >= 2 })
+	for _, c := range changes(got) {
+		if c.ID == fakeID(3) && (c.Deleted || c.Version <= del3.Version) {
+			t.Errorf("re-create %+v does not follow the delete's version %d", c, del3.Version)
+		}
+	}
+}
+
+// TestStreamRedelivery checks that reading a delta page again from the same
+// cursor gives the same changes, delete versions included: the lake's
+// idempotent apply by (ID, Version) relies on it.
+func TestStreamRedelivery(t *testing.T) {
+	f, srv := newFake(t)
+	for i := range 3 {
+		f.upsert(i, "x")
+	}
+	s := open(t, srv.URL, nil)
+	bs := copyAll(t, s, "account", "")
+	cur := map[string]string{"account": bs[len(bs)-1].Cursors["account"]}
+	f.remove(0)
+	f.upsert(1, "y")
+	first, _ := streamUntil(t, s, cur, func(b []source.Batch) bool { return len(changes(b)) >= 2 })
+	again, _ := streamUntil(t, s, cur, func(b []source.Batch) bool { return len(changes(b)) >= 2 })
+	if fmt.Sprint(changes(first)) != fmt.Sprint(changes(again)) {
+		t.Errorf("redelivery differs:\n%v\n%v", changes(first), changes(again))
+	}
+}
+
+func TestStreamPagesDeltaRead(t *testing.T) {
+	f, srv := newFake(t)
+	s := open(t, srv.URL, nil)
+	bs := copyAll(t, s, "account", "")
+	cur := map[string]string{"account": bs[0].Cursors["account"]}
+	for i := range 10 {
+		f.upsert(i, "new")
+	}
+	got, _ := streamUntil(t, s, cur, func(b []source.Batch) bool { return len(changes(b)) >= 10 })
+	if len(got) < 4 {
+		t.Errorf("10 changes came in %d batches, want one per page of 3", len(got))
+	}
+}
+
+func TestRetries(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*fake)
+	}{
+		{"throttled", func(f *fake) { f.throttle = 5 }},
+		{"unavailable", func(f *fake) { f.unavailable = 5 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, srv := newFake(t)
+			for i := range 10 {
+				f.upsert(i, "x")
+			}
+			ev := &events{}
+			s := open(t, srv.URL, func(c *Config) { c.Events = ev })
+			f.set(tc.set)
+			bs := copyAll(t, s, "account", "")
+			seen := map[string]bool{}
+			for _, c := range changes(bs) {
+				if seen[c.ID] {
+					t.Errorf("%s duplicated", c.ID)
+				}
+				seen[c.ID] = true
+			}
+			if len(seen) != 10 {
+				t.Errorf("got %d rows, want 10", len(seen))
+			}
+			if ev.throttled["account"] == 0 || ev.unthrottled["account"] != ev.throttled["account"] {
+				t.Errorf("events: throttled %v, unthrottled %v", ev.throttled, ev.unthrottled)
+			}
+		})
+	}
+}
+
+func TestNonRetryable(t *testing.T) {
+	f, srv := newFake(t)
+	s := open(t, srv.URL, nil)
+	f.set(func(f *fake) { f.forbid = true })
+	start := time.Now()
+	err := s.Copy(context.Background(), "account", "", func(context.Context, source.Batch) error { return nil })
+	var h *HTTPError
+	if !errors.As(err, &h) || h.Status != http.StatusForbidden || h.Table != "account" || !strings.Contains(err.Error(), "/api/data/v9.2/accounts") {
+		t.Fatalf("Copy = %v, want an HTTPError 403 naming the table and URL", err)
+	}
+	if !strings.Contains(err.Error(), "security role") {
+		t.Errorf("error %q does not say what to do", err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Errorf("gave up after %v, want at once", time.Since(start))
+	}
+}
+
+func TestCursorExpired(t *testing.T) {
+	f, srv := newFake(t)
+	for i := range 5 {
+		f.upsert(i, "x")
+	}
+	s := open(t, srv.URL, nil)
+	bs := copyAll(t, s, "account", "")
+	f.upsert(7, "later")
+	f.set(func(f *fake) { f.expireBelow = f.version })
+
+	err := s.Stream(context.Background(), map[string]string{"account": bs[len(bs)-1].Cursors["account"]}, func(context.Context, source.Batch) error { return nil })
+	var ce *source.CursorExpiredError
+	if !errors.Is(err, source.ErrCursorExpired) || !errors.As(err, &ce) || ce.Table != "account" {
+		t.Fatalf("Stream = %v, want a CursorExpiredError for account", err)
+	}
+	err = s.Copy(context.Background(), "account", bs[0].Cursors["account"], func(context.Context, source.Batch) error { return nil })
+	if !errors.As(err, &ce) {
+		t.Fatalf("Copy resume = %v, want a CursorExpiredError", err)
+	}
+}
+
+func TestNew(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	html := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("<html>Welcome</html>"))
+	}))
+	defer html.Close()
+	f, srv := newFake(t)
+	f.set(func(f *fake) { f.token = "right" })
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"not a URL", Config{URL: "contoso.crm.dynamics.com"}, "not an http(s) URL"},
+		{"unreachable", Config{URL: closed.URL}, "cannot reach"},
+		{"not dataverse", Config{URL: html.URL}, "other than OData JSON"},
+		{"unknown path", Config{URL: srv.URL + "/elsewhere", Auth: Auth{Token: "right"}}, "does not answer as a Dataverse Web API"},
+		{"wrong token", Config{URL: srv.URL, Auth: Auth{Token: "wrong"}}, "refused the credentials"},
+		{"page size", Config{URL: srv.URL, PageSize: 5001}, "out of range"},
+		{"secret without ids", Config{URL: srv.URL, Auth: Auth{ClientSecret: "x"}}, "need tenant_id and client_id"},
+		{"empty secret variable", Config{URL: srv.URL, Auth: Auth{TenantID: "t", ClientID: "c", ClientSecretEnv: "LAKELINK_TEST_UNSET_SECRET"}}, "LAKELINK_TEST_UNSET_SECRET is empty or unset"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(context.Background(), tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New = %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	// The token path: the right token, also with a trailing API path.
+	s := open(t, srv.URL+"/api/data/v9.2/", func(c *Config) { c.Auth.Token = "right" })
+	if _, err := s.Describe(context.Background(), "account"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRawPageThrough(t *testing.T) {
+	f, srv := newFake(t)
+	for i := range 7 {
+		f.upsert(i, "x")
+	}
+	n, err := RawPageThrough(context.Background(), srv.URL, "accounts", 2, srv.Client())
+	if err != nil || n != 7 {
+		t.Fatalf("RawPageThrough = %d, %v; want 7", n, err)
+	}
+	if _, err := RawPageThrough(context.Background(), srv.URL, "nosuch", 2, nil); err == nil {
+		t.Error("RawPageThrough of a missing entity set succeeded")
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, false},
+		{"3", 3 * time.Second, true},
+		{" 0 ", 0, true},
+		{"-1", 0, false},
+		{"Wed, 21 Oct 2015 07:28:00 GMT", 0, true},
+		{"soon", 0, false},
+	} {
+		got, ok := retryAfter(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestIsExpired(t *testing.T) {
+	for _, tc := range []struct {
+		e    HTTPError
+		want bool
+	}{
+		{HTTPError{Status: 410}, true},
+		{HTTPError{Status: 400, Code: "0x80044352"}, true},
+		{HTTPError{Status: 400, Message: "The delta token has expired."}, true},
+		{HTTPError{Status: 400, Message: "Invalid $select"}, false},
+		{HTTPError{Status: 403, Message: "token expired"}, false},
+	} {
+		if got := isExpired(&tc.e); got != tc.want {
+			t.Errorf("isExpired(%+v) = %v", tc.e, got)
+		}
+	}
+}

@@ -1,0 +1,171 @@
+package dataverse
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/source"
+)
+
+// Versions of deletes. A $deletedEntity carries only the record's id, yet
+// the lake orders the changes of one id by Version. A delete read with
+// cursor c gets Version c.Max+1, where c.Max is the highest versionnumber
+// the connector has seen for the table before the page. Why that orders
+// right, with versionnumber being Dataverse's environment-wide rowversion:
+//   - After every earlier version of the row: a delta read returns each id
+//     at most once, so every version of the row read earlier came in an
+//     earlier page and is <= c.Max < c.Max+1.
+//   - Before a later re-creation of the same id: the re-created row is
+//     written after the delete, so after the delta read that returned the
+//     delete began, and gets a versionnumber above every version that
+//     existed then, c.Max included. It is therefore >= c.Max+1; it equals
+//     c.Max+1 only when no other write happened in the environment between
+//     that read and the re-creation. docs/dataverse.md states this limit.
+// The delete's Version depends only on the cursor it was read from, so a
+// page delivered again after a restart yields the same Version.
+
+// tableState is where Stream is with one table.
+type tableState struct {
+	name     string
+	l        *layout
+	cur      cursor
+	due      time.Time
+	interval time.Duration
+	// changed is true once the delta read in progress returned a change.
+	changed bool
+	busy    bool
+}
+
+// result is one fetched page, or the error that stopped it.
+type result struct {
+	t   *tableState
+	p   *page
+	err error
+}
+
+// Stream follows the tables' delta links. Each page becomes one Batch; a
+// delta read with no changes becomes an empty Batch that moves the cursor
+// (the table is caught up). A table that just returned changes is read
+// again after PollInterval; each idle read doubles its interval up to
+// MaxPollInterval. Up to Concurrency pages are fetched at once, all under
+// the link's request budget; emit is only called from this goroutine.
+func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit func(context.Context, source.Batch) error) error {
+	names := make([]string, 0, len(cursors))
+	for n := range cursors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	tables := make([]*tableState, 0, len(names))
+	now := time.Now()
+	for _, n := range names {
+		cur, err := parseCursor(n, cursors[n])
+		if err != nil {
+			return err
+		}
+		l, err := s.layout(ctx, n)
+		if err != nil {
+			return err
+		}
+		tables = append(tables, &tableState{name: n, l: l, cur: cur, due: now, interval: s.cfg.PollInterval})
+	}
+	if len(tables) == 0 {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+
+	fetchCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	results := make(chan result, s.cfg.Concurrency)
+	inflight := 0
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		// Start every due read there is room for, earliest first.
+		var wake time.Time
+		for inflight < s.cfg.Concurrency {
+			t := earliest(tables)
+			if t == nil {
+				break
+			}
+			if time.Until(t.due) > 0 {
+				wake = t.due
+				break
+			}
+			t.busy = true
+			inflight++
+			wg.Add(1)
+			go func(t *tableState, cur cursor) {
+				defer wg.Done()
+				p, err := s.readPage(fetchCtx, t.l, cur.Link, cur.Max+1)
+				results <- result{t: t, p: p, err: err}
+			}(t, t.cur)
+		}
+		var wakeC <-chan time.Time
+		if !wake.IsZero() {
+			timer.Reset(time.Until(wake))
+			wakeC = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wakeC:
+		case r := <-results:
+			inflight--
+			r.t.busy = false
+			if r.err != nil {
+				return r.err
+			}
+			if err := s.deliver(ctx, r.t, r.p, emit); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// deliver emits one page of t and schedules t's next read.
+func (s *Source) deliver(ctx context.Context, t *tableState, p *page, emit func(context.Context, source.Batch) error) error {
+	next := cursor{Max: max(t.cur.Max, p.maxVersion), Delta: true}
+	link := p.next
+	if link == "" {
+		link = p.delta
+	}
+	var err error
+	if next.Link, err = relativeLink(link); err != nil {
+		return &DecodeError{Table: t.name, Err: fmt.Errorf("paging link: %w", err)}
+	}
+	b := source.Batch{Changes: p.changes, Cursors: map[string]string{t.name: next.String()}}
+	if err := emit(ctx, b); err != nil {
+		return err
+	}
+	t.cur = next
+	t.changed = t.changed || len(p.changes) > 0
+	now := time.Now()
+	switch {
+	case p.next != "":
+		// The delta read has more pages: fetch them at once.
+		t.due = now
+	case t.changed:
+		t.interval = s.cfg.PollInterval
+		t.due, t.changed = now.Add(t.interval), false
+	default:
+		t.interval = min(2*t.interval, s.cfg.MaxPollInterval)
+		t.due = now.Add(t.interval)
+	}
+	return nil
+}
+
+// earliest returns the idle table due first, or nil.
+func earliest(tables []*tableState) *tableState {
+	var best *tableState
+	for _, t := range tables {
+		if !t.busy && (best == nil || t.due.Before(best.due)) {
+			best = t
+		}
+	}
+	return best
+}
