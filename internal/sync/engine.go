@@ -1,0 +1,709 @@
+// Package sync is the engine of a link: it copies each table once, then
+// streams its changes, committing every batch to the lake together with the
+// source cursor that follows it, and keeps a status for every table.
+//
+// Invariants the engine keeps (the lake keeps the others, see
+// docs/commit-protocol.md):
+//   - A batch is committed with the cursor that follows it, in one commit, so
+//     a restart resumes exactly after the last committed batch.
+//   - A commit that has started is finished even when the sync is being
+//     stopped: commits run under a context that SIGINT does not cancel.
+//   - The engine never holds more than one batch per table in memory.
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"sort"
+	gosync "sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/source"
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+// Spec is one table of the link profile.
+type Spec struct {
+	Name    string
+	Options lake.TableOptions
+}
+
+// Progress shows initial copies as they run (progress bars in a terminal).
+// Its methods are called from several goroutines.
+type Progress interface {
+	Copying(table string)
+	Copied(table string, rows int)
+	CopyDone(table string, err error)
+}
+
+// Config tunes an Engine.
+type Config struct {
+	Tables []Spec
+	// Workers bounds the initial copies that run at once.
+	Workers int
+	// Once makes Run return as soon as every table is up to date.
+	Once bool
+	// Reinit names tables to copy afresh before syncing.
+	Reinit []string
+	// MaintainEvery is how often the lake's deferred work runs; default 1s.
+	MaintainEvery time.Duration
+	// CursorEvery bounds how long an idle table's newer cursor stays
+	// uncommitted (delta tokens expire, WAL is retained); default 1m.
+	CursorEvery time.Duration
+	Logger      *slog.Logger
+	Progress    Progress
+}
+
+// Engine runs one link.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+
+	src source.Source
+	lk  *lake.Lake
+	st  store.Store
+
+	// commitCtx outlives the Run context so that a batch handed to the lake
+	// is committed whole when the sync is being stopped.
+	commitCtx context.Context
+
+	mu       gosync.Mutex
+	specs    []Spec
+	tables   map[string]*table
+	copyq    chan string
+	streamCh chan struct{}
+	specCh   chan struct{}
+}
+
+// table is the engine's live view of one table. Guarded by Engine.mu.
+type table struct {
+	spec      Spec
+	state     State
+	copied    int64
+	err       string
+	throttled bool
+	streaming bool
+	queued    bool
+	// caughtUp is when the source last said the table was current.
+	caughtUp time.Time
+	// cursorCommitted is when the table's cursor was last committed.
+	cursorCommitted time.Time
+	cancelCopy      context.CancelFunc
+}
+
+// New returns an engine for cfg. Pass it as the source's Events so that
+// throttling shows in the status.
+func New(cfg Config) *Engine {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.MaintainEvery <= 0 {
+		cfg.MaintainEvery = time.Second
+	}
+	if cfg.CursorEvery <= 0 {
+		cfg.CursorEvery = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		specs:    cfg.Tables,
+		tables:   map[string]*table{},
+		copyq:    make(chan string, 4096),
+		streamCh: make(chan struct{}, 1),
+		specCh:   make(chan struct{}, 1),
+	}
+}
+
+// Throttled implements source.Events.
+func (e *Engine) Throttled(name, reason string) {
+	e.update(name, func(t *table) { t.throttled = true; t.err = reason })
+}
+
+// Unthrottled implements source.Events.
+func (e *Engine) Unthrottled(name string) {
+	e.update(name, func(t *table) { t.throttled = false; t.err = "" })
+}
+
+// SetTables replaces the linked tables of a running engine (the profile was
+// edited): new tables are copied, removed ones leave the lake.
+func (e *Engine) SetTables(specs []Spec) {
+	e.mu.Lock()
+	e.specs = specs
+	e.mu.Unlock()
+	signal(e.specCh)
+}
+
+func (e *Engine) update(name string, f func(*table)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if t, ok := e.tables[name]; ok {
+		f(t)
+	}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Run syncs until ctx ends (or, with Config.Once, until every table is up to
+// date or failed). It returns an error only when the link cannot go on at
+// all (the lake cannot be written, another sync owns it); a table's failure
+// shows in its status.
+func (e *Engine) Run(ctx context.Context, src source.Source, lk *lake.Lake, st store.Store) error {
+	e.src, e.lk, e.st = src, lk, st
+	e.commitCtx = context.WithoutCancel(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	for _, name := range e.cfg.Reinit {
+		if _, ok := lk.State().Tables[name]; !ok {
+			return fmt.Errorf("--reinit %s: the lake has no such table", name)
+		}
+		if err := e.commit(lake.TableTx{Name: name, Reset: "re-initialised on request (--reinit)"}); err != nil {
+			return err
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return e.reconcileLoop(gctx) })
+	g.Go(func() error { return e.streamLoop(gctx) })
+	g.Go(func() error { return e.maintainLoop(gctx) })
+	g.Go(func() error { return e.statusLoop(gctx) })
+	for range e.cfg.Workers {
+		g.Go(func() error { return e.copyWorker(gctx) })
+	}
+	if e.cfg.Once {
+		g.Go(func() error { return e.untilDone(gctx, cancel) })
+	}
+	err := g.Wait()
+	if werr := e.writeStatus(e.commitCtx); werr != nil {
+		e.log.Warn("writing the final status", "err", werr)
+	}
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// Status returns every table's current status.
+func (e *Engine) Status() []TableStatus {
+	state := e.lk.State()
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]TableStatus, 0, len(e.tables))
+	for name, t := range e.tables {
+		s := TableStatus{Name: name, State: t.state, Copied: t.copied, Error: t.err}
+		if ts, ok := state.Tables[name]; ok {
+			s.Rows = ts.Rows
+			s.LastSynchronized = ts.LastSynchronized
+			if s.Error == "" && ts.Phase == lake.Failed {
+				s.Error = ts.Reason
+			}
+		}
+		if t.caughtUp.After(s.LastSynchronized) {
+			s.LastSynchronized = t.caughtUp
+		}
+		if !s.LastSynchronized.IsZero() {
+			s.Lag = Duration(now.Sub(s.LastSynchronized))
+		}
+		if t.throttled {
+			s.State = Throttled
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (e *Engine) commit(tts ...lake.TableTx) error {
+	_, err := e.lk.Commit(e.commitCtx, lake.Tx{Tables: tts})
+	return err
+}
+
+// reconcileLoop brings the set of synced tables in line with the profile, at
+// start and whenever SetTables is called.
+func (e *Engine) reconcileLoop(ctx context.Context) error {
+	for {
+		if err := e.reconcile(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.specCh:
+		}
+	}
+}
+
+func (e *Engine) reconcile(ctx context.Context) error {
+	e.mu.Lock()
+	specs := append([]Spec(nil), e.specs...)
+	e.mu.Unlock()
+	want := map[string]bool{}
+	for _, sp := range specs {
+		want[sp.Name] = true
+		if err := e.addTable(ctx, sp); err != nil {
+			return err
+		}
+	}
+	// Tables removed from the profile stop syncing and leave the lake.
+	for name := range e.lk.State().Tables {
+		if want[name] {
+			continue
+		}
+		e.mu.Lock()
+		if t, ok := e.tables[name]; ok {
+			if t.cancelCopy != nil {
+				t.cancelCopy()
+			}
+			delete(e.tables, name)
+		}
+		e.mu.Unlock()
+		e.log.Info("table removed from the profile: unlinking it", "table", name)
+		if err := e.commit(lake.TableTx{Name: name, Drop: true}); err != nil {
+			return err
+		}
+		signal(e.streamCh)
+	}
+	return nil
+}
+
+// addTable starts syncing sp unless it already is.
+func (e *Engine) addTable(ctx context.Context, sp Spec) error {
+	e.mu.Lock()
+	if t, ok := e.tables[sp.Name]; ok && t.state != Failed {
+		e.mu.Unlock()
+		return nil
+	}
+	t := &table{spec: sp, state: NotStarted}
+	e.tables[sp.Name] = t
+	e.mu.Unlock()
+
+	desc, err := e.src.Describe(ctx, sp.Name)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		e.fail(sp.Name, err)
+		return nil
+	}
+	ts := e.lk.State().Tables[sp.Name]
+	var tx lake.TableTx
+	switch {
+	case ts == nil:
+		tx = lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options}}
+	case ts.Options != sp.Options:
+		tx = lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options},
+			Reset: fmt.Sprintf("table options changed (%+v to %+v): copied afresh", ts.Options, sp.Options)}
+	case !reflect.DeepEqual(ts.Source, desc):
+		tx = lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options}}
+	}
+	if tx.Name != "" {
+		if err := e.commit(tx); err != nil {
+			return err
+		}
+		ts = e.lk.State().Tables[sp.Name]
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ts.Phase == lake.Completed {
+		t.state = Completed
+		t.streaming = true
+		t.cursorCommitted = time.Now()
+		signal(e.streamCh)
+		return nil
+	}
+	if ts.Phase == lake.InProgress && ts.Cursor != "" {
+		t.state = InProgress
+	}
+	t.queued = true
+	e.copyq <- sp.Name
+	return nil
+}
+
+// fail marks a table Failed with the error as its reason, in the status and,
+// when the lake knows the table, in the lake too.
+func (e *Engine) fail(name string, err error) {
+	e.log.Error("table failed", "table", name, "err", err)
+	e.update(name, func(t *table) { t.state = Failed; t.err = err.Error(); t.streaming = false })
+	if _, ok := e.lk.State().Tables[name]; ok {
+		if cerr := e.commit(lake.TableTx{Name: name, Phase: lake.Failed, Reason: err.Error()}); cerr != nil {
+			e.log.Error("recording the failure in the lake", "table", name, "err", cerr)
+		}
+	}
+}
+
+func (e *Engine) copyWorker(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case name := <-e.copyq:
+			if err := e.copyTable(ctx, name); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// copyAttempts bounds the retries of a copy that fails for a reason other
+// than an expired cursor before the table is marked Failed.
+const copyAttempts = 5
+
+// copyTable runs the initial copy of one table, resuming from the committed
+// cursor when there is one. It returns an error only for lake failures.
+func (e *Engine) copyTable(ctx context.Context, name string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.mu.Lock()
+	t, ok := e.tables[name]
+	if !ok {
+		e.mu.Unlock()
+		return nil
+	}
+	t.queued = false
+	t.state = InProgress
+	t.cancelCopy = cancel
+	e.mu.Unlock()
+	if e.cfg.Progress != nil {
+		e.cfg.Progress.Copying(name)
+	}
+
+	var lakeErr error
+	emit := func(_ context.Context, b source.Batch) error {
+		tx := lake.TableTx{Name: name, Changes: b.Changes, Cursor: b.Cursors[name]}
+		if d := b.Schemas[name]; d != nil {
+			tx.Define = &lake.Definition{Source: d, Options: t.spec.Options}
+		}
+		if b.Done {
+			tx.Phase = lake.Completed
+			tx.CaughtUp = true
+			// Keep saying why the table was copied afresh, if it was.
+			if ts := e.lk.State().Tables[name]; ts != nil && ts.Phase == lake.InProgress {
+				tx.Reason = ts.Reason
+			}
+		}
+		if err := e.commit(tx); err != nil {
+			lakeErr = err
+			return err
+		}
+		e.update(name, func(t *table) { t.copied += int64(len(b.Changes)) })
+		if e.cfg.Progress != nil {
+			e.cfg.Progress.Copied(name, len(b.Changes))
+		}
+		return nil
+	}
+
+	var err error
+	for attempt := 1; ; attempt++ {
+		ts := e.lk.State().Tables[name]
+		if ts == nil {
+			return nil // dropped meanwhile
+		}
+		resume := ""
+		if ts.Phase == lake.InProgress {
+			resume = ts.Cursor
+		}
+		// A fresh copy must not land on top of earlier data: rows deleted
+		// at the source since would survive it.
+		if resume == "" && (len(ts.Files) > 0 || len(ts.Changes) > 0) {
+			why := "initial sync restarted from the beginning"
+			if ts.Phase == lake.Failed {
+				why = "retrying after: " + ts.Reason
+			}
+			if err := e.commit(lake.TableTx{Name: name, Reset: why}); err != nil {
+				return err
+			}
+		}
+		err = e.src.Copy(ctx, name, resume, emit)
+		if err == nil || lakeErr != nil || ctx.Err() != nil {
+			break
+		}
+		if errors.Is(err, source.ErrCursorExpired) {
+			e.log.Warn("copy cannot resume: copying afresh", "table", name, "err", err)
+			if cerr := e.commit(lake.TableTx{Name: name, Reset: err.Error()}); cerr != nil {
+				return cerr
+			}
+			e.update(name, func(t *table) { t.copied = 0 })
+			continue
+		}
+		var nt *source.NotTrackedError
+		if errors.As(err, &nt) || attempt >= copyAttempts {
+			break
+		}
+		wait := time.Duration(attempt*attempt) * time.Second
+		e.log.Warn("copy failed: retrying", "table", name, "attempt", attempt, "in", wait, "err", err)
+		e.update(name, func(t *table) { t.err = err.Error() })
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+	if e.cfg.Progress != nil {
+		e.cfg.Progress.CopyDone(name, err)
+	}
+	switch {
+	case lakeErr != nil:
+		return lakeErr
+	case ctx.Err() != nil:
+		return nil
+	case err != nil:
+		e.fail(name, err)
+		return nil
+	}
+	e.log.Info("initial sync completed", "table", name)
+	e.update(name, func(t *table) {
+		t.state = Completed
+		t.err = ""
+		t.streaming = true
+		t.cancelCopy = nil
+		t.cursorCommitted = time.Now()
+	})
+	signal(e.streamCh)
+	return nil
+}
+
+// streamRestartDelay gathers tables that complete close together into one
+// restart of the change stream.
+const streamRestartDelay = 200 * time.Millisecond
+
+// streamLoop keeps one Stream running over every table whose initial copy
+// is done, restarting it when that set changes.
+func (e *Engine) streamLoop(ctx context.Context) error {
+	backoff := time.Duration(0)
+	for {
+		cursors := e.streamCursors()
+		if len(cursors) == 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-e.streamCh:
+				continue
+			}
+		}
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- e.src.Stream(sctx, cursors, e.onStream) }()
+		select {
+		case <-ctx.Done():
+			stop()
+			<-done
+			return ctx.Err()
+		case <-e.streamCh:
+			time.Sleep(streamRestartDelay)
+			stop()
+			<-done
+			backoff = 0
+		case err := <-done:
+			stop()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := e.streamFailed(err); err != nil {
+				return err
+			}
+			backoff = min(max(2*backoff, time.Second), 30*time.Second)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+		}
+	}
+}
+
+// streamFailed handles a Stream that ended with err: an expired cursor sends
+// its table back to an initial copy; other errors show in the status of the
+// streamed tables until the stream is restarted.
+func (e *Engine) streamFailed(err error) error {
+	var ce *source.CursorExpiredError
+	if errors.As(err, &ce) {
+		e.log.Warn("change cursor expired: re-initialising the table", "table", ce.Table, "reason", ce.Reason)
+		if cerr := e.commit(lake.TableTx{Name: ce.Table, Reset: ce.Error()}); cerr != nil {
+			return cerr
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if t, ok := e.tables[ce.Table]; ok {
+			t.streaming, t.state, t.copied, t.queued = false, InProgress, 0, true
+			e.copyq <- ce.Table
+		}
+		return nil
+	}
+	var lerr *lake.ConflictError
+	if errors.As(err, &lerr) {
+		return err
+	}
+	e.log.Error("change stream failed: restarting it", "err", err)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, t := range e.tables {
+		if t.streaming {
+			t.err = err.Error()
+		}
+	}
+	return nil
+}
+
+// streamCursors returns the committed cursors of the tables to stream.
+func (e *Engine) streamCursors() map[string]string {
+	state := e.lk.State()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string]string{}
+	for name, t := range e.tables {
+		if ts, ok := state.Tables[name]; ok && t.streaming && ts.Phase == lake.Completed {
+			out[name] = ts.Cursor
+		}
+	}
+	return out
+}
+
+// onStream commits one batch of the change stream.
+func (e *Engine) onStream(_ context.Context, b source.Batch) error {
+	now := time.Now()
+	var txs []lake.TableTx
+	idx := map[string]int{}
+	add := func(name string) *lake.TableTx {
+		if i, ok := idx[name]; ok {
+			return &txs[i]
+		}
+		idx[name] = len(txs)
+		txs = append(txs, lake.TableTx{Name: name, CaughtUp: true})
+		return &txs[len(txs)-1]
+	}
+	e.mu.Lock()
+	live := func(name string) bool { t, ok := e.tables[name]; return ok && t.streaming }
+	idle := len(b.Changes) == 0 && len(b.Schemas) == 0
+	for name, c := range b.Cursors {
+		if !live(name) {
+			continue
+		}
+		t := e.tables[name]
+		t.caughtUp = now
+		t.err = ""
+		// An idle table's newer cursor is committed now and then, not on
+		// every poll: the old one stays valid meanwhile.
+		if idle && now.Sub(t.cursorCommitted) < e.cfg.CursorEvery {
+			continue
+		}
+		add(name).Cursor = c
+	}
+	for name, d := range b.Schemas {
+		if live(name) {
+			add(name).Define = &lake.Definition{Source: d, Options: e.tables[name].spec.Options}
+		}
+	}
+	for _, c := range b.Changes {
+		if live(c.Table) {
+			tx := add(c.Table)
+			tx.Changes = append(tx.Changes, c)
+		}
+	}
+	e.mu.Unlock()
+	if len(txs) == 0 {
+		return nil
+	}
+	if err := e.commit(txs...); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	for _, tx := range txs {
+		if t, ok := e.tables[tx.Name]; ok && tx.Cursor != "" {
+			t.cursorCommitted = now
+		}
+	}
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Engine) maintainLoop(ctx context.Context) error {
+	tick := time.NewTicker(e.cfg.MaintainEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			if err := e.lk.Maintain(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("lake maintenance", "err", err)
+			}
+		}
+	}
+}
+
+// statusEvery is how often a running sync publishes its status.
+const statusEvery = time.Second
+
+func (e *Engine) statusLoop(ctx context.Context) error {
+	tick := time.NewTicker(statusEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			if err := e.writeStatus(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("publishing the status", "err", err)
+			}
+		}
+	}
+}
+
+func (e *Engine) writeStatus(ctx context.Context) error {
+	b, err := json.MarshalIndent(liveStatus{Updated: time.Now(), PID: os.Getpid(), Tables: e.Status()}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return store.Put(ctx, e.st, statusObject, b)
+}
+
+// untilDone cancels the run once every table is either failed or streaming
+// and caught up (for --once).
+func (e *Engine) untilDone(ctx context.Context, cancel context.CancelFunc) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if e.done() {
+			cancel()
+			return nil
+		}
+	}
+}
+
+func (e *Engine) done() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.tables) < len(e.specs) {
+		return false
+	}
+	for _, t := range e.tables {
+		if t.state == Failed {
+			continue
+		}
+		if !t.streaming || t.caughtUp.IsZero() {
+			return false
+		}
+	}
+	return true
+}

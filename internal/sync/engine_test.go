@@ -1,0 +1,251 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/sqldb"
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+type harness struct {
+	t      *testing.T
+	src    *fakeSource
+	st     *store.Local
+	lk     *lake.Lake
+	eng    *Engine
+	db     *sqldb.DB
+	err    chan error
+	cancel context.CancelFunc
+}
+
+func specs(names ...string) []Spec {
+	var out []Spec
+	for _, n := range names {
+		o := lake.TableOptions{Granularity: lake.Year}
+		if strings.HasSuffix(n, "_log") {
+			o.AppendOnly = true
+		}
+		if strings.HasSuffix(n, "_m") {
+			o.Granularity = lake.Month
+		}
+		out = append(out, Spec{Name: n, Options: o})
+	}
+	return out
+}
+
+// start runs an engine over src and a lake in dir until the test ends.
+func start(t *testing.T, src *fakeSource, dir string, cfg Config) *harness {
+	t.Helper()
+	st, err := store.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := lake.Open(context.Background(), st, lake.Options{Link: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, src: src, st: st, lk: lk, eng: New(cfg), err: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.err <- h.eng.Run(ctx, src, lk, st) }()
+	h.db, err = sqldb.Open(context.Background(), st, func(ctx context.Context) (*lake.State, error) { return lake.ReadState(ctx, st) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.stop(); h.db.Close() })
+	return h
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	if err := <-h.err; err != nil {
+		h.t.Errorf("Run: %v", err)
+	}
+	h.lk.Close()
+}
+
+// lakeRows returns "Id/versionnumber" of the table's current rows in SQL.
+func (h *harness) lakeRows(table string) ([]string, error) {
+	rows, err := h.db.Query(context.Background(), fmt.Sprintf(`SELECT CAST(Id AS VARCHAR), versionnumber FROM %s`, table))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		var v int64
+		if err := rows.Scan(&id, &v); err != nil {
+			return nil, err
+		}
+		out = append(out, fmt.Sprintf("%s/%d", id, v))
+	}
+	slices.Sort(out)
+	return out, rows.Err()
+}
+
+// eventually waits until cond holds.
+func (h *harness) eventually(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s; status %+v", what, h.eng.Status())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (h *harness) converged(tables ...string) {
+	h.t.Helper()
+	for _, tb := range tables {
+		h.eventually(tb+" to equal the source", func() bool {
+			got, err := h.lakeRows(tb)
+			return err == nil && slices.Equal(got, h.src.live(tb))
+		})
+	}
+}
+
+func (h *harness) state(table string) State {
+	for _, s := range h.eng.Status() {
+		if s.Name == table {
+			return s.State
+		}
+	}
+	return ""
+}
+
+func seed(f *fakeSource, n int, tables ...string) {
+	for _, tb := range tables {
+		for i := range n {
+			f.put(tb, fmt.Sprintf("00000000-0000-0000-0000-%012d", i), fmt.Sprintf("%s %d, \"q\"", tb, i))
+		}
+	}
+}
+
+func TestInitialThenIncremental(t *testing.T) {
+	src := newFake("contact", "account_m")
+	seed(src, 40, "contact", "account_m")
+	h := start(t, src, t.TempDir(), Config{Tables: specs("contact", "account_m"), Workers: 2})
+	h.eventually("Completed", func() bool { return h.state("contact") == Completed && h.state("account_m") == Completed })
+	h.converged("contact", "account_m")
+
+	src.put("contact", "00000000-0000-0000-0000-000000000003", "updated")
+	src.del("contact", "00000000-0000-0000-0000-000000000004")
+	src.put("contact", "00000000-0000-0000-0000-000000009999", "new")
+	src.put("account_m", "00000000-0000-0000-0000-000000009999", "new")
+	h.converged("contact", "account_m")
+
+	st := h.lk.State().Tables["contact"]
+	if st.Phase != lake.Completed || st.InitialSyncCompleted.IsZero() {
+		t.Fatalf("contact state %+v", st)
+	}
+}
+
+func TestOnceReturnsWhenCurrent(t *testing.T) {
+	src := newFake("contact", "lead_log")
+	seed(src, 25, "contact", "lead_log")
+	st, _ := store.NewLocal(t.TempDir())
+	lk, err := lake.Open(context.Background(), st, lake.Options{Link: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	eng := New(Config{Tables: specs("contact", "lead_log"), Once: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := eng.Run(ctx, src, lk, st); err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("--once did not return")
+	}
+	for _, s := range eng.Status() {
+		if s.State != Completed {
+			t.Errorf("%s: %s", s.Name, s.State)
+		}
+	}
+	r, err := ReadReport(context.Background(), st, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Running || len(r.Tables) != 2 || r.Tables[0].Rows != 25 {
+		t.Fatalf("report after the run: %+v", r)
+	}
+}
+
+func TestUntrackedTableFails(t *testing.T) {
+	src := newFake("contact", "competitor")
+	src.untrack["competitor"] = true
+	seed(src, 5, "contact")
+	h := start(t, src, t.TempDir(), Config{Tables: specs("contact", "competitor")})
+	h.eventually("competitor Failed", func() bool { return h.state("competitor") == Failed })
+	for _, s := range h.eng.Status() {
+		if s.Name == "competitor" && !strings.Contains(s.Error, "change tracking") {
+			t.Fatalf("reason %q does not say why", s.Error)
+		}
+	}
+	h.converged("contact")
+}
+
+func TestExpiredCursorReinitialises(t *testing.T) {
+	src := newFake("contact")
+	seed(src, 30, "contact")
+	h := start(t, src, t.TempDir(), Config{Tables: specs("contact")})
+	h.eventually("Completed", func() bool { return h.state("contact") == Completed })
+	gen := h.lk.State().Tables["contact"].Generation
+	src.mu.Lock()
+	src.expire["contact"] = true
+	src.mu.Unlock()
+	src.del("contact", "00000000-0000-0000-0000-000000000001")
+	h.eventually("a new generation", func() bool { return h.lk.State().Tables["contact"].Generation > gen })
+	h.converged("contact")
+	if r := h.lk.State().Tables["contact"].Reason; !strings.Contains(r, "expired") {
+		t.Fatalf("reason %q does not say the cursor expired", r)
+	}
+}
+
+func TestCopyRetriesTransientErrors(t *testing.T) {
+	src := newFake("contact")
+	src.copyErrs["contact"] = 1
+	seed(src, 10, "contact")
+	h := start(t, src, t.TempDir(), Config{Tables: specs("contact")})
+	h.converged("contact")
+}
+
+func TestTablesAddedAndRemoved(t *testing.T) {
+	src := newFake("contact", "account", "lead")
+	seed(src, 12, "contact", "account", "lead")
+	h := start(t, src, t.TempDir(), Config{Tables: specs("contact", "account")})
+	h.converged("contact", "account")
+	h.eng.SetTables(specs("contact", "lead"))
+	h.converged("lead")
+	h.eventually("account to leave the lake", func() bool { _, ok := h.lk.State().Tables["account"]; return !ok })
+	src.put("lead", "00000000-0000-0000-0000-000000000777", "streamed")
+	h.converged("lead", "contact")
+}
+
+func TestRestartResumes(t *testing.T) {
+	dir := t.TempDir()
+	src := newFake("contact")
+	src.pageSize = 3
+	seed(src, 60, "contact")
+	h := start(t, src, dir, Config{Tables: specs("contact")})
+	h.eventually("some rows copied", func() bool { got, _ := h.lakeRows("contact"); return len(got) > 0 })
+	h.stop()
+	h.db.Close()
+	src.put("contact", "00000000-0000-0000-0000-000000000002", "changed while stopped")
+	src.del("contact", "00000000-0000-0000-0000-000000000059")
+	h2 := start(t, src, dir, Config{Tables: specs("contact")})
+	h2.converged("contact")
+}

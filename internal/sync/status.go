@@ -1,0 +1,141 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+// State is a table's sync state as lakelink status shows it: Synapse's
+// names, plus Throttled and Paused while a running sync waits.
+type State string
+
+// Table states.
+const (
+	NotStarted State = "NotStarted"
+	InProgress State = "InProgress"
+	Completed  State = "Completed"
+	Failed     State = "Failed"
+	Throttled  State = "Throttled"
+	Paused     State = "Paused"
+)
+
+// TableStatus is one table's line of lakelink status.
+type TableStatus struct {
+	Name  string `json:"name"`
+	State State  `json:"state"`
+	// Rows counts records (in-place) or changes (append-only), as committed.
+	Rows int64 `json:"rows"`
+	// Copied counts the rows the running initial sync has committed.
+	Copied           int64     `json:"copied,omitempty"`
+	LastSynchronized time.Time `json:"last_synchronized,omitzero"`
+	// Lag is how far the lake may be behind the source: the time since the
+	// table was last known to be current.
+	Lag   Duration `json:"lag_seconds"`
+	Error string   `json:"error,omitempty"`
+}
+
+// Duration marshals as seconds.
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).Seconds())
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s float64
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*d = Duration(s * float64(time.Second))
+	return nil
+}
+
+// Report is what `lakelink status` prints: the link's tables, from the
+// committed lake state, overlaid with what a running sync reports.
+type Report struct {
+	Link string `json:"link"`
+	// Running is true when a sync process reported within the last few seconds.
+	Running bool          `json:"running"`
+	Tables  []TableStatus `json:"tables"`
+}
+
+// statusObject is where a running sync publishes its live status. It is a
+// convenience for `lakelink status`, not part of the lake's truth: losing it
+// loses nothing.
+const statusObject = "_lakelink/status.json"
+
+// liveStatus is the content of statusObject.
+type liveStatus struct {
+	Updated time.Time     `json:"updated"`
+	PID     int           `json:"pid"`
+	Tables  []TableStatus `json:"tables"`
+}
+
+// staleAfter is how old a live status may be before status treats the sync
+// as not running.
+const staleAfter = 5 * time.Second
+
+// ReadReport builds the status of the lake in st at time now.
+func ReadReport(ctx context.Context, st store.Store, now time.Time) (*Report, error) {
+	state, err := lake.ReadState(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Link: state.Link}
+	var live liveStatus
+	b, err := store.ReadAll(ctx, st, statusObject)
+	switch {
+	case errors.Is(err, store.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		if err := json.Unmarshal(b, &live); err != nil {
+			return nil, fmt.Errorf("%s: %w", statusObject, err)
+		}
+		r.Running = now.Sub(live.Updated) < staleAfter
+	}
+	byName := map[string]TableStatus{}
+	if r.Running {
+		for _, t := range live.Tables {
+			byName[t.Name] = t
+		}
+	}
+	for name, ts := range state.Tables {
+		s, ok := byName[name]
+		if !ok {
+			s = fromLake(ts, now)
+		}
+		byName[name] = s
+	}
+	for _, s := range byName {
+		r.Tables = append(r.Tables, s)
+	}
+	sort.Slice(r.Tables, func(i, j int) bool { return r.Tables[i].Name < r.Tables[j].Name })
+	return r, nil
+}
+
+// fromLake derives a table's status from its committed state alone.
+func fromLake(ts *lake.TableState, now time.Time) TableStatus {
+	s := TableStatus{Name: ts.Name, Rows: ts.Rows, LastSynchronized: ts.LastSynchronized, Error: ts.Reason}
+	switch ts.Phase {
+	case lake.Completed:
+		s.State = Completed
+	case lake.Failed:
+		s.State = Failed
+	default:
+		s.State = InProgress
+	}
+	if !ts.LastSynchronized.IsZero() {
+		s.Lag = Duration(now.Sub(ts.LastSynchronized))
+	}
+	return s
+}
