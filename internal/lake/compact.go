@@ -222,7 +222,7 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 	sort.Ints(idxs)
 	for _, i := range idxs {
 		old := ts.Files[i]
-		ow, err := l.createObject(ctx, l.partitionName(ts, old.Partition), old.Partition, now)
+		ow, err := l.createObject(ctx, l.partitionName(ts.Name, ts, old.Partition), old.Partition, now)
 		if err != nil {
 			return cleanup(err)
 		}
@@ -268,7 +268,7 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 	for _, part := range parts {
 		ps := sortedPending(fresh[part])
 		for start := 0; start < len(ps); start += l.opts.MaxFileRows {
-			ow, err := l.createObject(ctx, l.partitionName(ts, part), part, now)
+			ow, err := l.createObject(ctx, l.partitionName(ts.Name, ts, part), part, now)
 			if err != nil {
 				return cleanup(err)
 			}
@@ -411,7 +411,7 @@ func (l *Lake) mergeSmallFiles(ctx context.Context, name string) error {
 			}
 			if ow == nil {
 				var err error
-				if ow, err = l.createObject(ctx, l.partitionName(ts, p), p, now); err != nil {
+				if ow, err = l.createObject(ctx, l.partitionName(ts.Name, ts, p), p, now); err != nil {
 					return fail(err)
 				}
 			}

@@ -40,6 +40,9 @@ func isOrphanCandidate(name string) bool {
 	if m := dataFileRE.FindStringSubmatch(name); m != nil {
 		return !reservedNames[m[1]] && !strings.HasPrefix(m[1], "_")
 	}
+	if fo := folderOfPath(name); fo != "" {
+		return dataFileRE.MatchString(name[len(fo)+1:])
+	}
 	if m := snapshotRE.FindStringSubmatch(name); m != nil {
 		return !reservedNames[m[1]] && !strings.HasPrefix(m[1], "_")
 	}

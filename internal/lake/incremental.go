@@ -1,12 +1,146 @@
 package lake
 
-import "regexp"
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
 
-// changelogDir holds changelog.info in incremental-update folder mode.
-const changelogDir = "Changelog/"
+	"github.com/lakelink/lakelink/internal/store"
+)
 
-// incrementalRE matches objects inside an incremental-update folder, named
-// by the UTC start of its interval with dots for colons.
+// Incremental-update folder mode (reference section 1): every interval gets
+// a folder named by its UTC start, dots for colons, holding the data files
+// of the changes committed in that interval and, once the interval is over,
+// its own model.json, OptionsetMetadata/ and
+// Microsoft.Athena.TrickleFeedService/. Changelog/changelog.info names the
+// folder being written; consumers read only older folders.
+//
+// The committed state names every data file, in whatever folder, so readers
+// of the lake database see all of them; the folders' manifests are derived
+// output like the root model.json. A folder's model.json is an empty object
+// until the folder is finished; a folder without any commit is not created.
+
+const (
+	changelogDir  = "Changelog/"
+	changelogName = changelogDir + "changelog.info"
+	folderLayout  = "2006-01-02T15.04.05Z"
+)
+
+// incrementalRE matches objects inside an incremental-update folder.
 var incrementalRE = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}\.[0-9]{2}\.[0-9]{2}Z/`)
 
 func isIncrementalObject(name string) bool { return incrementalRE.MatchString(name) }
+
+// folderOf names the folder of the interval holding t.
+func (l *Lake) folderOf(t time.Time) string {
+	iv := l.opts.Incremental.Interval
+	return time.Unix(0, t.UnixNano()-t.UnixNano()%int64(iv)).UTC().Format(folderLayout)
+}
+
+// tableDir is where a commit at now writes a table's new partition files.
+func (l *Lake) tableDir(name string, now time.Time) string {
+	if !l.opts.Incremental.Enabled {
+		return name
+	}
+	return l.folderOf(now) + "/" + name
+}
+
+// folderOfPath returns the incremental folder of an object name, or "".
+func folderOfPath(name string) string {
+	if !isIncrementalObject(name) {
+		return ""
+	}
+	return name[:strings.IndexByte(name, '/')]
+}
+
+// incrementalFolders lists the folders the state's files live in, oldest first.
+func incrementalFolders(s *State) []string {
+	seen := map[string]bool{}
+	for _, ts := range s.Tables {
+		for _, f := range ts.Files {
+			if fo := folderOfPath(f.Path); fo != "" {
+				seen[fo] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for f := range seen {
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// advanceFolders brings the incremental folders up to date with now: the
+// folder of now is announced in changelog.info (with an empty model.json
+// once it holds data), and every older folder with data that is not yet
+// finished gets its manifests. It runs after each commit and in Maintain;
+// the finished set is recomputed from the store after a restart, so a
+// crash between a commit and this step only delays it.
+func (l *Lake) advanceFolders(ctx context.Context, s *State) error {
+	current := l.folderOf(l.opts.Now())
+	if l.finished == nil {
+		l.finished = map[string]bool{}
+		for _, f := range incrementalFolders(s) {
+			objs, err := l.st.List(ctx, f+"/"+modelName)
+			if err != nil {
+				return fmt.Errorf("listing incremental folder %s: %w", f, err)
+			}
+			if len(objs) == 1 && objs[0].Size > 2 {
+				l.finished[f] = true
+			}
+		}
+	}
+	for _, f := range incrementalFolders(s) {
+		if f >= current || l.finished[f] {
+			continue
+		}
+		if err := l.finishFolder(ctx, s, f); err != nil {
+			return err
+		}
+		l.finished[f] = true
+	}
+	if _, err := l.putIfChanged(ctx, changelogName, []byte(current)); err != nil {
+		return err
+	}
+	for _, f := range incrementalFolders(s) {
+		if f == current {
+			if _, err := l.putIfChanged(ctx, current+"/"+modelName, []byte("{}")); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// finishFolder writes a folder's manifests: every table, with the folder's
+// files of each as its partitions.
+func (l *Lake) finishFolder(ctx context.Context, s *State, folder string) error {
+	// Written once, so not through the change-detecting cache.
+	put := func(ctx context.Context, name string, data []byte) (bool, error) {
+		return true, store.Put(ctx, l.st, name, data)
+	}
+	sub := &State{Seq: s.Seq, Tables: map[string]*TableState{}}
+	for name, ts := range s.Tables {
+		c := *ts
+		var files []File
+		for _, f := range ts.Files {
+			if folderOfPath(f.Path) == folder {
+				files = append(files, f)
+			}
+		}
+		c.Snapshots = []Snapshot{{Files: files}}
+		sub.Tables[name] = &c
+		if _, err := l.writeTableFiles(ctx, &c, folder+"/", put); err != nil {
+			return err
+		}
+	}
+	// model.json comes last: its content marks the folder finished.
+	if err := l.writeLakeWide(ctx, sub, folder+"/", put); err != nil {
+		return fmt.Errorf("finishing incremental folder %s: %w", folder, err)
+	}
+	return nil
+}

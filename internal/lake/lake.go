@@ -153,6 +153,9 @@ type Lake struct {
 	// derived remembers what the Synapse-facing files hold (see model.go),
 	// guarded by mu.
 	derived derivedCache
+	// finished holds the incremental folders whose manifests are written,
+	// guarded by mu; nil until first computed.
+	finished map[string]bool
 	// lastCheckpoint is the seq of the newest checkpoint, guarded by mu.
 	lastCheckpoint int64
 	closed         atomic.Bool
@@ -479,7 +482,7 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 	files := append([]File(nil), ts.Files...)
 	for _, p := range names {
 		for _, chunk := range parts[p].split(l.opts.MaxFileRows) {
-			f, err := l.writeObject(ctx, l.partitionName(ts, p), chunk.data, chunk.rows, now, w)
+			f, err := l.writeObject(ctx, l.partitionName(l.tableDir(ts.Name, now), ts, p), chunk.data, chunk.rows, now, w)
 			if err != nil {
 				return err
 			}
@@ -546,14 +549,15 @@ func (l *Lake) writeObject(ctx context.Context, name string, data []byte, rows i
 
 // partitionName names a new partition file:
 //
-//	<table>/<partition>_<generation>_<session>_<n>.csv
+//	<dir>/<partition>_<generation>_<session>_<n>.csv
 //
+// dir is the table's folder, inside the interval's folder in incremental mode.
 // The partition comes before the first "_", as consumers expect. The session
 // token is random per Open and n counts within it, so names never collide,
 // not with a crashed writer's orphans and not with a concurrent writer that
 // is about to lose the commit race: no object is ever overwritten.
-func (l *Lake) partitionName(ts *TableState, partition string) string {
-	return fmt.Sprintf("%s/%s_%d_%s_%d.csv", ts.Name, partition, ts.Generation, l.session, l.counter.Add(1))
+func (l *Lake) partitionName(dir string, ts *TableState, partition string) string {
+	return fmt.Sprintf("%s/%s_%d_%s_%d.csv", dir, partition, ts.Generation, l.session, l.counter.Add(1))
 }
 
 // changeName names a new merge-on-read change file, kept out of the table

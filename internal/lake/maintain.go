@@ -32,7 +32,7 @@ func (l *Lake) Maintain(ctx context.Context) error {
 		}
 	}
 	l.mu.Lock()
-	if l.derived.stale {
+	if l.derived.stale || l.opts.Incremental.Enabled {
 		if err := l.writeDerived(ctx, l.state.Load(), &record{}); err != nil {
 			errs = append(errs, fmt.Errorf("updating model.json and metadata: %w", err))
 		}
@@ -66,6 +66,10 @@ func (l *Lake) maintainTable(ctx context.Context, name string) error {
 			}
 		}
 	}
+	if l.opts.Incremental.Enabled {
+		// Files stay in the folder of their interval; no snapshots.
+		return nil
+	}
 	if err := l.mergeSmallFiles(ctx, name); err != nil {
 		return err
 	}
@@ -98,6 +102,9 @@ func Unlink(ctx context.Context, st store.Store, deleteData bool) error {
 	}
 	prefixes := []string{stateDir, modelName, trickleDir, optionsetDir, changelogDir}
 	if deleteData {
+		for _, f := range incrementalFolders(s) {
+			prefixes = append(prefixes, f+"/")
+		}
 		for name := range s.Tables {
 			prefixes = append(prefixes, name+"/")
 		}
@@ -110,7 +117,7 @@ func Unlink(ctx context.Context, st store.Store, deleteData bool) error {
 		return fmt.Errorf("unlink: listing the lake: %w", err)
 	}
 	for _, o := range objs {
-		del := isIncrementalObject(o.Name)
+		del := false
 		for _, p := range prefixes {
 			if strings.HasPrefix(o.Name, p) {
 				del = true

@@ -35,8 +35,10 @@ type derivedCache struct {
 // files of the tables rec touched, and the lake-wide files when any of
 // those changed (or a table came or went).
 func (l *Lake) writeDerived(ctx context.Context, s *State, rec *record) error {
+	if l.opts.Incremental.Enabled {
+		return l.advanceFolders(ctx, s)
+	}
 	if l.derived.hashes == nil {
-		l.derived.hashes = map[string][32]byte{}
 		l.derived.stale = true
 	}
 	touched := rec.Tables
@@ -61,27 +63,14 @@ func (l *Lake) writeDerived(ctx context.Context, s *State, rec *record) error {
 			lakeWide = true
 			continue
 		}
-		m, err := json.MarshalIndent(manifest{Name: "cdm", Description: "cdm", Version: "1.0", Entities: []entity{l.entity(ts)}}, "", "  ")
-		if err != nil {
-			return fmt.Errorf("encoding the model of table %s: %w", name, err)
-		}
-		changed, err := l.putIfChanged(ctx, trickleDir+name+"-model.json", m)
-		if err != nil {
-			return err
-		}
-		lakeWide = lakeWide || changed
-		em, err := json.MarshalIndent(entityMetadata(ts), "", "  ")
-		if err != nil {
-			return fmt.Errorf("encoding the metadata of table %s: %w", name, err)
-		}
-		changed, err = l.putIfChanged(ctx, trickleDir+name+"-EntityMetadata.json", em)
+		changed, err := l.writeTableFiles(ctx, ts, "", l.putIfChanged)
 		if err != nil {
 			return err
 		}
 		lakeWide = lakeWide || changed
 	}
 	if lakeWide {
-		if err := l.writeLakeWide(ctx, s, ""); err != nil {
+		if err := l.writeLakeWide(ctx, s, "", l.putIfChanged); err != nil {
 			return err
 		}
 	}
@@ -89,9 +78,34 @@ func (l *Lake) writeDerived(ctx context.Context, s *State, rec *record) error {
 	return nil
 }
 
-// writeLakeWide writes model.json and the five OptionsetMetadata CSVs of all
-// tables under the folder prefix ("" for the lake root).
-func (l *Lake) writeLakeWide(ctx context.Context, s *State, prefix string) error {
+// putFunc writes a derived file and reports whether it changed.
+type putFunc func(ctx context.Context, name string, data []byte) (bool, error)
+
+// writeTableFiles writes a table's own manifest and entity metadata under
+// prefix+Microsoft.Athena.TrickleFeedService/, reporting a change.
+func (l *Lake) writeTableFiles(ctx context.Context, ts *TableState, prefix string, put putFunc) (bool, error) {
+	m, err := json.MarshalIndent(manifest{Name: "cdm", Description: "cdm", Version: "1.0", Entities: []entity{l.entity(ts)}}, "", "  ")
+	if err != nil {
+		return false, fmt.Errorf("encoding the model of table %s: %w", ts.Name, err)
+	}
+	changed, err := put(ctx, prefix+trickleDir+ts.Name+"-model.json", m)
+	if err != nil {
+		return false, err
+	}
+	em, err := json.MarshalIndent(entityMetadata(ts), "", "  ")
+	if err != nil {
+		return false, fmt.Errorf("encoding the metadata of table %s: %w", ts.Name, err)
+	}
+	changed2, err := put(ctx, prefix+trickleDir+ts.Name+"-EntityMetadata.json", em)
+	if err != nil {
+		return false, err
+	}
+	return changed || changed2, nil
+}
+
+// writeLakeWide writes the five OptionsetMetadata CSVs and model.json of all
+// tables under the folder prefix ("" for the lake root), model.json last.
+func (l *Lake) writeLakeWide(ctx context.Context, s *State, prefix string, put putFunc) error {
 	names := sortedTables(s)
 	m := manifest{Name: "cdm", Description: "cdm", Version: "1.0", Entities: []entity{}}
 	for _, name := range names {
@@ -101,19 +115,17 @@ func (l *Lake) writeLakeWide(ctx context.Context, s *State, prefix string) error
 	if err != nil {
 		return fmt.Errorf("encoding model.json: %w", err)
 	}
-	if _, err := l.putIfChanged(ctx, prefix+modelName, data); err != nil {
-		return err
-	}
 	files, err := metadataCSVs(s, names)
 	if err != nil {
 		return err
 	}
 	for _, f := range metadataFiles {
-		if _, err := l.putIfChanged(ctx, prefix+optionsetDir+f, files[f]); err != nil {
+		if _, err := put(ctx, prefix+optionsetDir+f, files[f]); err != nil {
 			return err
 		}
 	}
-	return nil
+	_, err = put(ctx, prefix+modelName, data)
+	return err
 }
 
 func sortedTables(s *State) []string {
@@ -126,6 +138,9 @@ func sortedTables(s *State) []string {
 }
 
 func (l *Lake) putIfChanged(ctx context.Context, name string, data []byte) (bool, error) {
+	if l.derived.hashes == nil {
+		l.derived.hashes = map[string][32]byte{}
+	}
 	h := sha256.Sum256(data)
 	if old, ok := l.derived.hashes[name]; ok && old == h {
 		return false, nil
