@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -157,14 +156,15 @@ func collect(rows *sql.Rows) ([]string, error) {
 		}
 		parts := make([]string, len(vals))
 		for i, v := range vals {
-			parts[i] = text(v)
+			parts[i] = testText(v)
 		}
 		out = append(out, strings.Join(parts, "|"))
 	}
 	return out, rows.Err()
 }
 
-func text(v any) string {
+// testText shows a value for comparisons: times in RFC 3339, NULL as NULL.
+func testText(v any) string {
 	switch v := v.(type) {
 	case nil:
 		return "NULL"
@@ -180,21 +180,6 @@ func text(v any) string {
 	default:
 		return fmt.Sprint(v)
 	}
-}
-
-// decimalText shows a decimal with its full scale.
-func decimalText(d duckdb.Decimal) string {
-	s := new(big.Int).Abs(d.Value).String()
-	if len(s) <= int(d.Scale) {
-		s = strings.Repeat("0", int(d.Scale)-len(s)+1) + s
-	}
-	if d.Scale > 0 {
-		s = s[:len(s)-int(d.Scale)] + "." + s[len(s)-int(d.Scale):]
-	}
-	if d.Value.Sign() < 0 {
-		s = "-" + s
-	}
-	return s
 }
 
 func fmtPath(format string, args ...any) string { return fmt.Sprintf(format, args...) }
