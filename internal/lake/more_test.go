@@ -49,7 +49,9 @@ func TestEvolveLayout(t *testing.T) {
 		{"dropped", func(s *schema.Table) { s.Columns = s.Columns[:3] },
 			"Id,SinkCreatedOn,SinkModifiedOn,accountid,name,revenue,statecode(dropped),parentaccountid(dropped),versionnumber,createdon(dropped),modifiedon(dropped),IsDelete", ""},
 		{"retyped", func(s *schema.Table) { s.Columns[1].Type = schema.JSON }, "", "type changed from string to json"},
-		{"collides", func(s *schema.Table) { s.Columns = append(s.Columns, schema.Column{Name: "IsDelete", Type: schema.Boolean}) }, "", "collides"},
+		{"collides", func(s *schema.Table) {
+			s.Columns = append(s.Columns, schema.Column{Name: "IsDelete", Type: schema.Boolean})
+		}, "", "collides"},
 		{"longer string", func(s *schema.Table) { s.Columns[1].MaxLength = 500 }, initial, ""},
 	}
 	for _, tt := range tests {
