@@ -192,34 +192,25 @@ func (e *Emulator) firstPage(buf *bytes.Buffer, r *http.Request, t *table, q *qu
 		if skip == "" {
 			st = skipToken{first: true, bound: currentVersion(tx), issued: e.now().UTC().Truncate(time.Second)}
 		}
-		c := tx.Bucket(rowsBucket(t)).Cursor()
-		k, rec := c.First()
-		if st.after != nil {
-			k, rec = c.Seek(st.after)
-			if bytes.Equal(k, st.after) {
-				k, rec = c.Next()
-			}
-		}
-		fields := make([][]byte, len(t.cols))
+		s := e.newScan(tx, t, st.after)
 		var row []byte
-		for ; k != nil; k, rec = c.Next() {
+		for {
+			k, version, err := s.next()
+			if err != nil || k == nil {
+				return err
+			}
 			if n == limit {
 				more = true
 				return nil
 			}
-			version, err := decodeRecord(rec, fields)
-			if err != nil {
-				return fmt.Errorf("%s row %x: %w", t.Name, k, err)
-			}
 			if n > 0 {
 				buf.WriteByte(',')
 			}
-			row = appendRow(row[:0], "", fields, version, out, an)
+			row = appendRow(row[:0], "", s.fields, version, out, an)
 			buf.Write(row)
 			st.after = append(st.after[:0], k...)
 			n++
 		}
-		return nil
 	})
 	if err != nil {
 		return "", 0, err

@@ -9,6 +9,7 @@ package emulator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +74,9 @@ type Emulator struct {
 	byName map[string]*table
 	bySet  map[string]*table
 	global map[string]*optionSet
-	bases  map[string]uuid.UUID
+	// layout places the generated rows of each table; seed generates them.
+	layout map[string]tableLayout
+	seed   int64
 	// callerID is the systemuser requests act as (WhoAmI, default owner).
 	callerID uuid.UUID
 	orgID    uuid.UUID
@@ -93,6 +97,9 @@ type stats struct {
 // Open opens the state directory, generating the sample data when it holds
 // none, and returns an emulator ready to serve.
 func Open(ctx context.Context, cfg Config) (*Emulator, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if cfg.Dir == "" {
 		return nil, errors.New("emulator: Config.Dir is empty; give a state directory")
 	}
@@ -122,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Emulator, error) {
 		tables = append(tables, extraTable(i))
 	}
 	e := &Emulator{cfg: cfg, log: log, db: db, tables: tables, faults: cfg.Faults, now: time.Now,
-		byName: map[string]*table{}, bySet: map[string]*table{}, global: map[string]*optionSet{}, bases: map[string]uuid.UUID{},
+		byName: map[string]*table{}, bySet: map[string]*table{}, global: map[string]*optionSet{},
 		rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed))}
 	for _, t := range e.tables {
 		e.byName[t.Name] = t
@@ -133,45 +140,63 @@ func Open(ctx context.Context, cfg Config) (*Emulator, error) {
 			}
 		}
 	}
-	if err := e.load(ctx); err != nil {
+	if err := e.load(); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	return e, nil
 }
 
-func (e *Emulator) load(ctx context.Context) error {
-	var fresh bool
+// load reads the layout of the generated rows, laying it out on first
+// start. The layout, not the Config, is authoritative afterwards: a state
+// directory keeps its data whatever scale it is reopened with.
+func (e *Emulator) load() error {
 	var seed int64
 	err := e.db.Update(func(tx *bolt.Tx) error {
 		if err := createBuckets(tx, e.tables); err != nil {
 			return err
 		}
-		s := tx.Bucket(metaBucket).Get(seedKey)
-		fresh = s == nil
-		if !fresh {
-			_, err := fmt.Sscan(string(s), &seed)
+		meta := tx.Bucket(metaBucket)
+		if s := meta.Get(seedKey); s != nil {
+			if _, err := fmt.Sscan(string(s), &seed); err != nil {
+				return fmt.Errorf("seed %q: %w", s, err)
+			}
+			return json.Unmarshal(meta.Get(layoutKey), &e.layout)
+		}
+		seed = e.cfg.Seed
+		layout, version := newLayout(e.cfg, e.tables)
+		b, err := json.Marshal(layout)
+		if err != nil {
 			return err
 		}
-		return nil
+		e.layout = layout
+		for name, l := range layout {
+			if err := meta.Put([]byte("next."+name), u64(l.Count)); err != nil {
+				return err
+			}
+		}
+		if err := meta.Put(layoutKey, b); err != nil {
+			return err
+		}
+		if err := meta.Put(versionKey, u64(version)); err != nil {
+			return err
+		}
+		return meta.Put(seedKey, []byte(strconv.FormatInt(seed, 10)))
 	})
 	if err != nil {
-		return fmt.Errorf("emulator: read state in %s: %w", e.cfg.Dir, err)
+		return fmt.Errorf("emulator: read state in %s (delete the directory to start afresh): %w", e.cfg.Dir, err)
 	}
-	if fresh {
-		seed = e.cfg.Seed
-		start := time.Now()
-		if err := generate(ctx, e.db, e.tables, e.cfg); err != nil {
-			return fmt.Errorf("emulator: generate sample data in %s (delete the directory and retry): %w", e.cfg.Dir, err)
-		}
-		e.log.Info("emulator: sample data generated", "scale", e.cfg.Scale, "seed", seed, "took", time.Since(start).Round(time.Millisecond))
-	} else if seed != e.cfg.Seed {
+	if seed != e.cfg.Seed {
 		e.log.Warn("emulator: state directory holds data of another seed; keeping it", "dir", e.cfg.Dir, "seed", seed)
 	}
+	e.seed = seed
 	for _, t := range e.tables {
-		e.bases[t.Name] = idBase(seed, t.Name)
+		if _, ok := e.layout[t.Name]; !ok {
+			// A table added since the directory was created: no sample rows.
+			e.layout[t.Name] = tableLayout{Base: idBase(seed, t.Name)}
+		}
 	}
-	e.callerID = seqID(e.bases["systemuser"], 0)
+	e.callerID = seqID(e.layout["systemuser"].Base, 0)
 	e.orgID = uuid.NewSHA1(metadataNS, fmt.Appendf(nil, "organization/%d", seed))
 	e.buID = uuid.NewSHA1(metadataNS, fmt.Appendf(nil, "businessunit/%d", seed))
 	return nil

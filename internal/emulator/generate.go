@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"context"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -10,13 +9,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	bolt "go.etcd.io/bbolt"
 )
 
-// Sample data is a pure function of (seed, scale, table, index): each table
-// has its own random stream, and references to other tables are computed
-// from their ids without reading them, so generation streams in bounded
-// memory and the same seed and scale give the same rows, ids included.
+// Sample data is a pure function of (seed, table, index, row counts): row i
+// of a table draws from a random stream seeded by (seed, table, i), and
+// references to other tables are computed from their ids. So the sample
+// rows are never stored: the emulator generates a row whenever it serves
+// one that no write has touched, and the state directory holds only the
+// changes (db.go). Opening a directory is instant at any scale and the same
+// seed and counts give the same rows, ids included.
 
 var (
 	firstNames = []string{"James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth",
@@ -80,23 +81,24 @@ func counts(cfg Config, tables []*table) map[string]int {
 	return c
 }
 
-// gen generates rows for one table.
+// gen generates rows of one table. A gen is not safe for concurrent use;
+// each request makes its own.
 type gen struct {
 	t      *table
-	seed   int64
+	seed   uint64
 	n      int
-	counts map[string]int
-	bases  map[string]uuid.UUID
+	layout map[string]tableLayout
+	pcg    *rand.PCG
 	rng    *rand.Rand
 	fields [][]byte
 }
 
-func newGen(t *table, seed int64, cnt map[string]int, bases map[string]uuid.UUID) *gen {
+func newGen(t *table, seed int64, layout map[string]tableLayout) *gen {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%d/%s", seed, t.Name)
-	s := h.Sum64()
-	return &gen{t: t, seed: seed, n: cnt[t.Name], counts: cnt, bases: bases,
-		rng: rand.New(rand.NewPCG(s, s^0x9e3779b97f4a7c15)), fields: make([][]byte, len(t.cols))}
+	pcg := rand.NewPCG(0, 0)
+	return &gen{t: t, seed: h.Sum64(), n: int(layout[t.Name].Count), layout: layout,
+		pcg: pcg, rng: rand.New(pcg), fields: make([][]byte, len(t.cols))}
 }
 
 func (g *gen) set(name string, f []byte) { g.fields[g.t.byName[name].col] = f }
@@ -109,11 +111,16 @@ func (g *gen) maybe() bool { return g.rng.IntN(10) != 0 }
 func (g *gen) pick(list []string) string { return list[g.rng.IntN(len(list))] }
 
 func (g *gen) ref(table string) uuid.UUID {
-	return seqID(g.bases[table], uint64(g.rng.IntN(g.counts[table])))
+	l := g.layout[table]
+	return seqID(l.Base, uint64(g.rng.IntN(int(l.Count))))
 }
 
+// lookup references a random generated row of target; none if target
+// has no generated rows.
 func (g *gen) lookup(name, target string) {
-	g.set(name, lookupField(target, g.ref(target)))
+	if g.layout[target].Count > 0 {
+		g.set(name, lookupField(target, g.ref(target)))
+	}
 }
 
 func (g *gen) choice(name string) {
@@ -166,10 +173,12 @@ func (g *gen) state(active int) {
 
 func (g *gen) owner() { g.lookup("ownerid", "systemuser") }
 
-// row fills g.fields with row i and returns its id.
+// row fills g.fields with row i and returns its id. The fields stay valid
+// until the next call.
 func (g *gen) row(i int) uuid.UUID {
 	clear(g.fields)
-	id := seqID(g.bases[g.t.Name], uint64(i))
+	g.pcg.Seed(g.seed, uint64(i))
+	id := seqID(g.layout[g.t.Name].Base, uint64(i))
 	g.set(g.t.PrimaryID, guidField(id))
 	g.times(i)
 	r := g.rng
@@ -322,8 +331,10 @@ func (g *gen) row(i int) uuid.UUID {
 			g.str("actualclosedate", g.createdOn(i).AddDate(0, 2, 0).Format(dateOnlyLayout))
 		}
 	case "accountleads":
-		g.set("accountid", guidField(g.ref("account")))
-		g.set("leadid", guidField(g.ref("lead")))
+		if g.layout["account"].Count > 0 && g.layout["lead"].Count > 0 {
+			g.set("accountid", guidField(g.ref("account")))
+			g.set("leadid", guidField(g.ref("lead")))
+		}
 	case "competitor":
 		g.str("name", g.pick(companyWords)+" Rival "+strconv.Itoa(i))
 		g.str("websiteurl", "https://rival"+strconv.Itoa(i)+".example.net")
@@ -340,55 +351,24 @@ func (g *gen) row(i int) uuid.UUID {
 	return id
 }
 
-// loadBatch is how many rows one load transaction writes: large enough to
-// amortize the commit, small enough to bound the dirty pages it holds.
-const loadBatch = 20000
+// tableLayout places a table's generated rows: Count rows with ids
+// seqID(Base, 0..Count-1) and versions First..First+Count-1.
+type tableLayout struct {
+	Count uint64    `json:"count"`
+	First uint64    `json:"first"`
+	Base  uuid.UUID `json:"base"`
+}
 
-// generate writes the sample data of every table. It runs once, on a state
-// directory that holds no data.
-func generate(ctx context.Context, db *bolt.DB, tables []*table, cfg Config) error {
-	seed := cfg.Seed
+// newLayout lays out the generated rows of a fresh environment; it returns
+// the layout and the environment version after them.
+func newLayout(cfg Config, tables []*table) (map[string]tableLayout, uint64) {
 	cnt := counts(cfg, tables)
-	bases := map[string]uuid.UUID{}
+	layout := map[string]tableLayout{}
+	version := uint64(0)
 	for _, t := range tables {
-		bases[t.Name] = idBase(seed, t.Name)
+		n := uint64(cnt[t.Name])
+		layout[t.Name] = tableLayout{Count: n, First: version + 1, Base: idBase(cfg.Seed, t.Name)}
+		version += n
 	}
-	var version uint64
-	for _, t := range tables {
-		g := newGen(t, seed, cnt, bases)
-		for start := 0; start < g.n; start += loadBatch {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			end := min(start+loadBatch, g.n)
-			err := db.Update(func(tx *bolt.Tx) error {
-				rows, vers := tx.Bucket(rowsBucket(t)), tx.Bucket(versBucket(t))
-				// Keys arrive in order: fill pages completely.
-				rows.FillPercent, vers.FillPercent = 1, 1
-				for i := start; i < end; i++ {
-					id := g.row(i)
-					version++
-					// A fresh buffer per row: bbolt keeps the value until commit.
-					rec := encodeRecord(nil, version, g.fields)
-					if err := rows.Put(id[:], rec); err != nil {
-						return err
-					}
-					if err := vers.Put(u64(version), append(id[:], opUpsert)); err != nil {
-						return err
-					}
-				}
-				meta := tx.Bucket(metaBucket)
-				if err := meta.Put(nextKey(t), u64(uint64(end))); err != nil {
-					return err
-				}
-				return meta.Put(versionKey, u64(version))
-			})
-			if err != nil {
-				return fmt.Errorf("generate %s rows %d..%d: %w", t.Name, start, end, err)
-			}
-		}
-	}
-	return db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(metaBucket).Put(seedKey, []byte(strconv.FormatInt(seed, 10)))
-	})
+	return layout, version
 }

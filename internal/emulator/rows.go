@@ -131,14 +131,14 @@ func (e *Emulator) getOne(w http.ResponseWriter, r *http.Request, t *table, id u
 	var body []byte
 	var version uint64
 	err := e.db.View(func(tx *bolt.Tx) error {
-		rec := tx.Bucket(rowsBucket(t)).Get(id[:])
-		if rec == nil {
-			return errNotFound(t.Name, id.String())
-		}
 		fields := make([][]byte, len(t.cols))
+		var ok bool
 		var err error
-		if version, err = decodeRecord(rec, fields); err != nil {
-			return fmt.Errorf("%s(%s): %w", t.SetName, id, err)
+		if version, ok, err = e.get(tx, t, id[:], newGen(t, e.seed, e.layout), fields); err != nil || !ok {
+			if err == nil {
+				err = errNotFound(t.Name, id.String())
+			}
+			return err
 		}
 		head := `"@odata.context":` + string(appendJSONString(nil, e.base(r)+"/$metadata#"+selectContext(t, q)+"/$entity")) + ","
 		body = appendRow(nil, head, fields, version, outAttrs(t, q.sel), p.annotate())
@@ -196,28 +196,21 @@ func (e *Emulator) getCollection(w http.ResponseWriter, r *http.Request, t *tabl
 	var next []byte
 	n := 0
 	err = e.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(rowsBucket(t)).Cursor()
-		k, rec := c.First()
-		if after != nil {
-			k, rec = c.Seek(after)
-			if bytes.Equal(k, after) {
-				k, rec = c.Next()
-			}
-		}
-		fields := make([][]byte, len(t.cols))
+		s := e.newScan(tx, t, after)
 		var row []byte
-		for ; k != nil; k, rec = c.Next() {
+		for {
+			k, version, err := s.next()
+			if err != nil || k == nil {
+				return err
+			}
 			if n == limit {
 				if !last {
 					next = append([]byte(nil), after...)
 				}
 				return nil
 			}
-			version, err := decodeRecord(rec, fields)
-			if err != nil {
-				return fmt.Errorf("%s row %x: %w", t.Name, k, err)
-			}
-			after = k
+			fields := s.fields
+			after = append(after[:0], k...)
 			if !matchAll(q.filter, fields, version) {
 				continue
 			}
@@ -228,7 +221,6 @@ func (e *Emulator) getCollection(w http.ResponseWriter, r *http.Request, t *tabl
 			buf.Write(row)
 			n++
 		}
-		return nil
 	})
 	if err != nil {
 		return err
@@ -383,8 +375,11 @@ func (e *Emulator) bindField(tx *bolt.Tx, np navProp, raw json.RawMessage) ([]by
 		return nil, &apiError{http.StatusBadRequest, codeInvalidArgument, fmt.Sprintf(
 			"The @odata.bind value '%s' of '%s' must reference a record of %s as '/%s(<guid>)'.", ref, np.attr.Name, target.SetName, target.SetName)}
 	}
-	if tx.Bucket(rowsBucket(target)).Get(id[:]) == nil {
-		return nil, errNotFound(target.Name, id.String())
+	if _, ok, err := e.get(tx, target, id[:], newGen(target, e.seed, e.layout), make([][]byte, len(target.cols))); err != nil || !ok {
+		if err == nil {
+			err = errNotFound(target.Name, id.String())
+		}
+		return nil, err
 	}
 	return lookupField(target.Name, id), nil
 }
@@ -438,13 +433,17 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, t *table) erro
 				return err
 			}
 			id = uuid.MustParse(strings.Trim(string(f), `"`))
-			if tx.Bucket(rowsBucket(t)).Get(id[:]) != nil {
+			_, exists, err := e.get(tx, t, id[:], newGen(t, e.seed, e.layout), make([][]byte, len(t.cols)))
+			if err != nil {
+				return err
+			}
+			if exists {
 				return &apiError{http.StatusPreconditionFailed, codeDuplicateRecord, "A record with matching key values already exists."}
 			}
 		} else {
 			meta := tx.Bucket(metaBucket)
 			next := getU64(meta, nextKey(t))
-			id = seqID(e.bases[t.Name], next)
+			id = seqID(e.layout[t.Name].Base, next)
 			if err := meta.Put(nextKey(t), u64(next+1)); err != nil {
 				return err
 			}
@@ -511,23 +510,23 @@ func (e *Emulator) patch(w http.ResponseWriter, r *http.Request, t *table, id uu
 	var fields [][]byte
 	created := false
 	err = e.db.Update(func(tx *bolt.Tx) error {
-		rec := tx.Bucket(rowsBucket(t)).Get(id[:])
+		fields = make([][]byte, len(t.cols))
+		old, exists, err := e.get(tx, t, id[:], newGen(t, e.seed, e.layout), fields)
+		if err != nil {
+			return err
+		}
 		switch {
-		case rec == nil && ifMatch != "":
+		case !exists && ifMatch != "":
 			return errNotFound(t.Name, id.String())
-		case rec != nil && ifNoneMatch == "*":
+		case exists && ifNoneMatch == "*":
 			return &apiError{http.StatusPreconditionFailed, codeDuplicateRecord, "A record with matching key values already exists."}
-		case rec != nil && ifMatch != "" && ifMatch != "*" && ifMatch != `W/"`+strconv.FormatUint(recordVersion(rec), 10)+`"`:
+		case exists && ifMatch != "" && ifMatch != "*" && ifMatch != `W/"`+strconv.FormatUint(old, 10)+`"`:
 			return &apiError{http.StatusPreconditionFailed, "0x80060882", "The version of the existing record doesn't match the RowVersion property provided."}
 		}
-		if rec == nil {
+		if !exists {
 			created = true
 			fields = e.newRecordFields(t, id)
 		} else {
-			fields = make([][]byte, len(t.cols))
-			if _, err := decodeRecord(rec, fields); err != nil {
-				return fmt.Errorf("%s(%s): %w", t.SetName, id, err)
-			}
 			// Copy: the fields alias the page the update rewrites.
 			for i, f := range fields {
 				if f != nil {
@@ -544,7 +543,6 @@ func (e *Emulator) patch(w http.ResponseWriter, r *http.Request, t *table, id uu
 		if err := checkRequired(t, fields); err != nil {
 			return err
 		}
-		var err error
 		version, err = e.store(tx, t, id, fields)
 		return err
 	})
@@ -561,7 +559,7 @@ func (e *Emulator) patch(w http.ResponseWriter, r *http.Request, t *table, id uu
 func (e *Emulator) remove(w http.ResponseWriter, _ *http.Request, t *table, id uuid.UUID) error {
 	e.stats.writes.Add(1)
 	err := e.db.Update(func(tx *bolt.Tx) error {
-		if err := deleteRecord(tx, t, id[:]); err != nil {
+		if err := e.deleteRecord(tx, t, id[:]); err != nil {
 			if err == errNoRow {
 				return errNotFound(t.Name, id.String())
 			}
