@@ -56,7 +56,10 @@ type export struct {
 	// created; all is set for FOR ALL TABLES publications.
 	published map[uint32]bool
 	all       bool
-	users     int
+	// copied holds the tables a fresh copy started under this snapshot: a
+	// table copied afresh again (after a TRUNCATE, say) needs a newer one.
+	copied map[uint32]bool
+	users  int
 	timer     *time.Timer
 }
 
@@ -164,8 +167,16 @@ func (s *Source) acquireExport(ctx context.Context, t *table) (*export, error) {
 		return nil, fmt.Errorf("postgres source %s: read publication %s: %w", s.where, s.pub, err)
 	}
 	var slotExists bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`, s.slot).Scan(&slotExists); err != nil {
+	var slotDB *string
+	err = s.pool.QueryRow(ctx, `SELECT database FROM pg_replication_slots WHERE slot_name = $1`, s.slot).Scan(&slotDB)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
 		return nil, fmt.Errorf("postgres source %s: read replication slots: %w", s.where, err)
+	case slotDB == nil || *slotDB != s.connCfg.Database:
+		return nil, fmt.Errorf("postgres source %s: replication slot %s already exists for another database or is physical; slot names are cluster-wide: name another slot in the link", s.where, s.slot)
+	default:
+		slotExists = true
 	}
 	conn, err := s.replConn(ctx)
 	if err != nil {
@@ -194,7 +205,7 @@ func (s *Source) acquireExport(ctx context.Context, t *table) (*export, error) {
 		return nil, fmt.Errorf("postgres source %s: slot %s: consistent point %q: %w", s.where, name, res.ConsistentPoint, err)
 	}
 	s.log.Info("exported snapshot", "slot", name, "temporary", opts.Temporary, "snapshot", res.SnapshotName, "lsn", lsn.String())
-	e := &export{conn: conn, snapshot: res.SnapshotName, lsn: lsn, published: published, all: pubAll}
+	e := &export{conn: conn, snapshot: res.SnapshotName, lsn: lsn, published: published, all: pubAll, copied: map[uint32]bool{}}
 	s.mu.Lock()
 	s.exports[e.snapshot] = e
 	s.mu.Unlock()
@@ -205,7 +216,8 @@ func (s *Source) acquireExport(ctx context.Context, t *table) (*export, error) {
 }
 
 // shareExport returns a live export that can serve t (the one named
-// snapshot, or any when snapshot is empty), counting t's copy as a user and
+// snapshot to resume a copy, or, when snapshot is empty, any under which t
+// was not copied yet), counting t's copy as a user and
 // holding the slot at its consistent point; nil when there is none. An
 // export whose consistent point the link's slot has confirmed past cannot
 // serve: the stream would no longer have the changes that follow it.
@@ -213,9 +225,10 @@ func (s *Source) shareExport(t *table, snapshot string) *export {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range s.exports {
-		if (snapshot != "" && e.snapshot != snapshot) || !e.covers(t.oid) || e.lsn < s.confirmed {
+		if (snapshot != "" && e.snapshot != snapshot) || (snapshot == "" && e.copied[t.oid]) || !e.covers(t.oid) || e.lsn < s.confirmed {
 			continue
 		}
+		e.copied[t.oid] = true
 		e.users++
 		if e.timer != nil {
 			e.timer.Stop()

@@ -14,7 +14,7 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var dbSeq atomic.Int64
+var dbSeq, linkSeq atomic.Int64
 
 // newDB creates a fresh database in the shared cluster, runs setup in it and
 // returns its DSN.
@@ -30,7 +30,8 @@ func newDB(t *testing.T, setup ...string) (*pgtest.Cluster, string, string) {
 func newSource(t *testing.T, cfg Config) *Source {
 	t.Helper()
 	if cfg.Link == "" {
-		cfg.Link = "test"
+		// Slots are cluster-wide: one link per test database.
+		cfg.Link = fmt.Sprintf("test%d", linkSeq.Add(1))
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -3,11 +3,771 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
 
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
 )
 
-// Stream delivers changes; see stream.go.
+// Stream positions and versions.
+//
+// A stream cursor is an LSN C meaning "every transaction whose commit record
+// starts at or after C is still to be delivered for this table". Copy ends
+// at the slot's consistent point; a stream batch ends at the end LSN of its
+// last transaction, or, when idle, at the walsender's sent position (every
+// transaction committing before it has been sent). A change is delivered for
+// a table only when its transaction's commit LSN >= the table's cursor, so a
+// restart from any committed cursor repeats nothing already committed for
+// that table and skips nothing.
+//
+// Version = commit LSN << 16 | n, n = 1, 2, ... the change's position in its
+// transaction (saturating at 0xFFFF). Copied rows have CP << 16, so every
+// streamed change of a row compares greater than its copied version, and
+// later transactions greater than earlier ones (row locks order the
+// transactions that change one row by commit). The shift leaves room for
+// 2^47 bytes (128 TiB) of WAL.
+
+const (
+	// statusInterval is how often the slot hears from lakelink, well inside
+	// the default wal_sender_timeout of 60 s.
+	statusInterval = 5 * time.Second
+	// batchWindow is how long a batch waits for more transactions.
+	batchWindow = 100 * time.Millisecond
+	// idleInterval is how often an idle stream reports fresh cursors.
+	idleInterval = time.Second
+	// splitFactor: a transaction with more than splitFactor*BatchRows changes
+	// is split across batches (the only case where a batch holds part of a
+	// transaction).
+	splitFactor = 8
+	// recentRows bounds the per-table memory of recent row values that
+	// resolves unchanged TOASTed columns without a query.
+	recentRows = 10000
+)
+
+// ReinitError reports a schema change the lake cannot follow.
+type ReinitError struct {
+	Table  string
+	Column string
+	From   string
+	To     string
+}
+
+func (e *ReinitError) Error() string {
+	return fmt.Sprintf("table %s: column %s changed from %s to %s, which the lake cannot follow; re-initialise the table: lakelink sync -c link.yaml --reinit %s", e.Table, e.Column, e.From, e.To, e.Table)
+}
+
+// streamTable is one table a Stream delivers.
+type streamTable struct {
+	t      *table
+	cursor pglogrepl.LSN
+	recent map[string]map[string]any
+}
+
+// rel is a relation as the latest pgoutput Relation message describes it.
+type rel struct {
+	st        *streamTable // nil for tables this Stream does not deliver
+	desc      *schema.Table
+	dec       []decoder
+	key       []int
+	schemaDue bool // desc goes out with the next delivered change
+}
+
+type txnState struct {
+	commit    pglogrepl.LSN
+	seq       int64
+	changes   []source.Change
+	schemas   map[string]*schema.Table
+	truncated string
+}
+
+type outBatch struct {
+	batch source.Batch
+	pos   pglogrepl.LSN // committed position once emitted; 0 for a part of a transaction
+	sync  chan struct{} // when set, closed once every earlier batch is emitted
+}
+
+type stream struct {
+	s       *Source
+	conn    *pgconn.PgConn
+	tables  map[uint32]*streamTable
+	rels    map[uint32]*rel
+	pos     pglogrepl.LSN
+	recvd   pglogrepl.LSN
+	txn     *txnState
+	batch   source.Batch
+	started time.Time // when the pending batch got its first transaction
+	out     chan outBatch
+	// committed is the position of the last batch emit accepted.
+	committed atomic.Uint64
+	wantIdle  bool
+	nextStat  time.Time
+	nextIdle  time.Time
+}
+
+// Stream delivers the changes of the given tables from their cursors; see
+// the comment at the top of this file.
 func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit func(context.Context, source.Batch) error) error {
-	return errors.New("postgres source: Stream is not implemented in this commit")
+	st := &stream{s: s, tables: map[uint32]*streamTable{}, rels: map[uint32]*rel{}}
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range cursors {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	if len(names) == 0 {
+		return errors.New("postgres source: Stream needs at least one table")
+	}
+	start := pglogrepl.LSN(0)
+	for _, name := range names {
+		lsn, err := lsnCursor(name, cursors[name])
+		if err != nil {
+			return err
+		}
+		t, err := s.table(ctx, name)
+		if err != nil {
+			return err
+		}
+		st.tables[t.oid] = &streamTable{t: t, cursor: lsn, recent: map[string]map[string]any{}}
+		if start == 0 || lsn < start {
+			start = lsn
+		}
+	}
+	if err := st.check(ctx, names); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for oid := range st.tables {
+		delete(s.holds, oid)
+	}
+	s.mu.Unlock()
+
+	conn, err := s.replConn(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	st.conn = conn
+	args := []string{"proto_version '1'", "publication_names " + quoteLiteral(s.pub)}
+	if err := pglogrepl.StartReplication(ctx, conn, s.slot, start, pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: args}); err != nil {
+		return fmt.Errorf("postgres source %s: start replication from slot %s at %s: %w", s.where, s.slot, start, err)
+	}
+	s.log.Info("stream started", "slot", s.slot, "from", start.String(), "tables", len(names))
+	st.pos, st.recvd = start, start
+	st.committed.Store(uint64(start))
+
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st.out = make(chan outBatch, 2)
+	emitErr := make(chan error, 1)
+	go func() {
+		defer close(emitErr)
+		for ob := range st.out {
+			if ob.sync != nil {
+				close(ob.sync)
+				continue
+			}
+			if err := emit(cctx, ob.batch); err != nil {
+				emitErr <- err
+				cancel()
+				return
+			}
+			if ob.pos != 0 {
+				st.committed.Store(uint64(ob.pos))
+			}
+		}
+	}()
+	err = st.run(cctx)
+	close(st.out)
+	if eerr := <-emitErr; eerr != nil {
+		return eerr
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// check refuses cursors the slot can no longer serve.
+func (st *stream) check(ctx context.Context, names []string) error {
+	s := st.s
+	var confirmed *string
+	var walStatus *string
+	err := s.pool.QueryRow(ctx, `SELECT confirmed_flush_lsn::text, wal_status FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()`, s.slot).Scan(&confirmed, &walStatus)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &source.CursorExpiredError{Table: names[0], Reason: "replication slot " + s.slot + " does not exist in this database (dropped, or never created)"}
+	}
+	if err != nil {
+		return fmt.Errorf("postgres source %s: read slot %s: %w", s.where, s.slot, err)
+	}
+	if walStatus != nil && *walStatus == "lost" {
+		return &source.CursorExpiredError{Table: names[0], Reason: "replication slot " + s.slot + " lost WAL it needed (max_slot_wal_keep_size)"}
+	}
+	var flushed pglogrepl.LSN
+	if confirmed != nil {
+		if flushed, err = pglogrepl.ParseLSN(*confirmed); err != nil {
+			return fmt.Errorf("postgres source %s: slot %s: confirmed_flush_lsn %q: %w", s.where, s.slot, *confirmed, err)
+		}
+	}
+	published := map[uint32]bool{}
+	var all bool
+	rows, err := s.pool.Query(ctx, `SELECT p.puballtables, r.prrelid FROM pg_publication p LEFT JOIN pg_publication_rel r ON r.prpubid = p.oid WHERE p.pubname = $1`, s.pub)
+	if err != nil {
+		return fmt.Errorf("postgres source %s: read publication %s: %w", s.where, s.pub, err)
+	}
+	for rows.Next() {
+		var rel *uint32
+		if err := rows.Scan(&all, &rel); err != nil {
+			return fmt.Errorf("postgres source %s: read publication %s: %w", s.where, s.pub, err)
+		}
+		if rel != nil {
+			published[*rel] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres source %s: read publication %s: %w", s.where, s.pub, err)
+	}
+	for _, name := range names {
+		for oid, tb := range st.tables {
+			if tb.t.name != name {
+				continue
+			}
+			if tb.cursor < flushed {
+				return &source.CursorExpiredError{Table: name, Reason: fmt.Sprintf("slot %s already confirmed %s, past the table's cursor %s", s.slot, flushed, tb.cursor)}
+			}
+			if !all && !published[oid] {
+				return &source.CursorExpiredError{Table: name, Reason: "the table is not in publication " + s.pub + ", so its changes were not kept"}
+			}
+		}
+	}
+	return nil
+}
+
+// flushLimit is what the slot may confirm given that emit accepted
+// everything up to committed: no further than a hold of a copy no Stream
+// includes yet.
+func (s *Source) flushLimit(committed pglogrepl.LSN) pglogrepl.LSN {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lim := committed
+	for _, h := range s.holds {
+		if h < lim {
+			lim = h
+		}
+	}
+	if lim > s.confirmed {
+		s.confirmed = lim
+	}
+	return lim
+}
+
+func (st *stream) status(reply bool) error {
+	flush := st.s.flushLimit(pglogrepl.LSN(st.committed.Load()))
+	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), st.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: max(st.recvd, flush),
+		WALFlushPosition: flush,
+		WALApplyPosition: flush,
+		ReplyRequested:   reply,
+	})
+	if err != nil {
+		return fmt.Errorf("postgres source %s: send status to slot %s: %w", st.s.where, st.s.slot, err)
+	}
+	st.nextStat = time.Now().Add(statusInterval)
+	return nil
+}
+
+func (st *stream) run(ctx context.Context) error {
+	now := time.Now()
+	st.nextStat = now.Add(statusInterval)
+	st.nextIdle = now.Add(idleInterval)
+	for {
+		next := st.nextStat
+		if len(st.batch.Changes) > 0 || st.batch.Schemas != nil {
+			next = minTime(next, st.started.Add(batchWindow))
+		} else if st.txn == nil {
+			next = minTime(next, st.nextIdle)
+		}
+		rctx, cancel := context.WithDeadline(ctx, next)
+		msg, err := st.conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !pgconn.Timeout(err) {
+				return fmt.Errorf("postgres source %s: receive from slot %s: %w", st.s.where, st.s.slot, err)
+			}
+		}
+		if err == nil {
+			if err := st.message(ctx, msg); err != nil {
+				return err
+			}
+		}
+		now := time.Now()
+		if (len(st.batch.Changes) > 0 || st.batch.Schemas != nil) && !now.Before(st.started.Add(batchWindow)) {
+			if err := st.flush(ctx, false); err != nil {
+				return err
+			}
+		}
+		if st.txn == nil && len(st.batch.Changes) == 0 && !now.Before(st.nextIdle) {
+			st.wantIdle = true
+			st.nextIdle = now.Add(idleInterval)
+			if err := st.status(true); err != nil {
+				return err
+			}
+		}
+		if !now.Before(st.nextStat) {
+			if err := st.status(false); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func (st *stream) message(ctx context.Context, msg pgproto3.BackendMessage) error {
+	switch msg := msg.(type) {
+	case *pgproto3.CopyData:
+		if len(msg.Data) == 0 {
+			return nil
+		}
+		switch msg.Data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+			if err != nil {
+				return fmt.Errorf("postgres source %s: slot %s: %w", st.s.where, st.s.slot, err)
+			}
+			if st.txn == nil && ka.ServerWALEnd > st.pos {
+				st.pos = ka.ServerWALEnd
+			}
+			st.recvd = max(st.recvd, ka.ServerWALEnd)
+			if ka.ReplyRequested {
+				if err := st.status(false); err != nil {
+					return err
+				}
+			}
+			if st.wantIdle && st.txn == nil && len(st.batch.Changes) == 0 {
+				st.wantIdle = false
+				return st.flush(ctx, false)
+			}
+		case pglogrepl.XLogDataByteID:
+			xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+			if err != nil {
+				return fmt.Errorf("postgres source %s: slot %s: %w", st.s.where, st.s.slot, err)
+			}
+			st.recvd = max(st.recvd, xld.WALStart)
+			m, err := pglogrepl.Parse(xld.WALData)
+			if err != nil {
+				return fmt.Errorf("postgres source %s: slot %s: decode pgoutput message at %s: %w", st.s.where, st.s.slot, xld.WALStart, err)
+			}
+			return st.decoded(ctx, m)
+		}
+	case *pgproto3.ErrorResponse:
+		return fmt.Errorf("postgres source %s: slot %s: %w", st.s.where, st.s.slot, pgconn.ErrorResponseToPgError(msg))
+	case *pgproto3.CopyDone:
+		return fmt.Errorf("postgres source %s: slot %s: the server ended replication", st.s.where, st.s.slot)
+	}
+	return nil
+}
+
+func (st *stream) decoded(ctx context.Context, m pglogrepl.Message) error {
+	switch m := m.(type) {
+	case *pglogrepl.BeginMessage:
+		st.txn = &txnState{commit: m.FinalLSN}
+	case *pglogrepl.RelationMessage:
+		return st.relation(ctx, m)
+	case *pglogrepl.InsertMessage:
+		r, ok := st.deliver(m.RelationID)
+		if !ok {
+			return nil
+		}
+		vals, key, toast, err := st.tuple(r, m.Tuple, nil)
+		if err != nil {
+			return err
+		}
+		return st.upsert(ctx, r, key, vals, toast)
+	case *pglogrepl.UpdateMessage:
+		r, ok := st.deliver(m.RelationID)
+		if !ok {
+			return nil
+		}
+		var oldKey []string
+		if m.OldTuple != nil {
+			_, k, _, err := st.tuple(r, m.OldTuple, nil)
+			if err != nil {
+				return err
+			}
+			oldKey = k
+		}
+		vals, key, toast, err := st.tuple(r, m.NewTuple, oldKey)
+		if err != nil {
+			return err
+		}
+		if oldKey != nil && keyID(oldKey) != keyID(key) {
+			// The key changed: the old row is gone.
+			if err := st.add(ctx, r, source.Change{ID: keyID(oldKey), Deleted: true}); err != nil {
+				return err
+			}
+			delete(r.st.recent, keyID(oldKey))
+		}
+		return st.upsert(ctx, r, key, vals, toast)
+	case *pglogrepl.DeleteMessage:
+		r, ok := st.deliver(m.RelationID)
+		if !ok {
+			return nil
+		}
+		_, key, _, err := st.tuple(r, m.OldTuple, nil)
+		if err != nil {
+			return err
+		}
+		delete(r.st.recent, keyID(key))
+		return st.add(ctx, r, source.Change{ID: keyID(key), Deleted: true})
+	case *pglogrepl.TruncateMessage:
+		for _, id := range m.RelationIDs {
+			if r, ok := st.deliver(id); ok && st.txn.truncated == "" {
+				st.txn.truncated = r.st.t.name
+			}
+		}
+	case *pglogrepl.CommitMessage:
+		return st.commit(ctx, m)
+	}
+	return nil
+}
+
+// deliver returns the relation when its changes in the current transaction
+// are to be delivered.
+func (st *stream) deliver(id uint32) (*rel, bool) {
+	r := st.rels[id]
+	if r == nil || r.st == nil || st.txn == nil || st.txn.commit < r.st.cursor {
+		return nil, false
+	}
+	return r, true
+}
+
+func (st *stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
+	s := st.s
+	tb := st.tables[m.RelationID]
+	r := &rel{st: tb}
+	name := m.Namespace + "." + m.RelationName
+	if tb != nil {
+		name = tb.t.name
+	}
+	r.desc = &schema.Table{Name: strings.ToLower(name)}
+	for _, c := range m.Columns {
+		ct, err := s.types.column(ctx, s.pool, c.DataType, c.TypeModifier)
+		if err != nil {
+			return fmt.Errorf("postgres source %s: table %s: column %s: %w", s.where, name, c.Name, err)
+		}
+		col := ct.col
+		col.Name = c.Name
+		r.desc.Columns = append(r.desc.Columns, col)
+		r.dec = append(r.dec, ct.dec)
+	}
+	if tb == nil {
+		st.rels[m.RelationID] = r
+		return nil
+	}
+	r.desc.Key = tb.t.desc.Key
+	r.desc.PartitionColumn = tb.t.desc.PartitionColumn
+	for _, k := range r.desc.Key {
+		i := slices.IndexFunc(r.desc.Columns, func(c schema.Column) bool { return c.Name == k })
+		if i < 0 {
+			return &ReinitError{Table: name, Column: k, From: "key column", To: "dropped"}
+		}
+		r.key = append(r.key, i)
+	}
+	prev := tb.t.desc
+	if p := st.rels[m.RelationID]; p != nil {
+		prev = p.desc
+	}
+	if err := compatible(name, prev, r.desc); err != nil {
+		return err
+	}
+	// The first Relation of a session always goes out: the lake may hold a
+	// shape older than the one this session starts with.
+	r.schemaDue = st.rels[m.RelationID] == nil || !sameShape(prev, r.desc)
+	st.rels[m.RelationID] = r
+	return nil
+}
+
+// compatible accepts added and dropped columns and widening (longer
+// strings, more decimal digits); any other change of a column needs a
+// re-initialisation.
+func compatible(table string, old, cur *schema.Table) error {
+	for _, c := range cur.Columns {
+		o, ok := old.Column(c.Name)
+		if !ok {
+			continue
+		}
+		narrower := o.Type != c.Type ||
+			(c.MaxLength != 0 && (o.MaxLength == 0 || c.MaxLength < o.MaxLength)) ||
+			(c.Type == schema.Decimal && (c.Scale != o.Scale || (c.Precision != 0 && (o.Precision == 0 || c.Precision < o.Precision))))
+		if narrower {
+			return &ReinitError{Table: table, Column: c.Name, From: o.SourceType, To: c.SourceType}
+		}
+	}
+	return nil
+}
+
+func sameShape(a, b *schema.Table) bool {
+	return slices.EqualFunc(a.Columns, b.Columns, func(x, y schema.Column) bool {
+		return x.Name == y.Name && x.Type == y.Type && x.MaxLength == y.MaxLength && x.Precision == y.Precision && x.Scale == y.Scale && x.SourceType == y.SourceType
+	})
+}
+
+// tuple decodes a tuple of r: its values, the text of its key columns and
+// the names of columns pgoutput left out as unchanged TOASTed values. A key
+// column left out is taken from oldKey (it is unchanged).
+func (st *stream) tuple(r *rel, td *pglogrepl.TupleData, oldKey []string) (map[string]any, []string, []string, error) {
+	name := r.st.t.name
+	if td == nil || len(td.Columns) != len(r.desc.Columns) {
+		return nil, nil, nil, fmt.Errorf("postgres source %s: table %s: change has a different column count than its Relation message", st.s.where, name)
+	}
+	vals := make(map[string]any, len(td.Columns))
+	var toast []string
+	for i, c := range td.Columns {
+		col := r.desc.Columns[i].Name
+		switch c.DataType {
+		case pglogrepl.TupleDataTypeNull:
+			vals[col] = nil
+		case pglogrepl.TupleDataTypeToast:
+			toast = append(toast, col)
+		case pglogrepl.TupleDataTypeText:
+			v, err := r.dec[i].decode(string(c.Data))
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("postgres source %s: table %s: column %s (%s): %w", st.s.where, name, col, r.desc.Columns[i].SourceType, err)
+			}
+			vals[col] = v
+		default:
+			return nil, nil, nil, fmt.Errorf("postgres source %s: table %s: column %s: unexpected tuple data kind %q", st.s.where, name, col, c.DataType)
+		}
+	}
+	key := make([]string, len(r.key))
+	for j, i := range r.key {
+		c := td.Columns[i]
+		switch {
+		case c.DataType == pglogrepl.TupleDataTypeText:
+			key[j] = string(c.Data)
+		case c.DataType == pglogrepl.TupleDataTypeToast && oldKey != nil:
+			key[j] = oldKey[j]
+		default:
+			return nil, nil, nil, fmt.Errorf("postgres source %s: table %s: key column %s has no value in the change (a TOASTed key value pgoutput did not resend); keys longer than about 2 kB are not supported", st.s.where, name, r.desc.Columns[i].Name)
+		}
+	}
+	return vals, key, toast, nil
+}
+
+// upsert delivers an inserted or updated row, first filling in unchanged
+// TOASTed columns.
+//
+// Why reading them is correct. pgoutput leaves out a TOASTed value the
+// transaction did not change. The value is then the one of the row's
+// previous version: taken from the recent values this stream delivered for
+// the key when it has them, else read from the table by key now. The table
+// may have moved on since this transaction (the stream runs behind): the
+// value read then belongs to a later transaction. That later transaction is
+// itself in the stream after this one, with a higher version, and carries
+// (or resolves the same way) its own value for the column, so the last
+// version the lake keeps is right: the lake converges on the source. Only an
+// intermediate version may show a value newer than its own. A row deleted
+// since reads as absent: its columns stay NULL in this version, and the
+// delete that follows in the stream removes it.
+func (st *stream) upsert(ctx context.Context, r *rel, key []string, vals map[string]any, toast []string) error {
+	id := keyID(key)
+	if len(toast) > 0 {
+		prev := r.st.recent[id]
+		var missing []string
+		for _, c := range toast {
+			if v, ok := prev[c]; ok {
+				vals[c] = v
+			} else {
+				missing = append(missing, c)
+			}
+		}
+		if len(missing) > 0 {
+			if err := st.readColumns(ctx, r, key, missing, vals); err != nil {
+				return err
+			}
+		}
+	}
+	if len(r.st.recent) >= recentRows {
+		clear(r.st.recent)
+	}
+	r.st.recent[id] = vals
+	return st.add(ctx, r, source.Change{ID: id, Values: vals})
+}
+
+// readColumns reads the current values of cols of the row with key.
+func (st *stream) readColumns(ctx context.Context, r *rel, key []string, cols []string, vals map[string]any) error {
+	t := r.st.t
+	var q strings.Builder
+	q.WriteString("SELECT ")
+	for i, c := range cols {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(pgx.Identifier{c}.Sanitize())
+	}
+	q.WriteString(" FROM " + t.qualified + " WHERE ")
+	params := make([][]byte, len(key))
+	for j, i := range r.key {
+		if j > 0 {
+			q.WriteString(" AND ")
+		}
+		fmt.Fprintf(&q, "%s = $%d", pgx.Identifier{r.desc.Columns[i].Name}.Sanitize(), j+1)
+		params[j] = []byte(key[j])
+	}
+	conn, err := st.s.pool.Acquire(ctx)
+	if err != nil {
+		return st.s.connectError(err)
+	}
+	defer conn.Release()
+	// Parameter types are left to the server (OID 0), which infers the key
+	// columns' types from the comparison, so the key index serves the read.
+	rr := conn.Conn().PgConn().ExecParams(ctx, q.String(), params, make([]uint32, len(params)), nil, nil)
+	found := false
+	for rr.NextRow() {
+		found = true
+		for i, raw := range rr.Values() {
+			var v any
+			if raw != nil {
+				ci := slices.IndexFunc(r.desc.Columns, func(c schema.Column) bool { return c.Name == cols[i] })
+				if v, err = r.dec[ci].decode(string(raw)); err != nil {
+					_, _ = rr.Close()
+					return fmt.Errorf("postgres source %s: table %s: column %s: %w", st.s.where, t.name, cols[i], err)
+				}
+			}
+			vals[cols[i]] = v
+		}
+	}
+	if _, err := rr.Close(); err != nil {
+		return fmt.Errorf("postgres source %s: table %s: read unchanged TOASTed columns %v: %w", st.s.where, t.name, cols, err)
+	}
+	if !found {
+		for _, c := range cols {
+			vals[c] = nil
+		}
+	}
+	return nil
+}
+
+// add appends a change to the current transaction.
+func (st *stream) add(ctx context.Context, r *rel, ch source.Change) error {
+	txn := st.txn
+	ch.Table = r.st.t.name
+	txn.seq = min(txn.seq+1, 0xFFFF)
+	ch.Version = int64(txn.commit)<<16 | txn.seq
+	if r.schemaDue {
+		if txn.schemas == nil {
+			txn.schemas = map[string]*schema.Table{}
+		}
+		txn.schemas[ch.Table] = r.desc
+		r.schemaDue = false
+	}
+	txn.changes = append(txn.changes, ch)
+	if len(txn.changes) < splitFactor*st.s.cfg.BatchRows {
+		return nil
+	}
+	// A huge transaction: emit what came before it, then this part of it
+	// without cursors, so a restart replays the whole transaction.
+	if len(st.batch.Changes) > 0 || st.batch.Schemas != nil {
+		if err := st.flush(ctx, false); err != nil {
+			return err
+		}
+	}
+	st.batch = source.Batch{Changes: txn.changes, Schemas: txn.schemas}
+	txn.changes, txn.schemas = nil, nil
+	return st.flush(ctx, true)
+}
+
+func (st *stream) commit(ctx context.Context, m *pglogrepl.CommitMessage) error {
+	txn := st.txn
+	st.txn = nil
+	if txn == nil {
+		return nil
+	}
+	if txn.truncated != "" {
+		// Emit what came before, wait until it is committed, then ask for
+		// the table to be copied afresh: a TRUNCATE names no rows.
+		if len(st.batch.Changes) > 0 || st.batch.Schemas != nil {
+			if err := st.flush(ctx, false); err != nil {
+				return err
+			}
+		}
+		done := make(chan struct{})
+		if err := st.send(ctx, outBatch{sync: done}); err != nil {
+			return err
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return &source.CursorExpiredError{Table: txn.truncated, Reason: fmt.Sprintf("the table was truncated at LSN %s", m.CommitLSN)}
+	}
+	st.pos = max(st.pos, m.TransactionEndLSN)
+	if len(txn.changes) == 0 && txn.schemas == nil {
+		return nil
+	}
+	if len(st.batch.Changes) == 0 && st.batch.Schemas == nil {
+		st.started = time.Now()
+	}
+	st.batch.Changes = append(st.batch.Changes, txn.changes...)
+	for k, v := range txn.schemas {
+		if st.batch.Schemas == nil {
+			st.batch.Schemas = map[string]*schema.Table{}
+		}
+		st.batch.Schemas[k] = v
+	}
+	if len(st.batch.Changes) >= st.s.cfg.BatchRows {
+		return st.flush(ctx, false)
+	}
+	return nil
+}
+
+// flush hands the pending batch to the emitter. A complete batch carries
+// cursors for every table of the stream; a part of a transaction none.
+func (st *stream) flush(ctx context.Context, partial bool) error {
+	ob := outBatch{batch: st.batch}
+	if !partial {
+		ob.pos = st.pos
+		ob.batch.Cursors = make(map[string]string, len(st.tables))
+		for _, tb := range st.tables {
+			ob.batch.Cursors[tb.t.name] = max(tb.cursor, st.pos).String()
+		}
+	}
+	st.batch = source.Batch{}
+	st.nextIdle = time.Now().Add(idleInterval)
+	return st.send(ctx, ob)
+}
+
+// send waits for room at the emitter, keeping the slot informed meanwhile.
+func (st *stream) send(ctx context.Context, ob outBatch) error {
+	for {
+		select {
+		case st.out <- ob:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Until(st.nextStat)):
+			if err := st.status(false); err != nil {
+				return err
+			}
+		}
+	}
 }

@@ -1,0 +1,375 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lakelink/lakelink/internal/source"
+)
+
+// copyAll copies tables and returns their stream cursors.
+func copyAll(t *testing.T, s *Source, col *collector, tables ...string) map[string]string {
+	t.Helper()
+	cursors := map[string]string{}
+	for _, name := range tables {
+		if err := s.Copy(context.Background(), name, "", col.emit); err != nil {
+			t.Fatalf("Copy %s: %v", name, err)
+		}
+		cursors[name] = col.last().Cursors[name]
+	}
+	return cursors
+}
+
+// running is a Stream running in the background.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startStream(s *Source, cursors map[string]string, col *collector) *running {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- s.Stream(ctx, cursors, col.emit) }()
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	if err := <-r.done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stream: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestStreamTypes(t *testing.T) {
+	create, insert := typeTableSQL()
+	c, db, dsn := newDB(t, append(typeSetup, create)...)
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "alltypes"}}})
+	col := &collector{}
+	cursors := copyAll(t, s, col, "alltypes")
+	r := startStream(s, cursors, col)
+	defer r.stop(t)
+	c.Exec(t, db, insert)
+	waitFor(t, "the streamed row", func() bool { _, ok := col.rows()["alltypes"]["1"]; return ok })
+	checkTypeRow(t, "stream", col.rows()["alltypes"]["1"].Values)
+	// Stream and copy agree on the schema.
+	var first *source.Batch
+	for i := range col.batches {
+		if col.batches[i].Schemas != nil {
+			first = &col.batches[i]
+			break
+		}
+	}
+	if first == nil {
+		t.Fatal("no batch carried the table's schema")
+	}
+	desc, _ := s.Describe(context.Background(), "alltypes")
+	if !sameShape(desc, first.Schemas["alltypes"]) {
+		t.Fatalf("stream schema %+v differs from Describe %+v", first.Schemas["alltypes"], desc)
+	}
+}
+
+// tableState reads the table as the lake should hold it.
+func tableState(t *testing.T, dsn, query string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for rows.Next() {
+		var id, v string
+		if err := rows.Scan(&id, &v); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = v
+	}
+	return out
+}
+
+func lakeState(col *collector, table, column string) map[string]string {
+	out := map[string]string{}
+	for id, ch := range col.rows()[table] {
+		if !ch.Deleted {
+			out[id] = fmt.Sprint(ch.Values[column])
+		}
+	}
+	return out
+}
+
+func diff(a, b map[string]string) string {
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return fmt.Sprintf("id %s: %q vs %q (present %v)", k, v, w, ok)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			return fmt.Sprintf("id %s missing on the left", k)
+		}
+	}
+	return ""
+}
+
+// TestHandoffUnderWrites copies while writers insert, update and delete, then
+// streams: the result equals the table, and no change is delivered twice.
+func TestHandoffUnderWrites(t *testing.T) {
+	_, _, dsn := newDB(t,
+		"CREATE TABLE acc (id int PRIMARY KEY, n int NOT NULL)",
+		"INSERT INTO acc SELECT g, 0 FROM generate_series(1, 20000) g",
+	)
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "acc"}}, CopyWorkers: 2, BatchRows: 2000})
+	ctx, stopWriters := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := pgx.Connect(context.Background(), dsn)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close(context.Background())
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for ctx.Err() == nil {
+				id := rng.IntN(25000) + 1
+				var err error
+				switch rng.IntN(3) {
+				case 0:
+					_, err = conn.Exec(context.Background(), "INSERT INTO acc VALUES ($1, 1) ON CONFLICT (id) DO UPDATE SET n = acc.n + 1", id)
+				case 1:
+					_, err = conn.Exec(context.Background(), "UPDATE acc SET n = n + 1 WHERE id = $1", id)
+				default:
+					_, err = conn.Exec(context.Background(), "DELETE FROM acc WHERE id = $1", id)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	col := &collector{}
+	cursors := copyAll(t, s, col, "acc")
+	r := startStream(s, cursors, col)
+	time.Sleep(500 * time.Millisecond)
+	stopWriters()
+	wg.Wait()
+	want := tableState(t, dsn, "SELECT id::text, n::text FROM acc")
+	waitFor(t, "the lake to equal the table", func() bool { return diff(lakeState(col, "acc", "n"), want) == "" })
+	r.stop(t)
+	seen := map[string]bool{}
+	for _, b := range col.batches {
+		for _, ch := range b.Changes {
+			k := ch.ID + "/" + strconv.FormatInt(ch.Version, 10)
+			if seen[k] {
+				t.Fatalf("change %s delivered twice", k)
+			}
+			seen[k] = true
+		}
+	}
+}
+
+func TestMultiTableTransactionInOneBatch(t *testing.T) {
+	c, db, dsn := newDB(t, "CREATE TABLE a (id int PRIMARY KEY)", "CREATE TABLE b (id int PRIMARY KEY, x text)")
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "a"}, {Name: "b"}}})
+	col := &collector{}
+	cursors := copyAll(t, s, col, "a", "b")
+	r := startStream(s, cursors, col)
+	defer r.stop(t)
+	c.Exec(t, db, "BEGIN", "INSERT INTO a VALUES (1), (2)", "INSERT INTO b VALUES (1, 'x')", "UPDATE a SET id = 3 WHERE id = 2", "COMMIT")
+	waitFor(t, "the transaction", func() bool { _, ok := col.rows()["b"]["1"]; return ok })
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	for _, b := range col.batches {
+		if len(b.Changes) == 0 {
+			continue
+		}
+		if len(b.Changes) != 5 {
+			t.Fatalf("transaction split or merged wrongly: %+v", b.Changes)
+		}
+		// insert a1, insert a2, insert b1, delete a2 + insert a3 (key change)
+		if !b.Changes[3].Deleted || b.Changes[3].ID != "2" || b.Changes[4].ID != "3" {
+			t.Fatalf("key change not delivered as delete + insert: %+v", b.Changes)
+		}
+		for i := 1; i < len(b.Changes); i++ {
+			if b.Changes[i].Version <= b.Changes[i-1].Version {
+				t.Fatalf("versions do not grow inside the transaction: %+v", b.Changes)
+			}
+		}
+		if b.Cursors["a"] == "" || b.Cursors["b"] == "" {
+			t.Fatalf("batch cursors %v", b.Cursors)
+		}
+		return
+	}
+	t.Fatal("no batch with changes")
+}
+
+func TestToastUnchanged(t *testing.T) {
+	c, db, dsn := newDB(t,
+		"CREATE TABLE doc (id int PRIMARY KEY, n int, body text)",
+		"ALTER TABLE doc ALTER COLUMN body SET STORAGE EXTERNAL",
+	)
+	// 100 kB that compression cannot shrink below the TOAST threshold.
+	big := "(SELECT string_agg(md5(g::text), '') FROM generate_series(1, 3200) g)"
+	c.Exec(t, db, "INSERT INTO doc VALUES (1, 0, "+big+"), (2, 0, "+big+")")
+	want := tableState(t, dsn, "SELECT id::text, body FROM doc")
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "doc"}}})
+	col := &collector{}
+	cursors := copyAll(t, s, col, "doc")
+	r := startStream(s, cursors, col)
+	// Row 1 changes twice in one stream (the second resolves from recent
+	// values), row 2 once (resolved by reading the table).
+	c.Exec(t, db, "UPDATE doc SET n = 1 WHERE id = 1", "UPDATE doc SET n = 2 WHERE id = 1", "UPDATE doc SET n = 1 WHERE id = 2")
+	waitFor(t, "the updates", func() bool { return col.rows()["doc"]["2"].Values["n"] == int64(1) && col.rows()["doc"]["1"].Values["n"] == int64(2) })
+	r.stop(t)
+	if d := diff(lakeState(col, "doc", "body"), want); d != "" {
+		t.Fatalf("unchanged TOASTed body lost: %s", d[:min(len(d), 200)])
+	}
+	// A later transaction changes the body after this one: the earlier
+	// change may read the newer value, the lake still ends equal.
+	c.Exec(t, db, "UPDATE doc SET n = 3 WHERE id = 2", "UPDATE doc SET body = 'short' WHERE id = 2")
+	r = startStream(s, map[string]string{"doc": col.last().Cursors["doc"]}, col)
+	want = tableState(t, dsn, "SELECT id::text, body FROM doc")
+	waitFor(t, "convergence", func() bool { return diff(lakeState(col, "doc", "body"), want) == "" })
+	r.stop(t)
+}
+
+func TestTruncateExpiresCursor(t *testing.T) {
+	c, db, dsn := newDB(t, "CREATE TABLE a (id int PRIMARY KEY)", "CREATE TABLE b (id int PRIMARY KEY)", "INSERT INTO a VALUES (1)")
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "a"}, {Name: "b"}}})
+	col := &collector{}
+	cursors := copyAll(t, s, col, "a", "b")
+	r := startStream(s, cursors, col)
+	c.Exec(t, db, "INSERT INTO b VALUES (1)", "TRUNCATE a")
+	var err error
+	select {
+	case err = <-r.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Stream did not stop at the TRUNCATE")
+	}
+	var ce *source.CursorExpiredError
+	if !errors.As(err, &ce) || ce.Table != "a" {
+		t.Fatalf("Stream = %v, want a CursorExpiredError for a", err)
+	}
+	if _, ok := col.rows()["b"]["1"]; !ok {
+		t.Fatal("the transaction before the TRUNCATE was not delivered first")
+	}
+	// Copying a afresh and streaming both continues.
+	c.Exec(t, db, "INSERT INTO a VALUES (5)")
+	fresh := &collector{}
+	cursors["a"] = copyAll(t, s, fresh, "a")["a"]
+	cursors["b"] = col.last().Cursors["b"]
+	if _, ok := fresh.rows()["a"]["5"]; !ok || len(fresh.rows()["a"]) != 1 {
+		t.Fatalf("fresh copy of a: %v", fresh.rows()["a"])
+	}
+	r = startStream(s, cursors, fresh)
+	c.Exec(t, db, "INSERT INTO a VALUES (6)")
+	waitFor(t, "a change after the re-copy", func() bool { _, ok := fresh.rows()["a"]["6"]; return ok })
+	r.stop(t)
+}
+
+func TestRestartFromCommittedCursor(t *testing.T) {
+	c, db, dsn := newDB(t, "CREATE TABLE t (id int PRIMARY KEY, v int)")
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "t"}}})
+	col := &collector{}
+	cursors := copyAll(t, s, col, "t")
+	r := startStream(s, cursors, col)
+	c.Exec(t, db, "INSERT INTO t VALUES (1, 1)")
+	waitFor(t, "row 1", func() bool { _, ok := col.rows()["t"]["1"]; return ok })
+	r.stop(t)
+	cursor := col.last().Cursors["t"]
+	c.Exec(t, db, "INSERT INTO t VALUES (2, 2)", "UPDATE t SET v = 10 WHERE id = 1")
+
+	again := &collector{}
+	r = startStream(s, map[string]string{"t": cursor}, again)
+	waitFor(t, "the changes made while stopped", func() bool { return again.rows()["t"]["1"].Values["v"] == int64(10) })
+	// Idle streams report fresh cursors.
+	waitFor(t, "an idle batch", func() bool { return len(again.last().Changes) == 0 })
+	r.stop(t)
+	if _, ok := again.rows()["t"]["2"]; !ok {
+		t.Fatal("insert made while stopped lost")
+	}
+	for _, b := range again.batches {
+		for _, ch := range b.Changes {
+			if ch.ID == "1" && ch.Values["v"] == int64(1) {
+				t.Fatal("a change before the committed cursor was delivered again")
+			}
+		}
+	}
+	before, _ := pglogrepl.ParseLSN(cursor)
+	if after, _ := pglogrepl.ParseLSN(again.last().Cursors["t"]); after <= before {
+		t.Fatalf("idle batch cursor %s does not advance past %s", again.last().Cursors["t"], cursor)
+	}
+}
+
+func TestSchemaChanges(t *testing.T) {
+	c, db, dsn := newDB(t, "CREATE TABLE t (id int PRIMARY KEY, v varchar(5), gone int)")
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "t"}}})
+	col := &collector{}
+	cursors := copyAll(t, s, col, "t")
+	r := startStream(s, cursors, col)
+	c.Exec(t, db, "INSERT INTO t VALUES (1, 'a', 1)")
+	waitFor(t, "row 1", func() bool { _, ok := col.rows()["t"]["1"]; return ok })
+	c.Exec(t, db, "ALTER TABLE t ADD COLUMN extra text, DROP COLUMN gone, ALTER COLUMN v TYPE varchar(10)", "INSERT INTO t VALUES (2, 'b', 'x')")
+	waitFor(t, "row 2", func() bool { _, ok := col.rows()["t"]["2"]; return ok })
+	col.mu.Lock()
+	var evolved bool
+	for _, b := range col.batches {
+		for _, ch := range b.Changes {
+			if ch.ID == "2" {
+				sch := b.Schemas["t"]
+				if sch == nil {
+					t.Fatal("the batch with the new shape carries no schema")
+				}
+				v, _ := sch.Column("v")
+				_, hasGone := sch.Column("gone")
+				_, hasExtra := sch.Column("extra")
+				evolved = v.MaxLength == 10 && !hasGone && hasExtra
+			}
+		}
+	}
+	col.mu.Unlock()
+	if !evolved {
+		t.Fatal("schema change not described")
+	}
+	c.Exec(t, db, "ALTER TABLE t ALTER COLUMN extra TYPE int USING 0", "INSERT INTO t VALUES (3, 'c', 3)")
+	var err error
+	select {
+	case err = <-r.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Stream did not stop at the type change")
+	}
+	var re *ReinitError
+	if !errors.As(err, &re) || re.Column != "extra" {
+		t.Fatalf("Stream = %v, want a ReinitError for column extra", err)
+	}
+}
