@@ -60,7 +60,7 @@ type export struct {
 	// table copied afresh again (after a TRUNCATE, say) needs a newer one.
 	copied map[uint32]bool
 	users  int
-	timer     *time.Timer
+	timer  *time.Timer
 }
 
 func (e *export) close() {

@@ -249,7 +249,9 @@ func TestToastUnchanged(t *testing.T) {
 	// Row 1 changes twice in one stream (the second resolves from recent
 	// values), row 2 once (resolved by reading the table).
 	c.Exec(t, db, "UPDATE doc SET n = 1 WHERE id = 1", "UPDATE doc SET n = 2 WHERE id = 1", "UPDATE doc SET n = 1 WHERE id = 2")
-	waitFor(t, "the updates", func() bool { return col.rows()["doc"]["2"].Values["n"] == int64(1) && col.rows()["doc"]["1"].Values["n"] == int64(2) })
+	waitFor(t, "the updates", func() bool {
+		return col.rows()["doc"]["2"].Values["n"] == int64(1) && col.rows()["doc"]["1"].Values["n"] == int64(2)
+	})
 	r.stop(t)
 	if d := diff(lakeState(col, "doc", "body"), want); d != "" {
 		t.Fatalf("unchanged TOASTed body lost: %s", d[:min(len(d), 200)])
