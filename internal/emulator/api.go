@@ -55,14 +55,26 @@ func (p prefs) pageSize() int {
 }
 
 // annotate says which instance annotations rows carry.
-type annotate struct{ lookups, formatted bool }
+type annotate struct{ lookupName, navigation, formatted bool }
 
 func (p prefs) annotate() annotate {
 	a := strings.Trim(p.annotations, `"`)
-	all := a == "*"
+	want := func(name string) bool {
+		for _, pat := range strings.Split(a, ",") {
+			pat = strings.TrimSpace(pat)
+			if pat == "*" || pat == name {
+				return true
+			}
+			if prefix, ok := strings.CutSuffix(pat, "*"); ok && strings.HasPrefix(name, prefix) {
+				return true
+			}
+		}
+		return false
+	}
 	return annotate{
-		lookups:   all || strings.Contains(a, "Microsoft.Dynamics.CRM."),
-		formatted: all || strings.Contains(a, "FormattedValue") || strings.Contains(a, "OData.Community.Display.V1.*"),
+		lookupName: want("Microsoft.Dynamics.CRM.lookuplogicalname"),
+		navigation: want("Microsoft.Dynamics.CRM.associatednavigationproperty"),
+		formatted:  want("OData.Community.Display.V1.FormattedValue"),
 	}
 }
 

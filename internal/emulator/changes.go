@@ -131,7 +131,7 @@ func (e *Emulator) getChanges(w http.ResponseWriter, r *http.Request, t *table, 
 		}
 	}
 	if len(refused) > 0 {
-		return errQuery("The query parameter %s is not supported with change tracking.", strings.Join(sortedStrings(refused), ", "))
+		return errQuery("The following query parameters are not supported with change tracking: %s.", strings.Join(sortedStrings(refused), ", "))
 	}
 	q := &query{}
 	if s := v.Get("$select"); s != "" {

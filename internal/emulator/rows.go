@@ -61,7 +61,7 @@ func appendRow(b []byte, head string, fields [][]byte, version uint64, out []*at
 		}
 		if a.Kind.isLookup() {
 			target, id := splitLookup(f)
-			if an.lookups {
+			if an.navigation {
 				nav := a.Name
 				if len(a.Targets) > 1 {
 					nav += "_" + target
@@ -70,6 +70,8 @@ func appendRow(b []byte, head string, fields [][]byte, version uint64, out []*at
 				b = append(b, `@Microsoft.Dynamics.CRM.associatednavigationproperty":"`...)
 				b = append(b, nav...)
 				b = append(b, '"')
+			}
+			if an.lookupName {
 				b = append(b, a.key[:len(a.key)-2]...)
 				b = append(b, `@Microsoft.Dynamics.CRM.lookuplogicalname":"`...)
 				b = append(b, target...)
@@ -399,6 +401,11 @@ func (e *Emulator) newRecordFields(t *table, id uuid.UUID) [][]byte {
 	if a, ok := t.byName["statecode"]; ok {
 		fields[a.col] = []byte("0")
 		fields[t.byName["statuscode"].col] = []byte(strconv.Itoa(a.Options.Options[0].DefaultStatus))
+	}
+	for _, a := range t.cols {
+		if a.Kind == kBoolean {
+			fields[a.col] = []byte("false") // BooleanAttributeMetadata.DefaultValue
+		}
 	}
 	if t.HasCreatedOn {
 		now := e.nowField()

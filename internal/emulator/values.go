@@ -61,7 +61,10 @@ func decodeRecord(rec []byte, fields [][]byte) (uint64, error) {
 		if n <= 0 || uint64(len(rec)-n) < l {
 			return 0, errCorrupt
 		}
-		fields[i] = rec[n : n+int(l)]
+		fields[i] = nil
+		if l > 0 {
+			fields[i] = rec[n : n+int(l)]
+		}
 		rec = rec[n+int(l):]
 	}
 	return version, nil
