@@ -352,7 +352,7 @@ func (l *Lake) swapCompaction(ctx context.Context, c *compaction) error {
 		garbage := append(append([]string(nil), c.removed...), c.folded...)
 		return &record{Tables: map[string]*TableState{c.table: &nts}, Garbage: appendGarbage(cur.Garbage, garbage, l.opts.Now().UTC())}, nil
 	})
-	if stale || err != nil {
+	if stale || (err != nil && !errors.Is(err, errUncertain)) {
 		for _, f := range c.added {
 			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
 		}

@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -123,6 +124,9 @@ func (l *Lake) commitSwap(ctx context.Context, build func(cur *State, now time.T
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.reloadIfUncertain(ctx); err != nil {
+		return err
+	}
 	cur := l.state.Load()
 	now := l.opts.Now().UTC()
 	rec, err := build(cur, now)
@@ -130,7 +134,10 @@ func (l *Lake) commitSwap(ctx context.Context, build func(cur *State, now time.T
 		return err
 	}
 	rec.Seq, rec.Committed, rec.Link = cur.Seq+1, now, l.opts.Link
-	if err := writeRecord(ctx, l.st, rec); err != nil {
+	if err := writeRecord(ctx, l.st, cur, rec); err != nil {
+		if errors.Is(err, errUncertain) {
+			l.reload = true
+		}
 		return err
 	}
 	next := cur.apply(rec)

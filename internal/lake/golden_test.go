@@ -96,7 +96,7 @@ func TestGoldenLake(t *testing.T) {
 	if err := l.Maintain(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	compareGolden(t, st, "lake")
+	compareGolden(t, st, l, "lake")
 }
 
 // TestGoldenIncremental writes incremental-update folders over three
@@ -121,14 +121,21 @@ func TestGoldenIncremental(t *testing.T) {
 	if !ts.Options.AppendOnly {
 		t.Fatal("incremental mode must force append-only")
 	}
-	compareGolden(t, st, "incremental")
+	compareGolden(t, st, l, "incremental")
 }
 
-func compareGolden(t *testing.T, st *store.Local, name string) {
+func compareGolden(t *testing.T, st *store.Local, l *Lake, name string) {
 	t.Helper()
+	read, err := ReadState(ctxT(t), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stateJSON(t, read) != stateJSON(t, l.State()) {
+		t.Fatalf("ReadState differs from the writer's state:\n%s\n%s", stateJSON(t, read), stateJSON(t, l.State()))
+	}
 	dir := filepath.Join("testdata", "golden", name)
 	got := map[string][]byte{}
-	err := filepath.WalkDir(st.Root(), func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(st.Root(), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}

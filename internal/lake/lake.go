@@ -156,6 +156,9 @@ type Lake struct {
 	// finished holds the incremental folders whose manifests are written,
 	// guarded by mu; nil until first computed.
 	finished map[string]bool
+	// reload is set when a commit record write ended uncertain; guarded
+	// by mu.
+	reload bool
 	// lastCheckpoint is the seq of the newest checkpoint, guarded by mu.
 	lastCheckpoint int64
 	closed         atomic.Bool
@@ -239,6 +242,9 @@ func (l *Lake) Commit(ctx context.Context, tx Tx) (*State, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.reloadIfUncertain(ctx); err != nil {
+		return nil, err
+	}
 	base := l.state.Load()
 	if len(tx.Tables) == 0 {
 		return base, nil
@@ -263,13 +269,34 @@ func (l *Lake) Commit(ctx context.Context, tx Tx) (*State, error) {
 		rec.Tables[ttx.Name] = ts
 	}
 	rec.Garbage = appendGarbage(base.Garbage, w.garbage, now)
-	if err := writeRecord(ctx, l.st, rec); err != nil {
+	if err := writeRecord(ctx, l.st, base, rec); err != nil {
+		if errors.Is(err, errUncertain) {
+			l.reload = true
+			return nil, err
+		}
 		return fail(err)
 	}
 	next := base.apply(rec)
 	l.state.Store(next)
 	l.afterCommit(ctx, next, rec)
 	return next, nil
+}
+
+// reloadIfUncertain re-reads the committed state after a commit record
+// write of unknown outcome, so that the next commit builds on what the
+// store holds. Called with mu held.
+func (l *Lake) reloadIfUncertain(ctx context.Context) error {
+	if !l.reload {
+		return nil
+	}
+	s, err := ReadState(ctx, l.st)
+	if err != nil {
+		return fmt.Errorf("re-reading the lake state after an uncertain commit: %w", err)
+	}
+	l.state.Store(s)
+	l.reload = false
+	l.derived.stale = true
+	return nil
 }
 
 func appendGarbage(old []Garbage, paths []string, now time.Time) []Garbage {

@@ -40,8 +40,17 @@ func (e *ConflictError) Error() string {
 	return fmt.Sprintf("commit %d: another lakelink sync is writing this lake (commit record %s exists); stop the other sync, then restart this one", e.Seq, logName(e.Seq))
 }
 
+// errUncertain marks a failed commit-record write whose outcome is unknown
+// (the store may have published it before failing). The writer must then
+// neither delete the commit's objects nor trust its in-memory state: it
+// re-reads the state before its next commit.
+var errUncertain = errors.New("the commit record may have been written")
+
 // record is one commit record: the full new state of every table the commit
-// touched (nil for a dropped table) and the full garbage list.
+// touched (nil for a dropped table) and the full garbage list. On the wire a
+// table's Source is null when the commit did not change it (it is the
+// largest part of a TableState, and most commits only add a file); apply
+// then keeps the previous one.
 type record struct {
 	Seq       int64                  `json:"seq"`
 	Committed time.Time              `json:"committed"`
@@ -80,9 +89,14 @@ func (s *State) apply(rec *record) *State {
 		next.Tables[k] = v
 	}
 	for k, v := range rec.Tables {
-		if v == nil {
+		switch {
+		case v == nil:
 			delete(next.Tables, k)
-		} else {
+		case v.Source == nil && s.Tables[k] != nil:
+			c := *v
+			c.Source = s.Tables[k].Source
+			next.Tables[k] = &c
+		default:
 			next.Tables[k] = v
 		}
 	}
@@ -165,9 +179,20 @@ func readRecord(ctx context.Context, st store.Store, name string) (*record, erro
 	return rec, nil
 }
 
-// writeRecord publishes a commit record, exclusively.
-func writeRecord(ctx context.Context, st store.Store, rec *record) error {
-	data, err := json.Marshal(rec)
+// writeRecord publishes a commit record, exclusively. base is the state the
+// record applies to.
+func writeRecord(ctx context.Context, st store.Store, base *State, rec *record) error {
+	wire := *rec
+	wire.Tables = make(map[string]*TableState, len(rec.Tables))
+	for k, v := range rec.Tables {
+		if v != nil && base.Tables[k] != nil && v.Source == base.Tables[k].Source {
+			c := *v
+			c.Source = nil
+			v = &c
+		}
+		wire.Tables[k] = v
+	}
+	data, err := json.Marshal(&wire)
 	if err != nil {
 		return fmt.Errorf("encoding commit %d: %w", rec.Seq, err)
 	}
@@ -175,7 +200,7 @@ func writeRecord(ctx context.Context, st store.Store, rec *record) error {
 		if errors.Is(err, store.ErrExist) {
 			return &ConflictError{Seq: rec.Seq}
 		}
-		return fmt.Errorf("writing commit record %s: %w", logName(rec.Seq), err)
+		return fmt.Errorf("writing commit record %s: %w (%w)", logName(rec.Seq), err, errUncertain)
 	}
 	return nil
 }

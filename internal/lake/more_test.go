@@ -285,3 +285,47 @@ func BenchmarkCopyBatch(b *testing.B) {
 		}
 	}
 }
+
+// flakyStore publishes a commit record, then reports a failure, once.
+type flakyStore struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (f *flakyStore) PutIfAbsent(ctx context.Context, name string, data []byte) error {
+	if err := f.Store.PutIfAbsent(ctx, name, data); err != nil {
+		return err
+	}
+	if strings.HasPrefix(name, logDir) && f.fail.CompareAndSwap(true, false) {
+		return errors.New("connection reset")
+	}
+	return nil
+}
+
+// TestUncertainCommit: a record write that fails after publishing must not
+// delete the commit's objects, and the next commit must build on the state
+// the store holds.
+func TestUncertainCommit(t *testing.T) {
+	st := &flakyStore{Store: newStore(t)}
+	l := openLake(t, st, newClock())
+	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}), Phase: Completed}}})
+	st.fail.Store(true)
+	batch := []source.Change{account(1, 1, "a", t0)}
+	if _, err := l.Commit(ctxT(t), Tx{Tables: []TableTx{{Name: "account", Changes: batch, Cursor: "1"}}}); err == nil {
+		t.Fatal("want the injected failure")
+	}
+	// The engine retries the batch; it is applied idempotently.
+	s := mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: batch, Cursor: "1"}}})
+	if s.Seq != 3 {
+		t.Fatalf("seq %d after an uncertain commit and a retry, want 3", s.Seq)
+	}
+	ts := s.Tables["account"]
+	for _, p := range tableObjects(ts) {
+		if _, err := store.ReadAll(ctxT(t), st, p); err != nil {
+			t.Fatalf("the state names %s: %v", p, err)
+		}
+	}
+	if got := current(t, st, ts); len(got) != 1 || got[guid(1)]["name"] != "a" {
+		t.Fatalf("rows %v", got)
+	}
+}

@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -108,7 +109,7 @@ func (l *Lake) swapSnapshot(ctx context.Context, table string, generation int, s
 		}
 		return &record{Tables: map[string]*TableState{table: &nts}, Garbage: appendGarbage(cur.Garbage, garbage, now)}, nil
 	})
-	if stale || err != nil {
+	if stale || (err != nil && !errors.Is(err, errUncertain)) {
 		for _, f := range snap.Files {
 			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
 		}
