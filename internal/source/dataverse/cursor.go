@@ -53,6 +53,11 @@ func parseCursor(table, s string) (cursor, error) {
 // relativeLink turns a nextLink or deltaLink into its path and query under
 // the environment URL.
 func relativeLink(link string) (string, error) {
+	for i := 0; i < len(link); i++ {
+		if link[i] <= ' ' || link[i] >= 0x7f {
+			return "", fmt.Errorf("link %q holds a byte a URL cannot (%#x)", cut(link), link[i])
+		}
+	}
 	u, err := url.Parse(link)
 	if err != nil {
 		return "", fmt.Errorf("link %q is not a URL: %w", cut(link), err)

@@ -280,3 +280,14 @@ func (f *fake) read(w http.ResponseWriter, q url.Values) {
 	b.WriteString("}")
 	_, _ = w.Write([]byte(b.String()))
 }
+
+func readJSON(t testing.TB, path string, out any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}

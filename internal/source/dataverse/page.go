@@ -80,6 +80,12 @@ func decodePage(r io.Reader, l *layout, deleteVersion int64) (*page, error) {
 		return nil, bad(err)
 	}
 	p := &page{}
+	// Within a page: a tombstone followed by a row of the same id is
+	// superseded by it (the id was deleted and created again), and a
+	// tombstone after a row of the same id orders after that row.
+	rowVersion := map[string]int64{}
+	tombstone := map[string]int{}
+	superseded := map[int]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -100,7 +106,16 @@ func decodePage(r io.Reader, l *layout, deleteVersion int64) (*page, error) {
 				if err != nil {
 					return nil, err
 				}
-				if !c.Deleted {
+				if c.Deleted {
+					if v, ok := rowVersion[c.ID]; ok && v >= c.Version {
+						c.Version = v + 1
+					}
+					tombstone[c.ID] = len(p.changes)
+				} else {
+					if i, ok := tombstone[c.ID]; ok {
+						superseded[i] = true
+					}
+					rowVersion[c.ID] = c.Version
 					p.maxVersion = max(p.maxVersion, c.Version)
 				}
 				p.changes = append(p.changes, c)
@@ -127,6 +142,15 @@ func decodePage(r io.Reader, l *layout, deleteVersion int64) (*page, error) {
 	}
 	if _, err := dec.Token(); err != nil {
 		return nil, bad(err)
+	}
+	if len(superseded) > 0 {
+		kept := p.changes[:0]
+		for i, c := range p.changes {
+			if !superseded[i] {
+				kept = append(kept, c)
+			}
+		}
+		p.changes = kept
 	}
 	if p.next == "" && p.delta == "" {
 		return nil, bad(errors.New("the page has neither @odata.nextLink nor @odata.deltaLink: is change tracking (Prefer: odata.track-changes) honoured for this table?"))

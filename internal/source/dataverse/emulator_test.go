@@ -1,0 +1,253 @@
+package dataverse
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/emulator"
+	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
+	"github.com/lakelink/lakelink/internal/source"
+)
+
+// call sends a write to the emulator at base and returns the record id
+// from OData-EntityId (for creates) or the one given.
+func call(t *testing.T, method, base, path string, body any) string {
+	t.Helper()
+	var r *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	} else {
+		r = bytes.NewReader(nil)
+	}
+	req, _ := http.NewRequest(method, base+apiPath+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("OData-Version", "4.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		e := errorFromResponse("", path, resp)
+		t.Fatalf("%s %s: %v", method, path, e)
+	}
+	loc := resp.Header.Get("OData-EntityId")
+	if i := strings.LastIndexByte(loc, '('); i >= 0 {
+		return strings.TrimSuffix(loc[i+1:], ")")
+	}
+	return ""
+}
+
+// copyTable copies table and checks the batches' shape: no id twice, the
+// last one Done with a delta cursor.
+func copyTable(t *testing.T, s *Source, table string) (map[string]source.Change, string) {
+	t.Helper()
+	bs := copyAll(t, s, table, "")
+	rows := map[string]source.Change{}
+	for i, b := range bs {
+		if b.Done != (i == len(bs)-1) {
+			t.Fatalf("%s batch %d of %d: Done = %v", table, i, len(bs), b.Done)
+		}
+		for _, c := range b.Changes {
+			if _, dup := rows[c.ID]; dup {
+				t.Fatalf("%s: %s copied twice", table, c.ID)
+			}
+			rows[c.ID] = c
+		}
+	}
+	return rows, bs[len(bs)-1].Cursors[table]
+}
+
+// TestEmulatorCopy copies every tracked table across page boundaries and
+// checks the row counts against the benchmark floor's plain paging loop.
+func TestEmulatorCopy(t *testing.T) {
+	_, url := emulatortest.Start(t, emulator.Config{Scale: 23, Seed: 7})
+	s := open(t, url, func(c *Config) { c.PageSize = 5 })
+	tables, err := s.Tables(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := map[string]string{"account": "accounts", "contact": "contacts", "lead": "leads", "opportunity": "opportunities", "systemuser": "systemusers", "accountleads": "accountleadscollection"}
+	for _, ti := range tables {
+		if !ti.Tracked {
+			if _, err := s.Describe(context.Background(), ti.Name); !errors.As(err, new(*source.NotTrackedError)) {
+				t.Errorf("Describe(%s), not tracked: %v", ti.Name, err)
+			}
+			continue
+		}
+		tb, err := s.Describe(context.Background(), ti.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tb.AppendOnly != (ti.Name == "accountleads") || (tb.PartitionColumn == "createdon") == tb.AppendOnly {
+			t.Errorf("%s: AppendOnly %v, PartitionColumn %q", ti.Name, tb.AppendOnly, tb.PartitionColumn)
+		}
+		rows, cur := copyTable(t, s, ti.Name)
+		if _, err := parseCursor(ti.Name, cur); err != nil {
+			t.Errorf("%s: last cursor %q: %v", ti.Name, cur, err)
+		}
+		want, err := RawPageThrough(context.Background(), url, sets[ti.Name], 7, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(rows)) != want || want == 0 {
+			t.Errorf("%s: copied %d rows, the plain paging loop counts %d", ti.Name, len(rows), want)
+		}
+		for id, c := range rows {
+			if c.Values[tb.Key[0]] != id || c.Version <= 0 {
+				t.Errorf("%s: row %s: key %v version %d", ti.Name, id, c.Values[tb.Key[0]], c.Version)
+				break
+			}
+		}
+	}
+}
+
+// TestEmulatorStream makes creates, updates and deletes through the Web API
+// and checks Stream delivers each once, deletes ordered after the rows'
+// earlier versions and before a re-creation.
+func TestEmulatorStream(t *testing.T) {
+	_, url := emulatortest.Start(t, emulator.Config{Scale: 12, Seed: 3})
+	s := open(t, url, func(c *Config) { c.PageSize = 4 })
+	rows, cur := copyTable(t, s, "account")
+	var ids []string
+	for id := range rows {
+		ids = append(ids, id)
+	}
+	cursors := map[string]string{"account": cur}
+
+	created := call(t, http.MethodPost, url, "accounts", map[string]any{"name": "Fourth Coffee \"new\"", "revenue": 1234.5})
+	call(t, http.MethodPatch, url, "accounts("+ids[0]+")", map[string]any{"name": "renamed"})
+	call(t, http.MethodDelete, url, "accounts("+ids[1]+")", nil)
+	got, cursors := streamUntil(t, s, cursors, func(b []source.Batch) bool { return len(changes(b)) >= 3 })
+	byID := map[string]source.Change{}
+	for _, c := range changes(got) {
+		if _, dup := byID[c.ID]; dup {
+			t.Errorf("%s delivered twice", c.ID)
+		}
+		byID[c.ID] = c
+	}
+	if c := byID[strings.ToLower(created)]; c.Values["name"] != "Fourth Coffee \"new\"" || c.Values["revenue"] == nil {
+		t.Errorf("create: %+v", c)
+	}
+	if c := byID[ids[0]]; c.Values["name"] != "renamed" || c.Version <= rows[ids[0]].Version {
+		t.Errorf("update: %+v", c)
+	}
+	del := byID[ids[1]]
+	if !del.Deleted || del.Version <= rows[ids[1]].Version {
+		t.Errorf("delete %+v does not order after the copied version %d", del, rows[ids[1]].Version)
+	}
+
+	// Caught up: empty batches move the cursor.
+	got, cursors = streamUntil(t, s, cursors, func(b []source.Batch) bool { return len(b) >= 1 })
+	if len(got[0].Changes) != 0 || got[0].Cursors["account"] == "" {
+		t.Errorf("idle batch = %+v", got[0])
+	}
+
+	// Re-creating the deleted id (PATCH upserts) wins over the delete.
+	call(t, http.MethodPatch, url, "accounts("+ids[1]+")", map[string]any{"name": "back again"})
+	got, _ = streamUntil(t, s, cursors, func(b []source.Batch) bool { return len(changes(b)) >= 1 })
+	re := changes(got)[len(changes(got))-1]
+	if re.ID != ids[1] || re.Deleted || re.Version <= del.Version {
+		t.Errorf("re-create %+v does not order after the delete's version %d", re, del.Version)
+	}
+}
+
+// TestEmulatorFaults copies and streams through throttling and server
+// errors: nothing lost, nothing twice, throttling reported.
+func TestEmulatorFaults(t *testing.T) {
+	e, url := emulatortest.Start(t, emulator.Config{Scale: 30, Seed: 5})
+	ev := &events{}
+	s := open(t, url, func(c *Config) { c.PageSize = 10; c.Events = ev })
+	want, err := RawPageThrough(context.Background(), url, "contacts", 5000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetFaults(emulator.Faults{ThrottleRate: 0.2, RetryAfter: time.Second, ErrorRate: 0.2})
+	start := time.Now()
+	rows, cur := copyTable(t, s, "contact")
+	if int64(len(rows)) != want {
+		t.Errorf("copied %d contacts under faults, want %d", len(rows), want)
+	}
+	var id string
+	for id = range rows {
+		break
+	}
+	e.SetFaults(emulator.Faults{})
+	call(t, http.MethodPatch, url, "contacts("+id+")", map[string]any{"firstname": "Faulty"})
+	e.SetFaults(emulator.Faults{ThrottleRate: 0.3, RetryAfter: time.Second, ErrorRate: 0.3})
+	got, _ := streamUntil(t, s, map[string]string{"contact": cur}, func(b []source.Batch) bool { return len(changes(b)) >= 1 })
+	if cs := changes(got); len(cs) != 1 || cs[0].ID != id || cs[0].Values["firstname"] != "Faulty" {
+		t.Errorf("stream under faults delivered %+v", cs)
+	}
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if ev.throttled["contact"] == 0 || ev.throttled["contact"] != ev.unthrottled["contact"] {
+		t.Errorf("events: throttled %v unthrottled %v", ev.throttled, ev.unthrottled)
+	}
+	t.Logf("faults run took %v", time.Since(start))
+}
+
+// TestEmulatorTokenExpiry: a delta token older than the environment keeps
+// gives a CursorExpiredError naming the table.
+func TestEmulatorTokenExpiry(t *testing.T) {
+	e, url := emulatortest.Start(t, emulator.Config{Scale: 5, Seed: 1})
+	s := open(t, url, nil)
+	_, cur := copyTable(t, s, "lead")
+	e.SetFaults(emulator.Faults{TokenMaxAge: time.Millisecond})
+	time.Sleep(1100 * time.Millisecond) // the emulator stamps tokens to the second
+	err := s.Stream(context.Background(), map[string]string{"lead": cur}, func(context.Context, source.Batch) error { return nil })
+	var ce *source.CursorExpiredError
+	if !errors.As(err, &ce) || ce.Table != "lead" || !errors.Is(err, source.ErrCursorExpired) {
+		t.Fatalf("Stream = %v, want a CursorExpiredError for lead", err)
+	}
+}
+
+// TestEmulatorRestart: a cursor taken before the emulator restarts (same
+// state directory, new address) still works after.
+func TestEmulatorRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := emulator.Config{Dir: dir, Scale: 8, Seed: 2}
+	e1, err := emulator.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv1 := httptest.NewServer(e1.Handler())
+	s1 := open(t, srv1.URL, nil)
+	rows, cur := copyTable(t, s1, "opportunity")
+	var id string
+	for id = range rows {
+		break
+	}
+	call(t, http.MethodPatch, srv1.URL, "opportunities("+id+")", map[string]any{"name": "before restart"})
+	srv1.Close()
+	if err := e1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	_, url := emulatortest.Start(t, cfg)
+	s2 := open(t, url, nil)
+	got, _ := streamUntil(t, s2, map[string]string{"opportunity": cur}, func(b []source.Batch) bool { return len(changes(b)) >= 1 })
+	if cs := changes(got); len(cs) != 1 || cs[0].ID != id || cs[0].Values["name"] != "before restart" {
+		t.Errorf("after restart: %+v", cs)
+	}
+}
+
+// TestEmulatorBearerToken: the token path, and a clear error without it.
+func TestEmulatorBearerToken(t *testing.T) {
+	_, url := emulatortest.Start(t, emulator.Config{Scale: 3, Seed: 1, Token: "emulator-token"})
+	if _, err := New(context.Background(), Config{URL: url}); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Errorf("New without a token = %v, want HTTP 401", err)
+	}
+	s := open(t, url, func(c *Config) { c.Auth.Token = "emulator-token" })
+	if rows, _ := copyTable(t, s, "systemuser"); len(rows) == 0 {
+		t.Error("no systemusers")
+	}
+}
