@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -180,6 +183,14 @@ func TestCrashSafety(t *testing.T) {
 			if isOrphanCandidate(o.Name) && !keep[o.Name] {
 				t.Fatalf("kill %d: orphan %s survived Open", i, o.Name)
 			}
+		}
+		if err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && strings.HasPrefix(d.Name(), ".tmp-") {
+				return fmt.Errorf("kill %d: staging file %s survived Open", i, p)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if last < 20 {

@@ -77,6 +77,15 @@ func (l *Lake) removeOrphans(ctx context.Context, s *State) error {
 	if n > 0 {
 		l.log.Info("lake: removed orphans a previous run left", "count", n)
 	}
+	// Stores that stage objects (the local folder) may also hold staging
+	// files of writes a kill interrupted.
+	if c, ok := l.st.(interface {
+		CleanTemp(context.Context, time.Duration) (int, error)
+	}); ok {
+		if _, err := c.CleanTemp(ctx, l.opts.Grace); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Local is a Store in a local directory. It uses rename and hard links
@@ -36,6 +37,15 @@ func NewLocal(dir string) (*Local, error) {
 func (l *Local) Root() string { return l.root }
 
 func (l *Local) path(name string) string { return filepath.Join(l.root, filepath.FromSlash(name)) }
+
+// check rejects names that are not clean relative slash paths: "..", an
+// absolute path or an empty element would reach outside the lake folder.
+func check(name string) error {
+	if !fs.ValidPath(name) || name == "." {
+		return fmt.Errorf("object name %q: must be a relative slash-separated path without \".\" or \"..\" elements", name)
+	}
+	return nil
+}
 
 // tempName is where an object is staged before it is published. Names
 // starting with ".tmp-" are never objects: List skips them and orphan
@@ -83,6 +93,9 @@ func (w *localWriter) Abort() error {
 
 // Create implements Store.
 func (l *Local) Create(_ context.Context, name string) (Writer, error) {
+	if err := check(name); err != nil {
+		return nil, err
+	}
 	f, err := l.temp(name)
 	if err != nil {
 		return nil, err
@@ -93,6 +106,9 @@ func (l *Local) Create(_ context.Context, name string) (Writer, error) {
 // PutIfAbsent implements Store: the object is staged, then hard-linked to its
 // name, which fails if the name is taken.
 func (l *Local) PutIfAbsent(_ context.Context, name string, data []byte) error {
+	if err := check(name); err != nil {
+		return err
+	}
 	f, err := l.temp(name)
 	if err != nil {
 		return err
@@ -121,6 +137,9 @@ func (l *Local) PutIfAbsent(_ context.Context, name string, data []byte) error {
 
 // Open implements Store.
 func (l *Local) Open(_ context.Context, name string) (io.ReadCloser, error) {
+	if err := check(name); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(l.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", name, ErrNotExist)
@@ -172,11 +191,46 @@ func (l *Local) List(_ context.Context, prefix string) ([]Object, error) {
 
 // Delete implements Store.
 func (l *Local) Delete(_ context.Context, name string) error {
+	if err := check(name); err != nil {
+		return err
+	}
 	err := os.Remove(l.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	return err
+}
+
+// CleanTemp removes the staging files (".tmp-*") older than age that
+// writers killed before Close or Abort left behind, and returns how many it
+// removed. Only call it with an age no write takes.
+func (l *Local) CleanTemp(_ context.Context, age time.Duration) (int, error) {
+	cutoff := time.Now().Add(-age)
+	n := 0
+	err := filepath.WalkDir(l.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), ".tmp-") {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || info.ModTime().After(cutoff) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("removing staging files under %s: %w", l.root, err)
+	}
+	return n, nil
 }
 
 // Location implements Store.
