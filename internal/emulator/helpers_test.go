@@ -3,6 +3,7 @@ package emulator
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -47,9 +48,18 @@ type answer struct {
 }
 
 // do sends a request; path is relative to the Web API root unless it starts
-// with http or /.
+// with http or /. A failure to talk to the server fails t.
 func (v *env) do(t testing.TB, method, path, body string, hdr ...string) answer {
 	t.Helper()
+	a, err := v.send(method, path, body, hdr...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// send is do for goroutines other than the test's.
+func (v *env) send(method, path, body string, hdr ...string) (answer, error) {
 	u := v.api + path
 	switch {
 	case strings.HasPrefix(path, "http"):
@@ -59,21 +69,21 @@ func (v *env) do(t testing.TB, method, path, body string, hdr ...string) answer 
 	}
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
 	if err != nil {
-		t.Fatalf("request %s %s: %v", method, path, err)
+		return answer{}, fmt.Errorf("request %s %s: %w", method, path, err)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return answer{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
+		return answer{}, fmt.Errorf("%s %s: read body: %w", method, path, err)
 	}
-	return answer{resp.StatusCode, resp.Header, b}
+	return answer{resp.StatusCode, resp.Header, b}, nil
 }
 
 // page is a decoded collection answer.

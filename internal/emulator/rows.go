@@ -186,7 +186,7 @@ func (e *Emulator) getCollection(w http.ResponseWriter, r *http.Request, t *tabl
 	}
 	limit := p.pageSize()
 	last := false // the page ends the result ($top reached)
-	if q.top > 0 && remaining <= limit {
+	if remaining > 0 && remaining <= limit {
 		limit, last = remaining, true
 	}
 	out := outAttrs(t, q.sel)
@@ -230,7 +230,7 @@ func (e *Emulator) getCollection(w http.ResponseWriter, r *http.Request, t *tabl
 	buf.WriteByte(']')
 	if next != nil {
 		rem := 0
-		if q.top > 0 {
+		if remaining > 0 {
 			rem = remaining - n
 		}
 		link := e.base(r) + "/" + t.SetName + "?" + linkQuery("$select", q.selectRaw, "$filter", q.filterRaw,
