@@ -3,7 +3,7 @@ package emulator
 import (
 	"bytes"
 	"encoding/json"
-		"net/http"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +30,9 @@ func TestFaults(t *testing.T) {
 			if a.status != http.StatusServiceUnavailable && a.status != http.StatusInternalServerError {
 				t.Errorf("got %d, want 503 or 500", a.status)
 			}
-			var body struct{ Error struct{ Code, Message string } }
+			var body struct {
+				Error struct{ Code, Message string }
+			}
 			if err := json.Unmarshal(a.body, &body); err != nil || body.Error.Code == "" {
 				t.Errorf("body %s is not an OData error: %v", a.body, err)
 			}
