@@ -52,10 +52,18 @@ func check(name string) error {
 // clean-up may remove them.
 func (l *Local) temp(name string) (*os.File, error) {
 	dir := filepath.Dir(l.path(name))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(name)+"-")
+		// Delete removes directories it empties; one may vanish between
+		// MkdirAll and CreateTemp. The staged file then keeps it alive.
+		if errors.Is(err, fs.ErrNotExist) && attempt < 3 {
+			continue
+		}
+		return f, err
 	}
-	return os.CreateTemp(dir, ".tmp-"+filepath.Base(name)+"-")
 }
 
 type localWriter struct {
@@ -198,7 +206,18 @@ func (l *Local) Delete(_ context.Context, name string) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// Object stores have no directories: remove the ones this delete
+	// emptied, so that a removed table leaves no folder behind. Removing
+	// a directory that is not empty fails, which ends the walk.
+	for dir := filepath.Dir(l.path(name)); dir != l.root && strings.HasPrefix(dir, l.root); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			break
+		}
+	}
+	return nil
 }
 
 // CleanTemp removes the staging files (".tmp-*") older than age that
