@@ -190,7 +190,7 @@ func (e *Engine) Run(ctx context.Context, src source.Source, lk *lake.Lake, st s
 		g.Go(func() error { return e.untilDone(gctx, cancel) })
 	}
 	err := g.Wait()
-	if werr := e.writeStatus(e.commitCtx); werr != nil {
+	if werr := e.writeStatus(e.commitCtx, true); werr != nil {
 		e.log.Warn("writing the final status", "err", werr)
 	}
 	if errors.Is(err, context.Canceled) {
@@ -658,15 +658,15 @@ func (e *Engine) statusLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
-			if err := e.writeStatus(ctx); err != nil && ctx.Err() == nil {
+			if err := e.writeStatus(ctx, false); err != nil && ctx.Err() == nil {
 				e.log.Warn("publishing the status", "err", err)
 			}
 		}
 	}
 }
 
-func (e *Engine) writeStatus(ctx context.Context) error {
-	b, err := json.MarshalIndent(liveStatus{Updated: time.Now(), PID: os.Getpid(), Tables: e.Status()}, "", "  ")
+func (e *Engine) writeStatus(ctx context.Context, stopped bool) error {
+	b, err := json.MarshalIndent(liveStatus{Updated: time.Now(), PID: os.Getpid(), Stopped: stopped, Tables: e.Status()}, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -75,8 +75,10 @@ const statusObject = "_lakelink/status.json"
 
 // liveStatus is the content of statusObject.
 type liveStatus struct {
-	Updated time.Time     `json:"updated"`
-	PID     int           `json:"pid"`
+	Updated time.Time `json:"updated"`
+	PID     int       `json:"pid"`
+	// Stopped is set by the last status a sync writes as it exits.
+	Stopped bool          `json:"stopped,omitempty"`
 	Tables  []TableStatus `json:"tables"`
 }
 
@@ -101,7 +103,7 @@ func ReadReport(ctx context.Context, st store.Store, now time.Time) (*Report, er
 		if err := json.Unmarshal(b, &live); err != nil {
 			return nil, fmt.Errorf("%s: %w", statusObject, err)
 		}
-		r.Running = now.Sub(live.Updated) < staleAfter
+		r.Running = !live.Stopped && now.Sub(live.Updated) < staleAfter
 	}
 	byName := map[string]TableStatus{}
 	if r.Running {

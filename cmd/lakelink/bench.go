@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lakelink/lakelink/internal/bench"
+)
+
+func init() { commands = append(commands, newBenchCmd) }
+
+func newBenchCmd() *cobra.Command {
+	var (
+		o   bench.Options
+		out string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench [--scenario NAME ...]",
+		Short: "Run the benchmark scenarios against their floors and write docs/benchmarks.md",
+		Long: "bench runs each scenario and the floor of the same work in the same run, prints the figures and\n" +
+			"writes them with the command line and the machine to docs/benchmarks.md.\n\nScenarios: " + strings.Join(bench.Names(), ", "),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			o.Binary = exe
+			o.Log = os.Stderr
+			secs, err := bench.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				return nil
+			}
+			if err := bench.Write(out, "lakelink "+strings.Join(os.Args[1:], " "), secs); err != nil {
+				return err
+			}
+			fmt.Printf("wrote %s\n", out)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&o.Scenarios, "scenario", nil, "scenarios to run (default all)")
+	f.StringVar(&o.Dir, "dir", os.TempDir()+"/lakelink-bench", "working folder, emptied first")
+	f.StringVar(&out, "out", "docs/benchmarks.md", "where to write the results (empty: do not write)")
+	f.IntVar(&o.Contacts, "contacts", 0, "contacts in the Dataverse initial-sync scenario (default 1000000)")
+	f.IntVar(&o.Tables, "tables", 0, "tables in the many-tables scenario (default 300)")
+	f.IntVar(&o.TableRows, "table-rows", 0, "rows per table there (default 1000)")
+	f.IntVar(&o.Changes, "changes", 0, "single-row changes in the latency scenario (default 1000)")
+	f.Float64Var(&o.Rate, "rate", 0, "changes per second there (default 20)")
+	f.IntVar(&o.PGRows, "pg-rows", 0, "rows of the Postgres initial-copy scenario (default 5000000)")
+	f.IntVar(&o.PGUpdate, "pg-update", 0, "rows of the Postgres bulk-update scenario (default 1000000)")
+	f.DurationVar(&o.PGBench, "pgbench-time", 0, "duration of the pgbench lag scenario (default 60s)")
+	return cmd
+}

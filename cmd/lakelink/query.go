@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/sqldb"
+)
+
+func init() { commands = append(commands, newQueryCmd) }
+
+func newQueryCmd() *cobra.Command {
+	var (
+		lf     lakeFlags
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   `query -c link.yaml [--format table|csv|json] "SQL"`,
+		Short: "Run SQL on the lake database: <table>, <table>_partitioned, the metadata tables, sys.*",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := lf.store()
+			if err != nil {
+				return err
+			}
+			db, err := sqldb.Open(cmd.Context(), st, func(ctx context.Context) (*lake.State, error) { return lake.ReadState(ctx, st) })
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			rows, err := db.Query(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			return sqldb.Format(os.Stdout, rows, format)
+		},
+	}
+	lf.register(cmd)
+	cmd.Flags().StringVar(&format, "format", "table", "output format: table, csv or json")
+	return cmd
+}

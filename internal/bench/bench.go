@@ -1,0 +1,231 @@
+// Package bench is `lakelink bench`: scenarios that measure lakelink against
+// the floor of the same work in the same run (a raw page-through of the same
+// API, a raw COPY), and write docs/benchmarks.md. Benchmarks report figures;
+// they assert nothing (tests do that).
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options choose the scenarios and their sizes.
+type Options struct {
+	// Scenarios to run by name; empty runs all.
+	Scenarios []string
+	// Dir is the working folder (emulator data, lakes); emptied first.
+	Dir string
+	// Binary is the lakelink executable the sync scenarios run as a child
+	// process, so that its peak memory is its own.
+	Binary string
+	// Sizes.
+	Contacts  int     // initial-sync scenario (default 1,000,000)
+	Tables    int     // many-tables scenario (default 300)
+	TableRows int     // rows per table there (default 1,000)
+	Changes   int     // latency scenario (default 1,000)
+	Rate      float64 // changes per second there (default 20)
+	PGRows    int     // Postgres initial-copy scenario (default 5,000,000)
+	PGUpdate  int     // Postgres bulk-update scenario (default 1,000,000)
+	PGBench   time.Duration
+	Log       io.Writer
+}
+
+func (o *Options) defaults() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.Contacts, 1_000_000)
+	def(&o.Tables, 300)
+	def(&o.TableRows, 1_000)
+	def(&o.Changes, 1_000)
+	def(&o.PGRows, 5_000_000)
+	def(&o.PGUpdate, 1_000_000)
+	if o.Rate == 0 {
+		o.Rate = 20
+	}
+	if o.PGBench == 0 {
+		o.PGBench = 60 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+}
+
+// Section is one scenario's result, as written in docs/benchmarks.md.
+type Section struct {
+	Name string
+	// What the scenario does, in a sentence or two.
+	What string
+	// Rows of the result table: metric, lakelink, floor, ratio, target.
+	Rows [][5]string
+	Note string
+}
+
+// scenario runs one measurement.
+type scenario struct {
+	name string
+	run  func(ctx context.Context, o *Options) (*Section, error)
+}
+
+var scenarios []scenario
+
+// Names lists the scenarios.
+func Names() []string {
+	var out []string
+	for _, s := range scenarios {
+		out = append(out, s.name)
+	}
+	return out
+}
+
+// Run runs the chosen scenarios and returns their sections; a failed
+// scenario yields a section that says how it failed.
+func Run(ctx context.Context, o Options) ([]Section, error) {
+	o.defaults()
+	want := map[string]bool{}
+	for _, s := range o.Scenarios {
+		want[s] = true
+	}
+	for s := range want {
+		if !strings.Contains(" "+strings.Join(Names(), " ")+" ", " "+s+" ") {
+			return nil, fmt.Errorf("no scenario %q: choose from %s", s, strings.Join(Names(), ", "))
+		}
+	}
+	var out []Section
+	for _, s := range scenarios {
+		if len(want) > 0 && !want[s.name] {
+			continue
+		}
+		fmt.Fprintf(o.Log, "== %s\n", s.name)
+		dir := filepath.Join(o.Dir, s.name)
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		so := o
+		so.Dir = dir
+		sec, err := s.run(ctx, &so)
+		if err != nil {
+			if ctx.Err() != nil {
+				return out, ctx.Err()
+			}
+			sec = &Section{Name: s.name, Note: "failed: " + err.Error()}
+		}
+		fmt.Fprintf(o.Log, "%s\n", render([]Section{*sec}, nil))
+		out = append(out, *sec)
+	}
+	return out, nil
+}
+
+// child runs lakelink with args and returns its wall time and peak resident
+// memory.
+func child(ctx context.Context, o *Options, args ...string) (time.Duration, int64, error) {
+	cmd := exec.CommandContext(ctx, o.Binary, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	el := time.Since(start)
+	if err != nil {
+		return el, 0, fmt.Errorf("lakelink %s: %w\n%s", strings.Join(args, " "), err, tail(stderr.String(), 2000))
+	}
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss * 1024 // Linux reports KiB
+	}
+	return el, rss, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// Machine describes where the figures were taken.
+func Machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &kb)
+		mem = fmt.Sprintf(", %.0f GiB RAM", float64(kb)/(1<<20))
+	}
+	return fmt.Sprintf("%s, %d cores%s, %s/%s, %s", cpu, runtime.NumCPU(), mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+func perSec(n int64, d time.Duration) string {
+	return fmt.Sprintf("%.0f rows/s", float64(n)/d.Seconds())
+}
+
+func ratio(a, b time.Duration) string {
+	if b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f x", a.Seconds()/b.Seconds())
+}
+
+// render formats sections as the body of docs/benchmarks.md.
+func render(secs []Section, header []string) string {
+	var b strings.Builder
+	for _, h := range header {
+		b.WriteString(h + "\n")
+	}
+	for _, s := range secs {
+		fmt.Fprintf(&b, "\n## %s\n\n", s.Name)
+		if s.What != "" {
+			b.WriteString(s.What + "\n\n")
+		}
+		if len(s.Rows) > 0 {
+			b.WriteString("| metric | lakelink | floor (same run) | ratio | target |\n|---|---|---|---|---|\n")
+			for _, r := range s.Rows {
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r[0], r[1], r[2], r[3], r[4])
+			}
+		}
+		if s.Note != "" {
+			b.WriteString("\n" + s.Note + "\n")
+		}
+	}
+	return b.String()
+}
+
+// Write writes docs/benchmarks.md (or path) with the sections, the command
+// that produced them and the machine.
+func Write(path, command string, secs []Section) error {
+	header := []string{
+		"# Benchmarks",
+		"",
+		"Written by `" + command + "` on " + time.Now().UTC().Format("2006-01-02 15:04 UTC") + ".",
+		"",
+		"Machine: " + Machine() + ".",
+		"",
+		"Every scenario measures lakelink and its floor (the same work done the plainest way) in the same run,",
+		"on the same machine, so ratios hold even where absolute figures vary. Targets are those of DESIGN.md.",
+	}
+	return os.WriteFile(path, []byte(render(secs, header)), 0o644)
+}

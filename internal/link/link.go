@@ -1,0 +1,216 @@
+// Package link turns a link profile into a running link: it opens the
+// profile's source and lake and runs the sync engine over them, reloading
+// the profile's table list when the file changes.
+package link
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/config"
+	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/source"
+	"github.com/lakelink/lakelink/internal/source/dataverse"
+	"github.com/lakelink/lakelink/internal/source/postgres"
+	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/sync"
+)
+
+// Options tune Open beyond the profile.
+type Options struct {
+	Logger   *slog.Logger
+	Progress sync.Progress
+	Once     bool
+	Reinit   []string
+	// PollInterval overrides the profile's Dataverse poll interval (demo,
+	// benchmarks).
+	PollInterval time.Duration
+}
+
+// Link is an opened link profile.
+type Link struct {
+	Profile *config.Link
+	Store   *store.Local
+	Lake    *lake.Lake
+	Source  source.Source
+	Engine  *sync.Engine
+	log     *slog.Logger
+}
+
+// Open connects to the profile's source and opens its lake.
+func Open(ctx context.Context, p *config.Link, opts Options) (*Link, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	st, err := store.NewLocal(p.LakePath())
+	if err != nil {
+		return nil, err
+	}
+	lk, err := lake.Open(ctx, st, LakeOptions(p, log))
+	if err != nil {
+		return nil, fmt.Errorf("lake %s: %w", st.Root(), err)
+	}
+	eng := sync.New(sync.Config{
+		Tables:   Specs(p),
+		Workers:  p.Sync.Workers,
+		Once:     opts.Once,
+		Reinit:   opts.Reinit,
+		Logger:   log,
+		Progress: opts.Progress,
+	})
+	src, err := OpenSource(ctx, p, eng, log, opts.PollInterval)
+	if err != nil {
+		lk.Close()
+		return nil, err
+	}
+	return &Link{Profile: p, Store: st, Lake: lk, Source: src, Engine: eng, log: log}, nil
+}
+
+// LakeOptions derives the lake's options from the profile.
+func LakeOptions(p *config.Link, log *slog.Logger) lake.Options {
+	return lake.Options{
+		Link:             p.Name,
+		Logger:           log,
+		SnapshotInterval: p.Snapshots.Interval.Duration,
+		SnapshotsToKeep:  *p.Snapshots.Keep,
+		Incremental:      lake.Incremental{Enabled: p.IncrementalFolders.Enabled, Interval: p.IncrementalFolders.Interval.Duration},
+	}
+}
+
+// Specs derives the engine's table list from the profile.
+func Specs(p *config.Link) []sync.Spec {
+	out := make([]sync.Spec, 0, len(p.Tables))
+	for _, t := range p.Tables {
+		g := lake.Year
+		if t.Partition == "month" {
+			g = lake.Month
+		}
+		out = append(out, sync.Spec{Name: t.Name, Options: lake.TableOptions{
+			AppendOnly:  t.AppendOnly || p.IncrementalFolders.Enabled,
+			Granularity: g,
+		}})
+	}
+	return out
+}
+
+// OpenSource connects to the profile's source; events receives throttling.
+func OpenSource(ctx context.Context, p *config.Link, events source.Events, log *slog.Logger, poll time.Duration) (source.Source, error) {
+	s := p.Source
+	switch s.Type {
+	case "dataverse":
+		a := s.Auth
+		auth := dataverse.Auth{
+			TenantID:         a.TenantID,
+			ClientID:         a.ClientID,
+			ClientSecretFile: a.ClientSecretFile,
+			CertificateFile:  a.CertificateFile,
+			ManagedIdentity:  a.ManagedIdentity,
+		}
+		if a.ClientSecretEnv != "" {
+			auth.ClientSecret = os.Getenv(a.ClientSecretEnv)
+			if auth.ClientSecret == "" {
+				return nil, fmt.Errorf("%s: source.auth.client_secret_env names %s, which is not set", p.File, a.ClientSecretEnv)
+			}
+		}
+		if a.TokenEnv != "" {
+			auth.Token = os.Getenv(a.TokenEnv)
+			if auth.Token == "" {
+				return nil, fmt.Errorf("%s: source.auth.token_env names %s, which is not set", p.File, a.TokenEnv)
+			}
+		}
+		if poll == 0 {
+			poll = s.PollInterval.Duration
+		}
+		return dataverse.New(ctx, dataverse.Config{
+			URL:               strings.TrimRight(s.URL, "/"),
+			Auth:              auth,
+			PageSize:          s.PageSize,
+			PollInterval:      poll,
+			MaxPollInterval:   s.MaxPollInterval.Duration,
+			RequestsPerSecond: s.RequestsPerSecond,
+			Events:            events,
+			Logger:            log,
+		})
+	case "postgres":
+		tables := make([]postgres.TableConfig, 0, len(p.Tables))
+		for _, t := range p.Tables {
+			tables = append(tables, postgres.TableConfig{Name: t.Name, PartitionColumn: t.PartitionColumn})
+		}
+		return postgres.New(ctx, postgres.Config{
+			DSN:          s.DSN,
+			PasswordFile: s.PasswordFile,
+			Publication:  s.Publication,
+			Slot:         s.Slot,
+			Link:         p.Name,
+			Tables:       tables,
+			CopyWorkers:  s.CopyWorkers,
+			Events:       events,
+			Logger:       log,
+		})
+	}
+	return nil, fmt.Errorf("%s: source.type %q is not supported", p.File, s.Type)
+}
+
+// reloadEvery is how often a running link looks for profile edits.
+const reloadEvery = 2 * time.Second
+
+// Run syncs until ctx ends (or until done, with Options.Once). Edits of the
+// profile's table list are picked up while it runs; an invalid edit is
+// logged and ignored.
+func (l *Link) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go l.watch(ctx)
+	return l.Engine.Run(ctx, l.Source, l.Lake, l.Store)
+}
+
+func (l *Link) watch(ctx context.Context) {
+	if l.Profile.File == "" {
+		return
+	}
+	last := modTime(l.Profile.File)
+	tick := time.NewTicker(reloadEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		m := modTime(l.Profile.File)
+		if m.Equal(last) {
+			continue
+		}
+		last = m
+		p, err := config.Load(l.Profile.File)
+		if err != nil {
+			l.log.Error("profile changed but is invalid: keeping the running tables", "err", err)
+			continue
+		}
+		l.log.Info("profile changed: updating the linked tables", "tables", len(p.Tables))
+		l.Engine.SetTables(Specs(p))
+	}
+}
+
+func modTime(path string) time.Time {
+	st, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return st.ModTime()
+}
+
+// Close releases the source and the lake.
+func (l *Link) Close() error {
+	serr := l.Source.Close()
+	lerr := l.Lake.Close()
+	if serr != nil {
+		return serr
+	}
+	return lerr
+}
