@@ -208,16 +208,18 @@ func fieldFromJSON(t *table, a *attribute, raw json.RawMessage) ([]byte, error) 
 		}
 		return []byte(strconv.FormatInt(n, 10)), nil
 	case kMoney, kDecimal:
-		var r big.Rat
-		if raw[0] == '"' || raw[0] == 't' || raw[0] == 'f' || raw[0] == '{' || raw[0] == '[' {
+		// Range-check as a float first: big.Rat would expand an exponent
+		// such as 1e999999999 into a number of that many digits.
+		f, err := strconv.ParseFloat(string(raw), 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
 			return nil, errType(a, raw, "Edm.Decimal")
 		}
+		if f < a.Min || f > a.Max || math.IsInf(f, 0) {
+			return nil, errRange(t, a, string(raw))
+		}
+		var r big.Rat
 		if _, ok := r.SetString(string(raw)); !ok {
 			return nil, errType(a, raw, "Edm.Decimal")
-		}
-		f, _ := r.Float64()
-		if f < a.Min || f > a.Max {
-			return nil, errRange(t, a, string(raw))
 		}
 		return []byte(r.FloatString(a.Precision)), nil
 	case kDouble:

@@ -1,0 +1,104 @@
+package emulator
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// FuzzJSONString checks that appendJSONString writes valid JSON that reads
+// back as the input (valid UTF-8) or its replacement-character form.
+func FuzzJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", `quote " and \ backslash`, "line\nbreak\r\ttab", "emoji 🚀", "\x00\x1f", "bad \xff utf8", "<html>&amp;"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q encoded as invalid JSON %s: %v", s, b, err)
+		}
+		if utf8.ValidString(s) && got != s {
+			t.Fatalf("%q read back as %q", s, got)
+		}
+	})
+}
+
+// FuzzRecord checks that records round-trip and that decoding arbitrary
+// bytes fails cleanly.
+func FuzzRecord(f *testing.F) {
+	f.Add(uint64(1), []byte(`"a"`), []byte(nil), []byte("12.50"))
+	f.Add(uint64(1<<62), []byte("true"), []byte(`"x"`), []byte(nil))
+	f.Fuzz(func(t *testing.T, version uint64, a, b, c []byte) {
+		norm := func(x []byte) []byte {
+			if len(x) == 0 {
+				return nil
+			}
+			return x
+		}
+		in := [][]byte{norm(a), norm(b), norm(c)}
+		rec := encodeRecord(nil, version, in)
+		out := make([][]byte, 3)
+		v, err := decodeRecord(rec, out)
+		if err != nil || v != version {
+			t.Fatalf("decode: version %d, %v", v, err)
+		}
+		for i := range in {
+			if !bytes.Equal(in[i], out[i]) || (in[i] == nil) != (out[i] == nil) {
+				t.Fatalf("field %d: %q became %q", i, in[i], out[i])
+			}
+		}
+		_, _ = decodeRecord(append(a, b...), out)
+	})
+}
+
+// FuzzTokens checks that token parsers never panic and that tokens
+// round-trip.
+func FuzzTokens(f *testing.F) {
+	for _, s := range []string{"919042!08/22/2017 08:10:44", "t.5.1776198110.0393a11457ec2fd357f50feeb78b698b", "d.9.1776198110.7", "p.0393a11457ec2fd357f50feeb78b698b.3", "", "!", "t...."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if v, issued, err := parseDeltaToken(s); err == nil {
+			if v2, issued2, err := parseDeltaToken(deltaToken(v, issued)); err != nil || v2 != v || !issued2.Equal(issued) {
+				t.Fatalf("delta token %q does not round-trip", s)
+			}
+		}
+		for _, first := range []bool{true, false} {
+			if st, err := parseSkipToken(s, first); err == nil {
+				if st2, err := parseSkipToken(st.String(), first); err != nil || st2.String() != st.String() {
+					t.Fatalf("skip token %q does not round-trip", s)
+				}
+			}
+		}
+		_, _, _ = parsePageToken(s)
+	})
+}
+
+// FuzzFieldFromJSON checks that every accepted client value is stored as
+// valid JSON.
+func FuzzFieldFromJSON(f *testing.F) {
+	for _, s := range []string{`"text"`, `12`, `12.345`, `-1e3`, `true`, `null`, `"2024-01-02"`, `"2024-01-02T03:04:05Z"`, `"` + uuid.Nil.String() + `"`, `{}`, `[`, `1e400`} {
+		f.Add(s)
+	}
+	tables := catalog()
+	f.Fuzz(func(t *testing.T, raw string) {
+		if !json.Valid([]byte(raw)) {
+			return
+		}
+		for _, tb := range tables[:2] {
+			for _, a := range tb.cols {
+				if a.Kind.isLookup() {
+					continue
+				}
+				field, err := fieldFromJSON(tb, a, json.RawMessage(raw))
+				if err == nil && field != nil && !json.Valid(field) {
+					t.Fatalf("%s.%s: %s stored as invalid JSON %s", tb.Name, a.Name, raw, field)
+				}
+			}
+		}
+	})
+}
