@@ -53,7 +53,7 @@ flags or at run time with PUT /admin/faults. See docs/emulator.md.`,
 func runEmulator(ctx context.Context, cmd *cobra.Command, listen string, cfg emulator.Config) error {
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "opening %s (generating scale %d at first start)...\n", cfg.Dir, cfg.Scale)
+	fmt.Fprintf(out, "opening %s (a new directory gets sample data of scale %d, seed %d)...\n", cfg.Dir, cfg.Scale, cfg.Seed)
 	e, err := emulator.Open(ctx, cfg)
 	if err != nil {
 		return err
