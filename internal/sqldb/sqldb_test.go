@@ -96,19 +96,23 @@ func TestNameConflict(t *testing.T) {
 
 func TestOddTableNames(t *testing.T) {
 	l := newTestLake(t)
-	names := []string{"order", "select", "my table", `we"ird`, "é-accent", "x'y"}
+	// Glob characters in file names must not match other tables' files:
+	// "b*" next to "bob", "c?d" next to "cxd", "a[1]" next to "a1".
+	names := []string{"order", "select", "my table", `we"ird`, "é-accent", "x'y", "b*", "bob", "c?d", "cxd", "a[1]", "a1", "e{x,y}", "ex"}
 	for i, n := range names {
 		tab := nameTable(n)
-		tab.Files = []lake.File{l.write(fmt.Sprintf("t%d/2020_1_1.csv", i), row(1, n, 1, false))}
+		tab.Files = []lake.File{l.write(n+"/2020_1_1.csv", row(i, n, 1, false))}
+		tab.Changes = []lake.File{l.write("_lakelink/changes/"+n+"/1.csv", row(100+i, n+" change", 1, false))}
 		l.commit(tab)
 	}
 	db := l.open()
 	for _, n := range names {
-		for _, view := range []string{n, n + partitionedSuffix} {
-			got := query(t, db, `SELECT count(*) FROM `+quoteIdent(view))
-			if want := map[bool]string{true: "0", false: "1"}[view != n]; !slices.Equal(got, []string{want}) {
-				t.Errorf("%s: got %q rows, want %s", view, got, want)
-			}
+		got := query(t, db, `SELECT name FROM `+quoteIdent(n)+` ORDER BY name`)
+		if want := []string{n, n + " change"}; !slices.Equal(got, want) {
+			t.Errorf("%s: got %q, want %q", n, got, want)
+		}
+		if got := query(t, db, `SELECT count(*) FROM `+quoteIdent(n+partitionedSuffix)); !slices.Equal(got, []string{"0"}) {
+			t.Errorf("%s: got %q rows, want none", n+partitionedSuffix, got)
 		}
 	}
 }

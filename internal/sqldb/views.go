@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/lakelink/lakelink/internal/lake"
@@ -137,14 +138,17 @@ func readFiles(cols []column, paths []string, withFile bool) string {
 		b.WriteString(" WHERE false)")
 		return b.String()
 	}
-	list := stringList(paths)
 	if withFile {
 		// read_csv names the file column "filename"; renaming it in a
 		// subquery keeps it clear of a source column of that name.
 		b.WriteString("(SELECT * EXCLUDE (filename), ")
-		fmt.Fprintf(&b, "CAST(list_position(%s, filename) AS BIGINT) AS %s FROM ", list, fileColumn)
+		fmt.Fprintf(&b, "CAST(list_position(%s, filename) AS BIGINT) AS %s FROM ", stringList(paths), fileColumn)
 	}
-	fmt.Fprintf(&b, "read_csv(%s, columns={", list)
+	globs := make([]string, len(paths))
+	for i, p := range paths {
+		globs[i] = globEscape(p)
+	}
+	fmt.Fprintf(&b, "read_csv(%s, columns={", stringList(globs))
 	for i, c := range cols {
 		if i > 0 {
 			b.WriteString(", ")
@@ -192,12 +196,15 @@ func find(cols []column, name string) string {
 // change files, the latest row per Id wins by versionnumber; on equal
 // versions the later file wins (partition files are older than every change
 // file, change files are oldest first), and a winning row with IsDelete
-// removes the record. The partition files hold one row per Id, so only the
-// (few) change rows are ranked: a partition row survives unless a change of
-// the same Id is at least as new, and a change survives unless the partition
-// row is newer (a change re-delivered after compaction). The partition files
-// are read twice, the second time for Id and versionnumber only; nothing is
-// materialised but the ranked change rows.
+// removes the record.
+//
+// The partition files hold one row per Id, so only the (few) change rows
+// are ranked, into one latest change per Id. That small set is then joined
+// to the partition rows in one streaming pass (a full outer join whose hash
+// table holds the latest changes only): per Id, the change replaces the
+// partition row unless the partition row is newer (a change re-delivered
+// after compaction). Nothing is materialised but the latest changes, and
+// DuckDB still reads only the columns a query uses.
 func liveView(t *lake.TableState, cols []column, loc func(string) string) string {
 	files := paths(t.Files, loc)
 	id, version, del := find(cols, idColumn), find(cols, versionColumn), find(cols, deleteColumn)
@@ -211,24 +218,30 @@ func liveView(t *lake.TableState, cols []column, loc func(string) string) string
 		}
 		return fmt.Sprintf("coalesce(%s.%s, -9223372036854775808)", alias, quoteIdent(version))
 	}
-	live := func(alias string) string {
-		if del == "" {
-			return "true"
-		}
-		return fmt.Sprintf("NOT coalesce(%s.%s, false)", alias, quoteIdent(del))
-	}
-	base := "SELECT " + selectList(cols) + " FROM " + readFiles(cols, files, false)
 	changes := "SELECT " + selectList(cols) + ", " + fileColumn + " FROM " + readFiles(cols, paths(t.Changes, loc), true)
+	// A CTE here would keep DuckDB from pruning unused columns, so the
+	// latest changes are a plain subquery, used once.
+	latest := fmt.Sprintf("(SELECT * FROM (%s) c QUALIFY row_number() OVER (PARTITION BY c.%s ORDER BY %s DESC, c.%s DESC) = 1)",
+		changes, qid, ver("c"), fileColumn)
 	var b strings.Builder
-	fmt.Fprintf(&b, "WITH base AS NOT MATERIALIZED (%s), ", base)
-	fmt.Fprintf(&b, "changes AS NOT MATERIALIZED (%s), ", changes)
-	fmt.Fprintf(&b, "latest AS MATERIALIZED (SELECT * FROM changes c QUALIFY row_number() OVER (PARTITION BY c.%s ORDER BY %s DESC, c.%s DESC) = 1) ",
-		qid, ver("c"), fileColumn)
-	fmt.Fprintf(&b, "SELECT b.* FROM base b ANTI JOIN latest l ON l.%s = b.%s AND %s >= %s WHERE %s ",
-		qid, qid, ver("l"), ver("b"), live("b"))
-	fmt.Fprintf(&b, "UNION ALL SELECT l.* EXCLUDE (%s) FROM latest l ", fileColumn)
-	fmt.Fprintf(&b, "ANTI JOIN (SELECT b.%s, %s AS v FROM base b) n ON n.%s = l.%s AND n.v > %s WHERE %s",
-		qid, ver("b"), qid, qid, ver("l"), live("l"))
+	// __w: the change wins.
+	b.WriteString("SELECT ")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "CASE WHEN __w THEN __l%d ELSE __b%d END AS %s", i, i, quoteIdent(c.name))
+	}
+	b.WriteString(" FROM (SELECT ")
+	for i, c := range cols {
+		fmt.Fprintf(&b, "b.%s AS __b%d, l.%s AS __l%d, ", quoteIdent(c.name), i, quoteIdent(c.name), i)
+	}
+	fmt.Fprintf(&b, "l.%s IS NOT NULL AND (b.%s IS NULL OR %s >= %s) AS __w ", qid, qid, ver("l"), ver("b"))
+	fmt.Fprintf(&b, "FROM (SELECT %s FROM %s) b FULL OUTER JOIN %s l ON l.%s = b.%s)", selectList(cols), readFiles(cols, files, false), latest, qid, qid)
+	if del != "" {
+		d := slices.IndexFunc(cols, func(c column) bool { return c.name == del })
+		fmt.Fprintf(&b, " WHERE NOT coalesce(CASE WHEN __w THEN __l%d ELSE __b%d END, false)", d, d)
+	}
 	return b.String()
 }
 
@@ -249,6 +262,27 @@ func paths(files []lake.File, loc func(string) string) []string {
 		out[i] = loc(f.Path)
 	}
 	return out
+}
+
+// globEscape makes DuckDB read the file named p rather than what p matches
+// as a glob pattern: each of *, ? and [ becomes a one-character class. A
+// table named "b*" must not read the files of table "bob".
+func globEscape(p string) string {
+	if !strings.ContainsAny(p, "*?[") {
+		return p
+	}
+	var b strings.Builder
+	for _, r := range p {
+		switch r {
+		case '*', '?', '[':
+			b.WriteByte('[')
+			b.WriteRune(r)
+			b.WriteByte(']')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // stringList is a DuckDB list literal of strings.
