@@ -162,4 +162,3 @@ func BenchmarkRefresh(b *testing.B) {
 		}
 	}
 }
-
