@@ -372,12 +372,9 @@ func (p *arrayParser) unquoted(out []byte) ([]byte, error) {
 
 func (p *arrayParser) element(out []byte, s string, quoted bool) ([]byte, error) {
 	switch p.elem {
-	case kindInt:
-		if _, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return append(out, s...), nil
-		}
-	case kindFloat, kindDecimal:
-		// json.Valid rejects NaN and Infinity, which JSON lacks.
+	case kindInt, kindFloat, kindDecimal:
+		// json.Valid rejects what JSON numbers cannot spell: NaN, Infinity,
+		// leading zeros.
 		if _, err := strconv.ParseFloat(s, 64); err == nil && json.Valid([]byte(s)) {
 			return append(out, s...), nil
 		}

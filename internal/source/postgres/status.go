@@ -1,0 +1,56 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SlotLag reports how far the link's slot is behind: the WAL bytes it
+// retains past its confirmed position, and the flush lag in seconds the
+// server measures for the walsender streaming it (0 when caught up or when
+// no Stream runs).
+func (s *Source) SlotLag(ctx context.Context) (bytes int64, seconds float64, err error) {
+	err = s.pool.QueryRow(ctx, `
+		SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn), 0)::bigint,
+		       coalesce(extract(epoch FROM r.flush_lag), 0)::float8
+		FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+		WHERE s.slot_name = $1 AND s.database = current_database()`, s.slot).Scan(&bytes, &seconds)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, fmt.Errorf("postgres source %s: replication slot %s does not exist; the link has not copied a table yet, or was unlinked", s.where, s.slot)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("postgres source %s: read lag of slot %s: %w", s.where, s.slot, err)
+	}
+	return bytes, seconds, nil
+}
+
+// DropSlot drops the link's slot, so the server stops retaining WAL for it,
+// and the publication if lakelink created it (a publication the user named
+// and created stays). Stop any Stream first: an active slot cannot be
+// dropped.
+func (s *Source) DropSlot(ctx context.Context) error {
+	var dropped bool
+	err := s.pool.QueryRow(ctx, `SELECT pg_drop_replication_slot(slot_name) IS NULL FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()`, s.slot).Scan(&dropped)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres source %s: drop replication slot %s (stop lakelink sync for the link first): %w", s.where, s.slot, err)
+	}
+	var comment *string
+	err = s.pool.QueryRow(ctx, `SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1`, s.pub).Scan(&comment)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("postgres source %s: read publication %s: %w", s.where, s.pub, err)
+	case comment == nil || !strings.HasPrefix(*comment, pubComment):
+		s.log.Info("publication left in place: lakelink did not create it", "publication", s.pub)
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, "DROP PUBLICATION "+pgx.Identifier{s.pub}.Sanitize()); err != nil {
+		return fmt.Errorf("postgres source %s: drop publication %s: %w", s.where, s.pub, err)
+	}
+	return nil
+}

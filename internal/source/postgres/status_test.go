@@ -1,0 +1,145 @@
+package postgres
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lakelink/lakelink/internal/pgtest"
+)
+
+func TestSlotLagAndDropSlot(t *testing.T) {
+	c, db, dsn := newDB(t, "CREATE TABLE t (id int PRIMARY KEY)")
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "t"}}})
+	if _, _, err := s.SlotLag(context.Background()); err == nil {
+		t.Fatal("SlotLag before the slot exists: no error")
+	}
+	copyAll(t, s, &collector{}, "t")
+	c.Exec(t, db, "INSERT INTO t SELECT generate_series(1, 1000)")
+	n, _, err := s.SlotLag(context.Background())
+	if err != nil || n <= 0 {
+		t.Fatalf("SlotLag = %d, %v; want retained bytes", n, err)
+	}
+	if err := s.DropSlot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := tableState(t, dsn, "SELECT 'slots', count(*)::text FROM pg_replication_slots WHERE slot_name = '"+s.slot+"' UNION ALL SELECT 'pubs', count(*)::text FROM pg_publication WHERE pubname = '"+s.pub+"'")
+	if st["slots"] != "0" || st["pubs"] != "0" {
+		t.Fatalf("after DropSlot: %v", st)
+	}
+}
+
+func TestUserPublicationKept(t *testing.T) {
+	_, _, dsn := newDB(t, "CREATE TABLE t (id int PRIMARY KEY)", "CREATE TABLE u (id int PRIMARY KEY)", "CREATE PUBLICATION mine FOR TABLE t")
+	s := newSource(t, Config{DSN: dsn, Publication: "mine", Tables: []TableConfig{{Name: "t"}, {Name: "u"}}})
+	copyAll(t, s, &collector{}, "t")
+	if err := s.Copy(context.Background(), "u", "", (&collector{}).emit); err == nil || !strings.Contains(err.Error(), "ALTER PUBLICATION") {
+		t.Fatalf("Copy of a table outside the user's publication: %v", err)
+	}
+	if err := s.DropSlot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := tableState(t, dsn, "SELECT pubname::text, '' FROM pg_publication"); len(st) != 1 {
+		t.Fatalf("user publication dropped: %v", st)
+	}
+}
+
+func TestSecretsNeverShown(t *testing.T) {
+	c := pgtest.Shared(t)
+	const secret = "s3cr3t-Pa55"
+	c.Exec(t, "postgres", "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '"+pgtest.PasswordRole+"') THEN CREATE ROLE "+pgtest.PasswordRole+" LOGIN REPLICATION PASSWORD '"+secret+"'; END IF; END $$")
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	base := c.TCPDSN("postgres", pgtest.PasswordRole)
+
+	// The right password from a file works, and is not logged.
+	s, err := New(ctx, Config{DSN: base, PasswordFile: pwFile, Link: "secret", Logger: log})
+	if err != nil {
+		t.Fatalf("New with password file: %v", err)
+	}
+	if _, err := s.Tables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	t.Setenv("PGPASSWORD", secret)
+	s, err = New(ctx, Config{DSN: base, Link: "secret", Logger: log})
+	if err != nil {
+		t.Fatalf("New with PGPASSWORD: %v", err)
+	}
+	_ = s.Close()
+
+	for _, cfg := range []Config{
+		{DSN: base + " password=" + secret + "x"},
+		{DSN: "postgres://" + pgtest.PasswordRole + ":" + secret + "x@127.0.0.1:1/postgres?sslmode=disable"},
+		{DSN: "host=127.0.0.1 password=" + secret + " port=notaport"},
+	} {
+		cfg.Link, cfg.Logger = "secret", log
+		_, err := New(ctx, cfg)
+		if err == nil {
+			t.Fatal("New with a wrong password or port succeeded")
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Fatalf("error shows the password: %v", err)
+		}
+	}
+	_, err = New(ctx, Config{DSN: base + " password=wrong", Link: "secret", Logger: log})
+	if !errors.Is(err, ErrAuth) {
+		t.Fatalf("wrong password: %v, want ErrAuth", err)
+	}
+	_, err = New(ctx, Config{DSN: "host=127.0.0.1 port=1 user=x dbname=x sslmode=disable connect_timeout=2", Link: "secret", Logger: log})
+	if !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("closed port: %v, want ErrUnreachable", err)
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Fatal("logs show the password")
+	}
+}
+
+func TestBenchFloors(t *testing.T) {
+	c, db, dsn := newDB(t, "CREATE TABLE t (id int PRIMARY KEY, v text)", "CREATE PUBLICATION benchpub FOR TABLE t")
+	n, err := CopyTo(context.Background(), dsn, "t", io.Discard)
+	if err != nil || n != 0 {
+		t.Fatalf("CopyTo empty = %d, %v", n, err)
+	}
+	start := tableState(t, dsn, "SELECT 'lsn', lsn::text FROM pg_create_logical_replication_slot('bench_"+db+"', 'pgoutput')")["lsn"]
+	c.Exec(t, db,
+		"INSERT INTO t SELECT g, E'line\\nbreak' FROM generate_series(1, 1000) g",
+		"UPDATE t SET v = 'x' WHERE id <= 100",
+		"DELETE FROM t WHERE id > 950",
+	)
+	// The insert position: with synchronous_commit=off the write position
+	// (pg_current_wal_lsn) may still lag the last commit.
+	end := tableState(t, dsn, "SELECT 'lsn', pg_current_wal_insert_lsn()::text")["lsn"]
+	res, err := RecvLogical(context.Background(), c.BinDir, dsn, "bench_"+db, "benchpub", start, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changes != 1150 || res.PerSecond() <= 0 {
+		t.Fatalf("RecvLogical = %+v, want 1150 changes", res)
+	}
+	var out bytes.Buffer
+	if n, err := CopyTo(context.Background(), dsn, "t", &out); err != nil || n != 950 {
+		t.Fatalf("CopyTo = %d, %v", n, err)
+	}
+}
+
+func FuzzCountPgoutput(f *testing.F) {
+	f.Add([]byte("B0123456789abcdefghij\nC0123456789abcdefghijklmn\n"))
+	f.Add([]byte("I\x00\x00\x00\x01N\x00\x02t\x00\x00\x00\x01\nn\n"))
+	f.Add([]byte("R\x00\x00\x00\x01public\x00t\x00d\x00\x01\x01id\x00\x00\x00\x00\x17\xff\xff\xff\xff\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = countPgoutput(bufio.NewReader(bytes.NewReader(data)))
+	})
+}
