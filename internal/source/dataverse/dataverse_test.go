@@ -49,7 +49,7 @@ func (e *events) Unthrottled(table string) {
 }
 
 // open connects to url with test-sized retries and intervals.
-func open(t *testing.T, url string, mod func(*Config)) *Source {
+func open(t testing.TB, url string, mod func(*Config)) *Source {
 	t.Helper()
 	cfg := Config{URL: url, PageSize: 3, PollInterval: 10 * time.Millisecond, MaxPollInterval: 40 * time.Millisecond, RequestsPerSecond: 1000}
 	if mod != nil {
