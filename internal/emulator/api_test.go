@@ -173,9 +173,10 @@ func TestWrites(t *testing.T) {
 	if a := v.do(t, "GET", "accounts("+acc+")", "", "If-None-Match", a.header.Get("ETag")); a.status != http.StatusNotModified {
 		t.Errorf("If-None-Match with the current ETag: %d, want 304", a.status)
 	}
+	v.do(t, "PATCH", "contacts("+contact+")", `{"firstname":"Ada","lastname":"Lovelace"}`)
 	p := decodePage(t, v.do(t, "GET", "contacts?$select=fullname&$filter=_parentcustomerid_value%20eq%20"+fresh, ""))
-	if len(p.Value) != 1 || p.Value[0]["contactid"] != contact {
-		t.Errorf("filter on a lookup: %v", p.Value)
+	if len(p.Value) != 1 || p.Value[0]["contactid"] != contact || p.Value[0]["fullname"] != "Ada Lovelace" {
+		t.Errorf("filter on a lookup, fullname from its parts: %v", p.Value)
 	}
 }
 

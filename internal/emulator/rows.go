@@ -335,6 +335,22 @@ func (e *Emulator) applyBody(tx *bolt.Tx, t *table, fields [][]byte, body map[st
 		stateSet = stateSet || a.Kind == kState
 		statusSet = statusSet || a.Kind == kStatus
 	}
+	_, first := body["firstname"]
+	_, last := body["lastname"]
+	if full, ok := t.byName["fullname"]; ok && (first || last) {
+		// Dataverse composes fullname from the name parts.
+		var parts []string
+		for _, name := range []string{"firstname", "lastname"} {
+			var s string
+			if f := fields[t.byName[name].col]; f != nil && json.Unmarshal(f, &s) == nil && s != "" {
+				parts = append(parts, s)
+			}
+		}
+		fields[full.col] = nil
+		if len(parts) > 0 {
+			fields[full.col] = appendJSONString(nil, strings.Join(parts, " "))
+		}
+	}
 	if stateSet {
 		state := t.byName["statecode"]
 		status := t.byName["statuscode"]
