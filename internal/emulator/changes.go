@@ -142,24 +142,34 @@ func (e *Emulator) getChanges(w http.ResponseWriter, r *http.Request, t *table, 
 		q.selectRaw, q.sel = s, sel
 	}
 	base := e.base(r)
-	buf := bytes.NewBuffer(make([]byte, 0, 64<<10))
-	buf.WriteString(`{"@odata.context":`)
-	buf.Write(appendJSONString(nil, base+"/$metadata#"+selectContext(t, q)+"/$delta"))
-	buf.WriteString(`,"value":[`)
+	rows := bytes.NewBuffer(make([]byte, 0, 64<<10))
 	var (
 		link string
 		n    int
 		err  error
 	)
 	if tok := v.Get("$deltatoken"); tok != "" {
-		link, n, err = e.deltaPage(buf, r, t, q, p, tok, v.Get("$skiptoken"))
+		link, n, err = e.deltaPage(rows, r, t, q, p, tok, v.Get("$skiptoken"))
 	} else {
-		link, n, err = e.firstPage(buf, r, t, q, p, v.Get("$skiptoken"))
+		link, n, err = e.firstPage(rows, r, t, q, p, v.Get("$skiptoken"))
 	}
 	if err != nil {
 		return err
 	}
-	buf.WriteString(link)
+	// As in the service's answers, a delta link precedes the value and a
+	// next link follows it.
+	buf := bytes.NewBuffer(make([]byte, 0, rows.Len()+1024))
+	buf.WriteString(`{"@odata.context":`)
+	buf.Write(appendJSONString(nil, base+"/$metadata#"+selectContext(t, q)+"/$delta"))
+	if strings.HasPrefix(link, deltaMember) {
+		buf.WriteString(link)
+	}
+	buf.WriteString(`,"value":[`)
+	buf.Write(rows.Bytes())
+	buf.WriteByte(']')
+	if strings.HasPrefix(link, nextMember) {
+		buf.WriteString(link)
+	}
 	buf.WriteByte('}')
 	w.Header().Set("Preference-Applied", p.applied(true))
 	e.stats.rows.Add(int64(n))
@@ -167,16 +177,22 @@ func (e *Emulator) getChanges(w http.ResponseWriter, r *http.Request, t *table, 
 	return nil
 }
 
+const (
+	nextMember  = `,"@odata.nextLink":`
+	deltaMember = `,"@odata.deltaLink":`
+)
+
 func nextLinkMember(link string) string {
-	return `,"@odata.nextLink":` + string(appendJSONString(nil, link))
+	return nextMember + string(appendJSONString(nil, link))
 }
 
 func deltaLinkMember(link string) string {
-	return `,"@odata.deltaLink":` + string(appendJSONString(nil, link))
+	return deltaMember + string(appendJSONString(nil, link))
 }
 
-// firstPage writes one page of a first read; it returns the closing link
-// member (next or delta link) and the number of rows written.
+// firstPage writes the entries of one page of a first read to buf; it
+// returns the page's link member (next or delta link) and the number of
+// entries written.
 func (e *Emulator) firstPage(buf *bytes.Buffer, r *http.Request, t *table, q *query, p prefs, skip string) (string, int, error) {
 	var st skipToken
 	if skip != "" {
@@ -215,7 +231,6 @@ func (e *Emulator) firstPage(buf *bytes.Buffer, r *http.Request, t *table, q *qu
 	if err != nil {
 		return "", 0, err
 	}
-	buf.WriteByte(']')
 	base := e.base(r) + "/" + t.SetName + "?"
 	if more {
 		return nextLinkMember(base + linkQuery("$select", q.selectRaw, "$skiptoken", st.String())), n, nil
@@ -292,7 +307,6 @@ func (e *Emulator) deltaPage(buf *bytes.Buffer, r *http.Request, t *table, q *qu
 	if err != nil {
 		return "", 0, err
 	}
-	buf.WriteByte(']')
 	base := e.base(r) + "/" + t.SetName + "?"
 	if more {
 		return nextLinkMember(base + linkQuery("$select", q.selectRaw, "$deltatoken", tok, "$skiptoken", st.String())), n, nil
