@@ -59,7 +59,15 @@ type Cluster struct {
 // Start starts a cluster for t and stops it when t ends.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
-	c, err := start()
+	return StartWith(t)
+}
+
+// StartWith starts a cluster for t with server settings ("name=value", such
+// as "wal_level=replica") that override the defaults, and stops it when t
+// ends.
+func StartWith(t testing.TB, settings ...string) *Cluster {
+	t.Helper()
+	c, err := start(settings...)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
@@ -155,7 +163,7 @@ host replication ` + PasswordRole + ` 127.0.0.1/32 scram-sha-256
 host replication all 127.0.0.1/32 trust
 `
 
-func start() (c *Cluster, err error) {
+func start(settings ...string) (c *Cluster, err error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -196,10 +204,10 @@ func start() (c *Cluster, err error) {
 	if c.Port, err = freePort(); err != nil {
 		return nil, err
 	}
-	c.cmd = c.command("postgres", "-D", data,
+	args := []string{"-D", data,
 		"-p", strconv.Itoa(c.Port),
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+dir,
+		"-c", "unix_socket_directories=" + dir,
 		"-c", "wal_level=logical",
 		"-c", "max_replication_slots=40",
 		"-c", "max_wal_senders=40",
@@ -212,7 +220,11 @@ func start() (c *Cluster, err error) {
 		"-c", "password_encryption=scram-sha-256",
 		"-c", "logging_collector=off",
 		"-c", "log_min_messages=warning",
-	)
+	}
+	for _, kv := range settings {
+		args = append(args, "-c", kv)
+	}
+	c.cmd = c.command("postgres", args...)
 	logFile, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
 		return nil, fmt.Errorf("create server log: %w", err)
