@@ -187,16 +187,17 @@ func (c *client) attempt(ctx context.Context, table, url, prefer string, read fu
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
-		if err := read(resp.Body); err != nil {
+		body := &watchedReader{r: resp.Body}
+		if err := read(body); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			var decode *DecodeError
-			if errors.As(err, &decode) {
-				return err
+			if body.err != nil {
+				// The body was cut short (connection lost mid-page): a
+				// transport failure, so read the page again.
+				return &retryable{err: fmt.Errorf("dataverse table %s: reading %s: %w", table, url, body.err)}
 			}
-			// A body cut short is a transport failure: read the page again.
-			return &retryable{err: fmt.Errorf("dataverse table %s: reading %s: %w", table, url, err)}
+			return err
 		}
 		return nil
 	}
@@ -213,6 +214,21 @@ func (c *client) attempt(ctx context.Context, table, url, prefer string, read fu
 	default:
 		return herr
 	}
+}
+
+// watchedReader remembers the first read error other than io.EOF, which
+// tells a broken connection from a malformed body.
+type watchedReader struct {
+	r   io.Reader
+	err error
+}
+
+func (w *watchedReader) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if err != nil && err != io.EOF && w.err == nil {
+		w.err = err
+	}
+	return n, err
 }
 
 // errorFromResponse reads the OData error body of a failed response.

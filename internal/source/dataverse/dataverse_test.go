@@ -350,6 +350,7 @@ func TestRetries(t *testing.T) {
 	}{
 		{"throttled", func(f *fake) { f.throttle = 5 }},
 		{"unavailable", func(f *fake) { f.unavailable = 5 }},
+		{"cut mid-page", func(f *fake) { f.cut = 3 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, srv := newFake(t)

@@ -33,6 +33,8 @@ type fake struct {
 	// throttle and unavailable answer that many next requests with 429
 	// (Retry-After: 0) and 503.
 	throttle, unavailable int
+	// cut answers that many next data reads with half a body.
+	cut int
 	// expireBelow rejects delta and paging tokens older than this version.
 	expireBelow int64
 	// forbid answers data reads with 403.
@@ -278,6 +280,12 @@ func (f *fake) read(w http.ResponseWriter, q url.Values) {
 		fmt.Fprintf(&b, `,"@odata.deltaLink":%q`, base+"&$deltatoken="+strconv.FormatInt(upto, 10))
 	}
 	b.WriteString("}")
+	if f.cut > 0 {
+		f.cut--
+		w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+		_, _ = w.Write([]byte(b.String()[:b.Len()/2]))
+		return
+	}
 	_, _ = w.Write([]byte(b.String()))
 }
 

@@ -1,0 +1,87 @@
+package dataverse
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/emulator"
+	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
+	"github.com/lakelink/lakelink/internal/source"
+)
+
+// deltaReads counts the fake's delta reads so far.
+func (f *fake) deltaReads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests
+}
+
+// TestAdaptivePolling: an idle table backs off toward MaxPollInterval; a
+// busy one is read every PollInterval.
+func TestAdaptivePolling(t *testing.T) {
+	f, srv := newFake(t)
+	f.upsert(1, "x")
+	s := open(t, srv.URL, func(c *Config) { c.PollInterval = 10 * time.Millisecond; c.MaxPollInterval = 160 * time.Millisecond })
+	bs := copyAll(t, s, "account", "")
+	cur := map[string]string{"account": bs[0].Cursors["account"]}
+
+	run := func(d time.Duration, busy bool) int {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		var stop atomic.Bool
+		defer stop.Store(true)
+		if busy {
+			go func() {
+				for i := 0; !stop.Load(); i++ {
+					f.upsert(2, strings.Repeat("y", i%5))
+					time.Sleep(3 * time.Millisecond)
+				}
+			}()
+		}
+		before := f.deltaReads()
+		_ = s.Stream(ctx, cur, func(context.Context, source.Batch) error { return nil })
+		return f.deltaReads() - before
+	}
+	// Idle for 1 s: 10+20+40+80 ms, then every 160 ms: about 10 reads,
+	// where a fixed 10 ms interval would make 100.
+	n := run(time.Second, false)
+	t.Logf("idle: %d reads in 1 s", n)
+	if n > 20 {
+		t.Errorf("idle table read %d times in 1 s, want it to back off (<= 20)", n)
+	}
+	// Busy for 500 ms: every 10 ms, so well above what backing off allows.
+	n = run(500*time.Millisecond, true)
+	t.Logf("busy: %d reads in 500 ms", n)
+	if n < 15 {
+		t.Errorf("busy table read %d times in 500 ms, want >= 15", n)
+	}
+}
+
+// TestRequestBudget: however many tables and however short the intervals,
+// a link stays inside RequestsPerSecond.
+func TestRequestBudget(t *testing.T) {
+	e, url := emulatortest.Start(t, emulator.Config{Scale: 3, Seed: 1})
+	s := open(t, url, func(c *Config) {
+		c.RequestsPerSecond = 20
+		c.PollInterval, c.MaxPollInterval = time.Millisecond, time.Millisecond
+	})
+	cursors := map[string]string{}
+	for _, table := range []string{"account", "contact", "lead", "opportunity", "systemuser", "accountleads"} {
+		_, cur := copyTable(t, s, table)
+		cursors[table] = cur
+	}
+	time.Sleep(time.Second) // refill the bucket the copies drained
+	before := e.Stats().Requests
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	_ = s.Stream(ctx, cursors, func(context.Context, source.Batch) error { return nil })
+	n := e.Stats().Requests - before
+	t.Logf("%d requests in 1.5 s", n)
+	// A full bucket (20) plus 1.5 s at 20/s.
+	if n > 20+30+2 || n < 20 {
+		t.Errorf("6 tables polled every 1 ms made %d requests in 1.5 s, want about 50 (budget 20/s)", n)
+	}
+}
