@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +38,7 @@ type DB struct {
 	load      func(context.Context) (*lake.State, error)
 	connector *duckdb.Connector
 	sql       *sql.DB
+	spill     string // DuckDB's temp_directory, removed by Close
 
 	// mu serialises refreshes; the fields below describe what the DuckDB
 	// catalog holds and change only with a committed refresh.
@@ -104,13 +106,26 @@ func Open(ctx context.Context, st store.Store, load func(context.Context) (*lake
 	return db, nil
 }
 
-// setup creates what does not depend on the state: the metadata tables and
-// the sys catalog. Extensions are never installed from the network: the
-// ones the views need (json, icu) are built in.
+// memoryLimit bounds DuckDB's buffers (DESIGN.md: lakelink peaks under
+// 512 MB whatever the table size); bigger sorts, joins and aggregates spill
+// to a temporary directory instead.
+const memoryLimit = "256MB"
+
+// setup bounds DuckDB's memory and creates what does not depend on the
+// state: the metadata tables and the sys catalog. Extensions are never
+// installed from the network: the ones the views need (json, icu) are
+// built in.
 func (db *DB) setup(ctx context.Context) error {
+	spill, err := os.MkdirTemp("", "lakelink-sqldb-")
+	if err != nil {
+		return fmt.Errorf("create the lake database's spill directory: %w", err)
+	}
+	db.spill = spill
 	stmts := []string{
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
+		"SET memory_limit = " + quoteString(memoryLimit),
+		"SET temp_directory = " + quoteString(spill),
 	}
 	for _, m := range metaTables {
 		stmts = append(stmts, fmt.Sprintf("CREATE TABLE %s (%s)", quoteIdent(m.name), strings.Join(m.columns, ", ")))
@@ -134,9 +149,13 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 	return db.sql.QueryContext(ctx, query, args...)
 }
 
-// Close releases DuckDB. Rows still open fail.
+// Close releases DuckDB and its spill directory. Rows still open fail.
 func (db *DB) Close() error {
-	return errors.Join(db.sql.Close(), db.connector.Close())
+	err := errors.Join(db.sql.Close(), db.connector.Close())
+	if db.spill != "" {
+		err = errors.Join(err, os.RemoveAll(db.spill))
+	}
+	return err
 }
 
 // refresh brings the catalog to the latest committed state. Only views and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,4 +198,28 @@ func queryErr(db *DB, q string) ([]string, error) {
 	}
 	defer rows.Close()
 	return collect(rows)
+}
+
+func TestMemoryBoundAndClose(t *testing.T) {
+	l := newTestLake(t)
+	db, err := Open(t.Context(), l.st, l.load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := query(t, db, `SELECT current_setting('memory_limit'), current_setting('temp_directory') = ?`, db.spill)
+	if !slices.Equal(got, []string{"244.1 MiB|true"}) {
+		t.Errorf("settings: got %q, want a 256 MB limit spilling to %s", got, db.spill)
+	}
+	// A sort bigger than the memory limit spills instead of failing.
+	got = query(t, db, `SELECT count(*) FROM (SELECT repeat('x', 100) || i AS s FROM range(3000000) t(i) ORDER BY s DESC)`)
+	if !slices.Equal(got, []string{"3000000"}) {
+		t.Errorf("big sort: got %q", got)
+	}
+	spill := db.spill
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(spill); !os.IsNotExist(err) {
+		t.Errorf("spill directory %s left behind: %v", spill, err)
+	}
 }

@@ -31,11 +31,13 @@ const sinkFormat = "%m/%d/%Y %I:%M:%S %p"
 // (missing trailing fields are NULL); DuckDB's parallel scanner cannot combine
 // it with quoted newlines, so each file is scanned by one thread (several
 // files still scan in parallel). allow_quoted_nulls=false keeps "" an empty
-// string while an empty field is NULL. max_line_size admits rows with several
+// string while an empty field is NULL. max_line_size admits rows with
 // multi-megabyte text values (Dataverse multi-line text holds up to 1M
-// characters).
+// characters, 4 MB of UTF-8 at most); buffer_size is set with it because
+// DuckDB's default (16 times the line size) would take a large share of the
+// memory limit per file scanned.
 const csvOptions = `header=false, auto_detect=false, delim=',', quote='"', escape='"', ` +
-	`null_padding=true, parallel=false, allow_quoted_nulls=false, max_line_size=16777216`
+	`null_padding=true, parallel=false, allow_quoted_nulls=false, max_line_size=8388608, buffer_size=16777216`
 
 // maxFastDecimal is the widest DECIMAL that DuckDB parses quickly: wider ones
 // (128-bit) parse about 20 times slower, so they are read through the narrow
