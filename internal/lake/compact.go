@@ -310,54 +310,51 @@ func withSinkCreated(fields []string, sinkCreated string) []byte {
 	return []byte(strings.Join(fs, ","))
 }
 
-// swapCompaction commits prepared compaction work, keeping what commits did
-// meanwhile: change files that arrived stay pending, files added stay. The
-// work is dropped (and its objects deleted) when the table was reset or
-// dropped in between.
-func (l *Lake) swapCompaction(ctx context.Context, c *compaction) error {
-	var stale bool
-	err := l.commitSwap(ctx, func(cur *State, _ time.Time) (*record, error) {
-		ts := cur.Tables[c.table]
-		if ts == nil || ts.Generation != c.generation {
-			stale = true
-			return nil, nil
-		}
-		removed := map[string]bool{}
-		for _, p := range c.removed {
-			removed[p] = true
-		}
-		for _, p := range c.folded {
-			removed[p] = true
-		}
-		nts := *ts
-		nts.Files = nil
-		for _, f := range ts.Files {
-			if !removed[f.Path] {
-				nts.Files = append(nts.Files, f)
-			}
-		}
-		nts.Files = append(nts.Files, c.added...)
-		nts.Changes = nil
-		for _, f := range ts.Changes {
-			if !removed[f.Path] {
-				nts.Changes = append(nts.Changes, f)
-			}
-		}
-		if !nts.Options.AppendOnly {
-			nts.Rows = 0
-			for _, f := range nts.Files {
-				nts.Rows += f.Rows
-			}
-		}
-		garbage := append(append([]string(nil), c.removed...), c.folded...)
-		return &record{Tables: map[string]*TableState{c.table: &nts}, Garbage: appendGarbage(cur.Garbage, garbage, l.opts.Now().UTC())}, nil
-	})
-	if stale || (err != nil && !errors.Is(err, errUncertain)) {
-		for _, f := range c.added {
-			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
+// apply implements work: the table's files without the rewritten and
+// folded ones, plus the new ones. Change files and files that commits added
+// meanwhile stay.
+func (c *compaction) apply(ts *TableState, now time.Time) (*TableState, []string, bool) {
+	if ts.Generation != c.generation {
+		return nil, nil, false
+	}
+	removed := map[string]bool{}
+	for _, p := range c.removed {
+		removed[p] = true
+	}
+	for _, p := range c.folded {
+		removed[p] = true
+	}
+	nts := *ts
+	nts.Files = nil
+	for _, f := range ts.Files {
+		if !removed[f.Path] {
+			nts.Files = append(nts.Files, f)
 		}
 	}
-	return err
+	nts.Files = append(nts.Files, c.added...)
+	nts.Changes = nil
+	for _, f := range ts.Changes {
+		if !removed[f.Path] {
+			nts.Changes = append(nts.Changes, f)
+		}
+	}
+	if !nts.Options.AppendOnly {
+		nts.Rows = 0
+		for _, f := range nts.Files {
+			nts.Rows += f.Rows
+		}
+	}
+	return &nts, append(append([]string(nil), c.removed...), c.folded...), true
+}
+
+func (c *compaction) tableName() string { return c.table }
+
+func (c *compaction) written() []string {
+	out := make([]string, len(c.added))
+	for i, f := range c.added {
+		out[i] = f.Path
+	}
+	return out
 }
 
 // smallFilesToMerge is how many small files (under MaxFileRows/8 rows) a
@@ -368,11 +365,8 @@ const smallFilesToMerge = 8
 // collected smallFilesToMerge of them into files of at most MaxFileRows
 // rows: append-only tables get a new file per commit, and an initial copy
 // one per batch. Rows are copied byte for byte, in order.
-func (l *Lake) mergeSmallFiles(ctx context.Context, name string) error {
-	ts := l.State().Tables[name]
-	if ts == nil {
-		return nil
-	}
+func (l *Lake) mergeSmallFiles(ctx context.Context, ts *TableState) (*compaction, error) {
+	name := ts.Name
 	small := int64(l.opts.MaxFileRows / 8)
 	byPart := map[string][]File{}
 	for _, f := range ts.Files {
@@ -387,16 +381,16 @@ func (l *Lake) mergeSmallFiles(ctx context.Context, name string) error {
 		}
 	}
 	if len(parts) == 0 {
-		return nil
+		return nil, nil
 	}
 	sort.Strings(parts)
 	now := l.opts.Now().UTC()
 	c := &compaction{table: name, generation: ts.Generation}
-	fail := func(err error) error {
+	fail := func(err error) (*compaction, error) {
 		for _, f := range c.added {
 			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
 		}
-		return fmt.Errorf("merging small files of table %s: %w", name, err)
+		return nil, fmt.Errorf("merging small files of table %s: %w", name, err)
 	}
 	for _, p := range parts {
 		var ow *objWriter
@@ -427,8 +421,5 @@ func (l *Lake) mergeSmallFiles(ctx context.Context, name string) error {
 		}
 		c.added = append(c.added, done)
 	}
-	if err := l.swapCompaction(ctx, c); err != nil {
-		return fmt.Errorf("committing the merge of small files of table %s: %w", name, err)
-	}
-	return nil
+	return c, nil
 }

@@ -43,9 +43,10 @@ func contact(n int, version int64, name string) source.Change {
 
 // pinSession makes object names deterministic for the golden lakes.
 func pinSession(t *testing.T) {
-	old := newSession
+	old, workers := newSession, maintainWorkers
 	newSession = func() string { return "5e5510" }
-	t.Cleanup(func() { newSession = old })
+	maintainWorkers = 1
+	t.Cleanup(func() { newSession, maintainWorkers = old, workers })
 }
 
 // TestGoldenLake runs a small deterministic sync and compares the whole

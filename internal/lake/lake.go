@@ -150,11 +150,10 @@ type Lake struct {
 	counter atomic.Int64
 	// maintainMu keeps Maintain calls from overlapping.
 	maintainMu sync.Mutex
-	// derived remembers what the Synapse-facing files hold (see model.go),
-	// guarded by mu.
+	// derived tracks the Synapse-facing files (see model.go).
 	derived derivedCache
 	// finished holds the incremental folders whose manifests are written,
-	// guarded by mu; nil until first computed.
+	// guarded by maintainMu; nil until first computed.
 	finished map[string]bool
 	// reload is set when a commit record write ended uncertain; guarded
 	// by mu.
@@ -204,10 +203,15 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Lake, error) {
 // State returns the latest committed state; callers must not modify it.
 func (l *Lake) State() *State { return l.state.Load() }
 
-// Close releases the lake. Commits after Close fail.
+// Close writes the derived files of the last commits and releases the
+// lake. Commits and Maintain after Close fail.
 func (l *Lake) Close() error {
-	l.closed.Store(true)
-	return nil
+	l.maintainMu.Lock()
+	defer l.maintainMu.Unlock()
+	if l.closed.Swap(true) {
+		return nil
+	}
+	return l.flushDerived(context.Background())
 }
 
 var errClosed = errors.New("the lake is closed")
@@ -295,7 +299,7 @@ func (l *Lake) reloadIfUncertain(ctx context.Context) error {
 	}
 	l.state.Store(s)
 	l.reload = false
-	l.derived.stale = true
+	l.derived.all = true
 	return nil
 }
 
@@ -309,8 +313,8 @@ func appendGarbage(old []Garbage, paths []string, now time.Time) []Garbage {
 }
 
 // afterCommit does the work a commit triggers but does not depend on: a
-// checkpoint when due, the Synapse-facing derived files. Their failure does
-// not undo the commit; Maintain retries them.
+// checkpoint when due (its failure does not undo the commit; the next
+// commit retries it), and marking the derived files for Maintain.
 func (l *Lake) afterCommit(ctx context.Context, s *State, rec *record) {
 	if s.Seq-l.lastCheckpoint >= checkpointEvery {
 		if err := writeCheckpoint(ctx, l.st, s); err != nil {
@@ -319,10 +323,7 @@ func (l *Lake) afterCommit(ctx context.Context, s *State, rec *record) {
 			l.lastCheckpoint = s.Seq
 		}
 	}
-	if err := l.writeDerived(ctx, s, rec); err != nil {
-		l.log.Warn("lake: updating model.json and metadata failed; Maintain retries it", "seq", s.Seq, "err", err)
-		l.derived.stale = true
-	}
+	l.markDerived(rec)
 }
 
 func (l *Lake) deleteQuietly(ctx context.Context, names []string) {

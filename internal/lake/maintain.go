@@ -5,14 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lakelink/lakelink/internal/store"
 )
 
-// Maintain does the deferred work: compaction of in-place tables, snapshots,
-// deletion of garbage after the grace period, and a retry of derived files
-// that failed to update. It prepares new objects without the commit lock and
-// takes it only to commit the swap, so commits proceed meanwhile.
+// Maintain does the deferred work: the derived files (model.json, metadata,
+// incremental folders) of the tables committed since the last round,
+// compaction of in-place tables, merging of small files, snapshots, and
+// deletion of garbage after the grace period. It prepares new objects
+// without the commit lock, several tables at a time, and publishes each
+// step for all tables in one commit, so commits proceed meanwhile and a
+// round costs a few commit records whatever the number of tables.
 func (l *Lake) Maintain(ctx context.Context) error {
 	if l.closed.Load() {
 		return errClosed
@@ -20,71 +27,167 @@ func (l *Lake) Maintain(ctx context.Context) error {
 	l.maintainMu.Lock()
 	defer l.maintainMu.Unlock()
 	var errs []error
+	if err := l.flushDerived(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := l.collectGarbage(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	for _, name := range sortedTables(l.State()) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := l.maintainTable(ctx, name); err != nil {
-			errs = append(errs, err)
-		}
+	now := l.opts.Now()
+	due := map[string]bool{}
+	for name, ts := range l.State().Tables {
+		due[name] = l.snapshotDue(ts, now)
 	}
-	l.mu.Lock()
-	if l.derived.stale || l.opts.Incremental.Enabled {
-		if err := l.writeDerived(ctx, l.state.Load(), &record{}); err != nil {
-			errs = append(errs, fmt.Errorf("updating model.json and metadata: %w", err))
+	// Step 1: compaction, or small-file merging where nothing is compacted.
+	errs = append(errs, l.step(ctx, func(ts *TableState) (work, error) {
+		if l.compactionDue(ts, now, due[ts.Name]) {
+			c, err := l.compact(ctx, ts, due[ts.Name])
+			if err != nil {
+				return nil, fmt.Errorf("compacting table %s: %w", ts.Name, err)
+			}
+			return c, nil
 		}
+		if l.opts.Incremental.Enabled {
+			// Files stay in the folder of their interval.
+			return nil, nil
+		}
+		c, err := l.mergeSmallFiles(ctx, ts)
+		if c == nil || err != nil {
+			return nil, err
+		}
+		return c, nil
+	})...)
+	// Step 2: snapshots, of the tables whose changes are all compacted
+	// (changes that arrived during step 1 wait for the next round: a
+	// snapshot copies partition files only).
+	errs = append(errs, l.step(ctx, func(ts *TableState) (work, error) {
+		if !due[ts.Name] || len(ts.Changes) > 0 || l.opts.Incremental.Enabled {
+			return nil, nil
+		}
+		snap, err := l.takeSnapshot(ctx, ts, now)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot of table %s: %w", ts.Name, err)
+		}
+		return &snapshotWork{table: ts.Name, generation: ts.Generation, snap: snap, keep: l.opts.SnapshotsToKeep}, nil
+	})...)
+	// Again, for what this round committed.
+	if err := l.flushDerived(ctx); err != nil {
+		errs = append(errs, err)
 	}
-	l.mu.Unlock()
 	return errors.Join(errs...)
 }
 
-// maintainTable compacts a table when its pending changes pass a threshold
-// or a snapshot is due, merges small files of append-only tables, and takes
-// a due snapshot.
-func (l *Lake) maintainTable(ctx context.Context, name string) error {
-	ts := l.State().Tables[name]
-	if ts == nil {
-		return nil
+func (l *Lake) compactionDue(ts *TableState, now time.Time, snapshotDue bool) bool {
+	if len(ts.Changes) == 0 {
+		return false
 	}
-	now := l.opts.Now()
-	due := l.snapshotDue(ts, now)
-	if len(ts.Changes) > 0 {
-		var rows int64
-		for _, f := range ts.Changes {
-			rows += f.Rows
-		}
-		if due || rows >= int64(l.opts.CompactRows) || now.Sub(ts.Changes[0].Written) >= l.opts.CompactAge {
-			c, err := l.compact(ctx, ts, due)
+	var rows int64
+	for _, f := range ts.Changes {
+		rows += f.Rows
+	}
+	return snapshotDue || rows >= int64(l.opts.CompactRows) || now.Sub(ts.Changes[0].Written) >= l.opts.CompactAge
+}
+
+// work is maintenance of one table, prepared without the commit lock.
+type work interface {
+	tableName() string
+	// apply returns the table's new state and the objects it stops
+	// naming, or false when the table was re-initialised meanwhile.
+	apply(ts *TableState, now time.Time) (*TableState, []string, bool)
+	// written lists the new objects, deleted when the work is dropped.
+	written() []string
+}
+
+// maintainWorkers bounds how many tables Maintain prepares at once; a
+// variable so that the golden test makes object names deterministic.
+var maintainWorkers = 4
+
+// step prepares work for every table with prepare, in parallel, then
+// publishes all of it in one commit. A table whose preparation fails is
+// reported and skipped; the others go on.
+func (l *Lake) step(ctx context.Context, prepare func(ts *TableState) (work, error)) []error {
+	s := l.State()
+	names := sortedTables(s)
+	works := make([]work, len(names))
+	var mu sync.Mutex
+	var errs []error
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maintainWorkers)
+	for i, name := range names {
+		ts := s.Tables[name]
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			w, err := prepare(ts)
 			if err != nil {
-				return fmt.Errorf("compacting table %s: %w", name, err)
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				return nil
 			}
-			if err := l.swapCompaction(ctx, c); err != nil {
-				return fmt.Errorf("committing the compaction of table %s: %w", name, err)
-			}
+			works[i] = w
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		errs = append(errs, err)
+	}
+	var ready []work
+	for _, w := range works {
+		if w != nil {
+			ready = append(ready, w)
 		}
 	}
-	if l.opts.Incremental.Enabled {
-		// Files stay in the folder of their interval; no snapshots.
+	if err := l.publish(ctx, ready); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// publish commits prepared work in one commit record, on top of whatever
+// commits happened meanwhile. Work on a table that was dropped or reset in
+// between is dropped and its objects deleted.
+func (l *Lake) publish(ctx context.Context, works []work) error {
+	if len(works) == 0 {
 		return nil
 	}
-	if err := l.mergeSmallFiles(ctx, name); err != nil {
-		return err
+	var dropped []string
+	err := l.commitSwap(ctx, func(cur *State, now time.Time) (*record, error) {
+		rec := &record{Tables: map[string]*TableState{}}
+		var garbage []string
+		for _, w := range works {
+			ts := rec.Tables[w.tableName()]
+			if ts == nil {
+				ts = cur.Tables[w.tableName()]
+			}
+			var nts *TableState
+			var g []string
+			ok := ts != nil
+			if ok {
+				nts, g, ok = w.apply(ts, now)
+			}
+			if !ok {
+				dropped = append(dropped, w.written()...)
+				continue
+			}
+			rec.Tables[w.tableName()] = nts
+			garbage = append(garbage, g...)
+		}
+		if len(rec.Tables) == 0 {
+			return nil, nil
+		}
+		rec.Garbage = appendGarbage(cur.Garbage, garbage, now)
+		return rec, nil
+	})
+	if err != nil && !errors.Is(err, errUncertain) {
+		for _, w := range works {
+			dropped = append(dropped, w.written()...)
+		}
 	}
-	ts = l.State().Tables[name]
-	if ts == nil || !due || len(ts.Changes) > 0 {
-		// Changes that arrived during the compaction are taken at the
-		// next round: a snapshot copies partition files only.
-		return nil
-	}
-	snap, err := l.takeSnapshot(ctx, ts, now)
+	l.deleteQuietly(ctx, dropped)
 	if err != nil {
-		return fmt.Errorf("snapshot of table %s: %w", name, err)
-	}
-	if err := l.swapSnapshot(ctx, name, ts.Generation, snap); err != nil {
-		return fmt.Errorf("committing the snapshot of table %s: %w", name, err)
+		return fmt.Errorf("committing maintenance: %w", err)
 	}
 	return nil
 }

@@ -23,29 +23,64 @@ const (
 	optionsetDir = "OptionsetMetadata/"
 )
 
-// derivedCache remembers a hash of each derived file as last written, so
-// that a commit rewrites only the files whose content changed.
+// derivedCache tracks the derived files. Commits only mark tables dirty;
+// Maintain (and Close) write the files, so that a commit costs its data
+// objects and its record and nothing else, and a burst of commits (an
+// initial sync of hundreds of tables) rewrites model.json once, not once
+// per commit.
 type derivedCache struct {
+	// dirty names the tables committed since the last flush; all is set
+	// when every table must be looked at (first flush, failed flush).
+	// Both guarded by Lake.mu.
+	dirty map[string]bool
+	all   bool
+	// hashes of each derived file as last written, so that only files
+	// whose content changed are rewritten; guarded by Lake.maintainMu.
 	hashes map[string][32]byte
-	// stale is set when writing failed: the next write covers all tables.
-	stale bool
 }
 
-// writeDerived rewrites the derived files a commit changed: the per-table
-// files of the tables rec touched, and the lake-wide files when any of
-// those changed (or a table came or went).
-func (l *Lake) writeDerived(ctx context.Context, s *State, rec *record) error {
+// markDerived records the tables a commit touched. Called with mu held.
+func (l *Lake) markDerived(rec *record) {
+	if l.derived.dirty == nil {
+		l.derived.dirty = map[string]bool{}
+	}
+	for name := range rec.Tables {
+		l.derived.dirty[name] = true
+	}
+}
+
+// flushDerived writes the derived files of the tables committed since the
+// last flush. Called with maintainMu held, not mu: commits go on meanwhile.
+func (l *Lake) flushDerived(ctx context.Context) error {
+	l.mu.Lock()
+	s := l.state.Load()
+	dirty, all := l.derived.dirty, l.derived.all || l.derived.hashes == nil
+	l.derived.dirty, l.derived.all = nil, false
+	l.mu.Unlock()
+	if err := l.writeDerived(ctx, s, dirty, all); err != nil {
+		l.mu.Lock()
+		l.derived.all = true
+		l.mu.Unlock()
+		return fmt.Errorf("updating model.json and metadata: %w", err)
+	}
+	return nil
+}
+
+// writeDerived rewrites the derived files of the tables dirty (all tables
+// when all), and the lake-wide files when any of those changed or a table
+// came or went.
+func (l *Lake) writeDerived(ctx context.Context, s *State, dirty map[string]bool, all bool) error {
 	if l.opts.Incremental.Enabled {
 		return l.advanceFolders(ctx, s)
 	}
-	if l.derived.hashes == nil {
-		l.derived.stale = true
+	touched := dirty
+	if all {
+		touched = map[string]bool{}
+		for name := range s.Tables {
+			touched[name] = true
+		}
 	}
-	touched := rec.Tables
-	if l.derived.stale {
-		touched = s.Tables
-	}
-	lakeWide := l.derived.stale
+	lakeWide := all
 	names := make([]string, 0, len(touched))
 	for name := range touched {
 		names = append(names, name)
@@ -74,7 +109,6 @@ func (l *Lake) writeDerived(ctx context.Context, s *State, rec *record) error {
 			return err
 		}
 	}
-	l.derived.stale = false
 	return nil
 }
 

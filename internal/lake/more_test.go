@@ -329,3 +329,43 @@ func TestUncertainCommit(t *testing.T) {
 		t.Fatalf("rows %v", got)
 	}
 }
+
+// BenchmarkInitialSync300 commits what an initial sync of 300 small tables
+// costs the lake: a Define, one copy batch of 100 rows with Completed, and
+// the Maintain rounds that take the first snapshots.
+func BenchmarkInitialSync300(b *testing.B) {
+	for b.Loop() {
+		st, err := store.NewLocal(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		l, err := Open(ctx, st, Options{Link: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range 300 {
+			s := accountSchema()
+			s.Name = fmt.Sprintf("table%03d", i)
+			if _, err := l.Commit(ctx, Tx{Tables: []TableTx{{Name: s.Name, Define: define(s, TableOptions{})}}}); err != nil {
+				b.Fatal(err)
+			}
+			chs := make([]source.Change, 100)
+			for n := range chs {
+				chs[n] = account(n, 1, "name", t0)
+				chs[n].Table = s.Name
+			}
+			if _, err := l.Commit(ctx, Tx{Tables: []TableTx{{Name: s.Name, Changes: chs, Phase: Completed, Cursor: "c"}}}); err != nil {
+				b.Fatal(err)
+			}
+			if i%50 == 0 {
+				if err := l.Maintain(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := l.Maintain(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

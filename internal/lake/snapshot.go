@@ -2,7 +2,6 @@ package lake
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -88,31 +87,38 @@ func (l *Lake) copyInto(ctx context.Context, ow *objWriter, f File) error {
 	return nil
 }
 
-// swapSnapshot commits a snapshot and lets the oldest beyond
+// snapshotWork is a snapshot waiting to be committed.
+type snapshotWork struct {
+	table      string
+	generation int
+	snap       *Snapshot
+	keep       int
+}
+
+// apply implements work: the snapshot is appended; the oldest beyond
 // SnapshotsToKeep become garbage.
-func (l *Lake) swapSnapshot(ctx context.Context, table string, generation int, snap *Snapshot) error {
-	var stale bool
-	err := l.commitSwap(ctx, func(cur *State, now time.Time) (*record, error) {
-		ts := cur.Tables[table]
-		if ts == nil || ts.Generation != generation {
-			stale = true
-			return nil, nil
-		}
-		nts := *ts
-		nts.Snapshots = append(append([]Snapshot(nil), ts.Snapshots...), *snap)
-		var garbage []string
-		for len(nts.Snapshots) > l.opts.SnapshotsToKeep {
-			for _, f := range nts.Snapshots[0].Files {
-				garbage = append(garbage, f.Path)
-			}
-			nts.Snapshots = nts.Snapshots[1:]
-		}
-		return &record{Tables: map[string]*TableState{table: &nts}, Garbage: appendGarbage(cur.Garbage, garbage, now)}, nil
-	})
-	if stale || (err != nil && !errors.Is(err, errUncertain)) {
-		for _, f := range snap.Files {
-			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
-		}
+func (w *snapshotWork) apply(ts *TableState, _ time.Time) (*TableState, []string, bool) {
+	if ts.Generation != w.generation {
+		return nil, nil, false
 	}
-	return err
+	nts := *ts
+	nts.Snapshots = append(append([]Snapshot(nil), ts.Snapshots...), *w.snap)
+	var garbage []string
+	for len(nts.Snapshots) > w.keep {
+		for _, f := range nts.Snapshots[0].Files {
+			garbage = append(garbage, f.Path)
+		}
+		nts.Snapshots = nts.Snapshots[1:]
+	}
+	return &nts, garbage, true
+}
+
+func (w *snapshotWork) tableName() string { return w.table }
+
+func (w *snapshotWork) written() []string {
+	out := make([]string, len(w.snap.Files))
+	for i, f := range w.snap.Files {
+		out[i] = f.Path
+	}
+	return out
 }
