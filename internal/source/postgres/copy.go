@@ -338,10 +338,15 @@ func (s *Source) Copy(ctx context.Context, name string, resume string, emit func
 			return &source.CursorExpiredError{Table: name, Reason: "the snapshot the copy ran under is gone (lakelink restarted, or the copy paused for over " + exportIdle.String() + ")"}
 		}
 	} else {
-		if err := s.ensurePublished(ctx, t); err != nil {
-			return err
+		// Copies started together share one publication and, where they
+		// can, one exported snapshot: set them up one at a time.
+		s.setup.Lock()
+		err := s.ensurePublished(ctx, t)
+		if err == nil {
+			e, err = s.acquireExport(ctx, t)
 		}
-		if e, err = s.acquireExport(ctx, t); err != nil {
+		s.setup.Unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -349,7 +354,9 @@ func (s *Source) Copy(ctx context.Context, name string, resume string, emit func
 
 	// The coordinating transaction holds an ACCESS SHARE lock for the whole
 	// copy, so no VACUUM FULL, CLUSTER or rewriting ALTER TABLE moves rows
-	// between ctid ranges while workers read them.
+	// between ctid ranges while workers read them. It also reads chunks
+	// itself, so a copy always progresses on one connection even when the
+	// pool has none to spare for extra workers (many tables copying at once).
 	coord, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return s.connectError(err)
@@ -375,7 +382,7 @@ func (s *Source) Copy(ctx context.Context, name string, resume string, emit func
 	if cur.Progress == nil {
 		cur.Progress = map[int]string{}
 	}
-	return s.copyChunks(ctx, t, e, &cur, emit)
+	return s.copyChunks(ctx, t, e, tx, &cur, emit)
 }
 
 // snapshotTx begins a read-only REPEATABLE READ transaction under snapshot.
@@ -395,14 +402,19 @@ func (s *Source) snapshotTx(ctx context.Context, conn *pgx.Conn, t *table, snaps
 	return tx, nil
 }
 
-func (s *Source) copyChunks(ctx context.Context, t *table, e *export, cur *copyCursor, emit func(context.Context, source.Batch) error) error {
+func (s *Source) copyChunks(ctx context.Context, t *table, e *export, coord pgx.Tx, cur *copyCursor, emit func(context.Context, source.Batch) error) error {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(cctx)
 	next := make(chan int)
 	results := make(chan chunkBatch, s.cfg.CopyWorkers)
+	// handedOut ends when every chunk has a worker: extra workers still
+	// waiting for a connection then give up.
+	handedOut, allHandedOut := context.WithCancel(gctx)
+	defer allHandedOut()
 	g.Go(func() error {
 		defer close(next)
+		defer allHandedOut()
 		for c := cur.DoneBelow; c < cur.Chunks; c++ {
 			if cur.Progress[c] == chunkDone {
 				continue
@@ -419,14 +431,37 @@ func (s *Source) copyChunks(ctx context.Context, t *table, e *export, cur *copyC
 	for c, p := range cur.Progress {
 		after[c] = p
 	}
-	for range min(s.cfg.CopyWorkers, cur.Chunks) {
-		g.Go(func() error {
-			for c := range next {
-				if err := s.copyChunk(gctx, t, e, cur, c, after[c], results); err != nil {
-					return err
-				}
+	// Rows must come in ctid order for the resume position to mean
+	// anything: no synchronized scan starting mid-table, no parallel
+	// workers interleaving pages.
+	work := func(tx pgx.Tx) error {
+		if _, err := tx.Exec(gctx, "SET LOCAL synchronize_seqscans = off; SET LOCAL max_parallel_workers_per_gather = 0"); err != nil {
+			return fmt.Errorf("postgres source %s: table %s: set copy options: %w", s.where, t.name, err)
+		}
+		for c := range next {
+			if err := s.copyChunk(gctx, tx, t, e, cur, c, after[c], results); err != nil {
+				return err
 			}
-			return nil
+		}
+		return nil
+	}
+	g.Go(func() error { return work(coord) })
+	for range min(s.cfg.CopyWorkers, cur.Chunks) - 1 {
+		g.Go(func() error {
+			conn, err := s.pool.Acquire(handedOut)
+			if err != nil {
+				if handedOut.Err() != nil && gctx.Err() == nil {
+					return nil
+				}
+				return s.connectError(err)
+			}
+			defer conn.Release()
+			tx, err := s.snapshotTx(gctx, conn.Conn(), t, e.snapshot)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = tx.Rollback(context.WithoutCancel(gctx)) }()
+			return work(tx)
 		})
 	}
 	var werr error
@@ -483,24 +518,9 @@ func (s *Source) copyChunks(ctx context.Context, t *table, e *export, cur *copyC
 }
 
 // copyChunk streams the rows of one ctid range (after the ctid a previous
-// copy emitted last) to results in batches of BatchRows.
-func (s *Source) copyChunk(ctx context.Context, t *table, e *export, cur *copyCursor, chunk int, after string, results chan<- chunkBatch) error {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return s.connectError(err)
-	}
-	defer conn.Release()
-	tx, err := s.snapshotTx(ctx, conn.Conn(), t, e.snapshot)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	// Rows must come in ctid order for the resume position to mean
-	// anything: no synchronized scan starting mid-table, no parallel
-	// workers interleaving pages.
-	if _, err := tx.Exec(ctx, "SET LOCAL synchronize_seqscans = off; SET LOCAL max_parallel_workers_per_gather = 0"); err != nil {
-		return fmt.Errorf("postgres source %s: table %s: set copy options: %w", s.where, t.name, err)
-	}
+// copy emitted last) to results in batches of BatchRows, in tx (a
+// transaction under the copy's snapshot).
+func (s *Source) copyChunk(ctx context.Context, tx pgx.Tx, t *table, e *export, cur *copyCursor, chunk int, after string, results chan<- chunkBatch) error {
 	var q strings.Builder
 	q.WriteString("SELECT ctid")
 	for _, c := range t.desc.Columns {

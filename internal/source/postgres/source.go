@@ -74,7 +74,9 @@ type Source struct {
 	slot    string
 	types   typeCache
 
-	mu sync.Mutex
+	// setup serialises creating the publication and exported snapshots.
+	setup sync.Mutex
+	mu    sync.Mutex
 	// exports by snapshot name: exported snapshots kept alive for copies.
 	exports map[string]*export
 	// holds: per table OID, the consistent point of a copy whose table no
