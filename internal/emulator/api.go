@@ -199,6 +199,8 @@ type query struct {
 	filter    []cond
 	top       int // 0: none
 	orderby   string
+	// order is the $orderby terms; nil when rows come in key order.
+	order []orderTerm
 }
 
 // parseQuery reads the query options of a collection read. Options the
@@ -241,11 +243,11 @@ func parseQuery(t *table, v url.Values) (*query, error) {
 		q.top = n
 	}
 	if o := v.Get("$orderby"); o != "" {
-		f := strings.Fields(o)
-		if len(f) == 0 || f[0] != t.PrimaryID || len(f) > 2 || (len(f) == 2 && f[1] != "asc") {
-			return nil, errQuery("The lakelink emulator orders only by the primary key ('%s asc'); got '$orderby=%s'.", t.PrimaryID, o)
+		order, err := parseOrderBy(t, o)
+		if err != nil {
+			return nil, err
 		}
-		q.orderby = o
+		q.orderby, q.order = o, order
 	}
 	return q, nil
 }

@@ -3,6 +3,7 @@ package emulator
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -213,7 +214,7 @@ func TestQueries(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"$expand=primarycontactid", "$orderby=name", "$filter=name%20gt%20'a'", "$top=-1", "$skip=3", "$filter=revenue%20eq%20'abc'"} {
+	for _, bad := range []string{"$expand=primarycontactid", "$orderby=name%20up", "$orderby=nosuch", "$filter=name%20gt%20'a'", "$top=-1", "$skip=3", "$filter=revenue%20eq%20'abc'"} {
 		if a := v.do(t, "GET", "accounts?"+bad, ""); a.status != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", bad, a.status)
 		}
@@ -278,4 +279,93 @@ func TestServeRate(t *testing.T) {
 	if rate < 20000 {
 		t.Errorf("served %.0f rows/s; the emulator must page far faster (target > 50k rows/s)", rate)
 	}
+}
+
+// TestOrderBy pages ordered reads and checks the order against an
+// independent comparison of the decoded values.
+func TestOrderBy(t *testing.T) {
+	v := start(t, Config{Scale: 20, Seed: 6})
+	tests := []struct {
+		orderby string
+		top     int
+	}{
+		{"name", 0},
+		{"revenue desc", 0},
+		{"createdon desc,name", 0},
+		{"statecode,numberofemployees desc", 0},
+		{"_primarycontactid_value", 0},
+		{"versionnumber desc", 0},
+		{"donotemail,address1_latitude", 0},
+		{"revenue desc", 7},
+		{"accountid desc", 4},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%s/top=%d", tc.orderby, tc.top), func(t *testing.T) {
+			link := "accounts?$orderby=" + strings.ReplaceAll(tc.orderby, " ", "%20")
+			if tc.top > 0 {
+				link += fmt.Sprintf("&$top=%d", tc.top)
+			}
+			var rows []map[string]any
+			for link != "" {
+				p := decodePage(t, v.do(t, "GET", link, "", "Prefer", "odata.maxpagesize=3"))
+				rows = append(rows, p.Value...)
+				link = p.NextLink
+			}
+			want := 20
+			if tc.top > 0 {
+				want = tc.top
+			}
+			if len(rows) != want {
+				t.Fatalf("%d rows, want %d", len(rows), want)
+			}
+			seen := map[any]bool{}
+			for i, r := range rows {
+				if seen[r["accountid"]] {
+					t.Fatalf("row %v twice", r["accountid"])
+				}
+				seen[r["accountid"]] = true
+				if i > 0 && compareRows(tc.orderby, rows[i-1], r) > 0 {
+					t.Fatalf("rows %d and %d out of order for %s:\n%v\n%v", i-1, i, tc.orderby, rows[i-1], r)
+				}
+			}
+		})
+	}
+}
+
+// compareRows compares decoded rows by an $orderby, NULLs first, the id
+// breaking ties.
+func compareRows(orderby string, a, b map[string]any) int {
+	for _, term := range strings.Split(orderby, ",") {
+		f := strings.Fields(term)
+		x, y := a[f[0]], b[f[0]]
+		c := 0
+		switch {
+		case x == nil && y == nil:
+		case x == nil:
+			c = -1
+		case y == nil:
+			c = 1
+		default:
+			switch xv := x.(type) {
+			case float64:
+				c = cmpFloat(xv, y.(float64))
+			case string:
+				c = strings.Compare(xv, y.(string))
+			case bool:
+				if xv != y.(bool) {
+					c = 1
+					if !xv {
+						c = -1
+					}
+				}
+			}
+		}
+		if len(f) == 2 && f[1] == "desc" {
+			c = -c
+		}
+		if c != 0 {
+			return c
+		}
+	}
+	return strings.Compare(a["accountid"].(string), b["accountid"].(string))
 }

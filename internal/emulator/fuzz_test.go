@@ -3,6 +3,7 @@ package emulator
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -58,6 +59,7 @@ func FuzzRecord(f *testing.F) {
 // FuzzTokens checks that token parsers never panic and that tokens
 // round-trip.
 func FuzzTokens(f *testing.F) {
+	f.Add(sortKey{vals: [][]byte{[]byte(`"x"`), nil}, id: make([]byte, 16)}.token(3))
 	for _, s := range []string{"919042!08/22/2017 08:10:44", "t.5.1776198110.0393a11457ec2fd357f50feeb78b698b", "d.9.1776198110.7", "p.0393a11457ec2fd357f50feeb78b698b.3", "", "!", "t...."} {
 		f.Add(s)
 	}
@@ -75,6 +77,11 @@ func FuzzTokens(f *testing.F) {
 			}
 		}
 		_, _, _ = parsePageToken(s)
+		if k, rem, err := parseOrderedToken(s, make([]orderTerm, 2)); err == nil {
+			if k2, rem2, err := parseOrderedToken(k.token(rem), make([]orderTerm, 2)); err != nil || rem2 != rem || k2.token(rem2) != k.token(rem) {
+				t.Fatalf("ordered token %q does not round-trip", s)
+			}
+		}
 	})
 }
 
@@ -101,4 +108,33 @@ func FuzzFieldFromJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzCompareDecimal checks the exact decimal order against integers
+// scaled by 100.
+func FuzzCompareDecimal(f *testing.F) {
+	f.Add(int64(0), int64(-1))
+	f.Add(int64(123450), int64(12345))
+	f.Add(int64(-5), int64(5))
+	f.Add(int64(-1<<63), int64(1<<63-1))
+	f.Fuzz(func(t *testing.T, a, b int64) {
+		x, y := string(moneyField(a)), string(moneyField(b))
+		want := cmpInt64(a, b)
+		if got := compareDecimal(x, y); got != want {
+			t.Fatalf("compareDecimal(%s, %s) = %d, want %d", x, y, got, want)
+		}
+		if got := compareDecimal(strings.TrimSuffix(strings.TrimSuffix(x, "0"), "0"), y); got != want {
+			t.Fatalf("compareDecimal of %s with trailing zeros cut, %s = %d, want %d", x, y, got, want)
+		}
+	})
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }

@@ -176,28 +176,59 @@ func (e *Emulator) getCollection(w http.ResponseWriter, r *http.Request, t *tabl
 	if err != nil {
 		return err
 	}
+	skip := v.Get("$skiptoken")
+	limit := p.pageSize()
+	out, an := outAttrs(t, q.sel), p.annotate()
+	rows := bytes.NewBuffer(make([]byte, 0, 64<<10))
+	var n int
+	var next string
+	if q.order != nil {
+		n, next, err = e.orderedPage(rows, t, q, skip, limit, out, an)
+	} else {
+		n, next, err = e.keyPage(rows, t, q, skip, limit, out, an)
+	}
+	if err != nil {
+		return err
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, rows.Len()+1024))
+	buf.WriteString(`{"@odata.context":`)
+	buf.Write(appendJSONString(nil, e.base(r)+"/$metadata#"+selectContext(t, q)))
+	buf.WriteString(`,"value":[`)
+	buf.Write(rows.Bytes())
+	buf.WriteByte(']')
+	if next != "" {
+		link := e.base(r) + "/" + t.SetName + "?" + linkQuery("$select", q.selectRaw, "$filter", q.filterRaw,
+			"$orderby", q.orderby, "$skiptoken", next)
+		buf.WriteString(`,"@odata.nextLink":`)
+		buf.Write(appendJSONString(nil, link))
+	}
+	buf.WriteByte('}')
+	if a := p.applied(false); a != "" {
+		w.Header().Set("Preference-Applied", a)
+	}
+	e.stats.rows.Add(int64(n))
+	writeBody(w, http.StatusOK, buf.Bytes())
+	return nil
+}
+
+// keyPage writes one page of rows in key order to buf; it returns the
+// number of rows and the skip token of the next page ("" on the last).
+func (e *Emulator) keyPage(buf *bytes.Buffer, t *table, q *query, skip string, limit int, out []*attribute, an annotate) (int, string, error) {
 	var after []byte
 	remaining := q.top
-	if st := v.Get("$skiptoken"); st != "" {
-		after, remaining, err = parsePageToken(st)
-		if err != nil {
-			return err
+	if skip != "" {
+		var err error
+		if after, remaining, err = parsePageToken(skip); err != nil {
+			return 0, "", err
 		}
 	}
-	limit := p.pageSize()
 	last := false // the page ends the result ($top reached)
 	if remaining > 0 && remaining <= limit {
 		limit, last = remaining, true
 	}
-	out := outAttrs(t, q.sel)
-	an := p.annotate()
-	buf := bytes.NewBuffer(make([]byte, 0, 64<<10))
-	buf.WriteString(`{"@odata.context":`)
-	buf.Write(appendJSONString(nil, e.base(r)+"/$metadata#"+selectContext(t, q)))
-	buf.WriteString(`,"value":[`)
 	var next []byte
 	n := 0
-	err = e.db.View(func(tx *bolt.Tx) error {
+	err := e.db.View(func(tx *bolt.Tx) error {
 		s := e.newScan(tx, t, after)
 		var row []byte
 		for {
@@ -211,40 +242,26 @@ func (e *Emulator) getCollection(w http.ResponseWriter, r *http.Request, t *tabl
 				}
 				return nil
 			}
-			fields := s.fields
 			after = append(after[:0], k...)
-			if !matchAll(q.filter, fields, version) {
+			if !matchAll(q.filter, s.fields, version) {
 				continue
 			}
 			if n > 0 {
 				buf.WriteByte(',')
 			}
-			row = appendRow(row[:0], "", fields, version, out, an)
+			row = appendRow(row[:0], "", s.fields, version, out, an)
 			buf.Write(row)
 			n++
 		}
 	})
-	if err != nil {
-		return err
+	if err != nil || next == nil {
+		return n, "", err
 	}
-	buf.WriteByte(']')
-	if next != nil {
-		rem := 0
-		if remaining > 0 {
-			rem = remaining - n
-		}
-		link := e.base(r) + "/" + t.SetName + "?" + linkQuery("$select", q.selectRaw, "$filter", q.filterRaw,
-			"$orderby", q.orderby, "$skiptoken", pageToken(next, rem))
-		buf.WriteString(`,"@odata.nextLink":`)
-		buf.Write(appendJSONString(nil, link))
+	rem := 0
+	if remaining > 0 {
+		rem = remaining - n
 	}
-	buf.WriteByte('}')
-	if a := p.applied(false); a != "" {
-		w.Header().Set("Preference-Applied", a)
-	}
-	e.stats.rows.Add(int64(n))
-	writeBody(w, http.StatusOK, buf.Bytes())
-	return nil
+	return n, pageToken(next, rem), nil
 }
 
 func matchAll(conds []cond, fields [][]byte, version uint64) bool {

@@ -148,10 +148,11 @@ func appendJSONString(b []byte, s string) []byte {
 // moneyField formats an amount given in hundredths.
 func moneyField(cents int64) []byte {
 	neg := cents < 0
+	mag := uint64(cents)
 	if neg {
-		cents = -cents
+		mag = -mag // two's complement: right for math.MinInt64 too
 	}
-	s := fmt.Sprintf("%d.%02d", cents/100, cents%100)
+	s := fmt.Sprintf("%d.%02d", mag/100, mag%100)
 	if neg {
 		s = "-" + s
 	}
