@@ -274,3 +274,39 @@ func countData(objs []store.Object) int {
 	}
 	return n
 }
+
+func TestReader(t *testing.T) {
+	defer func(e, k int64) { checkpointEvery, keepCommits = e, k }(checkpointEvery, keepCommits)
+	checkpointEvery, keepCommits = 3, 4
+	st := newStore(t)
+	c := newClock()
+	l := openLake(t, st, c)
+	r := NewReader(st)
+	s, err := r.State(ctxT(t))
+	if err != nil || s.Seq != 0 {
+		t.Fatalf("empty lake: %v %v", s, err)
+	}
+	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}), Phase: Completed}}})
+	for i := range 30 {
+		mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{account(i, 1, "n", t0)}}}})
+		// Read after some commits only, so that the reader falls behind
+		// the pruning at times.
+		if i%2 == 0 || i > 20 {
+			continue
+		}
+		s, err := r.State(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stateJSON(t, s) != stateJSON(t, l.State()) {
+			t.Fatalf("after commit %d: the reader's state differs", s.Seq)
+		}
+	}
+	s, err = r.State(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stateJSON(t, s) != stateJSON(t, l.State()) {
+		t.Fatalf("a reader that fell behind the pruning differs: seq %d, want %d", s.Seq, l.State().Seq)
+	}
+}
