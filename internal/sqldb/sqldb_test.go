@@ -142,7 +142,7 @@ func TestConcurrentQueries(t *testing.T) {
 	}
 	l.commit(state(1)...)
 	db := l.open()
-	const commits, readers = 40, 4
+	const commits, readers = 20, 3
 	var wg sync.WaitGroup
 	errs := make(chan error, readers)
 	done := make(chan struct{})

@@ -1,0 +1,122 @@
+package sqldb
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/schema"
+	"github.com/lakelink/lakelink/internal/source"
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+// TestWithLakeWriter queries a lake that package lake wrote: the SQL layer
+// must agree with the writer on layout, value formats, change files,
+// compaction, snapshots and schema evolution.
+func TestWithLakeWriter(t *testing.T) {
+	ctx := t.Context()
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 4, 14, 20, 21, 50, 0, time.UTC)
+	lk, err := lake.Open(ctx, st, lake.Options{Link: "it", Now: func() time.Time { return now }, CompactRows: 1, CompactAge: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close()
+	account := &schema.Table{
+		Name: "account",
+		Key:  []string{"accountid"},
+		Columns: []schema.Column{
+			{Name: "accountid", Type: schema.Guid},
+			{Name: "name", Type: schema.String},
+			{Name: "revenue", Type: schema.Decimal, Precision: 38, Scale: 2},
+			{Name: "industrycode", Type: schema.Int64, SourceType: "Picklist"},
+			{Name: "createdon", Type: schema.DateTime},
+		},
+		PartitionColumn: "createdon",
+		OptionSets: []schema.OptionSet{{Column: "industrycode", Options: []schema.Option{
+			{Value: 1, Label: "Accounting", Language: 1033}, {Value: 2, Label: "Agriculture", Language: 1033},
+		}}},
+	}
+	created := time.Date(2024, 3, 1, 8, 0, 0, 0, time.UTC)
+	change := func(n int, version int64, name string, revenue string, industry int64) source.Change {
+		return source.Change{Table: "account", ID: id(n), Version: version, Values: map[string]any{
+			"accountid": id(n), "name": name, "revenue": revenue, "industrycode": industry, "createdon": created,
+		}}
+	}
+	commit := func(tx lake.Tx) {
+		t.Helper()
+		if _, err := lk.Commit(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(lake.Tx{Tables: []lake.TableTx{{
+		Name:   "account",
+		Define: &lake.Definition{Source: account, Options: lake.TableOptions{Granularity: lake.Year}},
+		Changes: []source.Change{
+			change(1, 1, "Contoso, \"Ltd\"", "1000.50", 1),
+			change(2, 1, "Fabrikam\nWest", "-0.01", 2),
+			change(3, 1, "Northwind", "99999999999999999999999999999999999.99", 1),
+		},
+		Phase: lake.Completed,
+	}}})
+	db, err := Open(ctx, st, func(ctx context.Context) (*lake.State, error) { return lake.ReadState(ctx, st) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const q = `SELECT right(CAST(a.Id AS VARCHAR), 1), a.name, a.revenue, m.LocalizedLabel, a.versionnumber, a.createdon, a.SinkModifiedOn
+		FROM account a LEFT JOIN OptionsetMetadata m ON m.EntityName = 'account' AND m.OptionSetName = 'industrycode'
+		AND m.Option = a.industrycode AND m.LocalizedLabelLanguageCode = 1033 ORDER BY a.Id`
+	check := func(step string, want ...string) {
+		t.Helper()
+		if got := query(t, db, q); !slices.Equal(got, want) {
+			t.Errorf("%s:\n got %q\nwant %q", step, got, want)
+		}
+	}
+	const at = "|2024-03-01T08:00:00Z|2026-04-14T20:21:50Z"
+	check("initial copy",
+		"1|Contoso, \"Ltd\"|1000.50|Accounting|1"+at,
+		"2|Fabrikam\nWest|-0.01|Agriculture|1"+at,
+		"3|Northwind|99999999999999999999999999999999999.99|Accounting|1"+at)
+
+	// Merge-on-read: an update, a delete, an insert, and a stale
+	// re-delivery that must not win.
+	commit(lake.Tx{Tables: []lake.TableTx{{Name: "account", Changes: []source.Change{
+		change(1, 2, "Contoso 2", "1.00", 2),
+		{Table: "account", ID: id(2), Version: 2, Deleted: true},
+		change(4, 1, "Litware", "4.00", 1),
+	}}}})
+	commit(lake.Tx{Tables: []lake.TableTx{{Name: "account", Changes: []source.Change{change(1, 1, "stale", "0", 1)}}}})
+	want := []string{
+		"1|Contoso 2|1.00|Agriculture|2" + at,
+		"3|Northwind|99999999999999999999999999999999999.99|Accounting|1" + at,
+		"4|Litware|4.00|Accounting|1" + at,
+	}
+	check("after changes", want...)
+
+	// Compaction and the first snapshot change files, not results.
+	if err := lk.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after Maintain", want...)
+	if got := query(t, db, `SELECT count(*) FROM account_partitioned`); !slices.Equal(got, []string{"3"}) {
+		t.Errorf("snapshot after Maintain: got %q rows, want 3", got)
+	}
+
+	// A column added at the source: older rows read it as NULL.
+	evolved := *account
+	evolved.Columns = append(slices.Clone(account.Columns), schema.Column{Name: "website", Type: schema.String})
+	c5 := change(5, 1, "Adventure Works", "5.00", 2)
+	c5.Values["website"] = "https://example.com"
+	commit(lake.Tx{Tables: []lake.TableTx{{Name: "account", Define: &lake.Definition{Source: &evolved, Options: lake.TableOptions{Granularity: lake.Year}},
+		Changes: []source.Change{c5}}}})
+	if got := query(t, db, `SELECT right(CAST(Id AS VARCHAR), 1), website FROM account ORDER BY Id`); !slices.Equal(got,
+		[]string{"1|NULL", "3|NULL", "4|NULL", "5|https://example.com"}) {
+		t.Errorf("after a schema change: got %q", got)
+	}
+}
