@@ -334,9 +334,18 @@ func (l *Lake) deleteQuietly(ctx context.Context, names []string) {
 	}
 }
 
+// TableOptions returns the options the lake applies to a table defined
+// with d, as TableState.Options will hold them: append-only when the source
+// or the incremental folder mode forces it, Year partitions by default.
+// Compare a profile's options with a table's state through it: comparing the
+// raw options would see a change where there is none.
+func (l *Lake) TableOptions(d Definition) TableOptions {
+	return effectiveOptions(&d, l.opts.Incremental.Enabled)
+}
+
 func effectiveOptions(d *Definition, inc bool) TableOptions {
 	o := d.Options
-	if d.Source.AppendOnly || inc {
+	if (d.Source != nil && d.Source.AppendOnly) || inc {
 		o.AppendOnly = true
 	}
 	if o.Granularity == "" {

@@ -310,3 +310,37 @@ func TestReader(t *testing.T) {
 		t.Fatalf("a reader that fell behind the pruning differs: seq %d, want %d", s.Seq, l.State().Seq)
 	}
 }
+
+func TestTableOptions(t *testing.T) {
+	forced := accountSchema()
+	forced.AppendOnly = true
+	tests := []struct {
+		name        string
+		src         *schema.Table
+		opts        TableOptions
+		incremental bool
+		want        TableOptions
+	}{
+		{"defaults", accountSchema(), TableOptions{}, false, TableOptions{Granularity: Year}},
+		{"month", accountSchema(), TableOptions{Granularity: Month}, false, TableOptions{Granularity: Month}},
+		{"source forces append-only", forced, TableOptions{}, false, TableOptions{AppendOnly: true, Granularity: Year}},
+		{"incremental forces append-only", accountSchema(), TableOptions{}, true, TableOptions{AppendOnly: true, Granularity: Year}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newStore(t)
+			l, err := Open(ctxT(t), st, Options{Now: newClock().now, Incremental: Incremental{Enabled: tt.incremental}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := Definition{Source: tt.src, Options: tt.opts}
+			if got := l.TableOptions(d); got != tt.want {
+				t.Fatalf("TableOptions = %+v, want %+v", got, tt.want)
+			}
+			s := mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: &d}}})
+			if s.Tables["account"].Options != tt.want {
+				t.Fatalf("state options %+v, want %+v", s.Tables["account"].Options, tt.want)
+			}
+		})
+	}
+}
