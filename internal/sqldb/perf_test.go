@@ -69,15 +69,15 @@ func bigTable(t testing.TB, l *testLake, rows, perFile, changes int) *lake.Table
 	return tab
 }
 
-// TestLargeTable measures queries on a 400k-row in-place table with three
+// TestLargeTable measures queries on a 200k-row in-place table with three
 // change files and logs the numbers (BenchmarkLive has 1M rows). The machine is shared, so bounds are
 // relative to a plain scan of the same files in the same run: merging the
 // changes and the decimal fast path must stay cheap next to parsing.
 func TestLargeTable(t *testing.T) {
 	l := newTestLake(t)
 	start := time.Now()
-	tab := bigTable(t, l, 400_000, 200_000, 3)
-	t.Logf("wrote 400k rows in %v", time.Since(start))
+	tab := bigTable(t, l, 200_000, 100_000, 3)
+	t.Logf("wrote 200k rows in %v", time.Since(start))
 	// The snapshot holds the same partition files: the plain scan to compare with.
 	tab.Snapshots = []lake.Snapshot{{Files: tab.Files}}
 	l.commit(tab)
@@ -86,7 +86,7 @@ func TestLargeTable(t *testing.T) {
 	t.Logf("open + views: %v", time.Since(start))
 	timed := func(q string) time.Duration {
 		best := time.Duration(1 << 62)
-		for range 2 {
+		for range 3 {
 			start := time.Now()
 			got := query(t, db, q)
 			best = min(best, time.Since(start))
@@ -94,7 +94,9 @@ func TestLargeTable(t *testing.T) {
 		}
 		return best
 	}
-	const slack = 250 * time.Millisecond
+	// Loose enough for a loaded machine, tight enough to catch a 10x
+	// regression such as the 128-bit decimal parsing.
+	const slack = 300 * time.Millisecond
 	for _, q := range []string{
 		`SELECT count(*) FROM %s`,
 		`SELECT count(*), sum(amount), max(due), max(SinkModifiedOn) FROM %s`,
@@ -102,13 +104,13 @@ func TestLargeTable(t *testing.T) {
 	} {
 		plain := timed(fmt.Sprintf(q, "salesorder_partitioned"))
 		live := timed(fmt.Sprintf(q, "salesorder"))
-		if live > 3*plain+slack {
+		if live > 4*plain+slack {
 			t.Errorf("merge-on-read costs too much: %v against %v for a plain scan of %s", live, plain, q)
 		}
 	}
 	ints := timed(`SELECT sum(quantity) FROM salesorder_partitioned`)
 	decimals := timed(`SELECT sum(amount) FROM salesorder_partitioned`)
-	if decimals > 3*ints+slack {
+	if decimals > 4*ints+slack {
 		t.Errorf("DECIMAL(38,2) parsing is slow: %v against %v for BIGINT", decimals, ints)
 	}
 	// A one-row change: the refresh is a few DDL statements, no scan.
