@@ -595,12 +595,16 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 			continue
 		}
 		t := e.tables[name]
-		t.caughtUp = now
 		t.err = ""
-		// An idle table's newer cursor is committed now and then, not on
-		// every poll: the old one stays valid meanwhile.
-		if idle && now.Sub(t.cursorCommitted) < e.cfg.CursorEvery {
-			continue
+		if idle {
+			// Only a batch without changes says the table is current: a
+			// batch with changes may have more behind it.
+			t.caughtUp = now
+			// An idle table's newer cursor is committed now and then,
+			// not on every poll: the old one stays valid meanwhile.
+			if now.Sub(t.cursorCommitted) < e.cfg.CursorEvery {
+				continue
+			}
 		}
 		add(name).Cursor = c
 	}
