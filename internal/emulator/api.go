@@ -113,6 +113,11 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request) error {
 	first, rest, _ := strings.Cut(path, "/")
 	name, key, hasKey := splitKey(first)
 	switch name {
+	case "":
+		if r.Method != http.MethodGet {
+			return errMethod(r.Method)
+		}
+		return e.serviceDocument(w, r)
 	case "WhoAmI":
 		if r.Method != http.MethodGet {
 			return errMethod(r.Method)
@@ -179,6 +184,20 @@ func (e *Emulator) whoAmI(w http.ResponseWriter, r *http.Request) error {
 		"UserId":         e.callerID.String(),
 		"OrganizationId": e.orgID.String(),
 	})
+	writeBody(w, http.StatusOK, body)
+	return nil
+}
+
+// serviceDocument lists the entity sets, as the Web API root does.
+func (e *Emulator) serviceDocument(w http.ResponseWriter, r *http.Request) error {
+	sets := make([]map[string]string, len(e.tables))
+	for i, t := range e.tables {
+		sets[i] = map[string]string{"name": t.SetName, "kind": "EntitySet", "url": t.SetName}
+	}
+	body, err := json.Marshal(map[string]any{"@odata.context": e.base(r) + "/$metadata", "value": sets})
+	if err != nil {
+		return err
+	}
 	writeBody(w, http.StatusOK, body)
 	return nil
 }

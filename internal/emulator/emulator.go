@@ -94,8 +94,9 @@ type stats struct {
 	requests, throttled, failed, unauthorized, reads, writes, rows atomic.Int64
 }
 
-// Open opens the state directory, generating the sample data when it holds
-// none, and returns an emulator ready to serve.
+// Open opens the state directory, laying out the sample data (Scale, Seed,
+// Counts, ExtraTables) when it holds none, and returns an emulator ready to
+// serve. A directory that holds data keeps it, whatever cfg says.
 func Open(ctx context.Context, cfg Config) (*Emulator, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
