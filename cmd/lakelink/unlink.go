@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/link"
+	"github.com/lakelink/lakelink/internal/source/postgres"
+	"github.com/lakelink/lakelink/internal/sync"
+)
+
+func init() { commands = append(commands, newUnlinkCmd) }
+
+func newUnlinkCmd() *cobra.Command {
+	var (
+		lf         lakeFlags
+		deleteData bool
+	)
+	cmd := &cobra.Command{
+		Use:   "unlink -c link.yaml [--delete-data]",
+		Short: "Remove a link: its state in the lake, the Postgres slot and publication it created, and with --delete-data the data",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			st, err := lf.store()
+			if err != nil {
+				return err
+			}
+			r, err := sync.ReadReport(ctx, st, time.Now())
+			if err != nil {
+				return err
+			}
+			if r.Running {
+				return fmt.Errorf("a sync of link %s is running on %s: stop it first (Ctrl-C or SIGTERM)", r.Link, st.Root())
+			}
+			p, err := lf.link()
+			if err != nil {
+				return err
+			}
+			if p != nil && p.Source.Type == "postgres" {
+				src, err := link.OpenSource(ctx, p, nil, slog.Default(), 0)
+				if err != nil {
+					return fmt.Errorf("dropping the replication slot: %w", err)
+				}
+				err = src.(*postgres.Source).DropSlot(ctx)
+				src.Close()
+				if err != nil {
+					return err
+				}
+			}
+			if err := lake.Unlink(ctx, st, deleteData); err != nil {
+				return err
+			}
+			what := "link state removed; the data files stay"
+			if deleteData {
+				what = "link state and data removed"
+			}
+			fmt.Printf("unlinked %s: %s (%s)\n", r.Link, what, st.Root())
+			return nil
+		},
+	}
+	lf.register(cmd)
+	cmd.Flags().BoolVar(&deleteData, "delete-data", false, "also delete the lake's data files")
+	return cmd
+}
