@@ -19,8 +19,9 @@ func init() { commands = append(commands, newEmulatorCmd) }
 
 func newEmulatorCmd() *cobra.Command {
 	var (
-		listen string
-		cfg    emulator.Config
+		listen  string
+		verbose bool
+		cfg     emulator.Config
 	)
 	cmd := &cobra.Command{
 		Use:   "emulator",
@@ -33,11 +34,17 @@ restarts. Faults (throttling, errors, latency, token expiry) can be set by
 flags or at run time with PUT /admin/faults. See docs/emulator.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			return runEmulator(cmd.Context(), cmd, listen, cfg)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:8081", "address to serve on")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log every request")
 	f.StringVar(&cfg.Dir, "data", "emulator-data", "state directory (created if missing; kept across restarts)")
 	f.IntVar(&cfg.Scale, "scale", emulator.DefaultScale, "rows per main table generated at first start")
 	f.Int64Var(&cfg.Seed, "seed", 1, "sample data seed (same seed and scale give the same data)")
@@ -51,7 +58,6 @@ flags or at run time with PUT /admin/faults. See docs/emulator.md.`,
 }
 
 func runEmulator(ctx context.Context, cmd *cobra.Command, listen string, cfg emulator.Config) error {
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "opening %s (a new directory gets sample data of scale %d, seed %d)...\n", cfg.Dir, cfg.Scale, cfg.Seed)
 	e, err := emulator.Open(ctx, cfg)

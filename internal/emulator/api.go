@@ -3,10 +3,12 @@ package emulator
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -93,9 +95,28 @@ func (p prefs) applied(track bool) string {
 	return strings.Join(out, ",")
 }
 
+// recorder remembers the status of an answer, for the request log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *recorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
 func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request) {
 	e.stats.requests.Add(1)
 	defer drain(r)
+	if e.log.Enabled(r.Context(), slog.LevelDebug) {
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		defer func() {
+			e.log.Debug("emulator: request", "method", r.Method, "url", r.URL.RequestURI(), "status", rec.status, "took", time.Since(start))
+		}()
+		w = rec
+	}
 	if !e.authorized(w, r) {
 		return
 	}

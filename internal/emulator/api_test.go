@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"syscall"
@@ -380,4 +381,13 @@ func compareRows(orderby string, a, b map[string]any) int {
 		}
 	}
 	return strings.Compare(a["accountid"].(string), b["accountid"].(string))
+}
+
+func TestRequestLog(t *testing.T) {
+	var logs bytes.Buffer
+	v := start(t, Config{Scale: 1, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	v.do(t, "GET", "accounts(00000000-0000-0000-0000-000000000001)", "")
+	if !strings.Contains(logs.String(), "status=404") || !strings.Contains(logs.String(), "url=/api/data/v9.2/accounts(") {
+		t.Errorf("debug log lacks the request: %s", logs.String())
+	}
 }
