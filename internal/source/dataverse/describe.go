@@ -195,7 +195,7 @@ func (s *Source) describe(ctx context.Context, table string) (*schema.Table, *la
 	if err := s.getJSON(ctx, table, def+"/Attributes", &attrs); err != nil {
 		return nil, nil, err
 	}
-	l := &layout{table: table, set: d.EntitySetName, key: d.PrimaryIdAttribute, fields: columns(attrs.Value)}
+	l := newLayout(table, d.EntitySetName, d.PrimaryIdAttribute, columns(attrs.Value))
 	t := &schema.Table{Name: table, Key: []string{d.PrimaryIdAttribute}}
 	for _, f := range l.fields {
 		t.Columns = append(t.Columns, f.Column)

@@ -2,6 +2,8 @@ package dataverse
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -16,7 +18,7 @@ func fuzzLayout(t testing.TB) *layout {
 		Value []attribute `json:"value"`
 	}
 	readJSON(t, "testdata/fake/account-attributes.json", &attrs)
-	return &layout{table: "account", set: "accounts", key: "accountid", fields: columns(attrs.Value)}
+	return newLayout("account", "accounts", "accountid", columns(attrs.Value))
 }
 
 // FuzzDecodePage feeds pages to the decoder: it must never panic, and every
@@ -131,6 +133,43 @@ func FuzzCursor(f *testing.F) {
 		again, err := parseCursor("account", c.String())
 		if err != nil || again != c {
 			t.Fatalf("round trip of %+v gave %+v, %v", c, again, err)
+		}
+	})
+}
+
+// FuzzScanPage holds the fast page scanner to encoding/json: whenever the
+// scanner answers (rather than falling back), the general decoder gives the
+// same page or the same error.
+func FuzzScanPage(f *testing.F) {
+	for _, seed := range []string{
+		`{"@odata.context":"x","value":[],"@odata.deltaLink":"http://h/api/data/v9.2/accounts?$deltatoken=1"}`,
+		`{"value":[{"accountid":"0000000a-0000-4000-8000-00000000abcd","versionnumber":3,"name":"caf\u00e9 \"x\"\n","revenue":-0.5e2,"donotemail":false,"description":null,"lastonholdtime":"2024-01-01"},` +
+			`{"@odata.context":"x/$deletedEntity","id":"0000000b-0000-4000-8000-00000000abcd"}],"@odata.nextLink":"http://h/api/data/v9.2/accounts?$skiptoken=2"}`,
+		"{\"value\":[{\"accountid\":\"0000000a-0000-4000-8000-00000000abcd\",\"versionnumber\":1,\"name\":\"\xff\"}],\"@odata.deltaLink\":\"d\"}",
+		`{"value":[{"accountid":"0000000a-0000-4000-8000-00000000abcd","versionnumber":1,"versionnumber":2,"name":1}],"@odata.deltaLink":"d"} `,
+		`{"value":[{"accountid":"bad","versionnumber":1}],"@odata.deltaLink":"d"}`,
+		`{"value":[{"x":[1]}],"@odata.deltaLink":"d"}`,
+		`{"value":[{"accountid":"0000000a-0000-4000-8000-00000000abcd","versionnumber":01}]}`,
+	} {
+		f.Add(seed)
+	}
+	l := fuzzLayout(f)
+	f.Fuzz(func(t *testing.T, text string) {
+		fast, ferr := scanPage(text, l, 5)
+		if errors.Is(ferr, errFallback) {
+			return
+		}
+		slow, serr := decodePageSlow(strings.NewReader(text), l, 5)
+		if (ferr == nil) != (serr == nil) || ferr != nil && ferr.Error() != serr.Error() {
+			t.Fatalf("scanner: %v\ndecoder: %v", ferr, serr)
+		}
+		if ferr != nil {
+			return
+		}
+		got := fmt.Sprintf("%v %q %q %d", fast.changes, fast.next, fast.delta, fast.maxVersion)
+		want := fmt.Sprintf("%v %q %q %d", slow.changes, slow.next, slow.delta, slow.maxVersion)
+		if got != want {
+			t.Fatalf("scanner:\n%s\ndecoder:\n%s", got, want)
 		}
 	})
 }

@@ -57,6 +57,16 @@ type layout struct {
 	set    string // entity set name
 	key    string // primary id attribute
 	fields []field
+	// byWire indexes fields by wire name.
+	byWire map[string]int
+}
+
+func newLayout(table, set, key string, fields []field) *layout {
+	l := &layout{table: table, set: set, key: key, fields: fields, byWire: make(map[string]int, len(fields))}
+	for i, f := range fields {
+		l.byWire[f.wire] = i
+	}
+	return l
 }
 
 // page is one decoded page of a read.
@@ -66,26 +76,90 @@ type page struct {
 	delta   string // @odata.deltaLink, set on the last page
 	// maxVersion is the highest versionnumber among the page's rows.
 	maxVersion int64
+
+	// Within a page: a tombstone followed by a row of the same id is
+	// superseded by it (the id was deleted and created again), and a
+	// tombstone after a row of the same id orders after that row.
+	rowVersion map[string]int64
+	tombstone  map[string]int
+	superseded map[int]bool
 }
 
-// decodePage reads one page of a track-changes read from r. It streams the
-// value array one entity at a time, so only the converted page is held.
+func newPage() *page {
+	return &page{rowVersion: map[string]int64{}, tombstone: map[string]int{}, superseded: map[int]bool{}}
+}
+
+// add appends the page's next change.
+func (p *page) add(c source.Change) {
+	if c.Deleted {
+		if v, ok := p.rowVersion[c.ID]; ok && v >= c.Version {
+			c.Version = v + 1
+		}
+		p.tombstone[c.ID] = len(p.changes)
+	} else {
+		if i, ok := p.tombstone[c.ID]; ok {
+			p.superseded[i] = true
+		}
+		p.rowVersion[c.ID] = c.Version
+		p.maxVersion = max(p.maxVersion, c.Version)
+	}
+	p.changes = append(p.changes, c)
+}
+
+// finish drops superseded tombstones and checks the page is complete.
+func (p *page) finish(table string) (*page, error) {
+	if len(p.superseded) > 0 {
+		kept := p.changes[:0]
+		for i, c := range p.changes {
+			if !p.superseded[i] {
+				kept = append(kept, c)
+			}
+		}
+		p.changes = kept
+	}
+	p.rowVersion, p.tombstone, p.superseded = nil, nil, nil
+	if p.next == "" && p.delta == "" {
+		return nil, &DecodeError{Table: table, Err: errors.New("the page has neither @odata.nextLink nor @odata.deltaLink: is change tracking (Prefer: odata.track-changes) honoured for this table?")}
+	}
+	return p, nil
+}
+
+// maxPageBytes bounds the body of one page (5000 wide rows stay far below).
+const maxPageBytes = 1 << 30
+
+// decodePage reads one page of a track-changes read from r. The page is
+// held once as text; values are converted as they are scanned (strings
+// share the page's text), so a page costs about its text plus its changes.
 // deleteVersion is the Version given to deleted entities, which carry none
 // on the wire (see stream.go for why it orders correctly).
+//
+// Pages of flat entities, which is what a $select read returns, go through
+// a fast scanner; anything it does not handle (nested values, malformed
+// JSON) is decoded again by encoding/json, which gives the same result or
+// the precise syntax error. FuzzScanPage holds the two to the same answers.
 func decodePage(r io.Reader, l *layout, deleteVersion int64) (*page, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxPageBytes))
+	if err != nil {
+		return nil, &DecodeError{Table: l.table, Err: err}
+	}
+	text := string(b)
+	p, err := scanPage(text, l, deleteVersion)
+	if errors.Is(err, errFallback) {
+		return decodePageSlow(strings.NewReader(text), l, deleteVersion)
+	}
+	return p, err
+}
+
+// decodePageSlow decodes a page with encoding/json, one entity at a time.
+func decodePageSlow(r io.Reader, l *layout, deleteVersion int64) (*page, error) {
 	dec := json.NewDecoder(r)
 	dec.UseNumber()
 	bad := func(err error) error { return &DecodeError{Table: l.table, Err: err} }
 	if err := expectDelim(dec, '{'); err != nil {
 		return nil, bad(err)
 	}
-	p := &page{}
-	// Within a page: a tombstone followed by a row of the same id is
-	// superseded by it (the id was deleted and created again), and a
-	// tombstone after a row of the same id orders after that row.
-	rowVersion := map[string]int64{}
-	tombstone := map[string]int{}
-	superseded := map[int]bool{}
+	p := newPage()
+	e := l.newEntity()
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -102,23 +176,15 @@ func decodePage(r io.Reader, l *layout, deleteVersion int64) (*page, error) {
 				if err := dec.Decode(&ent); err != nil {
 					return nil, bad(err)
 				}
-				c, err := l.change(ent, deleteVersion)
+				e.reset()
+				for k, v := range ent {
+					l.member(e, k, v)
+				}
+				c, err := l.change(e, deleteVersion)
 				if err != nil {
 					return nil, err
 				}
-				if c.Deleted {
-					if v, ok := rowVersion[c.ID]; ok && v >= c.Version {
-						c.Version = v + 1
-					}
-					tombstone[c.ID] = len(p.changes)
-				} else {
-					if i, ok := tombstone[c.ID]; ok {
-						superseded[i] = true
-					}
-					rowVersion[c.ID] = c.Version
-					p.maxVersion = max(p.maxVersion, c.Version)
-				}
-				p.changes = append(p.changes, c)
+				p.add(c)
 			}
 			if _, err := dec.Token(); err != nil {
 				return nil, bad(err)
@@ -143,19 +209,7 @@ func decodePage(r io.Reader, l *layout, deleteVersion int64) (*page, error) {
 	if _, err := dec.Token(); err != nil {
 		return nil, bad(err)
 	}
-	if len(superseded) > 0 {
-		kept := p.changes[:0]
-		for i, c := range p.changes {
-			if !superseded[i] {
-				kept = append(kept, c)
-			}
-		}
-		p.changes = kept
-	}
-	if p.next == "" && p.delta == "" {
-		return nil, bad(errors.New("the page has neither @odata.nextLink nor @odata.deltaLink: is change tracking (Prefer: odata.track-changes) honoured for this table?"))
-	}
-	return p, nil
+	return p.finish(l.table)
 }
 
 func expectDelim(dec *json.Decoder, d json.Delim) error {
@@ -169,20 +223,51 @@ func expectDelim(dec *json.Decoder, d json.Delim) error {
 	return nil
 }
 
+// entity holds the members of one entity the connector reads, as JSON
+// values (string, json.Number, bool or nil).
+type entity struct {
+	vals    []any // by field index
+	context string
+	id      any
+	version any
+}
+
+func (l *layout) newEntity() *entity { return &entity{vals: make([]any, len(l.fields))} }
+
+func (e *entity) reset() {
+	clear(e.vals)
+	e.context, e.id, e.version = "", nil, nil
+}
+
+// member records member k of an entity.
+func (l *layout) member(e *entity, k string, v any) {
+	if i, ok := l.byWire[k]; ok {
+		e.vals[i] = v
+	}
+	switch k {
+	case "@odata.context":
+		e.context, _ = v.(string)
+	case "id":
+		e.id = v
+	case "versionnumber":
+		e.version = v
+	}
+}
+
 // change converts one entity of a page.
-func (l *layout) change(ent map[string]any, deleteVersion int64) (source.Change, error) {
-	if ctx, _ := ent["@odata.context"].(string); strings.Contains(ctx, "$deletedEntity") {
-		id, err := l.guid("id", ent["id"])
+func (l *layout) change(e *entity, deleteVersion int64) (source.Change, error) {
+	if strings.Contains(e.context, "$deletedEntity") {
+		id, err := l.guid("id", e.id)
 		if err != nil {
 			return source.Change{}, err
 		}
 		return source.Change{Table: l.table, ID: id, Version: deleteVersion, Deleted: true}, nil
 	}
 	c := source.Change{Table: l.table, Values: make(map[string]any, len(l.fields))}
-	for _, f := range l.fields {
-		v, err := convert(f.Type, ent[f.wire])
+	for i, f := range l.fields {
+		v, err := convert(f.Type, e.vals[i])
 		if err != nil {
-			return source.Change{}, &DecodeError{Table: l.table, Column: f.Name, Value: cut(ent[f.wire]), Err: err}
+			return source.Change{}, &DecodeError{Table: l.table, Column: f.Name, Value: cut(e.vals[i]), Err: err}
 		}
 		if v != nil {
 			c.Values[f.Name] = v
@@ -190,15 +275,15 @@ func (l *layout) change(ent map[string]any, deleteVersion int64) (source.Change,
 	}
 	id, ok := c.Values[l.key].(string)
 	if !ok {
-		return source.Change{}, &DecodeError{Table: l.table, Column: l.key, Value: cut(ent[l.key]), Err: errors.New("the primary id is missing")}
+		return source.Change{}, &DecodeError{Table: l.table, Column: l.key, Value: "", Err: errors.New("the primary id is missing")}
 	}
 	c.ID = id
-	v, err := convert(schema.Int64, ent["versionnumber"])
+	v, err := convert(schema.Int64, e.version)
 	if err != nil || v == nil {
 		if err == nil {
 			err = errors.New("versionnumber is missing: is it readable for this table?")
 		}
-		return source.Change{}, &DecodeError{Table: l.table, Column: "versionnumber", Value: cut(ent["versionnumber"]), Err: err}
+		return source.Change{}, &DecodeError{Table: l.table, Column: "versionnumber", Value: cut(e.version), Err: err}
 	}
 	c.Version = v.(int64)
 	return c, nil
