@@ -12,13 +12,13 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"reflect"
 	"sort"
 	gosync "sync"
 	"time"
@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/store"
 )
@@ -307,10 +308,10 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 	switch {
 	case ts == nil:
 		tx = lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options}}
-	case ts.Options != sp.Options:
+	case ts.Options != e.lk.TableOptions(lake.Definition{Source: desc, Options: sp.Options}):
 		tx = lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options},
 			Reset: fmt.Sprintf("table options changed (%+v to %+v): copied afresh", ts.Options, sp.Options)}
-	case !reflect.DeepEqual(ts.Source, desc):
+	case !sameSchema(ts.Source, desc):
 		tx = lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options}}
 	}
 	if tx.Name != "" {
@@ -334,6 +335,14 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 	t.queued = true
 	e.copyq <- sp.Name
 	return nil
+}
+
+// sameSchema compares table descriptions as the lake stores them (JSON),
+// so that differences a round trip through the lake erases do not count.
+func sameSchema(a, b *schema.Table) bool {
+	ja, erra := json.Marshal(a)
+	jb, errb := json.Marshal(b)
+	return erra == nil && errb == nil && bytes.Equal(ja, jb)
 }
 
 // fail marks a table Failed with the error as its reason, in the status and,
