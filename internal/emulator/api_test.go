@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -389,5 +390,25 @@ func TestRequestLog(t *testing.T) {
 	v.do(t, "GET", "accounts(00000000-0000-0000-0000-000000000001)", "")
 	if !strings.Contains(logs.String(), "status=404") || !strings.Contains(logs.String(), "url=/api/data/v9.2/accounts(") {
 		t.Errorf("debug log lacks the request: %s", logs.String())
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no dir", Config{}, "Config.Dir is empty"},
+		{"negative scale", Config{Dir: t.TempDir(), Scale: -1}, "negative"},
+		{"unknown table", Config{Dir: t.TempDir(), Counts: map[string]int{"invoice": 3}}, `Counts["invoice"]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Open(context.Background(), tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Open = %v, want an error saying %q", err, tc.want)
+			}
+		})
 	}
 }

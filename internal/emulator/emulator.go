@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,6 +142,12 @@ func Open(ctx context.Context, cfg Config) (*Emulator, error) {
 			}
 		}
 	}
+	for name, n := range cfg.Counts {
+		if _, ok := e.byName[name]; !ok || n < 0 {
+			_ = db.Close()
+			return nil, fmt.Errorf("emulator: Counts[%q] = %d: give a non-negative count of one of the tables %s", name, n, strings.Join(e.tableNames(), ", "))
+		}
+	}
 	if err := e.load(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -201,6 +208,14 @@ func (e *Emulator) load() error {
 	e.orgID = uuid.NewSHA1(metadataNS, fmt.Appendf(nil, "organization/%d", seed))
 	e.buID = uuid.NewSHA1(metadataNS, fmt.Appendf(nil, "businessunit/%d", seed))
 	return nil
+}
+
+func (e *Emulator) tableNames() []string {
+	names := make([]string, len(e.tables))
+	for i, t := range e.tables {
+		names[i] = t.Name
+	}
+	return names
 }
 
 // SetFaults replaces the faults injected from now on.

@@ -83,6 +83,7 @@ func TestRestartKeepsTokens(t *testing.T) {
 	srv := httptest.NewServer(e.Handler())
 	v := &env{e: e, srv: srv, api: srv.URL + apiPrefix}
 	_, _, delta := readAll(t, v, "accounts?$select=name", 7)
+	mid := decodePage(t, v.do(t, "GET", "contacts?$select=fullname", "", "Prefer", "odata.track-changes, odata.maxpagesize=15")).NextLink
 	id := seqID(e.layout["account"].Base, 4)
 	if a := v.do(t, "PATCH", "accounts("+id.String()+")", `{"name":"before restart"}`); a.status != http.StatusNoContent {
 		t.Fatalf("patch: %d %s", a.status, a.body)
@@ -94,6 +95,10 @@ func TestRestartKeepsTokens(t *testing.T) {
 
 	v = start(t, Config{Dir: dir, Scale: 99, Seed: 4})
 	delta = v.srv.URL + delta[strings.Index(delta, apiPrefix):]
+	rest, _, _ := readAll(t, v, v.srv.URL+mid[strings.Index(mid, apiPrefix):], 15)
+	if len(rest) != 5 {
+		t.Errorf("first read continued after restart: %d more contacts, want 5", len(rest))
+	}
 	changes, _, delta2 := readAll(t, v, delta, 7)
 	if len(changes) != 1 || changes[0]["name"] != "before restart" {
 		t.Fatalf("delta after restart: %v; want the one change made before it", changes)
