@@ -199,7 +199,7 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 	for part := range fresh {
 		best := -1
 		for i, f := range ts.Files {
-			if f.Partition == part && f.Rows+int64(len(fresh[part])) <= int64(l.opts.MaxFileRows) && f.Rows <= int64(l.opts.MaxFileRows/8) && (best < 0 || f.Rows < ts.Files[best].Rows) {
+			if f.Partition == part && f.Rows+int64(len(fresh[part])) <= int64(l.opts.MaxFileRows) && l.small(f) && (best < 0 || f.Rows < ts.Files[best].Rows) {
 				best = i
 			}
 		}
@@ -266,24 +266,32 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 	}
 	sort.Strings(parts)
 	for _, part := range parts {
-		ps := sortedPending(fresh[part])
-		for start := 0; start < len(ps); start += l.opts.MaxFileRows {
-			ow, err := l.createObject(ctx, l.partitionName(ts.Name, ts, part), part, now)
-			if err != nil {
-				return cleanup(err)
+		var ow *objWriter
+		for _, p := range sortedPending(fresh[part]) {
+			if ow != nil && (ow.file.Rows >= int64(l.opts.MaxFileRows) || ow.file.Bytes+int64(len(p.line)) > int64(maxFileBytes)) {
+				f, err := ow.close()
+				if err != nil {
+					return cleanup(err)
+				}
+				c.added = append(c.added, f)
+				ow = nil
 			}
-			for _, p := range ps[start:min(start+l.opts.MaxFileRows, len(ps))] {
-				if err := ow.row(p.line); err != nil {
-					_ = ow.w.Abort()
+			if ow == nil {
+				var err error
+				if ow, err = l.createObject(ctx, l.partitionName(ts.Name, ts, part), part, now); err != nil {
 					return cleanup(err)
 				}
 			}
-			f, err := ow.close()
-			if err != nil {
+			if err := ow.row(p.line); err != nil {
+				_ = ow.w.Abort()
 				return cleanup(err)
 			}
-			c.added = append(c.added, f)
 		}
+		f, err := ow.close()
+		if err != nil {
+			return cleanup(err)
+		}
+		c.added = append(c.added, f)
 	}
 	return c, nil
 }
@@ -357,9 +365,14 @@ func (c *compaction) written() []string {
 	return out
 }
 
-// smallFilesToMerge is how many small files (under MaxFileRows/8 rows) a
-// partition may collect before Maintain merges them.
+// smallFilesToMerge is how many small files a partition may collect before
+// Maintain merges them.
 const smallFilesToMerge = 8
+
+// small reports whether f is a small file: under an eighth of both bounds.
+func (l *Lake) small(f File) bool {
+	return f.Rows < int64(l.opts.MaxFileRows/8) && f.Bytes < int64(maxFileBytes/8)
+}
 
 // mergeSmallFiles concatenates the small files of each partition that has
 // collected smallFilesToMerge of them into files of at most MaxFileRows
@@ -367,10 +380,9 @@ const smallFilesToMerge = 8
 // one per batch. Rows are copied byte for byte, in order.
 func (l *Lake) mergeSmallFiles(ctx context.Context, ts *TableState) (*compaction, error) {
 	name := ts.Name
-	small := int64(l.opts.MaxFileRows / 8)
 	byPart := map[string][]File{}
 	for _, f := range ts.Files {
-		if f.Rows < small {
+		if l.small(f) {
 			byPart[f.Partition] = append(byPart[f.Partition], f)
 		}
 	}
@@ -395,7 +407,7 @@ func (l *Lake) mergeSmallFiles(ctx context.Context, ts *TableState) (*compaction
 	for _, p := range parts {
 		var ow *objWriter
 		for _, f := range byPart[p] {
-			if ow != nil && ow.file.Rows+f.Rows > int64(l.opts.MaxFileRows) {
+			if ow != nil && (ow.file.Rows+f.Rows > int64(l.opts.MaxFileRows) || ow.file.Bytes+f.Bytes > int64(maxFileBytes)) {
 				done, err := ow.close()
 				if err != nil {
 					return fail(err)

@@ -36,6 +36,7 @@ type Options struct {
 	// deleted; 0 means 60 s, a negative value means at once (tests).
 	Grace time.Duration
 	// MaxFileRows bounds the rows of one partition file; default 500 000.
+	// Files are also bounded to about 128 MB whatever their row count.
 	MaxFileRows int
 	// SnapshotInterval is the least time between two snapshots of a
 	// table; default 1 h.
@@ -518,7 +519,7 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 	sort.Strings(names)
 	files := append([]File(nil), ts.Files...)
 	for _, p := range names {
-		for _, chunk := range parts[p].split(l.opts.MaxFileRows) {
+		for _, chunk := range parts[p].split(l.opts.MaxFileRows, maxFileBytes) {
 			f, err := l.writeObject(ctx, l.partitionName(l.tableDir(ts.Name, now), ts, p), chunk.data, chunk.rows, now, w)
 			if err != nil {
 				return err
@@ -543,6 +544,10 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 	return nil
 }
 
+// maxFileBytes bounds a partition file's size, so that a rewrite touches a
+// bounded amount of data even when rows are large; a variable for tests.
+var maxFileBytes = 128 << 20
+
 // partBuf accumulates encoded rows, remembering where each row ends so that
 // it can be split into files of bounded row counts.
 type partBuf struct {
@@ -562,15 +567,20 @@ type chunk struct {
 	rows int64
 }
 
-func (b *partBuf) split(maxRows int) []chunk {
+// split cuts the rows into chunks of at most maxRows rows and, unless a
+// single row is larger, maxBytes bytes.
+func (b *partBuf) split(maxRows int, maxBytes int) []chunk {
 	var out []chunk
 	all := b.data.Bytes()
-	start := 0
-	for i := 0; i < len(b.ends); i += maxRows {
-		j := min(i+maxRows, len(b.ends))
-		end := b.ends[j-1]
-		out = append(out, chunk{data: all[start:end], rows: int64(j - i)})
-		start = end
+	start, first := 0, 0
+	for i, end := range b.ends {
+		if i > first && (i-first >= maxRows || end-start > maxBytes) {
+			out = append(out, chunk{data: all[start:b.ends[i-1]], rows: int64(i - first)})
+			start, first = b.ends[i-1], i
+		}
+	}
+	if first < len(b.ends) {
+		out = append(out, chunk{data: all[start:], rows: int64(len(b.ends) - first)})
 	}
 	return out
 }

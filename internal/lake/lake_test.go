@@ -344,3 +344,35 @@ func TestTableOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestSplit(t *testing.T) {
+	tests := []struct {
+		name      string
+		rows      []string
+		maxRows   int
+		maxBytes  int
+		wantFiles string
+	}{
+		{"one", []string{"a\n"}, 10, 100, "a\n"},
+		{"by rows", []string{"a\n", "b\n", "c\n"}, 2, 100, "a\nb\n|c\n"},
+		{"by bytes", []string{"aaaa\n", "bb\n", "c\n"}, 10, 6, "aaaa\n|bb\nc\n"},
+		{"row larger than the bound", []string{"aaaaaaaa\n", "b\n"}, 10, 4, "aaaaaaaa\n|b\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b partBuf
+			for _, r := range tt.rows {
+				b.add([]byte(r))
+			}
+			var got []string
+			var rows int64
+			for _, c := range b.split(tt.maxRows, tt.maxBytes) {
+				got = append(got, string(c.data))
+				rows += c.rows
+			}
+			if strings.Join(got, "|") != tt.wantFiles || rows != int64(len(tt.rows)) {
+				t.Fatalf("split = %q (%d rows), want %q", got, rows, tt.wantFiles)
+			}
+		})
+	}
+}
