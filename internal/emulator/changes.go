@@ -249,7 +249,7 @@ func (e *Emulator) deltaPage(buf *bytes.Buffer, r *http.Request, t *table, q *qu
 		if st, err = parseSkipToken(skip, false); err != nil {
 			return "", 0, err
 		}
-	} else if max := e.currentFaults().TokenMaxAge; max > 0 && e.now().Sub(issued) > max {
+	} else if maxAge := e.currentFaults().TokenMaxAge; maxAge > 0 && e.now().Sub(issued) > maxAge {
 		return "", 0, errExpiredToken()
 	}
 	out, an, limit := outAttrs(t, q.sel), p.annotate(), p.pageSize()
@@ -258,9 +258,14 @@ func (e *Emulator) deltaPage(buf *bytes.Buffer, r *http.Request, t *table, q *qu
 	n := 0
 	err = e.db.View(func(tx *bolt.Tx) error {
 		if skip == "" {
+			// A token above the current version, or below the generated
+			// rows' versions (which have no change entries to serve from
+			// it), was not issued by this environment: say it expired, so
+			// that a client re-initialises, as it must after the state
+			// directory was recreated.
 			cur := currentVersion(tx)
-			if from > cur {
-				return errBadToken(tok)
+			if from > cur || from < e.generated {
+				return errExpiredToken()
 			}
 			st = skipToken{bound: cur, issued: e.now().UTC().Truncate(time.Second), last: from}
 		}

@@ -78,6 +78,9 @@ type Emulator struct {
 	// layout places the generated rows of each table; seed generates them.
 	layout map[string]tableLayout
 	seed   int64
+	// generated is the highest version of a generated row: every issued
+	// delta token is at least this.
+	generated uint64
 	// callerID is the systemuser requests act as (WhoAmI, default owner).
 	callerID uuid.UUID
 	orgID    uuid.UUID
@@ -198,6 +201,11 @@ func (e *Emulator) load() error {
 		e.log.Warn("emulator: state directory holds data of another seed; keeping it", "dir", e.cfg.Dir, "seed", seed)
 	}
 	e.seed = seed
+	for _, l := range e.layout {
+		if l.Count > 0 {
+			e.generated = max(e.generated, l.First+l.Count-1)
+		}
+	}
 	for _, t := range e.tables {
 		if _, ok := e.layout[t.Name]; !ok {
 			// A table added since the directory was created: no sample rows.

@@ -69,6 +69,7 @@ func TestGolden(t *testing.T) {
 		{name: "error_track_filter", method: "GET", path: "accounts?$select=name&$filter=name%20eq%20'x'&$top=5", hdr: track},
 		{name: "error_not_tracked", method: "GET", path: "competitors?$select=name", hdr: track},
 		{name: "error_bad_token", method: "GET", path: "accounts?$select=name&$deltatoken=garbage"},
+		{name: "error_foreign_token", method: "GET", path: "accounts?$select=name&$deltatoken=10!01/02/2026%2003:04:05"},
 		{name: "error_expired_token", method: "GET", path: "accounts?$select=name&$deltatoken=10!01/02/2026%2003:04:05",
 			before: func(v *env) { v.e.SetFaults(Faults{TokenMaxAge: 24 * time.Hour}) }},
 		{name: "error_throttled", method: "GET", path: "accounts",
