@@ -91,6 +91,10 @@ func TestStreamTypes(t *testing.T) {
 
 // tableState reads the table as the lake should hold it.
 func tableState(t *testing.T, dsn, query string) map[string]string {
+	return tableStateTB(t, dsn, query)
+}
+
+func tableStateTB(t testing.TB, dsn, query string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
