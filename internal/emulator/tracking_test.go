@@ -255,3 +255,17 @@ func write(v *env, stop chan struct{}, mu *sync.Mutex, live *[]string, count *at
 		}
 	}
 }
+
+// TestRecreatedDirectory: a token from a state directory that was deleted
+// and recreated is answered as expired, so a client copies afresh.
+func TestRecreatedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	v := start(t, Config{Dir: dir + "/a", Scale: 3})
+	v.do(t, "POST", "accounts", `{"name":"only in the old directory"}`)
+	_, _, delta := readAll(t, v, "accounts?$select=name", 10)
+	w := start(t, Config{Dir: dir + "/b", Scale: 3})
+	a := w.do(t, "GET", w.srv.URL+delta[strings.Index(delta, apiPrefix):], "")
+	if a.status != http.StatusBadRequest || !strings.Contains(string(a.body), codeExpiredVersionStamp) {
+		t.Fatalf("foreign token: %d %s; want 400 %s", a.status, a.body, codeExpiredVersionStamp)
+	}
+}
