@@ -79,7 +79,7 @@ func TestCompactionMatchesModel(t *testing.T) {
 							batch = append(batch, del("account", n, versions[n]))
 						default:
 							versions[n]++
-							batch = append(batch, account(n, versions[n], fmt.Sprintf("v%d of %d", versions[n], n), created(n)))
+							batch = append(batch, account(n, versions[n], fmt.Sprintf("v%d of %d\n\"quoted\", 😀\r\n", versions[n], n), created(n)))
 						}
 					}
 					last = batch
