@@ -119,6 +119,9 @@ type compaction struct {
 	folded     []string
 	removed    []string
 	added      []File
+	// change replaces the folded change files, in their place (they are
+	// the oldest), when change files are merged rather than folded.
+	change *File
 }
 
 // compact folds the oldest change files of an in-place table into its
@@ -341,6 +344,9 @@ func (c *compaction) apply(ts *TableState, now time.Time) (*TableState, []string
 	}
 	nts.Files = append(nts.Files, c.added...)
 	nts.Changes = nil
+	if c.change != nil {
+		nts.Changes = append(nts.Changes, *c.change)
+	}
 	for _, f := range ts.Changes {
 		if !removed[f.Path] {
 			nts.Changes = append(nts.Changes, f)
@@ -358,11 +364,47 @@ func (c *compaction) apply(ts *TableState, now time.Time) (*TableState, []string
 func (c *compaction) tableName() string { return c.table }
 
 func (c *compaction) written() []string {
-	out := make([]string, len(c.added))
-	for i, f := range c.added {
-		out[i] = f.Path
+	out := make([]string, 0, len(c.added)+1)
+	for _, f := range c.added {
+		out = append(out, f.Path)
+	}
+	if c.change != nil {
+		out = append(out, c.change.Path)
 	}
 	return out
+}
+
+// changeFilesToMerge is how many change files an in-place table may collect
+// between compactions before Maintain concatenates them: many one-row
+// commits would otherwise make every commit record list thousands of files.
+const changeFilesToMerge = 32
+
+// mergeChanges concatenates the pending change files of ts, in order, into
+// one change file that takes their place. It reads only the change files,
+// not the table, so it is cheap enough to run whenever they pile up; the
+// merge-on-read outcome is unchanged since the order of rows is kept.
+func (l *Lake) mergeChanges(ctx context.Context, ts *TableState) (*compaction, error) {
+	now := l.opts.Now().UTC()
+	ow, err := l.createObject(ctx, l.changeName(ts), "", now)
+	if err != nil {
+		return nil, err
+	}
+	c := &compaction{table: ts.Name, generation: ts.Generation}
+	for _, f := range ts.Changes {
+		if err := l.copyInto(ctx, ow, f); err != nil {
+			_ = ow.w.Abort()
+			return nil, fmt.Errorf("merging change files of table %s: %w", ts.Name, err)
+		}
+		c.folded = append(c.folded, f.Path)
+	}
+	f, err := ow.close()
+	if err != nil {
+		return nil, err
+	}
+	// The merged file is as old as its oldest change, for CompactAge.
+	f.Written = ts.Changes[0].Written
+	c.change = &f
+	return c, nil
 }
 
 // smallFilesToMerge is how many small files a partition may collect before

@@ -196,3 +196,39 @@ func TestSnapshots(t *testing.T) {
 		mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{account(1, int64(i+2), "a"+strings.Repeat("!", i+1), y)}}}})
 	}
 }
+
+// TestMergeChangeFiles: many one-row commits between compactions get their
+// change files concatenated, in order, without touching the table.
+func TestMergeChangeFiles(t *testing.T) {
+	st := newStore(t)
+	c := newClock()
+	l, err := Open(ctxT(t), st, Options{Link: "test", Now: c.now, Grace: time.Minute, CompactAge: time.Hour, SnapshotsToKeep: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC)
+	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}), Changes: []source.Change{account(1, 1, "v1", y), account(2, 1, "two", y)}}}})
+	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Phase: Completed}}})
+	model := map[string]modelRow{guid(1): {1, false, "v1"}, guid(2): {1, false, "two"}}
+	for v := int64(2); v < 2+changeFilesToMerge+3; v++ {
+		c.add(time.Second)
+		ch := account(1, v, fmt.Sprint("v", v), y)
+		mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{ch}}}})
+		model[guid(1)] = modelRow{v, false, ch.Values["name"].(string)}
+	}
+	c.add(time.Second)
+	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{del("account", 2, 2)}}}})
+	model[guid(2)] = modelRow{2, true, ""}
+	files := l.State().Tables["account"].Files
+	if err := l.Maintain(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	ts := l.State().Tables["account"]
+	if len(ts.Changes) != 1 || ts.Changes[0].Rows != changeFilesToMerge+4 || !ts.Changes[0].Written.Equal(t0.Add(time.Second)) {
+		t.Fatalf("change files after merging: %+v", ts.Changes)
+	}
+	if fmt.Sprint(ts.Files) != fmt.Sprint(files) {
+		t.Fatal("merging change files rewrote partition files")
+	}
+	checkModel(t, st, ts, model, 500_000)
+}

@@ -38,7 +38,8 @@ func (l *Lake) Maintain(ctx context.Context) error {
 	for name, ts := range l.State().Tables {
 		due[name] = l.snapshotDue(ts, now)
 	}
-	// Step 1: compaction, or small-file merging where nothing is compacted.
+	// Step 1: compaction, or merging of change files or small files where
+	// nothing is compacted.
 	errs = append(errs, l.step(ctx, func(ts *TableState) (work, error) {
 		if l.compactionDue(ts, now, due[ts.Name]) {
 			c, err := l.compact(ctx, ts, due[ts.Name])
@@ -46,6 +47,9 @@ func (l *Lake) Maintain(ctx context.Context) error {
 				return nil, fmt.Errorf("compacting table %s: %w", ts.Name, err)
 			}
 			return c, nil
+		}
+		if len(ts.Changes) >= changeFilesToMerge {
+			return l.mergeChanges(ctx, ts)
 		}
 		if l.opts.Incremental.Enabled {
 			// Files stay in the folder of their interval.
