@@ -14,7 +14,7 @@ import (
 // no neighbour it would match as a pattern.
 func FuzzQuote(f *testing.F) {
 	for _, s := range []string{"plain", "it's", "''", `"`, `a"b`, "order", "select", "my table", "b*", "c?d", "a[1]", "[", "]",
-		"[!a]", "**", "e{x,y}", `back\slash`, "😀", "中文", "tab\there", "new\nline", "-", ".hidden"} {
+		"[!a]", "**", "e{x,y}", `back\slash`, "😀", "中文", "tab\there", "new\nline", "-", ".hidden", `0*0\`, `a\[b`} {
 		f.Add(s)
 	}
 	l := newTestLake(f)
