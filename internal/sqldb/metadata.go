@@ -138,7 +138,7 @@ var catalogDDL = []string{
 		parent_object_id INTEGER, type VARCHAR, type_desc VARCHAR, create_date TIMESTAMP, modify_date TIMESTAMP,
 		is_ms_shipped BOOLEAN, is_published BOOLEAN, is_schema_published BOOLEAN, max_column_id_used INTEGER,
 		uses_ansi_nulls BOOLEAN, data_source_id INTEGER, file_format_id INTEGER, location VARCHAR, reject_type VARCHAR,
-		reject_value DOUBLE, reject_sample_value DOUBLE, distribution_type INTEGER, distribution_desc VARCHAR,
+		reject_value DOUBLE, reject_sample_value INTEGER, distribution_type INTEGER, distribution_desc VARCHAR,
 		sharding_col_id INTEGER, remote_schema_name VARCHAR, remote_object_name VARCHAR)`,
 	`CREATE TABLE sys.external_file_formats (file_format_id INTEGER, name VARCHAR, format_type VARCHAR,
 		field_terminator VARCHAR, string_delimiter VARCHAR, date_format VARCHAR, use_type_default BOOLEAN,

@@ -59,17 +59,21 @@ type object struct {
 	modified time.Time
 }
 
-// NameConflictError reports two lake tables that would get the same SQL
-// name (DuckDB names are case-insensitive): one of them must be renamed in
-// the link before the lake can be queried.
+// NameConflictError reports a lake table whose SQL name is already taken
+// (DuckDB names ignore case): by another table, another table's
+// _partitioned view or a metadata table. The lake cannot be queried until
+// one of the tables leaves the link.
 type NameConflictError struct {
-	Name  string
+	// Name is the SQL name both need.
+	Name string
+	// Table is the lake table that needs it; Other is the table (or
+	// metadata table) that has it.
 	Table string
 	Other string
 }
 
 func (e *NameConflictError) Error() string {
-	return fmt.Sprintf("lake tables %q and %q both need the SQL name %q; exclude or rename one of them in the link", e.Table, e.Other, e.Name)
+	return fmt.Sprintf("lake table %q needs the SQL name %q, which %q has already (SQL names ignore case); remove one of the two tables from the link", e.Table, e.Name, e.Other)
 }
 
 // Open creates an in-memory DuckDB lake database over the lake in st; load
@@ -78,8 +82,9 @@ func (e *NameConflictError) Error() string {
 func Open(ctx context.Context, st store.Store, load func(context.Context) (*lake.State, error)) (*DB, error) {
 	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
 		// UTC makes TIMESTAMPTZ text and date functions independent of
-		// the machine's zone.
-		_, err := execer.ExecContext(ctx, "SET TimeZone = 'UTC'", nil)
+		// the machine's zone. The pool opens connections long after Open
+		// returns, so this must not depend on Open's context.
+		_, err := execer.ExecContext(context.Background(), "SET TimeZone = 'UTC'", nil)
 		return err
 	})
 	if err != nil {
@@ -181,7 +186,7 @@ func (db *DB) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("refresh the lake database to commit %d: %w", state.Seq, err)
 	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	defer func() { _ = tx.Rollback() }() // a no-op after Commit
 	objects := maps.Clone(db.objects)
 	nextID := db.nextID
 	for name := range db.views {
