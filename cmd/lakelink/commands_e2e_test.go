@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestDemo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	out := run(t, 0, "demo", "--dir", dir, "--scale", "500")
+	for _, want := range []string{
+		"Initial sync completed.",
+		"create contact 'Ada Lovelace'",
+		"visible in SQL after",
+		"delete her",
+		"Qualify", // a choice label joined from OptionsetMetadata
+		filepath.Join(dir, "lake"),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "lake", "model.json")); err != nil {
+		t.Fatal(err)
+	}
+	// A second demo in the same folder starts afresh; a folder it did not
+	// make is refused.
+	run(t, 0, "demo", "--dir", dir, "--scale", "200")
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "precious.txt"), []byte("x"), 0o644)
+	run(t, 1, "demo", "--dir", other)
+}
+
+func TestEmulatorCommand(t *testing.T) {
+	cmd := exec.Command(binary, "emulator", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--scale", "100")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	urlRE := regexp.MustCompile(`http://127\.0\.0\.1:\d+`)
+	lines := bufio.NewScanner(stdout)
+	var url string
+	deadline := time.Now().Add(30 * time.Second)
+	for url == "" && time.Now().Before(deadline) && lines.Scan() {
+		url = urlRE.FindString(lines.Text())
+	}
+	if url == "" {
+		t.Fatal("the emulator did not print its URL")
+	}
+	go io.Copy(io.Discard, stdout)
+	resp, err := http.Get(url + "/api/data/v9.2/EntityDefinitions?$select=LogicalName,ChangeTrackingEnabled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"LogicalName":"contact"`) {
+		t.Fatalf("EntityDefinitions: %s\n%s", resp.Status, body)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("emulator exited with %v after SIGINT", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("emulator did not stop on SIGINT")
+	}
+}
+
+// TestBenchCommand runs every scenario at a tiny size: it checks that the
+// scenarios work and write docs/benchmarks.md, not how fast they are.
+func TestBenchCommand(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "benchmarks.md")
+	run(t, 0, "bench", "--dir", t.TempDir(), "--out", out,
+		"--contacts", "3000", "--tables", "5", "--table-rows", "50", "--changes", "20", "--rate", "50",
+		"--pg-rows", "20000", "--pg-update", "5000", "--pgbench-time", "3s")
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	if strings.Contains(doc, "failed:") {
+		t.Fatalf("a scenario failed:\n%s", doc)
+	}
+	for _, want := range []string{"Machine:", "initial sync of one big table", "small tables", "Change to SQL latency", "bulk update", "pgbench"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("benchmarks.md lacks %q:\n%s", want, doc)
+		}
+	}
+}
