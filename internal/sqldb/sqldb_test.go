@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -221,5 +222,33 @@ func TestMemoryBoundAndClose(t *testing.T) {
 	}
 	if _, err := os.Stat(spill); !os.IsNotExist(err) {
 		t.Errorf("spill directory %s left behind: %v", spill, err)
+	}
+}
+
+// TestOpenContext: connections the pool opens after Open returns must not
+// depend on Open's context.
+func TestOpenContext(t *testing.T) {
+	l := newTestLake(t)
+	l.commit(nameTable("account"))
+	ctx, cancel := context.WithCancel(t.Context())
+	db, err := Open(ctx, l.st, l.load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cancel()
+	// Rows held open force the pool to open more connections.
+	var open []*sql.Rows
+	defer func() {
+		for _, r := range open {
+			r.Close()
+		}
+	}()
+	for range 3 {
+		rows, err := db.Query(t.Context(), `SELECT current_setting('TimeZone') FROM account`)
+		if err != nil {
+			t.Fatalf("query after Open's context ended: %v", err)
+		}
+		open = append(open, rows)
 	}
 }

@@ -108,3 +108,21 @@ func TestShortRows(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestLineEndings reads files whose rows end in CRLF, as other Synapse
+// tooling writes them, next to LF files.
+func TestLineEndings(t *testing.T) {
+	l := newTestLake(t)
+	tab := nameTable("account")
+	crlf := strings.ReplaceAll(row(1, "a", 1, false)+row(2, "b", 1, false), "\n", "\r\n")
+	crlf += strings.TrimSuffix(row(3, "x", 1, false), "\n")
+	crlf = strings.Replace(crlf, `"x"`, "\"multi\r\nline\"", 1) + "\r\n"
+	tab.Files = []lake.File{l.write("account/2020_1_1.csv", crlf), l.write("account/2021_1_1.csv", row(4, "lf", 1, false))}
+	l.commit(tab)
+	db := l.open()
+	got := query(t, db, `SELECT name, IsDelete FROM account ORDER BY Id`)
+	want := []string{"a|NULL", "b|NULL", "multi\r\nline|NULL", "lf|NULL"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
