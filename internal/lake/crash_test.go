@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/store"
 )
@@ -25,9 +26,18 @@ const crashEnv = "LAKELINK_LAKE_CRASH_DIR"
 
 const crashIDs = 25
 
-// crashBatch is batch k of the crash test's deterministic change stream.
-// Versions are k, so they grow per Id; no Id appears twice in a batch.
-func crashBatch(k int) []source.Change {
+// The crash test's stream: batch k changes the in-place table account and
+// the append-only table contact the same way; account is re-initialised
+// at every multiple of crashResetEvery, and gains a column at every
+// multiple of crashEvolveEvery.
+const (
+	crashResetEvery  = 40
+	crashEvolveEvery = 25
+)
+
+// crashBatch is batch k of table's deterministic change stream. Versions
+// are k, so they grow per Id; no Id appears twice in a batch.
+func crashBatch(table string, k int) []source.Change {
 	y := time.Date(2021+k%3, 6, 1, 0, 0, 0, 0, time.UTC)
 	a, b, d := (k*7)%crashIDs, (k*3)%crashIDs, (k*5)%crashIDs
 	chs := []source.Change{account(a, int64(k), fmt.Sprintf("%d@%d", a, k), y)}
@@ -37,13 +47,39 @@ func crashBatch(k int) []source.Change {
 	if k%4 == 0 && d != a && d != b {
 		chs = append(chs, del("account", d, int64(k)))
 	}
+	for i := range chs {
+		chs[i].Table = table
+	}
 	return chs
 }
 
-func crashModel(upto int) map[string]modelRow {
+// crashSchema is table's schema as of batch k.
+func crashSchema(table string, k int) *schema.Table {
+	s := accountSchema()
+	s.Name = table
+	for e := crashEvolveEvery; e <= k; e += crashEvolveEvery {
+		s.Columns = append(s.Columns, schema.Column{Name: fmt.Sprintf("extra%d", e), Type: schema.String})
+	}
+	return s
+}
+
+// crashTx is the commit of batch k.
+func crashTx(k int) Tx {
+	acc := TableTx{Name: "account", Changes: crashBatch("account", k), Cursor: strconv.Itoa(k), CaughtUp: true}
+	if k%crashEvolveEvery == 0 {
+		acc.Define = define(crashSchema("account", k), TableOptions{})
+	}
+	if k%crashResetEvery == 0 {
+		acc.Reset = fmt.Sprint("reset at ", k)
+	}
+	con := TableTx{Name: "contact", Changes: crashBatch("contact", k), Cursor: strconv.Itoa(k)}
+	return Tx{Tables: []TableTx{acc, con}}
+}
+
+func crashModel(from, upto int) map[string]modelRow {
 	m := map[string]modelRow{}
-	for k := 1; k <= upto; k++ {
-		for _, ch := range crashBatch(k) {
+	for k := from; k <= upto; k++ {
+		for _, ch := range crashBatch("account", k) {
 			name, _ := ch.Values["name"].(string)
 			m[ch.ID] = modelRow{version: ch.Version, deleted: ch.Deleted, name: name}
 		}
@@ -85,7 +121,10 @@ func crashWriter(dir string) error {
 	if ts := l.State().Tables["account"]; ts != nil {
 		k, _ = strconv.Atoi(ts.Cursor)
 	} else {
-		if _, err := l.Commit(ctx, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}), Cursor: "0", Phase: Completed}}}); err != nil {
+		if _, err := l.Commit(ctx, Tx{Tables: []TableTx{
+			{Name: "account", Define: define(crashSchema("account", 0), TableOptions{}), Cursor: "0", Phase: Completed},
+			{Name: "contact", Define: define(crashSchema("contact", 0), TableOptions{AppendOnly: true}), Cursor: "0", Phase: Completed},
+		}}); err != nil {
 			return err
 		}
 	}
@@ -99,7 +138,7 @@ func crashWriter(dir string) error {
 	}()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
 		k++
-		if _, err := l.Commit(ctx, Tx{Tables: []TableTx{{Name: "account", Changes: crashBatch(k), Cursor: strconv.Itoa(k), CaughtUp: true}}}); err != nil {
+		if _, err := l.Commit(ctx, crashTx(k)); err != nil {
 			return err
 		}
 	}
@@ -142,29 +181,43 @@ func TestCrashSafety(t *testing.T) {
 		if err != nil {
 			t.Fatalf("kill %d: %v", i, err)
 		}
-		ts := s.Tables["account"]
+		ts, con := s.Tables["account"], s.Tables["contact"]
 		if ts == nil {
 			continue
 		}
 		k, err := strconv.Atoi(ts.Cursor)
-		if err != nil {
-			t.Fatalf("kill %d: cursor %q", i, ts.Cursor)
+		if err != nil || con.Cursor != ts.Cursor {
+			t.Fatalf("kill %d: cursors %q and %q: a commit was not atomic", i, ts.Cursor, con.Cursor)
 		}
 		if k < last {
 			t.Fatalf("kill %d: committed batch %d was lost (state at %d)", i, last, k)
 		}
 		last = k
-		for _, p := range tableObjects(ts) {
-			if _, err := store.ReadAll(ctxT(t), st, p); err != nil {
-				t.Fatalf("kill %d: the state names %s: %v", i, p, err)
+		for _, x := range []*TableState{ts, con} {
+			for _, p := range tableObjects(x) {
+				if _, err := store.ReadAll(ctxT(t), st, p); err != nil {
+					t.Fatalf("kill %d: the state names %s: %v", i, p, err)
+				}
+			}
+			for _, f := range append(append([]File(nil), x.Files...), x.Changes...) {
+				if n := len(readRows(t, st, f.Path, x.Columns)); int64(n) != f.Rows {
+					t.Fatalf("kill %d: %s holds %d rows, the state says %d", i, f.Path, n, f.Rows)
+				}
 			}
 		}
-		for _, f := range append(append([]File(nil), ts.Files...), ts.Changes...) {
-			if n := len(readRows(t, st, f.Path, ts.Columns)); int64(n) != f.Rows {
-				t.Fatalf("kill %d: %s holds %d rows, the state says %d", i, f.Path, n, f.Rows)
-			}
+		// account restarts at its last reset; contact keeps every row.
+		checkModel(t, st, ts, crashModel(max(1, k-k%crashResetEvery), k), 5)
+		checkModel(t, st, con, crashModel(1, k), 5)
+		var changes int64
+		for b := 1; b <= k; b++ {
+			changes += int64(len(crashBatch("contact", b)))
 		}
-		checkModel(t, st, ts, crashModel(k), 5)
+		if con.Rows != changes {
+			t.Fatalf("kill %d: contact counts %d change rows, want %d", i, con.Rows, changes)
+		}
+		if want := crashSchema("account", k); len(ts.Source.Columns) != len(want.Columns) {
+			t.Fatalf("kill %d: account has %d source columns at batch %d, want %d", i, len(ts.Source.Columns), k, len(want.Columns))
+		}
 		if data, err := store.ReadAll(ctxT(t), st, modelName); err == nil && !json.Valid(data) {
 			t.Fatalf("kill %d: model.json is not valid JSON", i)
 		}
