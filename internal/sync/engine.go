@@ -82,6 +82,11 @@ type Engine struct {
 	copyq    chan string
 	streamCh chan struct{}
 	specCh   chan struct{}
+	// reconciled is closed once every table of the profile has been looked
+	// at: the change stream starts only then, so that tables whose copies
+	// are done join it together and a source transaction spanning them is
+	// applied to all of them in one commit.
+	reconciled chan struct{}
 }
 
 // table is the engine's live view of one table. Guarded by Engine.mu.
@@ -116,13 +121,14 @@ func New(cfg Config) *Engine {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Engine{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		specs:    cfg.Tables,
-		tables:   map[string]*table{},
-		copyq:    make(chan string, 4096),
-		streamCh: make(chan struct{}, 1),
-		specCh:   make(chan struct{}, 1),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		specs:      cfg.Tables,
+		tables:     map[string]*table{},
+		copyq:      make(chan string, 4096),
+		streamCh:   make(chan struct{}, 1),
+		specCh:     make(chan struct{}, 1),
+		reconciled: make(chan struct{}),
 	}
 }
 
@@ -239,9 +245,12 @@ func (e *Engine) commit(tts ...lake.TableTx) error {
 // reconcileLoop brings the set of synced tables in line with the profile, at
 // start and whenever SetTables is called.
 func (e *Engine) reconcileLoop(ctx context.Context) error {
-	for {
+	for first := true; ; first = false {
 		if err := e.reconcile(ctx); err != nil {
 			return err
+		}
+		if first {
+			close(e.reconciled)
 		}
 		select {
 		case <-ctx.Done():
@@ -494,6 +503,11 @@ const streamRestartDelay = 200 * time.Millisecond
 // streamLoop keeps one Stream running over every table whose initial copy
 // is done, restarting it when that set changes.
 func (e *Engine) streamLoop(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-e.reconciled:
+	}
 	backoff := time.Duration(0)
 	for {
 		cursors := e.streamCursors()
