@@ -61,12 +61,21 @@ func (l *Lake) Maintain(ctx context.Context) error {
 		}
 		return c, nil
 	})...)
-	// Step 2: snapshots, of the tables whose changes are all compacted
-	// (changes that arrived during step 1 wait for the next round: a
-	// snapshot copies partition files only).
+	// Step 2: snapshots. A snapshot copies the partition files, which
+	// always hold the table as of one commit (compactions are atomic);
+	// step 1 folded every change committed before this round, so they
+	// hold it as of then. Change files committed during step 1 are left
+	// for the next snapshot: waiting for none would starve snapshots of a
+	// table that changes every second. A table whose compaction failed
+	// still has older change files and is skipped.
 	errs = append(errs, l.step(ctx, func(ts *TableState) (work, error) {
-		if !due[ts.Name] || len(ts.Changes) > 0 || l.opts.Incremental.Enabled {
+		if !due[ts.Name] || l.opts.Incremental.Enabled {
 			return nil, nil
+		}
+		for _, f := range ts.Changes {
+			if f.Written.Before(now) {
+				return nil, nil
+			}
 		}
 		snap, err := l.takeSnapshot(ctx, ts, now)
 		if err != nil {

@@ -140,6 +140,10 @@ func TestReadersNeverFail(t *testing.T) {
 	if reads.Load() < 10 {
 		t.Fatalf("only %d reads", reads.Load())
 	}
+	// Commits never paused, yet snapshots were taken.
+	if n := len(l.State().Tables["account"].Snapshots); n == 0 {
+		t.Fatal("no snapshot while changes kept arriving")
+	}
 }
 
 func TestUnlink(t *testing.T) {
