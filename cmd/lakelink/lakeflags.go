@@ -22,25 +22,20 @@ func (f *lakeFlags) register(cmd *cobra.Command) {
 	cmd.MarkFlagsMutuallyExclusive("config", "lake")
 }
 
-// link loads the profile; nil when --lake was given.
-func (f *lakeFlags) link() (*config.Link, error) {
+// open returns the lake's store and the profile, which is nil when the lake
+// was named by --lake.
+func (f *lakeFlags) open() (*store.Local, *config.Link, error) {
+	if f.dir != "" {
+		st, err := store.NewLocal(f.dir)
+		return st, nil, err
+	}
 	if f.profile == "" {
-		return nil, nil
+		return nil, nil, errors.New("name the lake: -c link.yaml or --lake DIR")
 	}
-	return config.Load(f.profile)
-}
-
-func (f *lakeFlags) store() (*store.Local, error) {
-	dir := f.dir
-	if dir == "" {
-		if f.profile == "" {
-			return nil, errors.New("name the lake: -c link.yaml or --lake DIR")
-		}
-		p, err := config.Load(f.profile)
-		if err != nil {
-			return nil, err
-		}
-		dir = p.LakePath()
+	p, err := config.Load(f.profile)
+	if err != nil {
+		return nil, nil, err
 	}
-	return store.NewLocal(dir)
+	st, err := store.NewLocal(p.LakePath())
+	return st, p, err
 }

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -131,6 +133,18 @@ func TestPostgresPgbenchCrash(t *testing.T) {
 	}
 	if d := queryCSV(t, profile, `SELECT Id FROM "public.pgbench_accounts" GROUP BY Id HAVING count(*) > 1`); len(d) > 0 {
 		t.Fatalf("Ids present twice: %v", d[:min(5, len(d))])
+	}
+
+	if out := run(t, 0, "status", "-c", profile); !strings.Contains(out, "replication slot:") {
+		t.Errorf("status does not show the slot's lag:\n%s", out)
+	}
+	var st struct {
+		Source *struct {
+			Retained int64 `json:"retained_bytes"`
+		} `json:"source"`
+	}
+	if err := json.Unmarshal([]byte(run(t, 0, "status", "-c", profile, "--json")), &st); err != nil || st.Source == nil {
+		t.Errorf("status --json has no source section (%v)", err)
 	}
 
 	// unlink drops the slot and publication lakelink created.

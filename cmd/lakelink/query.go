@@ -22,7 +22,7 @@ func newQueryCmd() *cobra.Command {
 		Short: "Run SQL on the lake database: <table>, <table>_partitioned, the metadata tables, sys.*",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := lf.store()
+			st, _, err := lf.open()
 			if err != nil {
 				return err
 			}

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lakelink/lakelink/internal/config"
+	"github.com/lakelink/lakelink/internal/link"
+	"github.com/lakelink/lakelink/internal/source/postgres"
 	"github.com/lakelink/lakelink/internal/store"
 	"github.com/lakelink/lakelink/internal/sync"
 )
@@ -26,13 +31,19 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show every table's state, row count, last synchronized on, lag and last error",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := lf.store()
+			st, p, err := lf.open()
 			if err != nil {
 				return err
 			}
 			r, err := sync.ReadReport(cmd.Context(), st, time.Now())
 			if err != nil {
 				return err
+			}
+			if p != nil && p.Source.Type == "postgres" {
+				r.Source, err = slotStatus(cmd.Context(), p)
+				if err != nil {
+					return err
+				}
 			}
 			if asJSON {
 				enc := json.NewEncoder(os.Stdout)
@@ -65,4 +76,30 @@ func printReport(w io.Writer, r *sync.Report, st *store.Local) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", t.Name, t.State, t.Rows, last, lag, t.Error)
 	}
 	tw.Flush()
+	if s := r.Source; s != nil {
+		fmt.Fprintf(w, "\nreplication slot: %s of WAL retained, lag %s\n", mib(s.Retained), time.Duration(s.Lag).Round(time.Millisecond))
+		if s.Warning != "" {
+			fmt.Fprintf(w, "WARNING: %s\n", s.Warning)
+		}
+	}
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// slotStatus reads how far the link's replication slot is behind.
+func slotStatus(ctx context.Context, p *config.Link) (*sync.SourceStatus, error) {
+	src, err := link.OpenSource(ctx, p, nil, slog.New(slog.DiscardHandler), 0)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	bytes, secs, err := src.(*postgres.Source).SlotLag(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &sync.SourceStatus{Retained: bytes, Lag: sync.Duration(secs * float64(time.Second))}
+	if bytes > sync.RetainedWarning {
+		s.Warning = fmt.Sprintf("the replication slot retains %s of WAL (over %s): run lakelink sync for this link, or unlink it, before the source's disk fills", mib(bytes), mib(sync.RetainedWarning))
+	}
+	return s, nil
 }

@@ -26,7 +26,7 @@ func newUnlinkCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			st, err := lf.store()
+			st, p, err := lf.open()
 			if err != nil {
 				return err
 			}
@@ -36,10 +36,6 @@ func newUnlinkCmd() *cobra.Command {
 			}
 			if r.Running {
 				return fmt.Errorf("a sync of link %s is running on %s: stop it first (Ctrl-C or SIGTERM)", r.Link, st.Root())
-			}
-			p, err := lf.link()
-			if err != nil {
-				return err
 			}
 			if p != nil && p.Source.Type == "postgres" {
 				src, err := link.OpenSource(ctx, p, nil, slog.Default(), 0)

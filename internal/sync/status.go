@@ -66,7 +66,25 @@ type Report struct {
 	// Running is true when a sync process reported within the last few seconds.
 	Running bool          `json:"running"`
 	Tables  []TableStatus `json:"tables"`
+	// Source reports on the source's side of the link where it keeps
+	// state for it (a Postgres replication slot).
+	Source *SourceStatus `json:"source,omitempty"`
 }
+
+// SourceStatus is what the source holds back for the link.
+type SourceStatus struct {
+	// Retained is the WAL the source keeps for the link, in bytes.
+	Retained int64 `json:"retained_bytes"`
+	// Lag is how far the link's replication is behind, as the source
+	// measures it.
+	Lag Duration `json:"lag_seconds"`
+	// Warning is set when Retained passes RetainedWarning.
+	Warning string `json:"warning,omitempty"`
+}
+
+// RetainedWarning is the retained WAL above which status warns: past it the
+// source's disk fills for a link that is stopped or too slow.
+const RetainedWarning = 1 << 30
 
 // statusObject is where a running sync publishes its live status. It is a
 // convenience for `lakelink status`, not part of the lake's truth: losing it
