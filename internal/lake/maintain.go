@@ -205,27 +205,30 @@ func (l *Lake) publish(ctx context.Context, works []work) error {
 	return nil
 }
 
-// Unlink deletes what lakelink wrote in the lake in st: its state under
-// _lakelink/ (commit log, checkpoints, change files), model.json, the
-// metadata folders, incremental folders, and, when deleteData, every data
-// object of the tables (partition files and snapshots). Without deleteData
-// the Synapse-layout data stays readable; changes not yet compacted into it
-// are lost, so run Maintain until no table has change files first.
+// Unlink removes lakelink from the lake in st. It always deletes lakelink's
+// own state under _lakelink/ (commit log, checkpoints, change files) and the
+// objects waiting for deletion; with deleteData it deletes everything
+// lakelink wrote: the tables' folders, snapshots, model.json, the metadata
+// folders and incremental folders. Without deleteData the Synapse-layout
+// lake stays readable by other consumers; changes not yet compacted into
+// the partition files are lost, so stop the sync after a Maintain that left
+// no change files. The sync must not be running.
 func Unlink(ctx context.Context, st store.Store, deleteData bool) error {
 	s, err := ReadState(ctx, st)
 	if err != nil {
 		return err
 	}
-	prefixes := []string{stateDir, modelName, trickleDir, optionsetDir, changelogDir}
+	prefixes := []string{stateDir}
+	for _, g := range s.Garbage {
+		prefixes = append(prefixes, g.Path)
+	}
 	if deleteData {
+		prefixes = append(prefixes, modelName, trickleDir, optionsetDir, changelogDir)
 		for _, f := range incrementalFolders(s) {
 			prefixes = append(prefixes, f+"/")
 		}
 		for name := range s.Tables {
 			prefixes = append(prefixes, name+"/")
-		}
-		for _, g := range s.Garbage {
-			prefixes = append(prefixes, g.Path)
 		}
 	}
 	objs, err := st.List(ctx, "")

@@ -154,6 +154,11 @@ func TestUnlink(t *testing.T) {
 			l := openLake(t, st, c)
 			mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}), Changes: []source.Change{account(1, 1, "a", t0)}, Phase: Completed}}})
 			mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{account(1, 2, "b", t0)}}}})
+			// A reset leaves garbage in the table folder, which unlink removes.
+			mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Reset: "test", Changes: []source.Change{account(1, 3, "c", t0)}}}})
+			if err := l.Maintain(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
 			if err := store.Put(ctxT(t), st, "README.txt", []byte("mine")); err != nil {
 				t.Fatal(err)
 			}
@@ -167,7 +172,11 @@ func TestUnlink(t *testing.T) {
 			}
 			want := "README.txt"
 			if !deleteData {
-				want += "," + l.State().Tables["account"].Files[0].Path
+				ts := l.State().Tables["account"]
+				want = "Microsoft.Athena.TrickleFeedService/account-EntityMetadata.json,Microsoft.Athena.TrickleFeedService/account-model.json," +
+					"OptionsetMetadata/GlobalOptionsetMetadata.csv,OptionsetMetadata/OptionsetMetadata.csv,OptionsetMetadata/StateMetadata.csv," +
+					"OptionsetMetadata/StatusMetadata.csv,OptionsetMetadata/TargetMetadata.csv,README.txt," +
+					ts.Files[0].Path + ",model.json"
 			}
 			if strings.Join(left, ",") != want {
 				t.Fatalf("left %v, want %s", left, want)
