@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/emulator"
+	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
+)
+
+type statusJSON struct {
+	Running bool
+	Tables  []struct {
+		Name, State, Error string
+		Rows               int64
+	}
+}
+
+func readStatus(t *testing.T, profile string) statusJSON {
+	t.Helper()
+	var s statusJSON
+	if err := json.Unmarshal([]byte(run(t, 0, "status", "-c", profile, "--json")), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func waitStatus(t *testing.T, profile, what string, cond func(statusJSON) bool) statusJSON {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s := readStatus(t, profile)
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; status %+v", what, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func tableState(s statusJSON, name string) string {
+	for _, tb := range s.Tables {
+		if tb.Name == name {
+			return tb.State
+		}
+	}
+	return ""
+}
+
+// TestRunningSync follows a long-running sync: throttling shows in its
+// status, a table added to the profile is picked up, one removed leaves the
+// lake, and SIGTERM stops it cleanly.
+func TestRunningSync(t *testing.T) {
+	emu, url := emulatortest.Start(t, emulator.Config{Dir: t.TempDir(), Scale: 200, Seed: 3})
+	dir := t.TempDir()
+	profile := writeProfile(t, dir, url, "  - name: contact\n  - name: account\n")
+	cmd := exec.Command(binary, "sync", "-c", profile)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitStatus(t, profile, "both tables Completed", func(s statusJSON) bool {
+		return s.Running && tableState(s, "contact") == "Completed" && tableState(s, "account") == "Completed"
+	})
+
+	// Every request throttled: the status says so; lifting it recovers.
+	emu.SetFaults(emulator.Faults{ThrottleRate: 1, RetryAfter: time.Second})
+	waitStatus(t, profile, "Throttled", func(s statusJSON) bool { return tableState(s, "contact") == "Throttled" })
+	emu.SetFaults(emulator.Faults{})
+	waitStatus(t, profile, "recovery", func(s statusJSON) bool { return tableState(s, "contact") == "Completed" })
+
+	// The profile changes under the running sync.
+	writeProfile(t, dir, url, "  - name: contact\n  - name: opportunity\n    partition: month\n")
+	s := waitStatus(t, profile, "opportunity added and account removed", func(s statusJSON) bool {
+		return tableState(s, "opportunity") == "Completed" && tableState(s, "account") == ""
+	})
+	if len(s.Tables) != 2 {
+		t.Fatalf("tables after the edit: %+v", s.Tables)
+	}
+	assertSameRows(t, url, profile, "opportunity", "opportunities", "opportunityid")
+
+	// SIGTERM: exit 0, and status says the sync is not running.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("sync exited with %v after SIGTERM", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("sync did not stop on SIGTERM")
+	}
+	if s := readStatus(t, profile); s.Running {
+		t.Fatal("status says the sync still runs after it stopped")
+	}
+}
