@@ -276,7 +276,13 @@ func (l *Lake) Commit(ctx context.Context, tx Tx) (*State, error) {
 	rec.Garbage = appendGarbage(base.Garbage, w.garbage, now)
 	if err := writeRecord(ctx, l.st, base, rec); err != nil {
 		if errors.Is(err, errUncertain) {
+			// Learn at once whether the record landed, so that State
+			// tells the caller which cursor to resume from; if the
+			// store cannot tell now, the next commit asks again.
 			l.reload = true
+			if rerr := l.reloadIfUncertain(context.WithoutCancel(ctx)); rerr != nil {
+				l.log.Warn("lake: could not re-read the state after an uncertain commit", "seq", seq, "err", rerr)
+			}
 			return nil, err
 		}
 		return fail(err)

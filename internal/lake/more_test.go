@@ -327,6 +327,10 @@ func TestUncertainCommit(t *testing.T) {
 	if _, err := l.Commit(ctxT(t), Tx{Tables: []TableTx{{Name: "account", Changes: batch, Cursor: "1"}}}); err == nil {
 		t.Fatal("want the injected failure")
 	}
+	// The record landed: State says so at once, so a caller resumes after it.
+	if s := l.State(); s.Seq != 2 || s.Tables["account"].Cursor != "1" {
+		t.Fatalf("after an uncertain commit that landed: seq %d cursor %q", s.Seq, s.Tables["account"].Cursor)
+	}
 	// The engine retries the batch; it is applied idempotently.
 	s := mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: batch, Cursor: "1"}}})
 	if s.Seq != 3 {
