@@ -73,11 +73,15 @@ func Open(ctx context.Context, p *config.Link, opts Options) (*Link, error) {
 
 // LakeOptions derives the lake's options from the profile.
 func LakeOptions(p *config.Link, log *slog.Logger) lake.Options {
+	keep := *p.Snapshots.Keep
+	if keep == 0 {
+		keep = -1 // the lake reads 0 as its default
+	}
 	return lake.Options{
 		Link:             p.Name,
 		Logger:           log,
 		SnapshotInterval: p.Snapshots.Interval.Duration,
-		SnapshotsToKeep:  *p.Snapshots.Keep,
+		SnapshotsToKeep:  keep,
 		Incremental:      lake.Incremental{Enabled: p.IncrementalFolders.Enabled, Interval: p.IncrementalFolders.Interval.Duration},
 	}
 }
