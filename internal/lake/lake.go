@@ -184,6 +184,9 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Lake, error) {
 	if s.Seq > 0 && s.Link != "" && opts.Link != "" && s.Link != opts.Link {
 		return nil, fmt.Errorf("the lake belongs to link %q, not %q: use the link's own lake folder, or unlink %q first", s.Link, opts.Link, s.Link)
 	}
+	if opts.Link == "" {
+		opts.Link = s.Link
+	}
 	l := &Lake{st: st, opts: opts, log: opts.Logger, session: newSession()}
 	l.state.Store(s)
 	cps, err := st.List(ctx, checkpointDir)
