@@ -16,9 +16,12 @@ const (
 	deleteColumn  = "IsDelete"
 	sinkCreated   = "SinkCreatedOn"
 	sinkModified  = "SinkModifiedOn"
-	// fileColumn carries a change row's file position; its odd name keeps it
-	// clear of any source column.
+	// fileColumn carries a change row's file position, computed from
+	// pathColumn, the file read_csv read it from (its default name,
+	// "filename", could be a source column). Odd names keep both clear of
+	// source columns.
 	fileColumn = "__lakelink_file"
+	pathColumn = "__lakelink_path"
 )
 
 // sinkFormat parses SinkCreatedOn/SinkModifiedOn ("4/14/2026 8:21:50 PM");
@@ -140,10 +143,8 @@ func readFiles(cols []column, paths []string, withFile bool) string {
 		return b.String()
 	}
 	if withFile {
-		// read_csv names the file column "filename"; renaming it in a
-		// subquery keeps it clear of a source column of that name.
-		b.WriteString("(SELECT * EXCLUDE (filename), ")
-		fmt.Fprintf(&b, "CAST(list_position(%s, filename) AS BIGINT) AS %s FROM ", stringList(paths), fileColumn)
+		fmt.Fprintf(&b, "(SELECT * EXCLUDE (%s), ", pathColumn)
+		fmt.Fprintf(&b, "CAST(list_position(%s, %s) AS BIGINT) AS %s FROM ", stringList(paths), pathColumn, fileColumn)
 	}
 	globs := make([]string, len(paths))
 	for i, p := range paths {
@@ -159,7 +160,7 @@ func readFiles(cols []column, paths []string, withFile bool) string {
 	b.WriteString("}, ")
 	b.WriteString(csvOptions)
 	if withFile {
-		b.WriteString(", filename=true))")
+		fmt.Fprintf(&b, ", filename=%s))", quoteString(pathColumn))
 	} else {
 		b.WriteString(")")
 	}

@@ -204,3 +204,17 @@ func TestViewsDoNotScanWhenCreated(t *testing.T) {
 		t.Fatal("query over a malformed file succeeded")
 	}
 }
+
+// TestColumnNamedFilename: read_csv's own file-name column must not clash
+// with a source column called filename.
+func TestColumnNamedFilename(t *testing.T) {
+	l := newTestLake(t)
+	tab := &lake.TableState{Name: "doc", Phase: lake.Completed, Columns: layout(lake.Column{Name: "filename", Type: schema.String})}
+	tab.Files = []lake.File{l.write("doc/2020_1_1.csv", row(1, "a.txt", 1, false))}
+	tab.Changes = []lake.File{l.write("_lakelink/changes/doc/1.csv", row(1, "b.txt", 2, false)+row(2, "c.txt", 1, false))}
+	l.commit(tab)
+	db := l.open()
+	if got, want := query(t, db, `SELECT filename FROM doc ORDER BY Id`), []string{"b.txt", "c.txt"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
