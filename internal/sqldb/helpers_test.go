@@ -97,7 +97,7 @@ func layout(data ...lake.Column) []lake.Column {
 	}
 	cols = append(cols, data...)
 	return append(cols,
-		lake.Column{Name: "versionnumber", Type: schema.Int64},
+		lake.Column{Name: "versionnumber", Type: schema.Int64, System: true},
 		lake.Column{Name: "createdon", Type: schema.DateTime},
 		lake.Column{Name: "modifiedon", Type: schema.DateTime},
 		lake.Column{Name: "IsDelete", Type: schema.Boolean, System: true},

@@ -53,21 +53,31 @@ const maxFastDecimal = 18
 // converts one column of the rows it skips), which makes selective queries
 // about twice as fast as typed parsing and costs nothing elsewhere.
 type column struct {
+	// name is the view's column name: the lake column's, made unique.
 	name string
+	// field names the text field in read_csv's output: the position, since
+	// lake names may clash where SQL ignores case.
+	field string
+	// system marks the columns lakelink adds.
+	system bool
 	// sqlType is the type the view exposes.
 	sqlType string
-	// expr converts the text field (referenced by its quoted name) to sqlType.
+	// expr converts the text field to sqlType.
 	expr string
 }
 
-// columns maps a table's lake layout to DuckDB columns.
+// columns maps a table's lake layout to DuckDB columns. SQL names ignore
+// case, so a source column whose name clashes with another (a Postgres "id"
+// next to lakelink's Id) is shown as <name>_2 (or _3...); lakelink's own
+// columns keep their names.
 func columns(cols []lake.Column) []column {
+	names := uniqueNames(cols)
 	out := make([]column, 0, len(cols))
-	for _, c := range cols {
-		q := quoteIdent(c.Name)
-		col := column{name: c.Name}
+	for i, c := range cols {
+		q := fmt.Sprintf("f%d", i)
+		col := column{name: names[i], field: q, system: c.System}
 		switch {
-		case strings.EqualFold(c.Name, sinkCreated) || strings.EqualFold(c.Name, sinkModified):
+		case c.System && (strings.EqualFold(c.Name, sinkCreated) || strings.EqualFold(c.Name, sinkModified)):
 			col.sqlType = "TIMESTAMP"
 			col.expr = fmt.Sprintf("strptime(%s, '%s')", q, sinkFormat)
 		case c.Type == schema.Decimal:
@@ -87,6 +97,38 @@ func columns(cols []lake.Column) []column {
 		out = append(out, col)
 	}
 	return out
+}
+
+// uniqueNames returns the SQL name of each column, unique ignoring case:
+// system columns keep theirs, then every other column whose name is still
+// free (the first of several that clash), then each remaining one gets the
+// first free <name>_<n>, n >= 2, so that a renamed column never takes the
+// name of a real one.
+func uniqueNames(cols []lake.Column) []string {
+	names := make([]string, len(cols))
+	taken := map[string]bool{}
+	claim := func(i int, name string) {
+		names[i] = name
+		taken[strings.ToLower(name)] = true
+	}
+	for _, system := range []bool{true, false} {
+		for i, c := range cols {
+			if c.System == system && !taken[strings.ToLower(c.Name)] {
+				claim(i, c.Name)
+			}
+		}
+	}
+	for i, c := range cols {
+		if names[i] != "" {
+			continue
+		}
+		n := 2
+		for taken[strings.ToLower(fmt.Sprintf("%s_%d", c.Name, n))] {
+			n++
+		}
+		claim(i, fmt.Sprintf("%s_%d", c.Name, n))
+	}
+	return names
 }
 
 // duckType maps the CDM types DuckDB converts with a plain CAST. An unknown
@@ -134,7 +176,7 @@ func readFiles(cols []column, paths []string, withFile bool) string {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "CAST(NULL AS VARCHAR) AS %s", quoteIdent(c.name))
+			fmt.Fprintf(&b, "CAST(NULL AS VARCHAR) AS %s", c.field)
 		}
 		if withFile {
 			fmt.Fprintf(&b, ", CAST(NULL AS BIGINT) AS %s", fileColumn)
@@ -155,7 +197,7 @@ func readFiles(cols []column, paths []string, withFile bool) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%s: 'VARCHAR'", quoteString(c.name))
+		fmt.Fprintf(&b, "%s: 'VARCHAR'", quoteString(c.field))
 	}
 	b.WriteString("}, ")
 	b.WriteString(csvOptions)
@@ -181,8 +223,15 @@ func plainView(cols []column, paths []string) string {
 	return "SELECT " + selectList(cols) + " FROM " + readFiles(cols, paths, false)
 }
 
-// find returns the name a table uses for a system column, or "".
+// find returns the SQL name of the system column name, or "". A layout
+// without System marks (written before they existed) falls back to any
+// column of that name.
 func find(cols []column, name string) string {
+	for _, c := range cols {
+		if c.system && strings.EqualFold(c.name, name) {
+			return c.name
+		}
+	}
 	for _, c := range cols {
 		if strings.EqualFold(c.name, name) {
 			return c.name

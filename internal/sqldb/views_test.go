@@ -1,6 +1,7 @@
 package sqldb
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -216,5 +217,33 @@ func TestColumnNamedFilename(t *testing.T) {
 	db := l.open()
 	if got, want := query(t, db, `SELECT filename FROM doc ORDER BY Id`), []string{"b.txt", "c.txt"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestClashingColumnNames: SQL names ignore case, so a Postgres table's
+// "id" clashes with lakelink's Id. lakelink's columns keep their names, the
+// source's get a suffix, and merge-on-read still uses lakelink's columns.
+func TestClashingColumnNames(t *testing.T) {
+	l := newTestLake(t)
+	tab := &lake.TableState{Name: "pgtable", Phase: lake.Completed, Columns: layout(
+		lake.Column{Name: "id", Type: schema.Int64},
+		lake.Column{Name: "VersionNumber", Type: schema.String},
+		lake.Column{Name: "isdelete", Type: schema.String},
+		lake.Column{Name: "id_2", Type: schema.String},
+	)}
+	line := func(n int, version int64, deleted string) string {
+		return fmt.Sprintf(`%s,"4/14/2026 8:21:50 PM","4/14/2026 8:21:50 PM",%d,"v","no","x",%d,,,%s`+"\n", id(n), n, version, deleted)
+	}
+	tab.Files = []lake.File{l.write("pgtable/2020_1_1.csv", line(1, 1, "")+line(2, 1, ""))}
+	tab.Changes = []lake.File{l.write("_lakelink/changes/pgtable/1.csv", line(1, 2, "True")+line(2, 2, ""))}
+	l.commit(tab)
+	db := l.open()
+	got := query(t, db, `SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'pgtable'`)
+	want := "Id,SinkCreatedOn,SinkModifiedOn,id_3,VersionNumber_2,isdelete_2,id_2,versionnumber,createdon,modifiedon,IsDelete"
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("columns: got %q, want %q", got, want)
+	}
+	if got := query(t, db, `SELECT id_3, versionnumber, isdelete_2 FROM pgtable`); !slices.Equal(got, []string{"2|2|no"}) {
+		t.Errorf("rows: got %q", got)
 	}
 }
