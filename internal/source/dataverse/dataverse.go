@@ -254,7 +254,8 @@ func (s *Source) Describe(ctx context.Context, table string) (*schema.Table, err
 	return t, nil
 }
 
-// layout returns the table's wire layout, describing it on first use.
+// layout returns the table's wire layout, reading it on first use (one
+// request; Describe's choice metadata is not needed to read rows).
 func (s *Source) layout(ctx context.Context, table string) (*layout, error) {
 	s.mu.Lock()
 	l := s.layouts[table]
@@ -262,12 +263,14 @@ func (s *Source) layout(ctx context.Context, table string) (*layout, error) {
 	if l != nil {
 		return l, nil
 	}
-	if _, err := s.Describe(ctx, table); err != nil {
+	l, _, err := s.readLayout(ctx, table)
+	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.layouts[table], nil
+	s.layouts[table] = l
+	return l, nil
 }
 
 // prefer is the Prefer header of every data read: change tracking, the page

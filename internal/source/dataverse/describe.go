@@ -171,15 +171,18 @@ type choiceAttribute struct {
 	GlobalOptionSet *optionSetMeta `json:"GlobalOptionSet"`
 }
 
-// describe reads the table's metadata: its definition, its attributes and
-// its choice columns' options.
-func (s *Source) describe(ctx context.Context, table string) (*schema.Table, *layout, error) {
+// readLayout reads the table's definition with its attributes in one
+// request: all Copy and Stream need. It gives the wire layout and the
+// table's description without choice metadata.
+func (s *Source) readLayout(ctx context.Context, table string) (*layout, *schema.Table, error) {
 	if !logicalName.MatchString(table) {
 		return nil, nil, fmt.Errorf("dataverse: %q is not a table logical name (lower-case letters, digits and _)", table)
 	}
-	def := apiPath + "EntityDefinitions(LogicalName='" + table + "')"
-	var d entityDef
-	if err := s.getJSON(ctx, table, def+"?"+entitySelect, &d); err != nil {
+	var d struct {
+		entityDef
+		Attributes []attribute `json:"Attributes"`
+	}
+	if err := s.getJSON(ctx, table, definition(table)+"?"+entitySelect+"&$expand=Attributes", &d); err != nil {
 		return nil, nil, err
 	}
 	if !d.ChangeTrackingEnabled {
@@ -189,13 +192,7 @@ func (s *Source) describe(ctx context.Context, table string) (*schema.Table, *la
 	if d.EntitySetName == "" || d.PrimaryIdAttribute == "" {
 		return nil, nil, fmt.Errorf("dataverse table %s has no entity set or primary id in EntityDefinitions: the Web API cannot read it", table)
 	}
-	var attrs struct {
-		Value []attribute `json:"value"`
-	}
-	if err := s.getJSON(ctx, table, def+"/Attributes", &attrs); err != nil {
-		return nil, nil, err
-	}
-	l := newLayout(table, d.EntitySetName, d.PrimaryIdAttribute, columns(attrs.Value))
+	l := newLayout(table, d.EntitySetName, d.PrimaryIdAttribute, columns(d.Attributes))
 	t := &schema.Table{Name: table, Key: []string{d.PrimaryIdAttribute}}
 	for _, f := range l.fields {
 		t.Columns = append(t.Columns, f.Column)
@@ -211,6 +208,18 @@ func (s *Source) describe(ctx context.Context, table string) (*schema.Table, *la
 	} else {
 		t.AppendOnly = true
 	}
+	return l, t, nil
+}
+
+func definition(table string) string { return apiPath + "EntityDefinitions(LogicalName='" + table + "')" }
+
+// describe reads the table's layout and its choice columns' options.
+func (s *Source) describe(ctx context.Context, table string) (*schema.Table, *layout, error) {
+	l, t, err := s.readLayout(ctx, table)
+	if err != nil {
+		return nil, nil, err
+	}
+	def := definition(table)
 	for _, cast := range []string{"PicklistAttributeMetadata", "StateAttributeMetadata", "StatusAttributeMetadata"} {
 		var body struct {
 			Value []choiceAttribute `json:"value"`

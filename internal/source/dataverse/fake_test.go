@@ -138,7 +138,7 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "EntityDefinitions":
 		f.file(w, "entitydefinitions.json")
 	case strings.HasPrefix(p, "EntityDefinitions(LogicalName='"):
-		f.metadata(w, strings.TrimPrefix(p, "EntityDefinitions(LogicalName='"))
+		f.metadata(w, strings.TrimPrefix(p, "EntityDefinitions(LogicalName='"), r.URL.Query().Get("$expand") == "Attributes")
 	case p == "accounts":
 		f.prefers = append(f.prefers, r.Header.Get("Prefer"))
 		if f.forbid {
@@ -163,8 +163,9 @@ func (f *fake) file(w http.ResponseWriter, name string) {
 	_, _ = w.Write(b)
 }
 
-// metadata serves EntityDefinitions(LogicalName='x') and its Attributes.
-func (f *fake) metadata(w http.ResponseWriter, rest string) {
+// metadata serves EntityDefinitions(LogicalName='x') (with its Attributes
+// expanded when asked) and the choice metadata casts.
+func (f *fake) metadata(w http.ResponseWriter, rest string, expand bool) {
 	name, sub, _ := strings.Cut(rest, "')")
 	switch sub {
 	case "":
@@ -177,14 +178,21 @@ func (f *fake) metadata(w http.ResponseWriter, rest string) {
 		}
 		for _, d := range all.Value {
 			if d["LogicalName"] == name {
+				if b, err := os.ReadFile(filepath.Join("testdata", "fake", name+"-attributes.json")); err == nil && expand {
+					var attrs struct {
+						Value []map[string]any `json:"value"`
+					}
+					if err := json.Unmarshal(b, &attrs); err != nil {
+						f.t.Errorf("fake: %s attributes: %v", name, err)
+					}
+					d["Attributes"] = attrs.Value
+				}
 				d["@odata.context"] = "https://contoso.crm.dynamics.com/api/data/v9.2/$metadata#EntityDefinitions/$entity"
 				_ = json.NewEncoder(w).Encode(d)
 				return
 			}
 		}
 		odataError(w, http.StatusNotFound, "0x80060888", "Could not find entity with name "+name)
-	case "/Attributes":
-		f.file(w, name+"-attributes.json")
 	default:
 		cast := map[string]string{
 			"/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata": "picklist",
