@@ -211,7 +211,9 @@ func (s *Source) readLayout(ctx context.Context, table string) (*layout, *schema
 	return l, t, nil
 }
 
-func definition(table string) string { return apiPath + "EntityDefinitions(LogicalName='" + table + "')" }
+func definition(table string) string {
+	return apiPath + "EntityDefinitions(LogicalName='" + table + "')"
+}
 
 // describe reads the table's layout and its choice columns' options.
 func (s *Source) describe(ctx context.Context, table string) (*schema.Table, *layout, error) {
