@@ -254,45 +254,51 @@ func find(cols []column, name string) string {
 // to the partition rows in one streaming pass (a full outer join whose hash
 // table holds the latest changes only): per Id, the change replaces the
 // partition row unless the partition row is newer (a change re-delivered
-// after compaction). Nothing is materialised but the latest changes, and
-// DuckDB still reads only the columns a query uses.
+// after compaction). Nothing is materialised but the latest changes; the
+// join works on the text fields and converts them only after picking the
+// winner, so DuckDB reads only the columns a query uses and applies its
+// filters before converting the rest. Ids are compared as text: the writer
+// spells each Id one way (GUIDs in canonical lower case).
 func liveView(t *lake.TableState, cols []column, loc func(string) string) string {
 	files := paths(t.Files, loc)
 	id, version, del := find(cols, idColumn), find(cols, versionColumn), find(cols, deleteColumn)
 	if t.Options.AppendOnly || len(t.Changes) == 0 || id == "" {
 		return plainView(cols, append(files, paths(t.Changes, loc)...))
 	}
-	qid := quoteIdent(id)
+	field := func(name string) string {
+		return cols[slices.IndexFunc(cols, func(c column) bool { return c.name == name })].field
+	}
+	fid := field(id)
 	ver := func(alias string) string {
 		if version == "" {
 			return "0"
 		}
-		return fmt.Sprintf("coalesce(%s.%s, -9223372036854775808)", alias, quoteIdent(version))
+		return fmt.Sprintf("coalesce(CAST(%s.%s AS BIGINT), -9223372036854775808)", alias, field(version))
 	}
-	changes := "SELECT " + selectList(cols) + ", " + fileColumn + " FROM " + readFiles(cols, paths(t.Changes, loc), true)
-	// A CTE here would keep DuckDB from pruning unused columns, so the
-	// latest changes are a plain subquery, used once.
-	latest := fmt.Sprintf("(SELECT * FROM (%s) c QUALIFY row_number() OVER (PARTITION BY c.%s ORDER BY %s DESC, c.%s DESC) = 1)",
-		changes, qid, ver("c"), fileColumn)
+	// A CTE would keep DuckDB from pruning unused columns, so the latest
+	// changes are a plain subquery, used once.
+	latest := fmt.Sprintf("(SELECT * FROM %s c QUALIFY row_number() OVER (PARTITION BY c.%s ORDER BY %s DESC, c.%s DESC) = 1)",
+		readFiles(cols, paths(t.Changes, loc), true), fid, ver("c"), fileColumn)
 	var b strings.Builder
+	b.WriteString("SELECT " + selectList(cols) + " FROM (SELECT ")
 	// __w: the change wins.
-	b.WriteString("SELECT ")
 	for i, c := range cols {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "CASE WHEN __w THEN __l%d ELSE __b%d END AS %s", i, i, quoteIdent(c.name))
+		fmt.Fprintf(&b, "CASE WHEN __w THEN __l%d ELSE __b%d END AS %s", i, i, c.field)
 	}
 	b.WriteString(" FROM (SELECT ")
 	for i, c := range cols {
-		fmt.Fprintf(&b, "b.%s AS __b%d, l.%s AS __l%d, ", quoteIdent(c.name), i, quoteIdent(c.name), i)
+		fmt.Fprintf(&b, "b.%s AS __b%d, l.%s AS __l%d, ", c.field, i, c.field, i)
 	}
-	fmt.Fprintf(&b, "l.%s IS NOT NULL AND (b.%s IS NULL OR %s >= %s) AS __w ", qid, qid, ver("l"), ver("b"))
-	fmt.Fprintf(&b, "FROM (SELECT %s FROM %s) b FULL OUTER JOIN %s l ON l.%s = b.%s)", selectList(cols), readFiles(cols, files, false), latest, qid, qid)
+	fmt.Fprintf(&b, "l.%s IS NOT NULL AND (b.%s IS NULL OR %s >= %s) AS __w ", fid, fid, ver("l"), ver("b"))
+	fmt.Fprintf(&b, "FROM %s b FULL OUTER JOIN %s l ON l.%s = b.%s)", readFiles(cols, files, false), latest, fid, fid)
 	if del != "" {
 		d := slices.IndexFunc(cols, func(c column) bool { return c.name == del })
-		fmt.Fprintf(&b, " WHERE NOT coalesce(CASE WHEN __w THEN __l%d ELSE __b%d END, false)", d, d)
+		fmt.Fprintf(&b, " WHERE NOT coalesce(CAST(CASE WHEN __w THEN __l%d ELSE __b%d END AS BOOLEAN), false)", d, d)
 	}
+	b.WriteString(")")
 	return b.String()
 }
 
