@@ -134,12 +134,10 @@ func (c *client) get(ctx context.Context, table, url string, prefer string, read
 			}
 			return struct{}{}, nil
 		}
-		if r.status == http.StatusTooManyRequests || r.status >= 500 || r.status == 0 {
-			if !throttled && c.events != nil && table != "" {
-				c.events.Throttled(table, r.Error())
-			}
-			throttled = true
+		if !throttled && c.events != nil && table != "" {
+			c.events.Throttled(table, r.Error())
 		}
+		throttled = true
 		return struct{}{}, err
 	}
 	notify := func(err error, wait time.Duration) {

@@ -244,6 +244,9 @@ func TestCopyPages(t *testing.T) {
 	if err := s.Copy(context.Background(), "account", bs[2].Cursors["account"], nil); err == nil {
 		t.Error("Copy accepted a delta cursor")
 	}
+	if err := s.Stream(context.Background(), map[string]string{"account": bs[0].Cursors["account"]}, nil); err == nil || !strings.Contains(err.Error(), "unfinished Copy") {
+		t.Errorf("Stream from a copy cursor = %v, want an error", err)
+	}
 }
 
 func TestCopyEmptyTable(t *testing.T) {

@@ -65,6 +65,9 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 		if err != nil {
 			return err
 		}
+		if !cur.Delta {
+			return fmt.Errorf("dataverse table %s: Stream was given the cursor of an unfinished Copy; finish the copy first (Copy with this cursor)", n)
+		}
 		l, err := s.layout(ctx, n)
 		if err != nil {
 			return err
