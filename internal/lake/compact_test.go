@@ -288,3 +288,37 @@ func TestOddValuesThroughCompaction(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotNameAfterReset: a table reset within the second of its last
+// snapshot must not write a snapshot under the name of one its garbage
+// list will delete.
+func TestSnapshotNameAfterReset(t *testing.T) {
+	st := newStore(t)
+	c := newClock()
+	l, err := Open(ctxT(t), st, Options{Link: "test", Now: c.now, Grace: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC)
+	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}), Changes: []source.Change{account(1, 1, "a", y)}, Phase: Completed}}})
+	if err := l.Maintain(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	old := l.State().Tables["account"].Snapshots[0].Files[0].Path
+	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Reset: "test", Changes: []source.Change{account(1, 2, "b", y)}, Phase: Completed}}})
+	if err := l.Maintain(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	ts := l.State().Tables["account"]
+	if len(ts.Snapshots) != 1 || ts.Snapshots[0].Files[0].Path == old {
+		t.Fatalf("snapshot after the reset: %+v (old one %s)", ts.Snapshots, old)
+	}
+	c.add(2 * time.Minute)
+	if err := l.Maintain(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	rows := readRows(t, st, l.State().Tables["account"].Snapshots[0].Files[0].Path, ts.Columns)
+	if len(rows) != 1 || rows[0]["name"] != "b" {
+		t.Fatalf("snapshot rows %v", rows)
+	}
+}

@@ -1,10 +1,12 @@
 package lake
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -88,7 +90,7 @@ func crashModel(from, upto int) map[string]modelRow {
 }
 
 func crashOptions() Options {
-	return Options{Link: "crash", Grace: time.Millisecond, MaxFileRows: 5, CompactRows: 10, CompactAge: time.Millisecond,
+	return Options{Link: "crash", Logger: slog.New(slog.DiscardHandler), Grace: time.Millisecond, MaxFileRows: 5, CompactRows: 10, CompactAge: time.Millisecond,
 		SnapshotInterval: time.Millisecond, SnapshotsToKeep: 2}
 }
 
@@ -165,7 +167,8 @@ func TestCrashSafety(t *testing.T) {
 	for i := range kills {
 		cmd := exec.Command(exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), crashEnv+"="+dir)
-		cmd.Stderr = os.Stderr
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +178,7 @@ func TestCrashSafety(t *testing.T) {
 		}
 		err := cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-			t.Fatalf("kill %d: the writer ended on its own (%v) before it was killed", i, err)
+			t.Fatalf("kill %d: the writer ended on its own (%v) before it was killed:\n%s", i, err, stderr.String())
 		}
 		s, err := ReadState(ctxT(t), st)
 		if err != nil {

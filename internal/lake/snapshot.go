@@ -23,19 +23,21 @@ func (l *Lake) snapshotDue(ts *TableState, now time.Time) bool {
 	return now.Sub(last) >= l.opts.SnapshotInterval && ts.Changed.After(last)
 }
 
-// takeSnapshot copies the partition files of ts, which must have no pending
-// change files, into one file per partition:
+// takeSnapshot copies the partition files of ts into one file per
+// partition:
 //
 //	<table>/Snapshot/<partition>_<unix-epoch>.csv
 //
-// The epoch is made larger than the previous snapshot's so that names never
-// repeat. Files are copied byte for byte, streaming.
+// The epoch is the first second from now (and after the previous snapshot)
+// at which no name is taken by an object the state names, garbage waiting
+// for deletion included: a table reset or dropped and defined again within
+// a second must not reuse the name of a snapshot its garbage will delete.
+// Files are copied byte for byte, streaming.
 func (l *Lake) takeSnapshot(ctx context.Context, ts *TableState, now time.Time) (*Snapshot, error) {
 	epoch := now.Unix()
 	if n := len(ts.Snapshots); n > 0 && ts.Snapshots[n-1].Taken.Unix() >= epoch {
 		epoch = ts.Snapshots[n-1].Taken.Unix() + 1
 	}
-	snap := &Snapshot{Taken: time.Unix(epoch, 0).UTC()}
 	byPart := map[string][]File{}
 	for _, f := range ts.Files {
 		byPart[f.Partition] = append(byPart[f.Partition], f)
@@ -45,6 +47,19 @@ func (l *Lake) takeSnapshot(ctx context.Context, ts *TableState, now time.Time) 
 		parts = append(parts, p)
 	}
 	sort.Strings(parts)
+	taken := named(l.State())
+	name := func(p string) string { return fmt.Sprintf("%s/Snapshot/%s_%d.csv", ts.Name, p, epoch) }
+	for free := false; !free; {
+		free = true
+		for _, p := range parts {
+			if taken[name(p)] {
+				free = false
+				epoch++
+				break
+			}
+		}
+	}
+	snap := &Snapshot{Taken: time.Unix(epoch, 0).UTC()}
 	fail := func(err error) (*Snapshot, error) {
 		for _, f := range snap.Files {
 			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
@@ -52,7 +67,7 @@ func (l *Lake) takeSnapshot(ctx context.Context, ts *TableState, now time.Time) 
 		return nil, err
 	}
 	for _, p := range parts {
-		name := fmt.Sprintf("%s/Snapshot/%s_%d.csv", ts.Name, p, epoch)
+		name := name(p)
 		ow, err := l.createObject(ctx, name, p, now)
 		if err != nil {
 			return fail(err)
