@@ -77,7 +77,8 @@ func columns(cols []lake.Column) []column {
 		q := fmt.Sprintf("f%d", i)
 		col := column{name: names[i], field: q, system: c.System}
 		switch {
-		case c.System && (strings.EqualFold(c.Name, sinkCreated) || strings.EqualFold(c.Name, sinkModified)):
+		case strings.EqualFold(col.name, sinkCreated) || strings.EqualFold(col.name, sinkModified):
+			// By the unique name: a source column that clashes was renamed.
 			col.sqlType = "TIMESTAMP"
 			col.expr = fmt.Sprintf("strptime(%s, '%s')", q, sinkFormat)
 		case c.Type == schema.Decimal:
