@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/lakelink/lakelink/internal/store"
 )
 
 // dataFileRE matches the partition files lakelink writes (partitionName);
@@ -76,6 +78,9 @@ func (l *Lake) removeOrphans(ctx context.Context, s *State) error {
 	}
 	if n > 0 {
 		l.log.Info("lake: removed orphans a previous run left", "count", n)
+	}
+	if err := l.pickSession(objs, keep); err != nil {
+		return err
 	}
 	// Stores that stage objects (the local folder) may also hold staging
 	// files of writes a kill interrupted.
@@ -153,4 +158,31 @@ func (l *Lake) commitSwap(ctx context.Context, build func(cur *State, now time.T
 	l.state.Store(next)
 	l.afterCommit(ctx, next, rec)
 	return nil
+}
+
+// pickSession makes sure the session token of this writer appears in no
+// object name, listed or named by the state (garbage included), so that
+// no name this writer makes can be one a collection will delete.
+func (l *Lake) pickSession(objs []store.Object, keep map[string]bool) error {
+	used := func(session string) bool {
+		mark := "_" + session + "_"
+		for _, o := range objs {
+			if strings.Contains(o.Name, mark) {
+				return true
+			}
+		}
+		for p := range keep {
+			if strings.Contains(p, mark) {
+				return true
+			}
+		}
+		return false
+	}
+	for range 10 {
+		if !used(l.session) {
+			return nil
+		}
+		l.session = newSession()
+	}
+	return fmt.Errorf("could not draw an unused object name prefix after 10 tries (last %q)", l.session)
 }

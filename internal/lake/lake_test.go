@@ -376,3 +376,21 @@ func TestSplit(t *testing.T) {
 		})
 	}
 }
+
+func TestSessionUnique(t *testing.T) {
+	old := newSession
+	defer func() { newSession = old }()
+	draws := []string{"aaaa", "aaaa", "bbbb"}
+	newSession = func() string { s := draws[0]; draws = draws[1:]; return s }
+	st := newStore(t)
+	if err := store.Put(ctxT(t), st, "account/2024_1_aaaa_1.csv", []byte("x\n")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(ctxT(t), st, Options{Now: newClock().now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.session != "bbbb" {
+		t.Fatalf("session %q: a name in use was not avoided", l.session)
+	}
+}
