@@ -172,6 +172,9 @@ type external struct {
 func externals(st *lake.State) []external {
 	var out []external
 	for _, t := range st.Tables {
+		if len(t.Columns) == 0 {
+			continue // no layout, no view (DB.plan)
+		}
 		out = append(out,
 			external{name: t.Name, location: t.Name + "/*.csv", columns: len(t.Columns)},
 			external{name: t.Name + partitionedSuffix, location: t.Name + "/Snapshot/*.csv", columns: len(t.Columns)})

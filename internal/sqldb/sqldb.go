@@ -173,6 +173,9 @@ func (db *DB) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read the lake's committed state: %w", err)
 	}
+	if state == nil {
+		return errors.New("read the lake's committed state: the loader returned no state")
+	}
 	if db.loaded && state.Seq == db.seq {
 		return nil
 	}
