@@ -208,6 +208,17 @@ func TestCrashSafety(t *testing.T) {
 				}
 			}
 		}
+		live := map[string]bool{}
+		for _, x := range s.Tables {
+			for _, p := range tableObjects(x) {
+				live[p] = true
+			}
+		}
+		for _, g := range s.Garbage {
+			if live[g.Path] {
+				t.Fatalf("kill %d: %s is both named by a table and garbage", i, g.Path)
+			}
+		}
 		// account restarts at its last reset; contact keeps every row.
 		checkModel(t, st, ts, crashModel(max(1, k-k%crashResetEvery), k), 5)
 		checkModel(t, st, con, crashModel(1, k), 5)
