@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/lakelink/lakelink/internal/source"
 )
@@ -39,29 +40,68 @@ func (s *Source) Copy(ctx context.Context, table, resume string, emit func(conte
 			return fmt.Errorf("dataverse table %s: Copy was given a delta cursor: the copy is already done; pass the cursor to Stream", table)
 		}
 	}
-	for {
-		// The first read returns no deleted entities; a delete version is
-		// only needed by Stream.
-		p, err := s.readPage(ctx, l, cur.Link, cur.Max+1)
-		if err != nil {
+	// One goroutine reads page n+1 while emit commits page n, so the
+	// request's latency hides behind the lake's work. At most two pages are
+	// held: the one being emitted and the one read ahead.
+	readCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	batches := make(chan copied)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(batches)
+		for {
+			b, next, err := s.copyPage(readCtx, l, cur)
+			select {
+			case batches <- copied{b, err}:
+			case <-readCtx.Done():
+				return
+			}
+			if err != nil || b.Done {
+				return
+			}
+			cur = next
+		}
+	}()
+	for c := range batches {
+		if c.err != nil {
+			return c.err
+		}
+		if err := emit(ctx, c.batch); err != nil {
 			return err
 		}
-		next := cursor{Max: max(cur.Max, p.maxVersion)}
-		done := p.next == ""
-		link := p.next
-		if done {
-			link, next.Delta = p.delta, true
-		}
-		if next.Link, err = relativeLink(link); err != nil {
-			return &DecodeError{Table: table, Err: err}
-		}
-		b := source.Batch{Changes: p.changes, Cursors: map[string]string{table: next.String()}, Done: done}
-		if err := emit(ctx, b); err != nil {
-			return err
-		}
-		if done {
+		if c.batch.Done {
 			return nil
 		}
-		cur = next
 	}
+	return ctx.Err()
+}
+
+// copied is one page of a Copy, read ahead.
+type copied struct {
+	batch source.Batch
+	err   error
+}
+
+// copyPage reads the page of a first read at cur and returns its batch and
+// the cursor after it.
+func (s *Source) copyPage(ctx context.Context, l *layout, cur cursor) (source.Batch, cursor, error) {
+	// The first read returns no deleted entities; a delete version is only
+	// needed by Stream.
+	p, err := s.readPage(ctx, l, cur.Link, cur.Max+1)
+	if err != nil {
+		return source.Batch{}, cursor{}, err
+	}
+	next := cursor{Max: max(cur.Max, p.maxVersion)}
+	done := p.next == ""
+	link := p.next
+	if done {
+		link, next.Delta = p.delta, true
+	}
+	if next.Link, err = relativeLink(link); err != nil {
+		return source.Batch{}, cursor{}, &DecodeError{Table: l.table, Err: err}
+	}
+	return source.Batch{Changes: p.changes, Cursors: map[string]string{l.table: next.String()}, Done: done}, next, nil
 }

@@ -508,3 +508,32 @@ func TestIsExpired(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyReadsAhead: the next page is requested while emit still works on
+// the previous one, and no further (two pages in memory at most).
+func TestCopyReadsAhead(t *testing.T) {
+	f, srv := newFake(t)
+	for i := range 7 {
+		f.upsert(i, "x")
+	}
+	s := open(t, srv.URL, nil)
+	pages := 0
+	err := s.Copy(context.Background(), "account", "", func(_ context.Context, b source.Batch) error {
+		pages++
+		if b.Done {
+			return nil
+		}
+		for deadline := time.Now().Add(5 * time.Second); f.dataReads() <= pages; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("page %d: the next page was not requested while emit ran", pages)
+			}
+		}
+		return nil
+	})
+	if err != nil || pages != 3 {
+		t.Fatalf("Copy: %v after %d pages", err, pages)
+	}
+	if n := f.dataReads(); n != 3 {
+		t.Errorf("%d data reads for 3 pages", n)
+	}
+}

@@ -12,11 +12,18 @@ import (
 	"github.com/lakelink/lakelink/internal/source"
 )
 
-// deltaReads counts the fake's delta reads so far.
-func (f *fake) deltaReads() int {
+// requestCount counts the fake's requests so far.
+func (f *fake) requestCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.requests
+}
+
+// dataReads counts the fake's reads of the entity set so far.
+func (f *fake) dataReads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.prefers)
 }
 
 // TestAdaptivePolling: an idle table backs off toward MaxPollInterval; a
@@ -41,9 +48,9 @@ func TestAdaptivePolling(t *testing.T) {
 				}
 			}()
 		}
-		before := f.deltaReads()
+		before := f.requestCount()
 		_ = s.Stream(ctx, cur, func(context.Context, source.Batch) error { return nil })
-		return f.deltaReads() - before
+		return f.requestCount() - before
 	}
 	// Idle for 1 s: 10+20+40+80 ms, then every 160 ms: about 10 reads,
 	// where a fixed 10 ms interval would make 100.
