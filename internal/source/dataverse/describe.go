@@ -18,12 +18,15 @@ type attribute struct {
 	AttributeTypeName *struct {
 		Value string `json:"Value"`
 	} `json:"AttributeTypeName"`
-	MaxLength      *int     `json:"MaxLength"`
-	Precision      *int     `json:"Precision"`
-	IsValidForRead *bool    `json:"IsValidForRead"`
-	AttributeOf    *string  `json:"AttributeOf"`
-	ColumnNumber   int      `json:"ColumnNumber"`
-	Targets        []string `json:"Targets"`
+	MaxLength      *int  `json:"MaxLength"`
+	Precision      *int  `json:"Precision"`
+	IsValidForRead *bool `json:"IsValidForRead"`
+	// IsValidODataAttribute is false for attributes the Web API cannot
+	// $select (they exist only for the SDK).
+	IsValidODataAttribute *bool    `json:"IsValidODataAttribute"`
+	AttributeOf           *string  `json:"AttributeOf"`
+	ColumnNumber          int      `json:"ColumnNumber"`
+	Targets               []string `json:"Targets"`
 }
 
 // attributeTypeCodes are the AttributeTypeCode values of the AttributeType
@@ -83,7 +86,7 @@ func columns(attrs []attribute) []field {
 	slices.SortStableFunc(attrs, func(a, b attribute) int { return cmp.Compare(a.ColumnNumber, b.ColumnNumber) })
 	var out []field
 	for _, a := range attrs {
-		if a.IsValidForRead != nil && !*a.IsValidForRead {
+		if a.IsValidForRead != nil && !*a.IsValidForRead || a.IsValidODataAttribute != nil && !*a.IsValidODataAttribute {
 			continue
 		}
 		t, ok := cdmType(a)
