@@ -69,6 +69,7 @@ func (s *Source) Copy(ctx context.Context, table, resume string, emit func(conte
 		if c.err != nil {
 			return c.err
 		}
+		s.cfg.Logger.Debug("dataverse copy page", "table", table, "rows", len(c.batch.Changes), "done", c.batch.Done)
 		if err := emit(ctx, c.batch); err != nil {
 			return err
 		}

@@ -90,6 +90,22 @@ func TestEmulatorCopy(t *testing.T) {
 		if tb.AppendOnly != (ti.Name == "accountleads") || (tb.PartitionColumn == "createdon") == tb.AppendOnly {
 			t.Errorf("%s: AppendOnly %v, PartitionColumn %q", ti.Name, tb.AppendOnly, tb.PartitionColumn)
 		}
+		if ti.Name == "account" {
+			labelled := 0
+			for _, os := range tb.OptionSets {
+				for _, o := range os.Options {
+					if o.Language == 1033 && o.Label != "" {
+						labelled++
+					}
+				}
+			}
+			if labelled == 0 || len(tb.States) == 0 || len(tb.Statuses) == 0 {
+				t.Errorf("account choice metadata: %d labelled options, %d states, %d statuses", labelled, len(tb.States), len(tb.Statuses))
+			}
+			if c, _ := tb.Column("ownerid"); c.Type != "guid" || len(c.Targets) == 0 {
+				t.Errorf("account ownerid = %+v, want a guid lookup with targets", c)
+			}
+		}
 		rows, cur := copyTable(t, s, ti.Name)
 		if _, err := parseCursor(ti.Name, cur); err != nil {
 			t.Errorf("%s: last cursor %q: %v", ti.Name, cur, err)

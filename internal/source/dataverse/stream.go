@@ -142,6 +142,7 @@ func (s *Source) deliver(ctx context.Context, t *tableState, p *page, emit func(
 		return &DecodeError{Table: t.name, Err: fmt.Errorf("paging link: %w", err)}
 	}
 	b := source.Batch{Changes: p.changes, Cursors: map[string]string{t.name: next.String()}}
+	s.cfg.Logger.Debug("dataverse delta page", "table", t.name, "changes", len(p.changes), "more", p.next != "", "interval", t.interval)
 	if err := emit(ctx, b); err != nil {
 		return err
 	}
