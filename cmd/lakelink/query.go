@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -26,7 +25,7 @@ func newQueryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := sqldb.Open(cmd.Context(), st, func(ctx context.Context) (*lake.State, error) { return lake.ReadState(ctx, st) })
+			db, err := sqldb.Open(cmd.Context(), st, lake.NewReader(st).State)
 			if err != nil {
 				return err
 			}

@@ -46,7 +46,7 @@ func TestConcurrentReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	db, err := sqldb.Open(ctx, st, func(ctx context.Context) (*lake.State, error) { return lake.ReadState(ctx, st) })
+	db, err := sqldb.Open(ctx, st, lake.NewReader(st).State)
 	if err != nil {
 		t.Fatal(err)
 	}

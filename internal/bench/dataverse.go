@@ -183,7 +183,7 @@ func changeLatency(ctx context.Context, o *Options) (*Section, error) {
 	if err := waitCompleted(ctx, st, "contact"); err != nil {
 		return nil, err
 	}
-	db, err := sqldb.Open(ctx, st, func(ctx context.Context) (*lake.State, error) { return lake.ReadState(ctx, st) })
+	db, err := sqldb.Open(ctx, st, lake.NewReader(st).State)
 	if err != nil {
 		return nil, err
 	}

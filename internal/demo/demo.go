@@ -120,7 +120,7 @@ func Run(ctx context.Context, o Options) error {
 	bars.Close()
 	step("Initial sync completed.")
 
-	db, err := sqldb.Open(ctx, l.Store, func(ctx context.Context) (*lake.State, error) { return lake.ReadState(ctx, l.Store) })
+	db, err := sqldb.Open(ctx, l.Store, lake.NewReader(l.Store).State)
 	if err != nil {
 		return err
 	}

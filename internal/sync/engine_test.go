@@ -54,7 +54,7 @@ func start(t *testing.T, src *fakeSource, dir string, cfg Config) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.err <- h.eng.Run(ctx, src, lk, st) }()
-	h.db, err = sqldb.Open(context.Background(), st, func(ctx context.Context) (*lake.State, error) { return lake.ReadState(ctx, st) })
+	h.db, err = sqldb.Open(context.Background(), st, lake.NewReader(st).State)
 	if err != nil {
 		t.Fatal(err)
 	}
