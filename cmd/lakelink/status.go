@@ -88,7 +88,7 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // slotStatus reads how far the link's replication slot is behind.
 func slotStatus(ctx context.Context, p *config.Link) (*sync.SourceStatus, error) {
-	src, err := link.OpenSource(ctx, p, nil, slog.New(slog.DiscardHandler), 0)
+	src, err := link.OpenSource(ctx, p, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}

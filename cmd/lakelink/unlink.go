@@ -38,7 +38,7 @@ func newUnlinkCmd() *cobra.Command {
 				return fmt.Errorf("a sync of link %s is running on %s: stop it first (Ctrl-C or SIGTERM)", r.Link, st.Root())
 			}
 			if p != nil && p.Source.Type == "postgres" {
-				src, err := link.OpenSource(ctx, p, nil, slog.Default(), 0)
+				src, err := link.OpenSource(ctx, p, nil, slog.Default())
 				if err != nil {
 					return fmt.Errorf("dropping the replication slot: %w", err)
 				}

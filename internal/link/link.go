@@ -26,9 +26,6 @@ type Options struct {
 	Progress sync.Progress
 	Once     bool
 	Reinit   []string
-	// PollInterval overrides the profile's Dataverse poll interval (demo,
-	// benchmarks).
-	PollInterval time.Duration
 }
 
 // Link is an opened link profile.
@@ -63,7 +60,7 @@ func Open(ctx context.Context, p *config.Link, opts Options) (*Link, error) {
 		Logger:   log,
 		Progress: opts.Progress,
 	})
-	src, err := OpenSource(ctx, p, eng, log, opts.PollInterval)
+	src, err := OpenSource(ctx, p, eng, log)
 	if err != nil {
 		lk.Close()
 		return nil, err
@@ -103,7 +100,7 @@ func Specs(p *config.Link) []sync.Spec {
 }
 
 // OpenSource connects to the profile's source; events receives throttling.
-func OpenSource(ctx context.Context, p *config.Link, events source.Events, log *slog.Logger, poll time.Duration) (source.Source, error) {
+func OpenSource(ctx context.Context, p *config.Link, events source.Events, log *slog.Logger) (source.Source, error) {
 	s := p.Source
 	switch s.Type {
 	case "dataverse":
@@ -127,14 +124,11 @@ func OpenSource(ctx context.Context, p *config.Link, events source.Events, log *
 				return nil, fmt.Errorf("%s: source.auth.token_env names %s, which is not set", p.File, a.TokenEnv)
 			}
 		}
-		if poll == 0 {
-			poll = s.PollInterval.Duration
-		}
 		return dataverse.New(ctx, dataverse.Config{
 			URL:               strings.TrimRight(s.URL, "/"),
 			Auth:              auth,
 			PageSize:          s.PageSize,
-			PollInterval:      poll,
+			PollInterval:      s.PollInterval.Duration,
 			MaxPollInterval:   s.MaxPollInterval.Duration,
 			RequestsPerSecond: s.RequestsPerSecond,
 			Events:            events,
