@@ -10,16 +10,22 @@ import (
 	"github.com/lakelink/lakelink/internal/source"
 )
 
-// firstLink is the relative URL of a fresh change-tracking read of l's
-// table: every readable column, lookups by their _<name>_value.
-func (l *layout) firstLink() string {
+// selectList is the $select of a read of l's table: every readable
+// column, lookups by their _<name>_value.
+func (l *layout) selectList() string {
 	var sel []string
 	for _, f := range l.fields {
 		if f.selectName != "" {
 			sel = append(sel, f.selectName)
 		}
 	}
-	return apiPath + l.set + "?$select=" + url.QueryEscape(strings.Join(sel, ","))
+	return strings.Join(sel, ",")
+}
+
+// firstLink is the relative URL of a fresh change-tracking read of l's
+// table.
+func (l *layout) firstLink() string {
+	return apiPath + l.set + "?$select=" + url.QueryEscape(l.selectList())
 }
 
 // Copy reads the table with a change-tracking read, one Batch per page.

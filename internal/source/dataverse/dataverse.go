@@ -42,6 +42,8 @@ const (
 	// DefaultConcurrency is how many requests a Stream keeps in flight; the
 	// service protection limit on concurrent requests per user is 52.
 	DefaultConcurrency = 4
+	// DefaultSchemaInterval is how often Stream looks for column changes.
+	DefaultSchemaInterval = 5 * time.Minute
 )
 
 // Config configures a Source.
@@ -62,6 +64,10 @@ type Config struct {
 	RequestsPerSecond float64
 	// Concurrency bounds the requests a Stream has in flight (default 4).
 	Concurrency int
+	// SchemaInterval is how often Stream reads each table's attributes
+	// again to notice added and dropped columns (default 5 minutes; one
+	// request per table).
+	SchemaInterval time.Duration
 	// HTTPClient sends the requests, Entra ID's included; nil means a
 	// client with a 2-minute timeout.
 	HTTPClient *http.Client
@@ -108,6 +114,9 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.SchemaInterval <= 0 {
+		cfg.SchemaInterval = DefaultSchemaInterval
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 2 * time.Minute}

@@ -537,3 +537,50 @@ func TestCopyReadsAhead(t *testing.T) {
 		t.Errorf("%d data reads for 3 pages", n)
 	}
 }
+
+// TestStreamSchemaChange: a column added at the source is announced in
+// Batch.Schemas, selected from then on, and its values flow; a dropped one
+// leaves the delta link.
+func TestStreamSchemaChange(t *testing.T) {
+	f, srv := newFake(t)
+	f.upsert(1, "x")
+	s := open(t, srv.URL, func(c *Config) { c.SchemaInterval = 20 * time.Millisecond })
+	bs := copyAll(t, s, "account", "")
+	cur := map[string]string{"account": bs[0].Cursors["account"]}
+	f.set(func(f *fake) {
+		f.extraAttrs = []map[string]any{{"LogicalName": "new_rating", "AttributeType": "Integer", "AttributeTypeName": map[string]any{"Value": "IntegerType"}, "IsValidForRead": true, "ColumnNumber": 99}}
+	})
+	got, cur := streamUntil(t, s, cur, func(b []source.Batch) bool { return b[len(b)-1].Schemas != nil })
+	tbl := got[len(got)-1].Schemas["account"]
+	if c, ok := tbl.Column("new_rating"); !ok || c.Type != "int64" || len(tbl.OptionSets) == 0 {
+		t.Fatalf("new schema %+v", tbl)
+	}
+	c, _ := parseCursor("account", cur["account"])
+	if !strings.Contains(c.Link, "new_rating") || !strings.Contains(c.Link, "deltatoken") {
+		t.Errorf("cursor after the schema change = %s", c.Link)
+	}
+	f.setVal(1, "new_rating", 5)
+	got, _ = streamUntil(t, s, cur, func(b []source.Batch) bool { return len(changes(b)) >= 1 })
+	if ch := changes(got)[0]; ch.Values["new_rating"] != int64(5) {
+		t.Errorf("change after the schema change = %+v", ch)
+	}
+	f.mu.Lock()
+	last := f.selects[len(f.selects)-1]
+	f.mu.Unlock()
+	if !strings.Contains(last, "new_rating") {
+		t.Errorf("delta read selected %q", last)
+	}
+}
+
+func TestWithSelect(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/api/data/v9.2/accounts?$select=a,b&$deltatoken=9%2108", "/api/data/v9.2/accounts?$select=x%2Cy&$deltatoken=9%2108"},
+		{"/api/data/v9.2/accounts?%24select=a&$deltatoken=1", "/api/data/v9.2/accounts?$select=x%2Cy&$deltatoken=1"},
+		{"/api/data/v9.2/accounts?$deltatoken=1", "/api/data/v9.2/accounts?$deltatoken=1&$select=x%2Cy"},
+		{"/api/data/v9.2/accounts", "/api/data/v9.2/accounts?$select=x%2Cy"},
+	} {
+		if got := withSelect(tc.in, "x,y"); got != tc.want {
+			t.Errorf("withSelect(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

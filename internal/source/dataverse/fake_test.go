@@ -38,9 +38,13 @@ type fake struct {
 	// expireBelow rejects delta and paging tokens older than this version.
 	expireBelow int64
 	// forbid answers data reads with 403.
-	forbid   bool
-	requests int
-	prefers  []string
+	forbid bool
+	// extraAttrs are appended to account's attributes (a column added at
+	// the source).
+	extraAttrs []map[string]any
+	requests   int
+	prefers    []string
+	selects    []string
 }
 
 type fakeRow struct {
@@ -87,6 +91,17 @@ func (f *fake) upsert(i int, name string) int64 {
 		"lastonholdtime": nil,
 	}}
 	return f.version
+}
+
+// setVal changes one value of account i, as an update does.
+func (f *fake) setVal(i int, k string, v any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.version++
+	r := f.rows[fakeID(i)]
+	r.version = f.version
+	r.vals[k] = v
+	r.vals["versionnumber"] = f.version
 }
 
 func (f *fake) remove(i int) int64 {
@@ -141,6 +156,7 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.metadata(w, strings.TrimPrefix(p, "EntityDefinitions(LogicalName='"), r.URL.Query().Get("$expand") == "Attributes")
 	case p == "accounts":
 		f.prefers = append(f.prefers, r.Header.Get("Prefer"))
+		f.selects = append(f.selects, r.URL.Query().Get("$select"))
 		if f.forbid {
 			odataError(w, http.StatusForbidden, "0x80040220", "Principal user is missing prvReadAccount privilege")
 			return
@@ -185,7 +201,7 @@ func (f *fake) metadata(w http.ResponseWriter, rest string, expand bool) {
 					if err := json.Unmarshal(b, &attrs); err != nil {
 						f.t.Errorf("fake: %s attributes: %v", name, err)
 					}
-					d["Attributes"] = attrs.Value
+					d["Attributes"] = append(attrs.Value, f.extraAttrs...)
 				}
 				d["@odata.context"] = "https://contoso.crm.dynamics.com/api/data/v9.2/$metadata#EntityDefinitions/$entity"
 				_ = json.NewEncoder(w).Encode(d)

@@ -3,10 +3,13 @@ package dataverse
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
 )
 
@@ -34,16 +37,25 @@ type tableState struct {
 	cur      cursor
 	due      time.Time
 	interval time.Duration
-	// changed is true once the delta read in progress returned a change.
-	changed bool
-	busy    bool
+	// changed is true once the delta read in progress returned a change;
+	// paging is true while that read has more pages.
+	changed, paging bool
+	busy            bool
+	// schemaDue is when the table's attributes are read again.
+	schemaDue time.Time
 }
 
-// result is one fetched page, or the error that stopped it.
+// result is one fetched page, or a schema check, or the error that
+// stopped either.
 type result struct {
 	t   *tableState
 	p   *page
 	err error
+	// checked marks a schema check; l and schema are set when the table's
+	// columns changed.
+	checked bool
+	l       *layout
+	schema  *schema.Table
 }
 
 // Stream follows the tables' delta links. Each page becomes one Batch; a
@@ -52,6 +64,12 @@ type result struct {
 // again after PollInterval; each idle read doubles its interval up to
 // MaxPollInterval. Up to Concurrency pages are fetched at once, all under
 // the link's request budget; emit is only called from this goroutine.
+//
+// Every SchemaInterval, between two delta reads, a table's attributes are
+// read again; when its columns changed, an empty Batch carries the new
+// description in Schemas and a delta link whose $select names the new
+// columns, so values of added columns flow from the next change of a row
+// on, and dropped columns no longer break the delta link.
 func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit func(context.Context, source.Batch) error) error {
 	names := make([]string, 0, len(cursors))
 	for n := range cursors {
@@ -72,7 +90,7 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 		if err != nil {
 			return err
 		}
-		tables = append(tables, &tableState{name: n, l: l, cur: cur, due: now, interval: s.cfg.PollInterval})
+		tables = append(tables, &tableState{name: n, l: l, cur: cur, due: now, interval: s.cfg.PollInterval, schemaDue: now.Add(s.cfg.SchemaInterval)})
 	}
 	if len(tables) == 0 {
 		<-ctx.Done()
@@ -102,11 +120,17 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 			t.busy = true
 			inflight++
 			wg.Add(1)
-			go func(t *tableState, cur cursor) {
+			check := !t.paging && !time.Now().Before(t.schemaDue)
+			go func(t *tableState, l *layout, cur cursor) {
 				defer wg.Done()
-				p, err := s.readPage(fetchCtx, t.l, cur.Link, cur.Max+1)
+				if check {
+					l2, tbl, err := s.checkSchema(fetchCtx, t.name, l)
+					results <- result{t: t, checked: true, l: l2, schema: tbl, err: err}
+					return
+				}
+				p, err := s.readPage(fetchCtx, l, cur.Link, cur.Max+1)
 				results <- result{t: t, p: p, err: err}
-			}(t, t.cur)
+			}(t, t.l, t.cur)
 		}
 		var wakeC <-chan time.Time
 		if !wake.IsZero() {
@@ -122,6 +146,12 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 			r.t.busy = false
 			if r.err != nil {
 				return r.err
+			}
+			if r.checked {
+				if err := s.deliverSchema(ctx, r, emit); err != nil {
+					return err
+				}
+				continue
 			}
 			if err := s.deliver(ctx, r.t, r.p, emit); err != nil {
 				return err
@@ -148,6 +178,7 @@ func (s *Source) deliver(ctx context.Context, t *tableState, p *page, emit func(
 	}
 	t.cur = next
 	t.changed = t.changed || len(p.changes) > 0
+	t.paging = p.next != ""
 	now := time.Now()
 	switch {
 	case p.next != "":
@@ -161,6 +192,82 @@ func (s *Source) deliver(ctx context.Context, t *tableState, p *page, emit func(
 		t.due = now.Add(t.interval)
 	}
 	return nil
+}
+
+// checkSchema reads the table's layout again and, when its columns
+// changed, describes it afresh. It returns nils when nothing changed.
+func (s *Source) checkSchema(ctx context.Context, table string, old *layout) (*layout, *schema.Table, error) {
+	l, _, err := s.readLayout(ctx, table)
+	if err != nil || sameFields(old, l) {
+		return nil, nil, err
+	}
+	t, l, err := s.describe(ctx, table)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, t, nil
+}
+
+// sameFields tells whether two layouts read the same columns the same way,
+// whatever their order.
+func sameFields(a, b *layout) bool {
+	if len(a.fields) != len(b.fields) {
+		return false
+	}
+	for _, f := range a.fields {
+		i, ok := b.byWire[f.wire]
+		if !ok {
+			return false
+		}
+		g := b.fields[i]
+		if f.Name != g.Name || f.Type != g.Type || f.MaxLength != g.MaxLength || f.Precision != g.Precision || f.Scale != g.Scale {
+			return false
+		}
+	}
+	return true
+}
+
+// deliverSchema ends a schema check: when the columns changed, it emits the
+// new description with a delta link that selects the new columns.
+func (s *Source) deliverSchema(ctx context.Context, r result, emit func(context.Context, source.Batch) error) error {
+	t := r.t
+	t.schemaDue = time.Now().Add(s.cfg.SchemaInterval)
+	if r.l == nil {
+		return nil
+	}
+	next := t.cur
+	next.Link = withSelect(t.cur.Link, r.l.selectList())
+	s.cfg.Logger.Info("dataverse table columns changed", "table", t.name, "columns", len(r.schema.Columns))
+	b := source.Batch{Cursors: map[string]string{t.name: next.String()}, Schemas: map[string]*schema.Table{t.name: r.schema}}
+	if err := emit(ctx, b); err != nil {
+		return err
+	}
+	t.cur, t.l = next, r.l
+	s.mu.Lock()
+	s.layouts[t.name] = r.l
+	s.mu.Unlock()
+	return nil
+}
+
+// withSelect replaces the $select of a relative link, keeping every other
+// parameter (the delta token) byte for byte.
+func withSelect(link, sel string) string {
+	path, query, _ := strings.Cut(link, "?")
+	params := strings.Split(query, "&")
+	replaced := false
+	for i, p := range params {
+		if strings.HasPrefix(p, "$select=") || strings.HasPrefix(p, "%24select=") {
+			params[i] = "$select=" + url.QueryEscape(sel)
+			replaced = true
+		}
+	}
+	if !replaced {
+		params = append(params, "$select="+url.QueryEscape(sel))
+	}
+	if query == "" {
+		params = params[1:]
+	}
+	return path + "?" + strings.Join(params, "&")
 }
 
 // earliest returns the idle table due first, or nil.
