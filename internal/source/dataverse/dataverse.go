@@ -151,11 +151,14 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 // baseURL checks and normalises the environment URL.
 func baseURL(raw string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("dataverse: source.url %q is not an http(s) URL such as https://contoso.crm.dynamics.com", raw)
+	if err != nil {
+		return "", errors.New("dataverse: source.url is not a URL; give the environment URL such as https://contoso.crm.dynamics.com")
 	}
 	if u.User != nil {
 		return "", errors.New("dataverse: source.url must not carry credentials; use source.auth")
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("dataverse: source.url %q is not an http(s) URL such as https://contoso.crm.dynamics.com", raw)
 	}
 	p := strings.TrimRight(u.Path, "/")
 	p = strings.TrimSuffix(p, strings.TrimRight(apiPath, "/"))

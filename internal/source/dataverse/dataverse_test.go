@@ -436,6 +436,8 @@ func TestNew(t *testing.T) {
 		want string
 	}{
 		{"not a URL", Config{URL: "contoso.crm.dynamics.com"}, "not an http(s) URL"},
+		{"credentials in the URL", Config{URL: "https://user:s3cr3t@contoso.crm.dynamics.com"}, "must not carry credentials"},
+		{"unparsable", Config{URL: "https://contoso.crm.dynamics.com/%zz"}, "is not a URL"},
 		{"unreachable", Config{URL: closed.URL}, "cannot reach"},
 		{"not dataverse", Config{URL: html.URL}, "other than OData JSON"},
 		{"unknown path", Config{URL: srv.URL + "/elsewhere", Auth: Auth{Token: "right"}}, "does not answer as a Dataverse Web API"},
