@@ -22,11 +22,12 @@ import (
 //     at most once, so every version of the row read earlier came in an
 //     earlier page and is <= c.Max < c.Max+1.
 //   - Before a later re-creation of the same id: the re-created row is
-//     written after the delete, so after the delta read that returned the
-//     delete began, and gets a versionnumber above every version that
-//     existed then, c.Max included. It is therefore >= c.Max+1; it equals
-//     c.Max+1 only when no other write happened in the environment between
-//     that read and the re-creation. docs/dataverse.md states this limit.
+//     written after the delta read that returned the delete began (else
+//     that read would have returned the row), so its versionnumber is above
+//     every version that existed then, c.Max included: >= c.Max+1. It
+//     equals c.Max+1 only when the re-creation is the very first write in
+//     the environment after version c.Max; docs/dataverse.md states this
+//     limit.
 // The delete's Version depends only on the cursor it was read from, so a
 // page delivered again after a restart yields the same Version.
 
