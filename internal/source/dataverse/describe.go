@@ -166,6 +166,9 @@ type optionSetMeta struct {
 	Name     string       `json:"Name"`
 	IsGlobal bool         `json:"IsGlobal"`
 	Options  []optionMeta `json:"Options"`
+	// TrueOption and FalseOption replace Options for a Boolean column.
+	TrueOption  *optionMeta `json:"TrueOption"`
+	FalseOption *optionMeta `json:"FalseOption"`
 }
 
 type choiceAttribute struct {
@@ -225,7 +228,7 @@ func (s *Source) describe(ctx context.Context, table string) (*schema.Table, *la
 		return nil, nil, err
 	}
 	def := definition(table)
-	for _, cast := range []string{"PicklistAttributeMetadata", "StateAttributeMetadata", "StatusAttributeMetadata"} {
+	for _, cast := range []string{"PicklistAttributeMetadata", "BooleanAttributeMetadata", "StateAttributeMetadata", "StatusAttributeMetadata"} {
 		var body struct {
 			Value []choiceAttribute `json:"value"`
 		}
@@ -252,6 +255,18 @@ func (s *Source) describe(ctx context.Context, table string) (*schema.Table, *la
 					os.Options = append(os.Options, o.Label.options(o.Value)...)
 				}
 				t.OptionSets = append(t.OptionSets, os)
+			case "BooleanAttributeMetadata":
+				// Boolean columns get their two labels in OptionsetMetadata
+				// too, under the values 0 and 1 the lake writes as False/True.
+				os := schema.OptionSet{Column: a.LogicalName}
+				for _, o := range []*optionMeta{set.FalseOption, set.TrueOption} {
+					if o != nil {
+						os.Options = append(os.Options, o.Label.options(o.Value)...)
+					}
+				}
+				if len(os.Options) > 0 {
+					t.OptionSets = append(t.OptionSets, os)
+				}
 			case "StateAttributeMetadata":
 				for _, o := range set.Options {
 					t.States = append(t.States, o.Label.options(o.Value)...)

@@ -212,6 +212,7 @@ func (f *fake) metadata(w http.ResponseWriter, rest string, expand bool) {
 	default:
 		cast := map[string]string{
 			"/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata": "picklist",
+			"/Attributes/Microsoft.Dynamics.CRM.BooleanAttributeMetadata":  "boolean",
 			"/Attributes/Microsoft.Dynamics.CRM.StateAttributeMetadata":    "state",
 			"/Attributes/Microsoft.Dynamics.CRM.StatusAttributeMetadata":   "status",
 		}[sub]
