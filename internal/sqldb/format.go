@@ -27,10 +27,16 @@ func (e *FormatError) Error() string {
 	return fmt.Sprintf("unknown output format %q: use one of %s", e.Format, strings.Join(Formats, ", "))
 }
 
-// tablePage is how many rows the table format holds to size its columns:
-// memory stays bounded whatever the result size, and columns only widen
-// from one page to the next.
-const tablePage = 1000
+// The table format holds a page of rows to size its columns, so that
+// memory stays bounded whatever the result size; columns only widen from
+// one page to the next. A page ends at tablePage rows or tablePageBytes of
+// text, and a cell shows at most maxCell characters (a 1 MB text value in
+// an aligned table helps no one; csv and json show it whole).
+const (
+	tablePage      = 1000
+	tablePageBytes = 4 << 20
+	maxCell        = 1000
+)
 
 // Format writes rows as an aligned text table ("table"), CSV with a header
 // ("csv", NULL as an empty field, an empty string as ""), a JSON array of
@@ -233,6 +239,7 @@ type tableFormatter struct {
 	cols    []resultColumn
 	widths  []int
 	page    [][]string // rendered cells of the rows not written yet
+	bytes   int        // text in page
 	header  bool
 	written int
 }
@@ -245,22 +252,40 @@ func (f *tableFormatter) row(vals []any) error {
 			continue
 		}
 		cells[i] = cellText(text(v, f.cols[i].dbType))
+		f.bytes += len(cells[i])
 	}
 	f.page = append(f.page, cells)
-	if len(f.page) == tablePage {
+	if len(f.page) == tablePage || f.bytes >= tablePageBytes {
 		return f.flush()
 	}
 	return nil
 }
 
-// cellText keeps a value on one line: control characters show escaped.
+// cellText keeps a value on one line, control characters escaped, and cuts
+// it after maxCell characters.
 var cellEscaper = strings.NewReplacer("\\", "\\\\", "\n", `\n`, "\r", `\r`, "\t", `\t`)
 
 func cellText(s string) string {
+	if len(s) > maxCell {
+		if i := runeOffset(s, maxCell); i < len(s) {
+			s = s[:i] + "…"
+		}
+	}
 	if strings.ContainsAny(s, "\\\n\r\t") {
 		return cellEscaper.Replace(s)
 	}
 	return s
+}
+
+// runeOffset is the byte offset of the n-th rune of s, or len(s).
+func runeOffset(s string, n int) int {
+	for i := range s {
+		if n == 0 {
+			return i
+		}
+		n--
+	}
+	return len(s)
 }
 
 func (f *tableFormatter) flush() error {
@@ -294,7 +319,7 @@ func (f *tableFormatter) flush() error {
 		f.line(cells, func(i int) bool { return f.cols[i].numeric() })
 	}
 	f.written += len(f.page)
-	f.page = f.page[:0]
+	f.page, f.bytes = f.page[:0], 0
 	return nil
 }
 

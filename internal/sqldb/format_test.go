@@ -213,3 +213,30 @@ func golden(t *testing.T, path string, got []byte) {
 		t.Errorf("output differs from %s (go test -update rewrites it after review):\ngot:\n%s\nwant:\n%s", path, got, want)
 	}
 }
+
+// TestFormatLongCells: the table format cuts a cell after maxCell
+// characters; csv and json keep the value whole.
+func TestFormatLongCells(t *testing.T) {
+	l := newTestLake(t)
+	db := l.open()
+	const q = `SELECT repeat('é', 1048576) AS v`
+	for _, tt := range []struct {
+		format string
+		want   int // runes of the value in the output
+	}{{"table", maxCell}, {"csv", 1 << 20}, {"jsonl", 1 << 20}} {
+		rows, err := db.Query(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := Format(&buf, rows, tt.format); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Count(buf.String(), "é"); got != tt.want {
+			t.Errorf("%s: %d characters of the value, want %d", tt.format, got, tt.want)
+		}
+		if tt.format == "table" && !strings.Contains(buf.String(), "é…\n") {
+			t.Errorf("table: the cut is not marked")
+		}
+	}
+}
