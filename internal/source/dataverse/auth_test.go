@@ -3,21 +3,29 @@ package dataverse
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const testSecret = "s3cr3t-Zq9~never-log-me"
 
 // entra fakes the Microsoft Entra ID endpoints a client-credentials sign-in
-// uses, and issues "entra-token" for testSecret only.
+// uses, and issues "entra-token" for testSecret or a signed client
+// assertion (a certificate) only.
 func entra(t *testing.T, scope string) *httptest.Server {
 	srv := httptest.NewTLSServer(nil)
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -32,7 +40,8 @@ func entra(t *testing.T, scope string) *httptest.Server {
 			})
 		case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
 			_ = r.ParseForm()
-			if r.Form.Get("client_secret") != testSecret || !strings.Contains(r.Form.Get("scope"), scope) {
+			signed := r.Form.Get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" && r.Form.Get("client_assertion") != ""
+			if r.Form.Get("client_secret") != testSecret && !signed || !strings.Contains(r.Form.Get("scope"), scope) {
 				t.Logf("entra: scope %q", r.Form.Get("scope"))
 				w.WriteHeader(http.StatusUnauthorized)
 				fmt.Fprint(w, `{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}`)
@@ -135,5 +144,38 @@ func TestCertificateFileErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("authorizerFor(%s) = %v, want %q", tc.a, err, tc.want)
 		}
+	}
+}
+
+// TestClientCertificate signs in with a certificate file (PEM with its
+// private key).
+func TestClientCertificate(t *testing.T) {
+	f, dv := newFake(t)
+	f.set(func(f *fake) { f.token = "entra-token" })
+	id := entra(t, dv.URL+"/.default")
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lakelink-test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "app.pem")
+	pemData := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})...)
+	if err := os.WriteFile(file, pemData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dv.URL, func(c *Config) {
+		c.HTTPClient = id.Client()
+		c.Auth = Auth{TenantID: "t", ClientID: "c", CertificateFile: file, AuthorityHost: id.URL + "/"}
+	})
+	if _, err := s.Tables(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
