@@ -200,7 +200,7 @@ func FuzzRow(f *testing.F) {
 		id := "6f9619ff-8b86-d011-b42d-00cf4fc964ff"
 		vals := map[string]any{"id": id, "s": s, "j": js, "n": n, "d": d, "b": b, "t": tm, "o": tm.In(off), "m": dec}
 		ch := source.Change{ID: id, Version: n, Values: vals}
-		line, err := encodeRow(nil, "fuzz", cols, &ch, time.Unix(0, 0))
+		line, err := newRowEncoder("fuzz", cols, time.Unix(0, 0)).encode(nil, &ch)
 		if err != nil {
 			// Only values outside the documented domain may fail.
 			var ve *ValueError

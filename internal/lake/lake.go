@@ -485,6 +485,7 @@ func tableObjects(ts *TableState) []string {
 // that one object is open at a time whatever the partitions.
 func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []source.Change, now time.Time, w *commitWork) error {
 	index := columnIndex(ts.Columns)
+	enc := newRowEncoder(ts.Name, ts.Columns, now)
 	parts := map[string]*partBuf{}
 	var changeBuf partBuf
 	var buf []byte
@@ -501,7 +502,7 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 			return err
 		}
 		var err error
-		buf, err = encodeRow(buf[:0], ts.Name, ts.Columns, ch, now)
+		buf, err = enc.encode(buf[:0], ch)
 		if err != nil {
 			return err
 		}

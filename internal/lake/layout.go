@@ -137,32 +137,83 @@ func evolveLayout(old []Column, t *schema.Table) ([]Column, error) {
 	return cols, nil
 }
 
-// encodeRow appends the CSV record of one change under layout cols.
-func encodeRow(buf []byte, table string, cols []Column, ch *source.Change, now time.Time) ([]byte, error) {
+// Kinds of the fields of a row, resolved once per commit (rowEncoder).
+const (
+	fieldValue = iota
+	fieldID
+	fieldSink
+	fieldVersion
+	fieldIsDelete
+	// fieldEmpty is a dropped column: always NULL.
+	fieldEmpty
+)
+
+type field struct {
+	kind int
+	typ  schema.Type
+	name string
+}
+
+// rowEncoder encodes the rows of one table in one commit. What is the same
+// for every row is worked out once: the field kind of each column and the
+// formatted SinkCreatedOn/SinkModifiedOn, which is the commit time.
+type rowEncoder struct {
+	table  string
+	fields []field
+	sink   []byte
+}
+
+func newRowEncoder(table string, cols []Column, now time.Time) *rowEncoder {
+	e := &rowEncoder{table: table, fields: make([]field, len(cols)), sink: sinkTime(nil, now)}
 	for i, c := range cols {
+		f := field{kind: fieldValue, typ: c.Type, name: c.Name}
+		switch {
+		case i == idxID:
+			f.kind = fieldID
+		case i == idxSinkCreated || i == idxSinkModified:
+			f.kind = fieldSink
+		case c.System && c.Name == colVersion:
+			f.kind = fieldVersion
+		case c.System && c.Name == colIsDelete:
+			f.kind = fieldIsDelete
+		case c.Dropped:
+			f.kind = fieldEmpty
+		}
+		e.fields[i] = f
+	}
+	return e
+}
+
+// encode appends the CSV record of one change.
+func (e *rowEncoder) encode(buf []byte, ch *source.Change) ([]byte, error) {
+	for i := range e.fields {
+		f := &e.fields[i]
 		if i > 0 {
 			buf = append(buf, ',')
 		}
 		var err error
-		switch {
-		case i == idxID:
-			buf, err = encodeValue(buf, c.Type, ch.ID)
+		switch f.kind {
+		case fieldID:
+			buf, err = encodeValue(buf, f.typ, ch.ID)
 			if err != nil {
-				return buf, &ValueError{Table: table, Column: colID, ID: ch.ID, Err: err}
+				return buf, &ValueError{Table: e.table, Column: colID, ID: ch.ID, Err: err}
 			}
-		case i == idxSinkCreated || i == idxSinkModified:
-			buf = sinkTime(buf, now)
-		case c.System && c.Name == colVersion:
+		case fieldSink:
+			buf = append(buf, e.sink...)
+		case fieldVersion:
 			buf = strconv.AppendInt(buf, ch.Version, 10)
-		case c.System && c.Name == colIsDelete:
+		case fieldIsDelete:
 			if ch.Deleted {
 				buf = append(buf, "True"...)
 			}
-		case ch.Deleted || c.Dropped:
+		case fieldEmpty:
 		default:
-			buf, err = encodeValue(buf, c.Type, ch.Values[c.Name])
+			if ch.Deleted {
+				continue
+			}
+			buf, err = encodeValue(buf, f.typ, ch.Values[f.name])
 			if err != nil {
-				return buf, &ValueError{Table: table, Column: c.Name, ID: ch.ID, Err: err}
+				return buf, &ValueError{Table: e.table, Column: f.name, ID: ch.ID, Err: err}
 			}
 		}
 	}
