@@ -544,11 +544,11 @@ func (s *Source) copyChunk(ctx context.Context, tx pgx.Tx, t *table, e *export, 
 	version := int64(e.lsn) << 16
 	rr := tx.Conn().PgConn().ExecParams(ctx, q.String(), nil, nil, nil, nil)
 	batch := make([]source.Change, 0, s.cfg.BatchRows)
-	var last string
+	var last []byte
 	keyParts := make([]string, len(t.key))
 	send := func(done bool) error {
 		select {
-		case results <- chunkBatch{chunk: chunk, changes: batch, last: last, done: done}:
+		case results <- chunkBatch{chunk: chunk, changes: batch, last: string(last), done: done}:
 			batch = make([]source.Change, 0, s.cfg.BatchRows)
 			return nil
 		case <-ctx.Done():
@@ -557,7 +557,7 @@ func (s *Source) copyChunk(ctx context.Context, tx pgx.Tx, t *table, e *export, 
 	}
 	for rr.NextRow() {
 		vals := rr.Values()
-		last = string(vals[0])
+		last = append(last[:0], vals[0]...)
 		row, err := decodeRow(t, vals[1:])
 		if err != nil {
 			_, _ = rr.Close()
@@ -588,7 +588,7 @@ func decodeRow(t *table, vals [][]byte) (map[string]any, error) {
 			row[t.desc.Columns[i].Name] = nil
 			continue
 		}
-		x, err := t.dec[i].decode(string(v))
+		x, err := t.dec[i].decode(v)
 		if err != nil {
 			return nil, fmt.Errorf("table %s: column %s (%s): %w", t.name, t.desc.Columns[i].Name, t.desc.Columns[i].SourceType, err)
 		}

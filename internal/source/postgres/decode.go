@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -56,23 +57,27 @@ type decoder struct {
 // decode converts a non-NULL text value. Values no CDM type can hold
 // (numeric NaN and ±Infinity, date and timestamp ±infinity) become NULL,
 // as docs/postgres.md says.
-func (d decoder) decode(text string) (any, error) {
+//
+// It takes bytes (as they come off the wire) so that numbers, booleans and
+// times are parsed without first copying the text into a string.
+func (d decoder) decode(text []byte) (any, error) {
 	switch d.kind {
 	case kindString, kindJSON:
-		return text, nil
+		return string(text), nil
 	case kindGuid:
-		return strings.ToLower(text), nil
+		return strings.ToLower(string(text)), nil
 	case kindInt:
-		return strconv.ParseInt(text, 10, 64)
+		return strconv.ParseInt(string(text), 10, 64)
 	case kindDecimal:
-		if text == "NaN" || text == "Infinity" || text == "-Infinity" {
+		switch string(text) {
+		case "NaN", "Infinity", "-Infinity":
 			return nil, nil
 		}
-		return text, nil
+		return string(text), nil
 	case kindFloat:
-		return strconv.ParseFloat(text, 64)
+		return strconv.ParseFloat(string(text), 64)
 	case kindBool:
-		switch text {
+		switch string(text) {
 		case "t":
 			return true, nil
 		case "f":
@@ -80,22 +85,23 @@ func (d decoder) decode(text string) (any, error) {
 		}
 		return nil, fmt.Errorf("boolean %q is neither t nor f", text)
 	case kindDate, kindTimestamp, kindTimestamptz:
-		if text == "infinity" || text == "-infinity" {
+		switch string(text) {
+		case "infinity", "-infinity":
 			return nil, nil
 		}
-		return parseTime(text)
+		return parseTime(string(text))
 	case kindBytea:
-		b, ok := strings.CutPrefix(text, `\x`)
+		b, ok := bytes.CutPrefix(text, []byte(`\x`))
 		if !ok {
 			return nil, fmt.Errorf("bytea value is not in hex output format")
 		}
-		raw, err := hex.DecodeString(b)
-		if err != nil {
+		raw := make([]byte, hex.DecodedLen(len(b)))
+		if _, err := hex.Decode(raw, b); err != nil {
 			return nil, fmt.Errorf("bytea value: %w", err)
 		}
 		return base64.StdEncoding.EncodeToString(raw), nil
 	case kindArray:
-		return arrayJSON(text, d.delim, d.elem)
+		return arrayJSON(string(text), d.delim, d.elem)
 	}
 	return nil, fmt.Errorf("unknown value kind %d", d.kind)
 }

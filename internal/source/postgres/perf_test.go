@@ -70,7 +70,6 @@ func BenchmarkStream(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		col := &collector{}
 		cursors := map[string]string{}
 		if err := s.Copy(ctx, "pgbench_accounts", "", func(_ context.Context, bt source.Batch) error {
 			if bt.Done {
@@ -84,8 +83,8 @@ func BenchmarkStream(b *testing.B) {
 		c.Exec(b, db, "SELECT pg_create_logical_replication_slot('"+floor+"', 'pgoutput')")
 		start := tableStateTB(b, dsn, "SELECT 'lsn', confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '"+floor+"'")["lsn"]
 		// 200 transactions of 1000 updates each.
-		for range 200 {
-			c.Exec(b, db, "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 200 = (random() * 199)::int")
+		for i := range 200 {
+			c.Exec(b, db, fmt.Sprintf("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid %% 200 = %d", i))
 		}
 		end := tableStateTB(b, dsn, "SELECT 'lsn', pg_current_wal_insert_lsn()::text")["lsn"]
 		total := int64(0)
@@ -102,8 +101,12 @@ func BenchmarkStream(b *testing.B) {
 				return nil
 			})
 		}()
-		<-sctx.Done()
-		_ = col
+		select {
+		case <-sctx.Done():
+		case <-time.After(2 * time.Minute):
+			cancel()
+			b.Fatalf("stream delivered %d of 200000 changes in 2 minutes", total)
+		}
 		floorRes, err := RecvLogical(ctx, c.BinDir, dsn, floor, s.pub, start, end)
 		if err != nil {
 			b.Fatal(err)

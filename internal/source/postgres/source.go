@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -39,7 +40,7 @@ type Config struct {
 	Link   string
 	Tables []TableConfig
 	// CopyWorkers is how many connections copy chunks of a big table in
-	// parallel (default 4).
+	// parallel (default: the CPU count, at most 4).
 	CopyWorkers int
 	// BatchRows bounds the changes of one batch (default 10000).
 	BatchRows int
@@ -111,7 +112,9 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		return nil, errors.New("postgres source: no link name configured")
 	}
 	if cfg.CopyWorkers <= 0 {
-		cfg.CopyWorkers = 4
+		// Decoding rows costs the client about as much CPU as reading them
+		// costs the server, so workers beyond the client's cores do not help.
+		cfg.CopyWorkers = min(4, runtime.NumCPU())
 	}
 	if cfg.BatchRows <= 0 {
 		cfg.BatchRows = 10000

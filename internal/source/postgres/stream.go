@@ -289,6 +289,11 @@ func (st *stream) run(ctx context.Context) error {
 	now := time.Now()
 	st.nextStat = now.Add(statusInterval)
 	st.nextIdle = now.Add(idleInterval)
+	// One deadline context serves many receives: a new one is made only
+	// when it expired or something is due earlier (waking up early is
+	// harmless, every due action is checked after each receive).
+	dl := &deadline{parent: ctx}
+	defer dl.stop()
 	for {
 		next := st.nextStat
 		if len(st.batch.Changes) > 0 || st.batch.Schemas != nil {
@@ -296,9 +301,7 @@ func (st *stream) run(ctx context.Context) error {
 		} else if st.txn == nil {
 			next = minTime(next, st.nextIdle)
 		}
-		rctx, cancel := context.WithDeadline(ctx, next)
-		msg, err := st.conn.ReceiveMessage(rctx)
-		cancel()
+		msg, err := st.conn.ReceiveMessage(dl.until(next))
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -330,6 +333,31 @@ func (st *stream) run(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+}
+
+// deadline hands out a context that ends at a given time, reusing it
+// while it is live and ends no later than asked.
+type deadline struct {
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (d *deadline) until(t time.Time) context.Context {
+	if d.ctx != nil {
+		if end, _ := d.ctx.Deadline(); d.ctx.Err() == nil && !t.Before(end) {
+			return d.ctx
+		}
+		d.cancel()
+	}
+	d.ctx, d.cancel = context.WithDeadline(d.parent, t)
+	return d.ctx
+}
+
+func (d *deadline) stop() {
+	if d.cancel != nil {
+		d.cancel()
 	}
 }
 
@@ -548,7 +576,7 @@ func (st *stream) tuple(r *rel, td *pglogrepl.TupleData, oldKey []string) (map[s
 		case pglogrepl.TupleDataTypeToast:
 			toast = append(toast, col)
 		case pglogrepl.TupleDataTypeText:
-			v, err := r.dec[i].decode(string(c.Data))
+			v, err := r.dec[i].decode(c.Data)
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("postgres source %s: table %s: column %s (%s): %w", st.s.where, name, col, r.desc.Columns[i].SourceType, err)
 			}
@@ -647,7 +675,7 @@ func (st *stream) readColumns(ctx context.Context, r *rel, key []string, cols []
 			var v any
 			if raw != nil {
 				ci := slices.IndexFunc(r.desc.Columns, func(c schema.Column) bool { return c.Name == cols[i] })
-				if v, err = r.dec[ci].decode(string(raw)); err != nil {
+				if v, err = r.dec[ci].decode(raw); err != nil {
 					_, _ = rr.Close()
 					return fmt.Errorf("postgres source %s: table %s: column %s: %w", st.s.where, t.name, cols[i], err)
 				}
