@@ -353,3 +353,34 @@ func churn(ctx context.Context, t *testing.T, url string) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestBearerToken runs a link against an emulator that requires a token:
+// the token comes from the variable the profile names and never shows in
+// the output.
+func TestBearerToken(t *testing.T) {
+	const token = "tok-9f8e7d6c5b4a"
+	_, url := emulatortest.Start(t, emulator.Config{Dir: t.TempDir(), Scale: 50, Seed: 1, Token: token})
+	dir := t.TempDir()
+	profile := writeProfile(t, dir, url, "  - name: contact\n")
+	b, _ := os.ReadFile(profile)
+	os.WriteFile(profile, []byte(strings.Replace(string(b), "  requests_per_second: 500\n", "  requests_per_second: 500\n  auth:\n    token_env: LL_TEST_TOKEN\n", 1)), 0o644)
+
+	cmd := exec.Command(binary, "sync", "-c", profile, "--once", "-v")
+	cmd.Env = append(os.Environ(), "LL_TEST_TOKEN="+token)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sync with the token: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), token) {
+		t.Fatal("the token appears in the output")
+	}
+	cmd = exec.Command(binary, "sync", "-c", profile, "--once")
+	cmd.Env = append(os.Environ(), "LL_TEST_TOKEN=wrong")
+	out, err = cmd.CombinedOutput()
+	if err == nil {
+		t.Fatal("sync with a wrong token succeeded")
+	}
+	if !strings.Contains(string(out), "401") && !strings.Contains(strings.ToLower(string(out)), "unauthorized") {
+		t.Fatalf("a wrong token is not reported as such:\n%s", out)
+	}
+}

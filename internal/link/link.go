@@ -108,21 +108,11 @@ func OpenSource(ctx context.Context, p *config.Link, events source.Events, log *
 		auth := dataverse.Auth{
 			TenantID:         a.TenantID,
 			ClientID:         a.ClientID,
+			ClientSecretEnv:  a.ClientSecretEnv,
 			ClientSecretFile: a.ClientSecretFile,
 			CertificateFile:  a.CertificateFile,
 			ManagedIdentity:  a.ManagedIdentity,
-		}
-		if a.ClientSecretEnv != "" {
-			auth.ClientSecret = os.Getenv(a.ClientSecretEnv)
-			if auth.ClientSecret == "" {
-				return nil, fmt.Errorf("%s: source.auth.client_secret_env names %s, which is not set", p.File, a.ClientSecretEnv)
-			}
-		}
-		if a.TokenEnv != "" {
-			auth.Token = os.Getenv(a.TokenEnv)
-			if auth.Token == "" {
-				return nil, fmt.Errorf("%s: source.auth.token_env names %s, which is not set", p.File, a.TokenEnv)
-			}
+			TokenEnv:         a.TokenEnv,
 		}
 		return dataverse.New(ctx, dataverse.Config{
 			URL:               strings.TrimRight(s.URL, "/"),
