@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -241,6 +242,42 @@ func FuzzRow(f *testing.F) {
 					t.Fatalf("column %s: %q, want %q", c.Name, got, want)
 				}
 			}
+		}
+	})
+}
+
+// decimalRef is the definition isDecimal implements.
+var decimalRef = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+
+func TestIsDecimal(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{
+		{"0", true}, {"-0", true}, {"12.50", true}, {"-1234567890.50", true}, {"007", true},
+		{"99999999999999999999999999999999999999", true}, {"-0.0000000001", true},
+		{"", false}, {"-", false}, {".5", false}, {"5.", false}, {"-.5", false}, {"+1", false},
+		{"1e5", false}, {"1.2.3", false}, {"--1", false}, {" 1", false}, {"1 ", false},
+		{"1\n", false}, {"NaN", false}, {"Infinity", false}, {"1,5", false}, {"١", false},
+	} {
+		if got := isDecimal(tc.s); got != tc.want {
+			t.Errorf("isDecimal(%q) = %v, want %v", tc.s, got, tc.want)
+		}
+		if ref := decimalRef.MatchString(tc.s); ref != tc.want {
+			t.Errorf("reference regexp on %q = %v, want %v", tc.s, ref, tc.want)
+		}
+	}
+}
+
+// FuzzDecimal checks that isDecimal accepts exactly the language of its
+// defining regular expression.
+func FuzzDecimal(f *testing.F) {
+	for _, s := range []string{"", "0", "-1.5", "1.", ".1", "-", "1.2.3", "12a", "-0.00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isDecimal(s), decimalRef.MatchString(s); got != want {
+			t.Fatalf("isDecimal(%q) = %v, the regexp says %v", s, got, want)
 		}
 	})
 }
