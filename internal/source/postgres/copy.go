@@ -242,6 +242,18 @@ func (s *Source) shareExport(t *table, snapshot string) *export {
 	return nil
 }
 
+// unhold drops the hold a failed copy registered, so a table the engine
+// gives up on does not pin the slot (and the WAL it retains) forever. A copy
+// retried under the same snapshot registers it again, unless the slot moved
+// past it meanwhile, in which case the retry is refused as expired.
+func (s *Source) unhold(oid uint32, lsn pglogrepl.LSN) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.holds[oid] == lsn {
+		delete(s.holds, oid)
+	}
+}
+
 func (s *Source) releaseExport(e *export) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -323,7 +335,7 @@ type chunkBatch struct {
 // Copy copies table under an exported snapshot; see the comment at the top
 // of this file. Every row gets Version = CP << 16, below the version of any
 // change the stream delivers for the table (commit LSN >= CP, low bits >= 1).
-func (s *Source) Copy(ctx context.Context, name string, resume string, emit func(context.Context, source.Batch) error) error {
+func (s *Source) Copy(ctx context.Context, name string, resume string, emit func(context.Context, source.Batch) error) (err error) {
 	t, err := s.table(ctx, name)
 	if err != nil {
 		return err
@@ -351,6 +363,11 @@ func (s *Source) Copy(ctx context.Context, name string, resume string, emit func
 		}
 	}
 	defer s.releaseExport(e)
+	defer func() {
+		if err != nil {
+			s.unhold(t.oid, e.lsn)
+		}
+	}()
 
 	// The coordinating transaction holds an ACCESS SHARE lock for the whole
 	// copy, so no VACUUM FULL, CLUSTER or rewriting ALTER TABLE moves rows

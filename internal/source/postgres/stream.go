@@ -48,9 +48,11 @@ const (
 	// is split across batches (the only case where a batch holds part of a
 	// transaction).
 	splitFactor = 8
-	// recentRows bounds the per-table memory of recent row values that
-	// resolves unchanged TOASTed columns without a query.
-	recentRows = 10000
+	// recentRows bounds the memory of recent row values that resolves
+	// unchanged TOASTed columns without a query; only rows whose strings
+	// reach recentMinBytes (the size where TOAST may start) are kept.
+	recentRows     = 10000
+	recentMinBytes = 1024
 )
 
 // ReinitError reports a schema change the lake cannot follow.
@@ -69,7 +71,12 @@ func (e *ReinitError) Error() string {
 type streamTable struct {
 	t      *table
 	cursor pglogrepl.LSN
-	recent map[string]map[string]any
+}
+
+// recentKey names a row in stream.recent.
+type recentKey struct {
+	oid uint32
+	id  string
 }
 
 // rel is a relation as the latest pgoutput Relation message describes it.
@@ -96,10 +103,12 @@ type outBatch struct {
 }
 
 type stream struct {
-	s       *Source
-	conn    *pgconn.PgConn
-	tables  map[uint32]*streamTable
-	rels    map[uint32]*rel
+	s      *Source
+	conn   *pgconn.PgConn
+	tables map[uint32]*streamTable
+	rels   map[uint32]*rel
+	// recent holds the values last delivered for rows with large values.
+	recent  map[recentKey]map[string]any
 	pos     pglogrepl.LSN
 	recvd   pglogrepl.LSN
 	txn     *txnState
@@ -116,7 +125,7 @@ type stream struct {
 // Stream delivers the changes of the given tables from their cursors; see
 // the comment at the top of this file.
 func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit func(context.Context, source.Batch) error) error {
-	st := &stream{s: s, tables: map[uint32]*streamTable{}, rels: map[uint32]*rel{}}
+	st := &stream{s: s, tables: map[uint32]*streamTable{}, rels: map[uint32]*rel{}, recent: map[recentKey]map[string]any{}}
 	names := slices.Sorted(func(yield func(string) bool) {
 		for n := range cursors {
 			if !yield(n) {
@@ -137,7 +146,7 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 		if err != nil {
 			return err
 		}
-		st.tables[t.oid] = &streamTable{t: t, cursor: lsn, recent: map[string]map[string]any{}}
+		st.tables[t.oid] = &streamTable{t: t, cursor: lsn}
 		if start == 0 || lsn < start {
 			start = lsn
 		}
@@ -451,7 +460,7 @@ func (st *stream) decoded(ctx context.Context, m pglogrepl.Message) error {
 			if err := st.add(ctx, r, source.Change{ID: keyID(oldKey), Deleted: true}); err != nil {
 				return err
 			}
-			delete(r.st.recent, keyID(oldKey))
+			delete(st.recent, recentKey{r.st.t.oid, keyID(oldKey)})
 		}
 		return st.upsert(ctx, r, key, vals, toast)
 	case *pglogrepl.DeleteMessage:
@@ -463,7 +472,7 @@ func (st *stream) decoded(ctx context.Context, m pglogrepl.Message) error {
 		if err != nil {
 			return err
 		}
-		delete(r.st.recent, keyID(key))
+		delete(st.recent, recentKey{r.st.t.oid, keyID(key)})
 		return st.add(ctx, r, source.Change{ID: keyID(key), Deleted: true})
 	case *pglogrepl.TruncateMessage:
 		for _, id := range m.RelationIDs {
@@ -618,7 +627,7 @@ func (st *stream) tuple(r *rel, td *pglogrepl.TupleData, oldKey []string) (map[s
 func (st *stream) upsert(ctx context.Context, r *rel, key []string, vals map[string]any, toast []string) error {
 	id := keyID(key)
 	if len(toast) > 0 {
-		prev := r.st.recent[id]
+		prev := st.recent[recentKey{r.st.t.oid, id}]
 		var missing []string
 		for _, c := range toast {
 			if v, ok := prev[c]; ok {
@@ -633,10 +642,21 @@ func (st *stream) upsert(ctx context.Context, r *rel, key []string, vals map[str
 			}
 		}
 	}
-	if len(r.st.recent) >= recentRows {
-		clear(r.st.recent)
+	size := 0
+	for _, v := range vals {
+		if s, ok := v.(string); ok {
+			size += len(s)
+		}
 	}
-	r.st.recent[id] = vals
+	rk := recentKey{r.st.t.oid, id}
+	if size >= recentMinBytes {
+		if len(st.recent) >= recentRows {
+			clear(st.recent)
+		}
+		st.recent[rk] = vals
+	} else {
+		delete(st.recent, rk)
+	}
 	return st.add(ctx, r, source.Change{ID: id, Values: vals})
 }
 
