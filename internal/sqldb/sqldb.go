@@ -111,10 +111,11 @@ func Open(ctx context.Context, st store.Store, load func(context.Context) (*lake
 	return db, nil
 }
 
-// memoryLimit bounds DuckDB's buffers (DESIGN.md: lakelink peaks under
-// 512 MB whatever the table size); bigger sorts, joins and aggregates spill
-// to a temporary directory instead.
-const memoryLimit = "256MB"
+// memoryLimit bounds DuckDB's buffers so that a query process stays under
+// DESIGN.md's 512 MB with room for Go; bigger sorts, joins and aggregates
+// spill to a temporary directory instead. 256 MB made DuckDB fail wide
+// sorts now and then even with spilling ("failed to pin block").
+const memoryLimit = "384MB"
 
 // setup bounds DuckDB's memory and creates what does not depend on the
 // state: the metadata tables and the sys catalog. Extensions are never

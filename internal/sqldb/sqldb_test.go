@@ -208,12 +208,14 @@ func TestMemoryBoundAndClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := query(t, db, `SELECT current_setting('memory_limit'), current_setting('temp_directory') = ?`, db.spill)
-	if !slices.Equal(got, []string{"244.1 MiB|true"}) {
-		t.Errorf("settings: got %q, want a 256 MB limit spilling to %s", got, db.spill)
+	if !slices.Equal(got, []string{"366.2 MiB|true"}) {
+		t.Errorf("settings: got %q, want a 384 MB limit spilling to %s", got, db.spill)
 	}
-	// A sort bigger than the memory limit spills instead of failing.
-	got = query(t, db, `SELECT count(*) FROM (SELECT repeat('x', 100) || i AS s FROM range(3000000) t(i) ORDER BY s DESC)`)
-	if !slices.Equal(got, []string{"3000000"}) {
+	// A sort bigger than the memory limit (450 MB of text) spills instead
+	// of failing. At 256 MB, DuckDB failed it now and then ("failed to pin
+	// block").
+	q := `SELECT max(n) FROM (SELECT row_number() OVER (ORDER BY s DESC) AS n FROM (SELECT repeat('x', 1000) || i AS s FROM range(450000) t(i)))`
+	if got := query(t, db, q); !slices.Equal(got, []string{"450000"}) {
 		t.Errorf("big sort: got %q", got)
 	}
 	spill := db.spill
