@@ -182,4 +182,3 @@ func testText(v any) string {
 	}
 }
 
-func fmtPath(format string, args ...any) string { return fmt.Sprintf(format, args...) }

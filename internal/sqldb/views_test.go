@@ -102,10 +102,10 @@ func TestMergeOnRead(t *testing.T) {
 			l := newTestLake(t)
 			tab := nameTable("account")
 			for i, f := range tt.files {
-				tab.Files = append(tab.Files, l.write(fmtPath("account/%d_1_%d.csv", 2020+i, i), f))
+				tab.Files = append(tab.Files, l.write(fmt.Sprintf("account/%d_1_%d.csv", 2020+i, i), f))
 			}
 			for i, f := range tt.changes {
-				tab.Changes = append(tab.Changes, l.write(fmtPath("_lakelink/changes/account/%04d.csv", i), f))
+				tab.Changes = append(tab.Changes, l.write(fmt.Sprintf("_lakelink/changes/account/%04d.csv", i), f))
 			}
 			l.commit(tab)
 			db := l.open()
