@@ -7,7 +7,6 @@
 package lake
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -487,8 +486,13 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 	index := columnIndex(ts.Columns)
 	enc := newRowEncoder(ts.Name, ts.Columns, now)
 	parts := map[string]*partBuf{}
-	var changeBuf partBuf
-	var buf []byte
+	changeBuf := getPartBuf()
+	defer func() {
+		putPartBuf(changeBuf)
+		for _, pb := range parts {
+			putPartBuf(pb)
+		}
+	}()
 	var upserts int64
 	for i := range changes {
 		ch := &changes[i]
@@ -501,26 +505,26 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 		if err := checkValues(ts.Name, index, ch); err != nil {
 			return err
 		}
-		var err error
-		buf, err = enc.encode(buf[:0], ch)
-		if err != nil {
-			return err
-		}
-		switch {
-		case !ts.Options.AppendOnly && (ts.Phase != InProgress || ch.Deleted):
-			changeBuf.add(buf)
-		default:
+		pb := changeBuf
+		if ts.Options.AppendOnly || (ts.Phase == InProgress && !ch.Deleted) {
 			p := partitionOf(ts.Options.Granularity, ts.Source.PartitionColumn, ch, now)
-			pb := parts[p]
+			pb = parts[p]
 			if pb == nil {
-				pb = &partBuf{}
+				pb = getPartBuf()
 				parts[p] = pb
 			}
-			pb.add(buf)
 			if !ch.Deleted {
 				upserts++
 			}
 		}
+		// Rows are encoded straight into their file's buffer; on an error
+		// the commit fails and the buffer is dropped.
+		var err error
+		pb.data, err = enc.encode(pb.data, ch)
+		if err != nil {
+			return err
+		}
+		pb.endRow()
 	}
 	names := make([]string, 0, len(parts))
 	for p := range parts {
@@ -539,8 +543,8 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 		}
 	}
 	ts.Files = files
-	if changeBuf.rows > 0 {
-		f, err := l.writeObject(ctx, l.changeName(ts), changeBuf.data.Bytes(), changeBuf.rows, now, w)
+	if rows := len(changeBuf.ends); rows > 0 {
+		f, err := l.writeObject(ctx, l.changeName(ts), changeBuf.data, int64(rows), now, w)
 		if err != nil {
 			return err
 		}
@@ -558,18 +562,29 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 // bounded amount of data even when rows are large; a variable for tests.
 var maxFileBytes = 128 << 20
 
-// partBuf accumulates encoded rows, remembering where each row ends so that
-// it can be split into files of bounded row counts.
+// partBuf accumulates the encoded rows of one file, remembering where each
+// row ends so that it can be split into files of bounded row counts.
 type partBuf struct {
-	data bytes.Buffer
+	data []byte
 	ends []int
-	rows int64
 }
 
-func (b *partBuf) add(row []byte) {
-	b.data.Write(row)
-	b.ends = append(b.ends, b.data.Len())
-	b.rows++
+// partBufs recycles partBufs across commits: an initial copy commits
+// batches of similar size over and over, and growing fresh buffers for each
+// one (and clearing the memory) cost more than encoding the rows. A pool
+// rather than a per-lake buffer lets the GC free them when commits stop.
+var partBufs = sync.Pool{New: func() any { return &partBuf{} }}
+
+// endRow marks the end of the row just appended to data.
+func (b *partBuf) endRow() { b.ends = append(b.ends, len(b.data)) }
+
+func getPartBuf() *partBuf { return partBufs.Get().(*partBuf) }
+
+// putPartBuf recycles b; nothing may refer to its memory any more (store
+// writers do not keep what they are given).
+func putPartBuf(b *partBuf) {
+	b.data, b.ends = b.data[:0], b.ends[:0]
+	partBufs.Put(b)
 }
 
 type chunk struct {
@@ -581,7 +596,7 @@ type chunk struct {
 // single row is larger, maxBytes bytes.
 func (b *partBuf) split(maxRows int, maxBytes int) []chunk {
 	var out []chunk
-	all := b.data.Bytes()
+	all := b.data
 	start, first := 0, 0
 	for i, end := range b.ends {
 		if i > first && (i-first >= maxRows || end-start > maxBytes) {

@@ -362,7 +362,8 @@ func TestSplit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var b partBuf
 			for _, r := range tt.rows {
-				b.add([]byte(r))
+				b.data = append(b.data, r...)
+				b.endRow()
 			}
 			var got []string
 			var rows int64
