@@ -181,4 +181,3 @@ func testText(v any) string {
 		return fmt.Sprint(v)
 	}
 }
-
