@@ -178,6 +178,12 @@ func (s *Source) acquireExport(ctx context.Context, t *table) (*export, error) {
 	default:
 		slotExists = true
 	}
+	// Until the new snapshot's consistent point is known, hold the slot
+	// where it is: a Stream running meanwhile must not confirm past the
+	// point the new copy will need.
+	s.mu.Lock()
+	s.holds[t.oid] = s.confirmed
+	s.mu.Unlock()
 	conn, err := s.replConn(ctx)
 	if err != nil {
 		return nil, err
@@ -234,24 +240,20 @@ func (s *Source) shareExport(t *table, snapshot string) *export {
 			e.timer.Stop()
 			e.timer = nil
 		}
-		if h, ok := s.holds[t.oid]; !ok || e.lsn < h {
-			s.holds[t.oid] = e.lsn
-		}
+		s.holds[t.oid] = e.lsn
 		return e
 	}
 	return nil
 }
 
-// unhold drops the hold a failed copy registered, so a table the engine
-// gives up on does not pin the slot (and the WAL it retains) forever. A copy
-// retried under the same snapshot registers it again, unless the slot moved
-// past it meanwhile, in which case the retry is refused as expired.
-func (s *Source) unhold(oid uint32, lsn pglogrepl.LSN) {
+// unhold drops the hold of a failed copy, so a table the engine gives up on
+// does not pin the slot (and the WAL it retains) forever. A copy retried
+// under the same snapshot registers it again, unless the slot moved past it
+// meanwhile, in which case the retry is refused as expired.
+func (s *Source) unhold(oid uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.holds[oid] == lsn {
-		delete(s.holds, oid)
-	}
+	delete(s.holds, oid)
 }
 
 func (s *Source) releaseExport(e *export) {
@@ -365,7 +367,7 @@ func (s *Source) Copy(ctx context.Context, name string, resume string, emit func
 	defer s.releaseExport(e)
 	defer func() {
 		if err != nil {
-			s.unhold(t.oid, e.lsn)
+			s.unhold(t.oid)
 		}
 	}()
 

@@ -166,9 +166,8 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	st.conn = conn
-	args := []string{"proto_version '1'", "publication_names " + quoteLiteral(s.pub)}
-	if err := pglogrepl.StartReplication(ctx, conn, s.slot, start, pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: args}); err != nil {
-		return fmt.Errorf("postgres source %s: start replication from slot %s at %s: %w", s.where, s.slot, start, err)
+	if err := st.start(ctx, start); err != nil {
+		return err
 	}
 	s.log.Info("stream started", "slot", s.slot, "from", start.String(), "tables", len(names))
 	st.pos, st.recvd = start, start
@@ -197,13 +196,36 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 	}()
 	err = st.run(cctx)
 	close(st.out)
-	if eerr := <-emitErr; eerr != nil {
+	eerr := <-emitErr
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case eerr != nil:
 		return eerr
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
 	return err
+}
+
+// start starts replication. The walsender of a Stream that just ended may
+// still hold the slot for a moment: "in use" is retried for up to 10 s.
+func (st *stream) start(ctx context.Context, start pglogrepl.LSN) error {
+	s := st.s
+	args := []string{"proto_version '1'", "publication_names " + quoteLiteral(s.pub)}
+	for try := 0; ; try++ {
+		err := pglogrepl.StartReplication(ctx, st.conn, s.slot, start, pglogrepl.StartReplicationOptions{Mode: pglogrepl.LogicalReplication, PluginArgs: args})
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" || try == 20 {
+			if err != nil {
+				return fmt.Errorf("postgres source %s: start replication from slot %s at %s: %w", s.where, s.slot, start, err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // check refuses cursors the slot can no longer serve.

@@ -379,3 +379,20 @@ func TestSchemaChanges(t *testing.T) {
 		t.Fatalf("Stream = %v, want a ReinitError for column extra", err)
 	}
 }
+
+// TestStreamWaitsForSlot starts a Stream while another still holds the slot:
+// it waits for the slot instead of failing.
+func TestStreamWaitsForSlot(t *testing.T) {
+	c, db, dsn := newDB(t, "CREATE TABLE t (id int PRIMARY KEY)")
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "t"}}})
+	col := &collector{}
+	cursors := copyAll(t, s, col, "t")
+	first := startStream(s, cursors, &collector{})
+	time.Sleep(300 * time.Millisecond)
+	second := startStream(s, cursors, col)
+	time.Sleep(700 * time.Millisecond)
+	first.stop(t)
+	c.Exec(t, db, "INSERT INTO t VALUES (1)")
+	waitFor(t, "the second stream", func() bool { _, ok := col.rows()["t"]["1"]; return ok })
+	second.stop(t)
+}
