@@ -236,11 +236,35 @@ func start(settings ...string) (c *Cluster, err error) {
 	}
 	c.done = make(chan error, 1)
 	go func() { c.done <- c.cmd.Wait() }()
+	if err := c.watchdog(); err != nil {
+		return nil, err
+	}
 	if err := c.waitReady(30 * time.Second); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
 		return nil, fmt.Errorf("%w\nserver log:\n%s", err, log)
 	}
 	return c, nil
+}
+
+// watchdog stops the server and removes its directory if the test binary
+// dies without cleaning up (killed, or timed out): a detached shell polls
+// the test process and the server. It ends by itself once the server is
+// gone, so a normal Stop needs nothing from it.
+func (c *Cluster) watchdog() error {
+	script := fmt.Sprintf(`while kill -0 %d 2>/dev/null; do
+  kill -0 %d 2>/dev/null || exit 0
+  sleep 1
+done
+kill -INT %d 2>/dev/null
+while kill -0 %d 2>/dev/null; do sleep 0.2; done
+rm -rf %q`, os.Getpid(), c.cmd.Process.Pid, c.cmd.Process.Pid, c.cmd.Process.Pid, c.Dir)
+	w := exec.Command("sh", "-c", script)
+	w.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start the cluster watchdog: %w", err)
+	}
+	go func() { _ = w.Wait() }()
+	return nil
 }
 
 // command runs a binary of BinDir as the server's user.
