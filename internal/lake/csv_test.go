@@ -281,3 +281,28 @@ func FuzzDecimal(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDateTime checks that appendDateTime writes exactly what the layouts
+// it implements make time.Time.AppendFormat write.
+func FuzzDateTime(f *testing.F) {
+	f.Add(int64(0), uint32(0), 0)
+	f.Add(int64(1700000000), uint32(123456789), -300)
+	f.Add(int64(-62135596800), uint32(999999999), 840)     // 0001-01-01 UTC
+	f.Add(int64(253402300799), uint32(99), -1)             // 9999-12-31 23:59:59 UTC, -1 s
+	f.Add(int64(-62135596800), uint32(0), -3600)           // year 0 in the zone
+	f.Add(int64(1700000000), uint32(0), 45296)             // +12:34:56
+	f.Add(int64(1700000000), uint32(5), -59)               // rounds to +00:00
+	f.Add(int64(1700000000), uint32(5), 100*3600+60*59+17) // three-digit hours
+	f.Fuzz(func(t *testing.T, secs int64, nanos uint32, offset int) {
+		tm := time.Unix(secs, int64(nanos%1e9)).In(time.FixedZone("", offset))
+		for _, withOffset := range []bool{false, true} {
+			layout, in := dateTimeLayout, tm.UTC()
+			if withOffset {
+				layout, in = dateTimeOffsetLayout, tm
+			}
+			if got, want := appendDateTime([]byte("x"), in, withOffset), in.AppendFormat([]byte("x"), layout); !bytes.Equal(got, want) {
+				t.Fatalf("%v (offset %v): %q, AppendFormat writes %q", in, withOffset, got, want)
+			}
+		}
+	})
+}
