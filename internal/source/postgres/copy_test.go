@@ -102,3 +102,25 @@ func TestNoPrimaryKeyRefused(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseCopyCursor(f *testing.F) {
+	f.Add(`{"snapshot":"00000003-00000002-1","lsn":"0/1000000","chunk_pages":1024,"chunks":3,"done_below":1,"progress":{"2":"(5,7)"}}`)
+	f.Add(`{"snapshot":"x","lsn":"0/0","chunks":1}`)
+	f.Add(`0/16B3748`)
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := parseCopyCursor(s)
+		if err != nil {
+			return
+		}
+		// A cursor that parses only names chunks and positions the copy
+		// can use in SQL.
+		if c.DoneBelow > c.Chunks || !snapshotRE.MatchString(c.Snapshot) {
+			t.Fatalf("accepted %q", s)
+		}
+		for k, v := range c.Progress {
+			if k < c.DoneBelow || k >= c.Chunks || (v != chunkDone && !ctidRE.MatchString(v)) {
+				t.Fatalf("accepted progress %d=%q", k, v)
+			}
+		}
+	})
+}

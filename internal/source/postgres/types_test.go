@@ -1,8 +1,14 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -114,6 +120,7 @@ func TestTypesDescribeAndCopy(t *testing.T) {
 			t.Errorf("%s (%s): column %+v, want %+v", c.col, c.sqlType, got, c.column)
 		}
 	}
+	checkGolden(t, "alltypes.describe.json", desc)
 	col := &collector{}
 	if err := s.Copy(ctx, "alltypes", "", col.emit); err != nil {
 		t.Fatal(err)
@@ -123,4 +130,35 @@ func TestTypesDescribeAndCopy(t *testing.T) {
 		t.Fatalf("copy did not deliver row 1: %+v", col.batches)
 	}
 	checkTypeRow(t, "copy", row.Values)
+}
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata")
+
+// checkGolden compares desc, as JSON without type OIDs (user types get new
+// ones in every database), with testdata/name.
+func checkGolden(t *testing.T, name string, desc *schema.Table) {
+	t.Helper()
+	d := *desc
+	d.Columns = slices.Clone(desc.Columns)
+	for i := range d.Columns {
+		d.Columns[i].SourceTypeCode = 0
+	}
+	got, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Describe differs from %s (go test -update rewrites it):\n%s", path, got)
+	}
 }
