@@ -119,4 +119,24 @@ func TestWithLakeWriter(t *testing.T) {
 		[]string{"1|NULL", "3|NULL", "4|NULL", "5|https://example.com"}) {
 		t.Errorf("after a schema change: got %q", got)
 	}
+
+	// An append-only table: every change is a row, a delete too.
+	party := &schema.Table{Name: "activityparty", Key: []string{"activitypartyid"}, AppendOnly: true, Columns: []schema.Column{
+		{Name: "activitypartyid", Type: schema.Guid}, {Name: "addressused", Type: schema.String},
+	}}
+	pc := func(n int, version int64, addr string) source.Change {
+		return source.Change{Table: "activityparty", ID: id(n), Version: version, Values: map[string]any{"activitypartyid": id(n), "addressused": addr}}
+	}
+	commit(lake.Tx{Tables: []lake.TableTx{{
+		Name:    "activityparty",
+		Define:  &lake.Definition{Source: party, Options: lake.TableOptions{AppendOnly: true, Granularity: lake.Year}},
+		Changes: []source.Change{pc(1, 1, "a@example.com"), pc(1, 2, "b@example.com"), pc(2, 1, "c@example.com")},
+		Phase:   lake.Completed,
+	}}})
+	commit(lake.Tx{Tables: []lake.TableTx{{Name: "activityparty", Changes: []source.Change{{Table: "activityparty", ID: id(2), Version: 2, Deleted: true}}}}})
+	if got := query(t, db, `SELECT right(CAST(Id AS VARCHAR), 1), addressused, versionnumber, IsDelete FROM activityparty ORDER BY Id, versionnumber`); !slices.Equal(got, []string{
+		"1|a@example.com|1|NULL", "1|b@example.com|2|NULL", "2|c@example.com|1|NULL", "2|NULL|2|true",
+	}) {
+		t.Errorf("append-only rows: got %q", got)
+	}
 }
