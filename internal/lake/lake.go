@@ -483,7 +483,6 @@ func tableObjects(ts *TableState) []string {
 // Rows are encoded into memory first (the batch is in memory anyway), so
 // that one object is open at a time whatever the partitions.
 func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []source.Change, now time.Time, w *commitWork) error {
-	index := columnIndex(ts.Columns)
 	enc := newRowEncoder(ts.Name, ts.Columns, now)
 	parts := map[string]*partBuf{}
 	changeBuf := getPartBuf()
@@ -501,9 +500,6 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 		}
 		if ch.ID == "" {
 			return fmt.Errorf("commit: table %s: a change has an empty Id; the source must give every record a key", ts.Name)
-		}
-		if err := checkValues(ts.Name, index, ch); err != nil {
-			return err
 		}
 		pb := changeBuf
 		if ts.Options.AppendOnly || (ts.Phase == InProgress && !ch.Deleted) {

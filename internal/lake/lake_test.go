@@ -395,3 +395,58 @@ func TestSessionUnique(t *testing.T) {
 		t.Fatalf("session %q: a name in use was not avoided", l.session)
 	}
 }
+
+// TestUnknownColumn: a value of a column the layout lacks fails the commit,
+// even on a delete and ahead of a bad value of a known column; values of
+// versionnumber and of columns the layout has (system or dropped) pass.
+func TestUnknownColumn(t *testing.T) {
+	cols, err := newLayout(accountSchema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := newRowEncoder("account", cols, t0)
+	for _, tc := range []struct {
+		name    string
+		change  func() source.Change
+		wantCol string
+	}{
+		{"known", func() source.Change { return account(1, 1, "a", t0) }, ""},
+		{"versionnumber and system names", func() source.Change {
+			ch := account(1, 1, "a", t0)
+			ch.Values["versionnumber"], ch.Values["IsDelete"] = int64(3), true
+			return ch
+		}, ""},
+		{"unknown", func() source.Change {
+			ch := account(1, 1, "a", t0)
+			ch.Values["nope"] = "x"
+			return ch
+		}, "nope"},
+		{"unknown on a delete", func() source.Change {
+			ch := del("account", 1, 2)
+			ch.Values = map[string]any{"nope": "x"}
+			return ch
+		}, "nope"},
+		{"unknown before a bad value", func() source.Change {
+			ch := account(1, 1, "a", t0)
+			ch.Values["nope"], ch.Values["statecode"] = "x", "not a number"
+			return ch
+		}, "nope"},
+		{"bad value", func() source.Change {
+			ch := account(1, 1, "a", t0)
+			ch.Values["statecode"] = "not a number"
+			return ch
+		}, "statecode"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch := tc.change()
+			_, err := enc.encode(nil, &ch)
+			var ve *ValueError
+			switch {
+			case tc.wantCol == "" && err != nil:
+				t.Fatalf("want no error, got %v", err)
+			case tc.wantCol != "" && (!errors.As(err, &ve) || ve.Column != tc.wantCol):
+				t.Fatalf("want a ValueError of column %s, got %v", tc.wantCol, err)
+			}
+		})
+	}
+}

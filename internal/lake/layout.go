@@ -161,10 +161,11 @@ type rowEncoder struct {
 	table  string
 	fields []field
 	sink   []byte
+	index  map[string]int
 }
 
 func newRowEncoder(table string, cols []Column, now time.Time) *rowEncoder {
-	e := &rowEncoder{table: table, fields: make([]field, len(cols)), sink: sinkTime(nil, now)}
+	e := &rowEncoder{table: table, fields: make([]field, len(cols)), sink: sinkTime(nil, now), index: columnIndex(cols)}
 	for i, c := range cols {
 		f := field{kind: fieldValue, typ: c.Type, name: c.Name}
 		switch {
@@ -184,8 +185,14 @@ func newRowEncoder(table string, cols []Column, now time.Time) *rowEncoder {
 	return e
 }
 
-// encode appends the CSV record of one change.
+// encode appends the CSV record of one change. It fails with a *ValueError
+// when a value does not fit its column, or when the change has a value of a
+// column the layout does not have (checkValues; that error comes first).
 func (e *rowEncoder) encode(buf []byte, ch *source.Change) ([]byte, error) {
+	// found counts the values looked up; when it equals the number of
+	// values, every value belongs to a distinct layout column, and
+	// checkValues, which ranges over the map, need not run.
+	found := 0
 	for i := range e.fields {
 		f := &e.fields[i]
 		if i > 0 {
@@ -196,7 +203,7 @@ func (e *rowEncoder) encode(buf []byte, ch *source.Change) ([]byte, error) {
 		case fieldID:
 			buf, err = encodeValue(buf, f.typ, ch.ID)
 			if err != nil {
-				return buf, &ValueError{Table: e.table, Column: colID, ID: ch.ID, Err: err}
+				return buf, e.firstError(ch, &ValueError{Table: e.table, Column: colID, ID: ch.ID, Err: err})
 			}
 		case fieldSink:
 			buf = append(buf, e.sink...)
@@ -211,13 +218,31 @@ func (e *rowEncoder) encode(buf []byte, ch *source.Change) ([]byte, error) {
 			if ch.Deleted {
 				continue
 			}
-			buf, err = encodeValue(buf, f.typ, ch.Values[f.name])
+			v, ok := ch.Values[f.name]
+			if ok {
+				found++
+			}
+			buf, err = encodeValue(buf, f.typ, v)
 			if err != nil {
-				return buf, &ValueError{Table: e.table, Column: f.name, ID: ch.ID, Err: err}
+				return buf, e.firstError(ch, &ValueError{Table: e.table, Column: f.name, ID: ch.ID, Err: err})
 			}
 		}
 	}
+	if found != len(ch.Values) {
+		if err := checkValues(e.table, e.index, ch); err != nil {
+			return buf, err
+		}
+	}
 	return append(buf, '\n'), nil
+}
+
+// firstError returns the error checkValues finds in ch, if any, else err:
+// an unknown column is reported before a bad value.
+func (e *rowEncoder) firstError(ch *source.Change, err error) error {
+	if cerr := checkValues(e.table, e.index, ch); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 // checkValues rejects values of columns the layout does not have: they
