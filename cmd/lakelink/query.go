@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -17,7 +18,7 @@ func newQueryCmd() *cobra.Command {
 		format string
 	)
 	cmd := &cobra.Command{
-		Use:   `query -c link.yaml [--format table|csv|json] "SQL"`,
+		Use:   `query -c link.yaml [--format table|csv|json|jsonl] "SQL"`,
 		Short: "Run SQL on the lake database: <table>, <table>_partitioned, the metadata tables, sys.*",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -39,6 +40,6 @@ func newQueryCmd() *cobra.Command {
 		},
 	}
 	lf.register(cmd)
-	cmd.Flags().StringVar(&format, "format", "table", "output format: table, csv or json")
+	cmd.Flags().StringVar(&format, "format", "table", "output format: "+strings.Join(sqldb.Formats, ", "))
 	return cmd
 }
