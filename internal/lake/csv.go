@@ -91,11 +91,7 @@ func encodeValue(buf []byte, t schema.Type, v any) ([]byte, error) {
 		if !ok {
 			return buf, fmt.Errorf("want a GUID string, got %T", v)
 		}
-		u, err := uuid.Parse(s)
-		if err != nil || len(s) != 36 {
-			return buf, fmt.Errorf("want a GUID in 8-4-4-4-12 form, got %q", s)
-		}
-		return append(buf, u.String()...), nil
+		return appendGUID(buf, s)
 	case schema.Int64:
 		switch n := v.(type) {
 		case int64:
@@ -216,6 +212,15 @@ func appendDigits(buf []byte, v, width int) []byte {
 	i--
 	tmp[i] = byte('0' + v)
 	return append(buf, tmp[i:]...)
+}
+
+// appendGUID appends the GUID s in its canonical lower-case 8-4-4-4-12 form.
+func appendGUID(buf []byte, s string) ([]byte, error) {
+	u, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 {
+		return buf, fmt.Errorf("want a GUID in 8-4-4-4-12 form, got %q", s)
+	}
+	return append(buf, u.String()...), nil
 }
 
 func appendQuoted(buf []byte, s string) []byte {

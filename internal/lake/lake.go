@@ -484,6 +484,7 @@ func tableObjects(ts *TableState) []string {
 // that one object is open at a time whatever the partitions.
 func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []source.Change, now time.Time, w *commitWork) error {
 	enc := newRowEncoder(ts.Name, ts.Columns, now)
+	part := newPartitioner(ts.Options.Granularity, ts.Source.PartitionColumn, now)
 	parts := map[string]*partBuf{}
 	changeBuf := getPartBuf()
 	defer func() {
@@ -503,7 +504,7 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 		}
 		pb := changeBuf
 		if ts.Options.AppendOnly || (ts.Phase == InProgress && !ch.Deleted) {
-			p := partitionOf(ts.Options.Granularity, ts.Source.PartitionColumn, ch, now)
+			p := part.of(ch)
 			pb = parts[p]
 			if pb == nil {
 				pb = getPartBuf()

@@ -450,3 +450,39 @@ func TestUnknownColumn(t *testing.T) {
 		})
 	}
 }
+
+func TestPartitioner(t *testing.T) {
+	at := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	est := time.FixedZone("", -5*3600)
+	at2 := func(y int, m time.Month) source.Change {
+		return source.Change{ID: "1", Values: map[string]any{"createdon": time.Date(y, m, 10, 0, 0, 0, 0, time.UTC)}}
+	}
+	for _, tc := range []struct {
+		name    string
+		g       Granularity
+		col     string
+		changes []source.Change
+		want    string
+	}{
+		{"no column", Year, "", []source.Change{at2(2020, 1)}, "2025"},
+		{"years alternate", Year, "createdon", []source.Change{at2(2020, 1), at2(2021, 1), at2(2020, 5), at2(2020, 7)}, "2020 2021 2020 2020"},
+		{"months", Month, "createdon", []source.Change{at2(2020, 1), at2(2020, 2), at2(2020, 2), at2(2021, 2)}, "2020-01 2020-02 2020-02 2021-02"},
+		{"NULL, delete, out of range", Year, "createdon", []source.Change{
+			{ID: "1", Values: map[string]any{"createdon": nil}},
+			{ID: "1", Deleted: true},
+			{ID: "1", Values: map[string]any{"createdon": time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		}, "2025 2025 2025"},
+		{"in UTC", Year, "createdon", []source.Change{{ID: "1", Values: map[string]any{"createdon": time.Date(2020, 12, 31, 20, 0, 0, 0, est)}}}, "2021"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPartitioner(tc.g, tc.col, at)
+			var got []string
+			for i := range tc.changes {
+				got = append(got, p.of(&tc.changes[i]))
+			}
+			if g := strings.Join(got, " "); g != tc.want {
+				t.Fatalf("partitions %q, want %q", g, tc.want)
+			}
+		})
+	}
+}

@@ -201,7 +201,17 @@ func (e *rowEncoder) encode(buf []byte, ch *source.Change) ([]byte, error) {
 		var err error
 		switch f.kind {
 		case fieldID:
-			buf, err = encodeValue(buf, f.typ, ch.ID)
+			// The Id is a string; the common types are handled here so
+			// that it is not boxed into an interface (an allocation)
+			// for every row.
+			switch f.typ {
+			case schema.String:
+				buf = appendQuoted(buf, ch.ID)
+			case schema.Guid:
+				buf, err = appendGUID(buf, ch.ID)
+			default:
+				buf, err = encodeValue(buf, f.typ, ch.ID)
+			}
 			if err != nil {
 				return buf, e.firstError(ch, &ValueError{Table: e.table, Column: colID, ID: ch.ID, Err: err})
 			}
@@ -264,16 +274,44 @@ func columnIndex(cols []Column) map[string]int {
 	return m
 }
 
-// partitionOf names the partition of a row: from the partition column's
-// value, or from at when the table has none, the value is NULL, or the
-// change is a delete (which carries no values).
-func partitionOf(g Granularity, partCol string, ch *source.Change, at time.Time) string {
-	t := at
-	if partCol != "" && !ch.Deleted {
-		if v, ok := ch.Values[partCol].(time.Time); ok && v.Year() >= 1 && v.Year() <= 9999 {
-			t = v
-		}
+// partitioner names the partitions of the rows of one commit: from the
+// partition column's value, or from the commit time when the table has none,
+// the value is NULL, or the change is a delete (which carries no values).
+// It keeps the last name it formatted, since consecutive rows mostly share a
+// partition, so that naming one costs no allocation.
+type partitioner struct {
+	g       Granularity
+	col     string
+	at      string
+	last    string
+	lastKey int
+}
+
+func newPartitioner(g Granularity, col string, at time.Time) *partitioner {
+	return &partitioner{g: g, col: col, at: partitionName(g, at), lastKey: -1}
+}
+
+func (p *partitioner) of(ch *source.Change) string {
+	if p.col == "" || ch.Deleted {
+		return p.at
 	}
+	v, ok := ch.Values[p.col].(time.Time)
+	if !ok || v.Year() < 1 || v.Year() > 9999 {
+		return p.at
+	}
+	v = v.UTC()
+	y, m, _ := v.Date()
+	key := y * 100
+	if p.g == Month {
+		key += int(m)
+	}
+	if key != p.lastKey {
+		p.last, p.lastKey = partitionName(p.g, v), key
+	}
+	return p.last
+}
+
+func partitionName(g Granularity, t time.Time) string {
 	if g == Month {
 		return t.UTC().Format("2006-01")
 	}
