@@ -9,13 +9,14 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// SlotLag reports how far the link's slot is behind: the WAL bytes it
-// retains past its confirmed position, and the flush lag in seconds the
+// SlotLag reports how far the link's slot is behind: the WAL bytes written
+// (inserted, so asynchronous commits count at once) past its confirmed
+// position, and the flush lag in seconds the
 // server measures for the walsender streaming it (0 when caught up or when
 // no Stream runs).
 func (s *Source) SlotLag(ctx context.Context) (bytes int64, seconds float64, err error) {
 	err = s.pool.QueryRow(ctx, `
-		SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn), 0)::bigint,
+		SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.confirmed_flush_lsn), 0)::bigint,
 		       coalesce(extract(epoch FROM r.flush_lag), 0)::float8
 		FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
 		WHERE s.slot_name = $1 AND s.database = current_database()`, s.slot).Scan(&bytes, &seconds)
