@@ -103,6 +103,9 @@ type table struct {
 	// cursorCommitted is when the table's cursor was last committed.
 	cursorCommitted time.Time
 	cancelCopy      context.CancelFunc
+	// define is a new table's definition, committed with the first batch
+	// of its copy rather than on its own (one commit less per table).
+	define *lake.Definition
 }
 
 // New returns an engine for cfg. Pass it as the source's Events so that
@@ -272,18 +275,20 @@ func (e *Engine) reconcile(ctx context.Context) error {
 		}
 	}
 	// Tables removed from the profile stop syncing and leave the lake.
-	for name := range e.lk.State().Tables {
-		if want[name] {
-			continue
-		}
-		e.mu.Lock()
-		if t, ok := e.tables[name]; ok {
+	e.mu.Lock()
+	for name, t := range e.tables {
+		if !want[name] {
 			if t.cancelCopy != nil {
 				t.cancelCopy()
 			}
 			delete(e.tables, name)
 		}
-		e.mu.Unlock()
+	}
+	e.mu.Unlock()
+	for name := range e.lk.State().Tables {
+		if want[name] {
+			continue
+		}
 		e.log.Info("table removed from the profile: unlinking it", "table", name)
 		if err := e.commit(lake.TableTx{Name: name, Drop: true}); err != nil {
 			return err
@@ -313,10 +318,16 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 		return nil
 	}
 	ts := e.lk.State().Tables[sp.Name]
+	if ts == nil {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		t.define = &lake.Definition{Source: desc, Options: sp.Options}
+		t.queued = true
+		e.copyq <- sp.Name
+		return nil
+	}
 	var tx lake.TableTx
 	switch {
-	case ts == nil:
-		tx = lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options}}
 	case ts.Options != e.lk.TableOptions(lake.Definition{Source: desc, Options: sp.Options}):
 		tx = lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options},
 			Reset: fmt.Sprintf("table options changed (%+v to %+v): copied afresh", ts.Options, sp.Options)}
@@ -405,6 +416,9 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 	var lakeErr error
 	emit := func(_ context.Context, b source.Batch) error {
 		tx := lake.TableTx{Name: name, Changes: b.Changes, Cursor: b.Cursors[name]}
+		e.mu.Lock()
+		tx.Define, t.define = t.define, nil
+		e.mu.Unlock()
 		if d := b.Schemas[name]; d != nil {
 			tx.Define = &lake.Definition{Source: d, Options: t.spec.Options}
 		}
@@ -430,16 +444,19 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 	var err error
 	for attempt := 1; ; attempt++ {
 		ts := e.lk.State().Tables[name]
-		if ts == nil {
+		e.mu.Lock()
+		pending := t.define != nil
+		e.mu.Unlock()
+		if ts == nil && !pending {
 			return nil // dropped meanwhile
 		}
 		resume := ""
-		if ts.Phase == lake.InProgress {
+		if ts != nil && ts.Phase == lake.InProgress {
 			resume = ts.Cursor
 		}
 		// A fresh copy must not land on top of earlier data: rows deleted
 		// at the source since would survive it.
-		if resume == "" && (len(ts.Files) > 0 || len(ts.Changes) > 0) {
+		if ts != nil && resume == "" && (len(ts.Files) > 0 || len(ts.Changes) > 0) {
 			why := "initial sync restarted from the beginning"
 			if ts.Phase == lake.Failed {
 				why = "retrying after: " + ts.Reason
@@ -454,8 +471,10 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 		}
 		if errors.Is(err, source.ErrCursorExpired) {
 			e.log.Warn("copy cannot resume: copying afresh", "table", name, "err", err)
-			if cerr := e.commit(lake.TableTx{Name: name, Reset: err.Error()}); cerr != nil {
-				return cerr
+			if ts != nil {
+				if cerr := e.commit(lake.TableTx{Name: name, Reset: err.Error()}); cerr != nil {
+					return cerr
+				}
 			}
 			e.update(name, func(t *table) { t.copied = 0 })
 			continue
