@@ -78,14 +78,59 @@ func (l *testLake) load(context.Context) (*lake.State, error) {
 	return l.state, nil
 }
 
+// open opens the lake database without the Parquet cache: the views read
+// the CSV files.
 func (l *testLake) open() *DB {
 	l.t.Helper()
-	db, err := Open(context.Background(), l.st, l.load)
+	return l.openWith(Options{})
+}
+
+func (l *testLake) openWith(opts Options) *DB {
+	l.t.Helper()
+	db, err := OpenWith(context.Background(), l.st, l.load, opts)
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	l.t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// openCached opens the lake database with a Parquet cache in a temporary
+// directory and waits until every file the views read is cached.
+func (l *testLake) openCached() *DB {
+	l.t.Helper()
+	db := l.openWith(Options{CacheDir: l.t.TempDir()})
+	warm(l.t, db)
+	return db
+}
+
+// warm waits until the cache has converted every file the committed state
+// names and the views read the cache files.
+func warm(t testing.TB, db *DB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if err := db.refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		db.mu.Lock()
+		planned := db.gen
+		db.mu.Unlock()
+		if db.cache.idle() && db.cache.generation() == planned {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Parquet cache did not warm up in 30 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// modes runs f with the views reading CSV files and with them reading the
+// warm Parquet cache: the results must be the same.
+func modes(t *testing.T, f func(t *testing.T, open func(l *testLake) *DB)) {
+	t.Run("csv", func(t *testing.T) { f(t, (*testLake).open) })
+	t.Run("parquet", func(t *testing.T) { f(t, (*testLake).openCached) })
 }
 
 // sys returns the system columns of the lake layout around data columns.
@@ -180,4 +225,11 @@ func testText(v any) string {
 	default:
 		return fmt.Sprint(v)
 	}
+}
+
+// idle reports whether no conversion is queued or running.
+func (c *cache) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending) == 0
 }

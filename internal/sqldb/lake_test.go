@@ -64,7 +64,7 @@ func TestWithLakeWriter(t *testing.T) {
 		},
 		Phase: lake.Completed,
 	}}})
-	db, err := Open(ctx, st, func(ctx context.Context) (*lake.State, error) { return lake.ReadState(ctx, st) })
+	db, err := OpenWith(ctx, st, func(ctx context.Context) (*lake.State, error) { return lake.ReadState(ctx, st) }, Options{CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +72,16 @@ func TestWithLakeWriter(t *testing.T) {
 	const q = `SELECT right(CAST(a.Id AS VARCHAR), 1), a.name, a.revenue, m.LocalizedLabel, a.versionnumber, a.createdon, a.SinkModifiedOn
 		FROM account a LEFT JOIN OptionsetMetadata m ON m.EntityName = 'account' AND m.OptionSetName = 'industrycode'
 		AND m.Option = a.industrycode AND m.LocalizedLabelLanguageCode = 1033 ORDER BY a.Id`
+	// Each step is checked as soon as it is committed (the views read the
+	// CSV files) and once the Parquet cache holds the new files.
 	check := func(step string, want ...string) {
 		t.Helper()
 		if got := query(t, db, q); !slices.Equal(got, want) {
 			t.Errorf("%s:\n got %q\nwant %q", step, got, want)
+		}
+		warm(t, db)
+		if got := query(t, db, q); !slices.Equal(got, want) {
+			t.Errorf("%s, cached:\n got %q\nwant %q", step, got, want)
 		}
 	}
 	const at = "|2024-03-01T08:00:00Z|2026-04-14T20:21:50Z"

@@ -17,6 +17,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"strings"
@@ -39,12 +40,14 @@ type DB struct {
 	connector *duckdb.Connector
 	sql       *sql.DB
 	spill     string // DuckDB's temp_directory, removed by Close
+	cache     *cache // nil when the Parquet cache is off
 
 	// mu serialises refreshes; the fields below describe what the DuckDB
 	// catalog holds and change only with a committed refresh.
 	mu      sync.Mutex
 	loaded  bool
 	seq     int64
+	gen     int64             // the cache generation the views were planned with
 	views   map[string]string // view name -> its SQL
 	meta    map[string]string // table -> fingerprint of its metadata rows
 	catalog string            // fingerprint of sys.external_tables and sys.external_data_sources
@@ -76,10 +79,37 @@ func (e *NameConflictError) Error() string {
 	return fmt.Sprintf("lake table %q needs the SQL name %q, which %q has already (SQL names ignore case); remove one of the two tables from the link", e.Table, e.Name, e.Other)
 }
 
+// Options tune a lake database.
+type Options struct {
+	// CacheDir holds Parquet copies of the lake's partition and snapshot
+	// files, made in the background, so that queries do not parse the CSV
+	// files again; "" turns the cache off.
+	CacheDir string
+	// CacheLimit bounds CacheDir in bytes; 0 means DefaultCacheLimit.
+	CacheLimit int64
+	// Logger receives cache errors (queries then read the CSV files); nil
+	// means slog.Default().
+	Logger *slog.Logger
+}
+
 // Open creates an in-memory DuckDB lake database over the lake in st; load
 // returns the latest committed state (lake.ReadState in production). It
-// reads the state once so that a lake that cannot be read fails here.
+// reads the state once so that a lake that cannot be read fails here. Its
+// Parquet cache is in DefaultCacheDir of the lake root, or off when the
+// user has no cache directory.
 func Open(ctx context.Context, st store.Store, load func(context.Context) (*lake.State, error)) (*DB, error) {
+	opts := Options{Logger: slog.Default()}
+	dir, err := DefaultCacheDir(st.Location(""))
+	if err != nil {
+		opts.Logger.Warn("lake database: no Parquet cache; queries parse the CSV files", "err", err)
+	} else {
+		opts.CacheDir = dir
+	}
+	return OpenWith(ctx, st, load, opts)
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, st store.Store, load func(context.Context) (*lake.State, error), opts Options) (*DB, error) {
 	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
 		// UTC makes TIMESTAMPTZ text and date functions independent of
 		// the machine's zone. The pool opens connections long after Open
@@ -103,6 +133,13 @@ func Open(ctx context.Context, st store.Store, load func(context.Context) (*lake
 	if err := db.setup(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if opts.CacheDir != "" {
+		log := opts.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		db.cache = newCache(db.sql, opts.CacheDir, opts.CacheLimit, log)
 	}
 	if err := db.refresh(ctx); err != nil {
 		db.Close()
@@ -152,11 +189,23 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 	if err := db.refresh(ctx); err != nil {
 		return nil, err
 	}
-	return db.sql.QueryContext(ctx, query, args...)
+	rows, err := db.sql.QueryContext(ctx, query, args...)
+	if err != nil && db.cache != nil && db.cache.blame(err) {
+		// A cache file the views named cannot be read: the views go back
+		// to its CSV file and the query runs again.
+		if err := db.refresh(ctx); err != nil {
+			return nil, err
+		}
+		return db.sql.QueryContext(ctx, query, args...)
+	}
+	return rows, err
 }
 
 // Close releases DuckDB and its spill directory. Rows still open fail.
 func (db *DB) Close() error {
+	if db.cache != nil {
+		db.cache.close()
+	}
 	err := errors.Join(db.sql.Close(), db.connector.Close())
 	if db.spill != "" {
 		err = errors.Join(err, os.RemoveAll(db.spill))
@@ -177,10 +226,14 @@ func (db *DB) refresh(ctx context.Context) error {
 	if state == nil {
 		return errors.New("read the lake's committed state: the loader returned no state")
 	}
-	if db.loaded && state.Seq == db.seq {
+	var gen int64
+	if db.cache != nil {
+		gen = db.cache.generation()
+	}
+	if db.loaded && state.Seq == db.seq && gen == db.gen {
 		return nil
 	}
-	views, err := db.plan(state)
+	views, live, err := db.plan(state)
 	if err != nil {
 		return err
 	}
@@ -226,12 +279,18 @@ func (db *DB) refresh(ctx context.Context) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("refresh the lake database to commit %d: %w", state.Seq, err)
 	}
+	if db.cache != nil {
+		db.cache.setLive(live)
+	}
+	db.gen = gen
 	db.loaded, db.seq, db.views, db.meta, db.catalog, db.objects, db.nextID = true, state.Seq, views, meta, catalog, objects, nextID
 	return nil
 }
 
-// plan returns the SQL of every view the state needs.
-func (db *DB) plan(state *lake.State) (map[string]string, error) {
+// plan returns the SQL of every view the state needs and the keys of the
+// cache entries of the files they read.
+func (db *DB) plan(state *lake.State) (map[string]string, map[string]bool, error) {
+	live := map[string]bool{}
 	views := make(map[string]string, 2*len(state.Tables))
 	owner := map[string]string{} // lower-case SQL name -> lake table
 	for _, m := range metaTables {
@@ -251,14 +310,40 @@ func (db *DB) plan(state *lake.State) (map[string]string, error) {
 			continue
 		}
 		if err := claim(t.Name, t.Name); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := claim(t.Name+partitionedSuffix, t.Name); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		cols := columns(t.Columns)
-		views[t.Name] = liveView(t, cols, db.st.Location)
-		views[t.Name+partitionedSuffix] = snapshotView(t, cols, db.st.Location)
+		changes := make([]string, len(t.Changes))
+		for i, f := range t.Changes {
+			changes[i] = db.st.Location(f.Path)
+		}
+		views[t.Name] = liveView(t, cols, db.files(t.Files, cols, live), changes)
+		views[t.Name+partitionedSuffix] = plainView(cols, db.files(newestSnapshot(t), cols, live))
 	}
-	return views, nil
+	return views, live, nil
+}
+
+// files resolves lake files to what a view reads: a file's cache entry when
+// it is ready, else its CSV file (and its conversion is queued). The keys
+// of the entries go to live.
+func (db *DB) files(files []lake.File, cols []column, live map[string]bool) fileSet {
+	var set fileSet
+	for _, f := range files {
+		loc := db.st.Location(f.Path)
+		if db.cache != nil {
+			key, parquet := db.cache.lookup(f.Path, loc, cols)
+			if key != "" {
+				live[key] = true
+			}
+			if parquet != "" {
+				set.parquet = append(set.parquet, parquet)
+				continue
+			}
+		}
+		set.csv = append(set.csv, loc)
+	}
+	return set
 }

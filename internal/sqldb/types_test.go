@@ -13,8 +13,11 @@ import (
 )
 
 // TestTypes reads one field of every CDM type, as the lake writes it, in a
-// row of its own, and checks the SQL type and the value DuckDB returns.
-func TestTypes(t *testing.T) {
+// row of its own, and checks the SQL type and the value DuckDB returns, from
+// the CSV files and from their Parquet cache.
+func TestTypes(t *testing.T) { modes(t, testTypes) }
+
+func testTypes(t *testing.T, open func(*testLake) *DB) {
 	big := strings.Repeat("x€😀", 1<<18) // 1 MB of text
 	tests := []struct {
 		name    string
@@ -74,9 +77,12 @@ func TestTypes(t *testing.T) {
 		tables = append(tables, tab)
 	}
 	l.commit(tables...)
-	db := l.open()
+	db := open(l)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if view := db.views[fmt.Sprintf("t%d", i)]; db.cache != nil && !strings.Contains(view, "read_parquet") {
+				t.Errorf("the view does not read the cache: %.300s", view)
+			}
 			got := query(t, db, fmt.Sprintf(`SELECT typeof(v), v, SinkCreatedOn, SinkModifiedOn FROM t%d`, i))
 			want := fmt.Sprintf("%s|%s|2026-04-14T20:21:50Z|2026-12-01T00:01:05Z", tt.sqlType, tt.want)
 			if len(got) != 1 || got[0] != want {
@@ -92,7 +98,9 @@ func TestTypes(t *testing.T) {
 
 // TestShortRows reads files written before columns were appended: their
 // rows lack the trailing fields, which read as NULL.
-func TestShortRows(t *testing.T) {
+func TestShortRows(t *testing.T) { modes(t, testShortRows) }
+
+func testShortRows(t *testing.T, open func(*testLake) *DB) {
 	l := newTestLake(t)
 	tab := nameTable("account")
 	old := row(1, "old layout", 1, false)
@@ -103,7 +111,7 @@ func TestShortRows(t *testing.T) {
 	tab.Files = []lake.File{l.write("account/2020_1_1.csv", old+newer+row(4, "old again", 1, false))}
 	tab.Changes = []lake.File{l.write("_lakelink/changes/account/1.csv", row(3, "old change", 1, false))}
 	l.commit(tab)
-	db := l.open()
+	db := open(l)
 	got := query(t, db, `SELECT name, revenue, notes FROM account ORDER BY Id`)
 	want := []string{"old layout|NULL|NULL", "new layout|12.50|multi\nline", "old change|NULL|NULL", "old again|NULL|NULL"}
 	if !slices.Equal(got, want) {
@@ -113,7 +121,9 @@ func TestShortRows(t *testing.T) {
 
 // TestLineEndings reads files whose rows end in CRLF, as other Synapse
 // tooling writes them, next to LF files.
-func TestLineEndings(t *testing.T) {
+func TestLineEndings(t *testing.T) { modes(t, testLineEndings) }
+
+func testLineEndings(t *testing.T, open func(*testLake) *DB) {
 	l := newTestLake(t)
 	tab := nameTable("account")
 	crlf := strings.ReplaceAll(row(1, "a", 1, false)+row(2, "b", 1, false), "\n", "\r\n")
@@ -121,7 +131,7 @@ func TestLineEndings(t *testing.T) {
 	crlf = strings.Replace(crlf, `"x"`, "\"multi\r\nline\"", 1) + "\r\n"
 	tab.Files = []lake.File{l.write("account/2020_1_1.csv", crlf), l.write("account/2021_1_1.csv", row(4, "lf", 1, false))}
 	l.commit(tab)
-	db := l.open()
+	db := open(l)
 	got := query(t, db, `SELECT name, IsDelete FROM account ORDER BY Id`)
 	want := []string{"a|NULL", "b|NULL", "multi\r\nline|NULL", "lf|NULL"}
 	if !slices.Equal(got, want) {
@@ -178,7 +188,9 @@ func FuzzStringField(f *testing.F) {
 // table or column: a check that could (error() in the view) is volatile, so
 // DuckDB would stop running filters before conversions, which made lookups
 // on the live view four times slower.
-func TestBadValues(t *testing.T) {
+func TestBadValues(t *testing.T) { modes(t, testBadValues) }
+
+func testBadValues(t *testing.T, open func(*testLake) *DB) {
 	tests := []struct {
 		col   lake.Column
 		field string
@@ -205,7 +217,7 @@ func TestBadValues(t *testing.T) {
 	sink := &lake.TableState{Name: "badsink", Phase: lake.Completed, Columns: layout(lake.Column{Name: "v", Type: schema.String})}
 	sink.Files = []lake.File{l.write("badsink/2020_1_1.csv", id(0)+`,"2026-04-14 20:21:50","4/14/2026 8:21:50 PM","x",1,,,`+"\n")}
 	l.commit(append(tables, sink)...)
-	db := l.open()
+	db := open(l)
 	check := func(table string) {
 		t.Helper()
 		rows, err := db.Query(t.Context(), `SELECT * FROM `+table)

@@ -219,11 +219,6 @@ func selectList(cols []column) string {
 	return strings.Join(parts, ", ")
 }
 
-// plainView is every row of the files, converted.
-func plainView(cols []column, paths []string) string {
-	return "SELECT " + selectList(cols) + " FROM " + readFiles(cols, paths, false)
-}
-
 // find returns the SQL name of the system column name, or "". A layout
 // without System marks (written before they existed) falls back to any
 // column of that name.
@@ -241,7 +236,15 @@ func find(cols []column, name string) string {
 	return ""
 }
 
-// liveView is the SQL of the <table> view.
+// fileSet is what a view reads for a list of lake files: the Parquet cache
+// files of those converted already, the CSV locations of the others.
+type fileSet struct {
+	parquet []string
+	csv     []string
+}
+
+// liveView is the SQL of the <table> view over the partition files base
+// and the change files changes (CSV locations, oldest first).
 //
 // Append-only tables show every change row as written (Synapse semantics).
 // In-place tables without change files show their partition files. With
@@ -250,22 +253,39 @@ func find(cols []column, name string) string {
 // file, change files are oldest first), and a winning row with IsDelete
 // removes the record.
 //
+// When no partition file is cached, the merge works on the text fields and
+// converts them only after picking the winner, so DuckDB reads only the
+// columns a query uses and applies its filters before converting the rest.
+// Once some are cached, the partition rows are typed already, so the (few)
+// change rows are converted first and the merge works on typed values; the
+// result is the same.
+func liveView(t *lake.TableState, cols []column, base fileSet, changes []string) string {
+	id, version, del := find(cols, idColumn), find(cols, versionColumn), find(cols, deleteColumn)
+	if t.Options.AppendOnly || len(changes) == 0 || id == "" {
+		all := base
+		all.csv = append(slices.Clip(all.csv), changes...)
+		return plainView(cols, all)
+	}
+	if len(base.parquet) == 0 {
+		return mergeView(cols, readFiles(cols, base.csv, false), readFiles(cols, changes, true), id, version, del)
+	}
+	changed := "(SELECT " + convertList(cols) + ", " + fileColumn + " FROM " + readFiles(cols, changes, true) + ")"
+	return mergeView(typed(cols), typedFiles(cols, base), changed, id, version, del)
+}
+
+// mergeView is the merge-on-read of the partition rows base and the change
+// rows changes (with fileColumn); cols convert their fields to the view's
+// columns.
+//
 // The partition files hold one row per Id, so only the (few) change rows
 // are ranked, into one latest change per Id. That small set is then joined
 // to the partition rows in one streaming pass (a full outer join whose hash
 // table holds the latest changes only): per Id, the change replaces the
 // partition row unless the partition row is newer (a change re-delivered
-// after compaction). Nothing is materialised but the latest changes; the
-// join works on the text fields and converts them only after picking the
-// winner, so DuckDB reads only the columns a query uses and applies its
-// filters before converting the rest. Ids are compared as text: the writer
-// spells each Id one way (GUIDs in canonical lower case).
-func liveView(t *lake.TableState, cols []column, loc func(string) string) string {
-	files := paths(t.Files, loc)
-	id, version, del := find(cols, idColumn), find(cols, versionColumn), find(cols, deleteColumn)
-	if t.Options.AppendOnly || len(t.Changes) == 0 || id == "" {
-		return plainView(cols, append(files, paths(t.Changes, loc)...))
-	}
+// after compaction). Nothing is materialised but the latest changes. Ids
+// are compared as text or as UUIDs alike: the writer spells each Id one way
+// (GUIDs in canonical lower case).
+func mergeView(cols []column, base, changes, id, version, del string) string {
 	field := func(name string) string {
 		return cols[slices.IndexFunc(cols, func(c column) bool { return c.name == name })].field
 	}
@@ -279,7 +299,7 @@ func liveView(t *lake.TableState, cols []column, loc func(string) string) string
 	// A CTE would keep DuckDB from pruning unused columns, so the latest
 	// changes are a plain subquery, used once.
 	latest := fmt.Sprintf("(SELECT * FROM %s c QUALIFY row_number() OVER (PARTITION BY c.%s ORDER BY %s DESC, c.%s DESC) = 1)",
-		readFiles(cols, paths(t.Changes, loc), true), fid, ver("c"), fileColumn)
+		changes, fid, ver("c"), fileColumn)
 	var b strings.Builder
 	b.WriteString("SELECT " + selectList(cols) + " FROM (SELECT ")
 	// __w: the change wins.
@@ -294,7 +314,7 @@ func liveView(t *lake.TableState, cols []column, loc func(string) string) string
 		fmt.Fprintf(&b, "b.%s AS __b%d, l.%s AS __l%d, ", c.field, i, c.field, i)
 	}
 	fmt.Fprintf(&b, "l.%s IS NOT NULL AND (b.%s IS NULL OR %s >= %s) AS __w ", fid, fid, ver("l"), ver("b"))
-	fmt.Fprintf(&b, "FROM %s b FULL OUTER JOIN %s l ON l.%s = b.%s)", readFiles(cols, files, false), latest, fid, fid)
+	fmt.Fprintf(&b, "FROM %s b FULL OUTER JOIN %s l ON l.%s = b.%s)", base, latest, fid, fid)
 	if del != "" {
 		d := slices.IndexFunc(cols, func(c column) bool { return c.name == del })
 		fmt.Fprintf(&b, " WHERE NOT coalesce(CAST(CASE WHEN __w THEN __l%d ELSE __b%d END AS BOOLEAN), false)", d, d)
@@ -303,23 +323,53 @@ func liveView(t *lake.TableState, cols []column, loc func(string) string) string
 	return b.String()
 }
 
-// snapshotView is the SQL of the <table>_partitioned view: the newest
-// snapshot, or no rows before the first one.
-func snapshotView(t *lake.TableState, cols []column, loc func(string) string) string {
-	var files []lake.File
-	if n := len(t.Snapshots); n > 0 {
-		files = t.Snapshots[n-1].Files
+// plainView is every row of the files, converted.
+func plainView(cols []column, files fileSet) string {
+	if len(files.parquet) == 0 {
+		return "SELECT " + selectList(cols) + " FROM " + readFiles(cols, files.csv, false)
 	}
-	return plainView(cols, paths(files, loc))
+	return "SELECT " + selectList(typed(cols)) + " FROM " + typedFiles(cols, files)
 }
 
-// paths are the locations DuckDB reads the files at.
-func paths(files []lake.File, loc func(string) string) []string {
-	out := make([]string, len(files))
-	for i, f := range files {
-		out[i] = loc(f.Path)
+// typed is cols reading fields that hold the view's types already.
+func typed(cols []column) []column {
+	out := slices.Clone(cols)
+	for i := range out {
+		out[i].expr = out[i].field
 	}
 	return out
+}
+
+// typedFiles is a FROM item over files with one typed column per field:
+// the cache files as written, the CSV files converted as the cache
+// conversion does, so a file reads the same before and after it is cached.
+func typedFiles(cols []column, files fileSet) string {
+	var parts []string
+	if len(files.parquet) > 0 {
+		casts := make([]string, len(cols))
+		for i, c := range cols {
+			// Parquet may not carry DuckDB's type (JSON); a cast to the
+			// same type is free.
+			casts[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", c.field, c.sqlType, c.field)
+		}
+		globs := make([]string, len(files.parquet))
+		for i, p := range files.parquet {
+			globs[i] = globEscape(p)
+		}
+		parts = append(parts, "SELECT "+strings.Join(casts, ", ")+" FROM read_parquet("+stringList(globs)+")")
+	}
+	if len(files.csv) > 0 {
+		parts = append(parts, "SELECT "+convertList(cols)+" FROM "+readFiles(cols, files.csv, false))
+	}
+	return "(" + strings.Join(parts, " UNION ALL ") + ")"
+}
+
+// newestSnapshot is the files of the table's newest snapshot, if any.
+func newestSnapshot(t *lake.TableState) []lake.File {
+	if n := len(t.Snapshots); n > 0 {
+		return t.Snapshots[n-1].Files
+	}
+	return nil
 }
 
 // globEscape makes DuckDB read the file named p rather than what p matches

@@ -1,0 +1,419 @@
+package sqldb
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The Parquet cache holds a typed Parquet copy of each partition and
+// snapshot file the views read, so that a query scans Parquet instead of
+// parsing CSV again. It is safe because a committed lake file never changes
+// (DESIGN decision 3): an entry is keyed by the file's path, its size and
+// the conversion (the table's column layout), so a different file under the
+// same name, or the same file under a grown layout, has another key and a
+// stale entry is never read. Conversion runs in one background worker,
+// never inside Query; until an entry is ready the view reads the CSV file,
+// and any cache failure is logged and the CSV file used.
+
+// DefaultCacheLimit bounds the cache directory when Options.CacheLimit is 0.
+const DefaultCacheLimit = 2 << 30
+
+// cacheVersion is part of every key: bump it when the Parquet content
+// changes for the same conversion SQL, so old entries are never read.
+const cacheVersion = "lakelink-parquet-1"
+
+// cacheGrace is how long an entry that the committed state no longer names
+// is kept: another process (or a query of an older commit) may still read it.
+const cacheGrace = time.Minute
+
+// staleTemp is the age after which a temporary file of an interrupted
+// conversion (of any process) is removed.
+const staleTemp = time.Hour
+
+// entryName matches the name of an entry in error messages and listings.
+var entryName = regexp.MustCompile(`([0-9a-f]{40})\.parquet`)
+
+// job is one file to convert.
+type job struct {
+	key  string
+	rel  string // path relative to the lake root, for messages
+	csv  string // what read_csv reads
+	size int64
+	cols []column
+}
+
+// cache is the Parquet cache of one lake database.
+type cache struct {
+	dir   string
+	limit int64
+	grace time.Duration
+	log   *slog.Logger
+	sql   *sql.DB
+
+	mu      sync.Mutex
+	ready   map[string]bool // key -> entry verified and usable
+	failed  map[string]bool // key -> conversion failed in this process; not retried
+	pending map[string]bool
+	queue   []job
+	live    map[string]bool // keys the latest refreshed state names
+	swept   bool            // live changed since the last sweep
+	size    int64           // bytes in the directory at the last sweep, plus conversions since
+	gen     int64           // counts changes of ready, so refresh knows to replan
+	wake    chan struct{}
+	done    chan struct{}
+	cancel  context.CancelFunc
+}
+
+func newCache(db *sql.DB, dir string, limit int64, log *slog.Logger) *cache {
+	if limit <= 0 {
+		limit = DefaultCacheLimit
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &cache{
+		dir: dir, limit: limit, grace: cacheGrace, log: log, sql: db,
+		ready: map[string]bool{}, failed: map[string]bool{}, pending: map[string]bool{}, live: map[string]bool{},
+		wake: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel,
+	}
+	go c.run(ctx)
+	return c
+}
+
+// close stops the worker, interrupting a running conversion (its temporary
+// file is removed).
+func (c *cache) close() {
+	c.cancel()
+	<-c.done
+}
+
+// key names the entry of the file rel of size bytes read with cols.
+func cacheKey(rel string, size int64, cols []column) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s", cacheVersion, rel, size, convertList(cols))
+	return hex.EncodeToString(h.Sum(nil))[:40]
+}
+
+func (c *cache) path(key string) string { return filepath.Join(c.dir, key+".parquet") }
+
+// lookup returns the Parquet path for the file rel at loc when its entry is
+// ready; otherwise it queues the conversion and returns "". It never reads
+// the file, only its size.
+func (c *cache) lookup(rel, loc string, cols []column) (string, string) {
+	fi, err := os.Stat(loc)
+	if err != nil || !fi.Mode().IsRegular() {
+		// Not a local file (a store with URLs) or gone: the view reads it as it is.
+		return "", ""
+	}
+	key := cacheKey(rel, fi.Size(), cols)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ready[key] {
+		return key, c.path(key)
+	}
+	if !c.failed[key] && !c.pending[key] {
+		c.pending[key] = true
+		c.queue = append(c.queue, job{key: key, rel: rel, csv: loc, size: fi.Size(), cols: cols})
+		c.signal()
+	}
+	return key, ""
+}
+
+// setLive records the keys the latest state names; entries outside it are
+// evicted after the grace period.
+func (c *cache) setLive(keys map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.live = keys
+	c.swept = false
+	// Conversions of files the state no longer names are dropped.
+	c.queue = slices.DeleteFunc(c.queue, func(j job) bool {
+		if keys[j.key] {
+			return false
+		}
+		delete(c.pending, j.key)
+		return true
+	})
+	c.signal()
+}
+
+// generation changes whenever an entry becomes ready or is dropped.
+func (c *cache) generation() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+func (c *cache) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// blame drops the entries an error message names: a cache file that DuckDB
+// cannot read (corrupted or deleted behind the process's back) must not
+// fail queries. It reports whether it dropped any.
+func (c *cache) blame(err error) bool {
+	if err == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dropped := false
+	for _, m := range entryName.FindAllStringSubmatch(err.Error(), -1) {
+		key := m[1]
+		if !c.ready[key] {
+			continue
+		}
+		delete(c.ready, key)
+		c.failed[key] = true
+		c.gen++
+		dropped = true
+		c.log.Warn("lake database: a Parquet cache file cannot be read; using the CSV file", "cache", c.path(key), "err", err)
+		if rmErr := os.Remove(c.path(key)); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
+			c.log.Warn("lake database: remove an unreadable cache file", "cache", c.path(key), "err", rmErr)
+		}
+	}
+	return dropped
+}
+
+// run converts queued files one at a time and sweeps the directory when
+// the live set changed.
+func (c *cache) run(ctx context.Context) {
+	defer close(c.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		}
+		for {
+			c.mu.Lock()
+			sweep := !c.swept
+			c.swept = true
+			live := c.live
+			c.mu.Unlock()
+			if sweep {
+				c.sweep(live)
+			}
+			c.mu.Lock()
+			if len(c.queue) == 0 || ctx.Err() != nil {
+				c.mu.Unlock()
+				break
+			}
+			j := c.queue[0]
+			c.queue = c.queue[1:]
+			c.mu.Unlock()
+			err := c.convert(ctx, j)
+			c.mu.Lock()
+			delete(c.pending, j.key)
+			switch {
+			case err == nil:
+				c.ready[j.key] = true
+				c.gen++
+			case ctx.Err() == nil && !errors.Is(err, errCacheFull):
+				c.failed[j.key] = true
+			}
+			c.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				c.log.Warn("lake database: cache a lake file as Parquet; queries read the CSV file", "file", j.rel, "err", err)
+			}
+		}
+	}
+}
+
+// errCacheFull: the cache holds its limit already.
+var errCacheFull = errors.New("the Parquet cache is full")
+
+// convert makes the entry of j ready: an existing entry (of an earlier
+// process) is verified, otherwise the CSV file is converted to a temporary
+// file that is renamed into place, so a crash never leaves a partial entry
+// under a name that is read.
+func (c *cache) convert(ctx context.Context, j job) error {
+	final := c.path(j.key)
+	if _, err := os.Stat(final); err == nil {
+		err := c.verify(ctx, final, j.cols)
+		if err == nil {
+			touch(final)
+			return nil
+		}
+		c.log.Warn("lake database: an existing Parquet cache file is unreadable; converting the CSV file again", "cache", final, "err", err)
+		if err := os.Remove(final); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove the unreadable cache file %s: %w", final, err)
+		}
+	}
+	c.mu.Lock()
+	full := c.size+j.size > c.limit
+	c.mu.Unlock()
+	if full {
+		return fmt.Errorf("%w (%d bytes, limit %d)", errCacheFull, c.size, c.limit)
+	}
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return fmt.Errorf("create the cache directory %s: %w", c.dir, err)
+	}
+	tmp, err := os.CreateTemp(c.dir, j.key+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("create a cache file in %s: %w", c.dir, err)
+	}
+	tmpName := tmp.Name()
+	tmp.Close()
+	defer os.Remove(tmpName) // a no-op after the rename
+	q := fmt.Sprintf("COPY (SELECT %s FROM %s) TO %s (FORMAT parquet)",
+		convertList(j.cols), readFiles(j.cols, []string{j.csv}, false), quoteString(tmpName))
+	if _, err := c.sql.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("convert %s: %w", j.csv, err)
+	}
+	if fi, err := os.Stat(j.csv); err != nil || fi.Size() != j.size {
+		// Lake files never change; one that did is not cached.
+		return fmt.Errorf("%s changed while it was converted", j.csv)
+	}
+	if err := c.verify(ctx, tmpName, j.cols); err != nil {
+		return err
+	}
+	fi, err := os.Stat(tmpName)
+	if err != nil {
+		return fmt.Errorf("stat the cache file %s: %w", tmpName, err)
+	}
+	if err := os.Rename(tmpName, final); err != nil {
+		return fmt.Errorf("publish the cache file %s: %w", final, err)
+	}
+	c.mu.Lock()
+	c.size += fi.Size()
+	c.mu.Unlock()
+	return nil
+}
+
+// verify checks that DuckDB reads the Parquet footer of path and that it
+// holds the columns of the conversion.
+func (c *cache) verify(ctx context.Context, path string, cols []column) error {
+	rows, err := c.sql.QueryContext(ctx, "SELECT * FROM read_parquet("+quoteString(globEscape(path))+") LIMIT 0")
+	if err != nil {
+		return fmt.Errorf("read the cache file %s: %w", path, err)
+	}
+	defer rows.Close()
+	names, err := rows.Columns()
+	if err != nil {
+		return fmt.Errorf("read the cache file %s: %w", path, err)
+	}
+	want := make([]string, len(cols))
+	for i, col := range cols {
+		want[i] = col.field
+	}
+	if !slices.Equal(names, want) {
+		return fmt.Errorf("cache file %s has columns %v, want %v", path, names, want)
+	}
+	return rows.Err()
+}
+
+// sweep removes entries the live state does not name once they are older
+// than the grace period, temporary files of conversions that died, and,
+// beyond the size limit, the least recently used entries the state does not
+// name. Live entries are kept; when they alone fill the limit, conversions
+// stop (errCacheFull).
+func (c *cache) sweep(live map[string]bool) {
+	ents, err := os.ReadDir(c.dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.log.Warn("lake database: list the Parquet cache", "dir", c.dir, "err", err)
+		}
+		return
+	}
+	type entry struct {
+		key  string
+		path string
+		size int64
+		mod  time.Time
+	}
+	var old []entry
+	var removed []string
+	var total int64
+	now := time.Now()
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		p := filepath.Join(c.dir, e.Name())
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			if now.Sub(fi.ModTime()) > staleTemp {
+				c.remove(p)
+			}
+			continue
+		}
+		m := entryName.FindStringSubmatch(e.Name())
+		if m == nil || m[0] != e.Name() {
+			continue
+		}
+		if !live[m[1]] {
+			if now.Sub(fi.ModTime()) > c.grace {
+				c.remove(p)
+				removed = append(removed, m[1])
+				continue
+			}
+			old = append(old, entry{m[1], p, fi.Size(), fi.ModTime()})
+		}
+		total += fi.Size()
+	}
+	slices.SortFunc(old, func(a, b entry) int { return a.mod.Compare(b.mod) })
+	for _, e := range old {
+		if total <= c.limit {
+			break
+		}
+		c.remove(e.path)
+		removed = append(removed, e.key)
+		total -= e.size
+	}
+	c.mu.Lock()
+	c.size = total
+	for _, key := range removed {
+		// Not live, so no view reads it; a later state that names the
+		// file again converts it again.
+		delete(c.ready, key)
+	}
+	c.mu.Unlock()
+}
+
+func (c *cache) remove(p string) {
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.log.Warn("lake database: remove a Parquet cache file", "cache", p, "err", err)
+	}
+}
+
+// touch marks an entry as used now: the modification time orders eviction.
+func touch(p string) {
+	now := time.Now()
+	_ = os.Chtimes(p, now, now) // only an eviction hint
+}
+
+// convertList converts read_csv's text fields to the view's types, keeping
+// the field names: the columns of a cache file.
+func convertList(cols []column) string {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = c.expr + " AS " + c.field
+	}
+	return strings.Join(parts, ", ")
+}
+
+// DefaultCacheDir is where Open keeps the Parquet cache of the lake whose
+// root is root: under the user's cache directory, one folder per lake.
+func DefaultCacheDir(root string) (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find the user's cache directory for the lake database's Parquet cache: %w", err)
+	}
+	sum := sha256.Sum256([]byte(root))
+	return filepath.Join(base, "lakelink", hex.EncodeToString(sum[:8])), nil
+}
