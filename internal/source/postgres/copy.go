@@ -361,6 +361,7 @@ func (s *Source) Copy(ctx context.Context, name string, resume string, emit func
 		}
 		s.setup.Unlock()
 		if err != nil {
+			s.unhold(t.oid)
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -126,13 +127,7 @@ type stream struct {
 // the comment at the top of this file.
 func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit func(context.Context, source.Batch) error) error {
 	st := &stream{s: s, tables: map[uint32]*streamTable{}, rels: map[uint32]*rel{}, recent: map[recentKey]map[string]any{}}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range cursors {
-			if !yield(n) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(cursors))
 	if len(names) == 0 {
 		return errors.New("postgres source: Stream needs at least one table")
 	}
