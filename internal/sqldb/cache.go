@@ -59,11 +59,11 @@ type job struct {
 type cache struct {
 	dir   string
 	limit int64
-	grace time.Duration
 	log   *slog.Logger
 	sql   *sql.DB
 
 	mu      sync.Mutex
+	grace   time.Duration   // cacheGrace; tests shorten it
 	ready   map[string]bool // key -> entry verified and usable
 	failed  map[string]bool // key -> conversion failed in this process; not retried
 	pending map[string]bool
@@ -340,6 +340,9 @@ func (c *cache) sweep(live map[string]bool) {
 	var removed []string
 	var total int64
 	now := time.Now()
+	c.mu.Lock()
+	grace := c.grace
+	c.mu.Unlock()
 	for _, e := range ents {
 		fi, err := e.Info()
 		if err != nil || !fi.Mode().IsRegular() {
@@ -357,7 +360,7 @@ func (c *cache) sweep(live map[string]bool) {
 			continue
 		}
 		if !live[m[1]] {
-			if now.Sub(fi.ModTime()) > c.grace {
+			if now.Sub(fi.ModTime()) > grace {
 				c.remove(p)
 				removed = append(removed, m[1])
 				continue

@@ -124,25 +124,37 @@ func TestLargeTable(t *testing.T) {
 	t.Logf("refresh after a one-row commit: %v", time.Since(start))
 }
 
-// BenchmarkLive queries the live view of a 1M-row table with three change
-// files (go test -run XXX -bench Live).
+// BenchmarkLive queries the live and snapshot views of a 1M-row table with
+// three change files (go test -run XXX -bench Live), reading the CSV files
+// and then the warm Parquet cache.
 func BenchmarkLive(b *testing.B) {
 	l := newTestLake(b)
 	tab := bigTable(b, l, 1_000_000, 500_000, 3)
 	tab.Snapshots = []lake.Snapshot{{Files: tab.Files}}
 	l.commit(tab)
-	db := l.open()
-	for _, q := range []string{
-		`SELECT count(*) FROM salesorder`,
-		`SELECT count(*), sum(amount), max(due) FROM salesorder`,
-		`SELECT * FROM salesorder WHERE Id = '00000000-0000-0000-0000-000000000194'`,
-		`SELECT * FROM salesorder_partitioned WHERE Id = '00000000-0000-0000-0000-000000000194'`,
-	} {
-		b.Run(q, func(b *testing.B) {
-			for b.Loop() {
-				query(b, db, q)
-			}
-		})
+	for _, mode := range []string{"csv", "parquet"} {
+		var db *DB
+		if mode == "csv" {
+			db = l.open()
+		} else {
+			start := time.Now()
+			db = l.openCached()
+			b.Logf("converting 1M rows to the Parquet cache: %v", time.Since(start))
+		}
+		for _, q := range []string{
+			`SELECT count(*) FROM salesorder`,
+			`SELECT count(*), sum(amount), max(due) FROM salesorder`,
+			`SELECT * FROM salesorder WHERE Id = '00000000-0000-0000-0000-000000000194'`,
+			`SELECT count(*) FROM salesorder_partitioned`,
+			`SELECT * FROM salesorder_partitioned WHERE Id = '00000000-0000-0000-0000-000000000194'`,
+		} {
+			b.Run(mode+"/"+q, func(b *testing.B) {
+				for b.Loop() {
+					query(b, db, q)
+				}
+			})
+		}
+		db.Close()
 	}
 }
 

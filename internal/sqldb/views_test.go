@@ -98,27 +98,31 @@ func TestMergeOnRead(t *testing.T) {
 			want:    []string{"1|a", "3|c2"},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			l := newTestLake(t)
-			tab := nameTable("account")
-			for i, f := range tt.files {
-				tab.Files = append(tab.Files, l.write(fmt.Sprintf("account/%d_1_%d.csv", 2020+i, i), f))
-			}
-			for i, f := range tt.changes {
-				tab.Changes = append(tab.Changes, l.write(fmt.Sprintf("_lakelink/changes/account/%04d.csv", i), f))
-			}
-			l.commit(tab)
-			db := l.open()
-			got := query(t, db, `SELECT right(CAST(Id AS VARCHAR), 1), name FROM account ORDER BY Id`)
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
+	modes(t, func(t *testing.T, open func(*testLake) *DB) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				l := newTestLake(t)
+				tab := nameTable("account")
+				for i, f := range tt.files {
+					tab.Files = append(tab.Files, l.write(fmt.Sprintf("account/%d_1_%d.csv", 2020+i, i), f))
+				}
+				for i, f := range tt.changes {
+					tab.Changes = append(tab.Changes, l.write(fmt.Sprintf("_lakelink/changes/account/%04d.csv", i), f))
+				}
+				l.commit(tab)
+				db := open(l)
+				got := query(t, db, `SELECT right(CAST(Id AS VARCHAR), 1), name FROM account ORDER BY Id`)
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("got %q, want %q", got, tt.want)
+				}
+			})
+		}
+	})
 }
 
-func TestAppendOnly(t *testing.T) {
+func TestAppendOnly(t *testing.T) { modes(t, testAppendOnly) }
+
+func testAppendOnly(t *testing.T, open func(*testLake) *DB) {
 	l := newTestLake(t)
 	tab := nameTable("activityparty")
 	tab.Options.AppendOnly = true
@@ -127,7 +131,7 @@ func TestAppendOnly(t *testing.T) {
 		l.write("activityparty/2021_1_1.csv", row(1, "", 3, true)+row(2, "b", 1, false)),
 	}
 	l.commit(tab)
-	db := l.open()
+	db := open(l)
 	got := query(t, db, `SELECT right(CAST(Id AS VARCHAR), 1), name, versionnumber, IsDelete FROM activityparty ORDER BY Id, versionnumber`)
 	want := []string{"1|a|1|NULL", "1|a2|2|NULL", "1|NULL|3|true", "2|b|1|NULL"}
 	if !slices.Equal(got, want) {
