@@ -160,3 +160,27 @@ func TestCopyAfterRestart(t *testing.T) {
 	waitFor(t, "the change after the fresh copy", func() bool { return col.rows()["t"]["1"].Values["v"] == int64(2) })
 	r.stop(t)
 }
+
+func TestReplicaIdentityIndexKey(t *testing.T) {
+	_, _, dsn := newDB(t,
+		"CREATE TABLE r (a int NOT NULL, b text NOT NULL, v int)",
+		"CREATE UNIQUE INDEX r_ab ON r (b, a)",
+		"ALTER TABLE r REPLICA IDENTITY USING INDEX r_ab",
+		"INSERT INTO r VALUES (1, 'x|y', 0)",
+	)
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "r"}}})
+	desc, err := s.Describe(context.Background(), "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(desc.Key) != "[b a]" {
+		t.Fatalf("key %v, want the replica identity index's columns [b a]", desc.Key)
+	}
+	col := &collector{}
+	if err := s.Copy(context.Background(), "r", "", col.emit); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := col.rows()["r"][`x\|y|1`]; !ok {
+		t.Fatalf("composite Id not escaped as documented: %v", col.rows()["r"])
+	}
+}
