@@ -72,9 +72,12 @@ type cache struct {
 	swept   bool            // live changed since the last sweep
 	size    int64           // bytes in the directory at the last sweep, plus conversions since
 	gen     int64           // counts changes of ready, so refresh knows to replan
-	wake    chan struct{}
-	done    chan struct{}
-	cancel  context.CancelFunc
+	// fullLogged: errCacheFull was logged; it is logged again only after
+	// the cache had room.
+	fullLogged bool
+	wake       chan struct{}
+	done       chan struct{}
+	cancel     context.CancelFunc
 }
 
 func newCache(db *sql.DB, dir string, limit int64, log *slog.Logger) *cache {
@@ -223,11 +226,18 @@ func (c *cache) run(ctx context.Context) {
 			case err == nil:
 				c.ready[j.key] = true
 				c.gen++
-			case ctx.Err() == nil && !errors.Is(err, errCacheFull):
+				c.fullLogged = false
+			case errors.Is(err, errCacheFull):
+				// Tried again by later refreshes: a sweep may free space.
+			case ctx.Err() == nil:
 				c.failed[j.key] = true
 			}
+			logIt := err != nil && ctx.Err() == nil && (!errors.Is(err, errCacheFull) || !c.fullLogged)
+			if errors.Is(err, errCacheFull) {
+				c.fullLogged = true
+			}
 			c.mu.Unlock()
-			if err != nil && ctx.Err() == nil {
+			if logIt {
 				c.log.Warn("lake database: cache a lake file as Parquet; queries read the CSV file", "file", j.rel, "err", err)
 			}
 		}
@@ -263,14 +273,11 @@ func (c *cache) convert(ctx context.Context, j job) error {
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return fmt.Errorf("create the cache directory %s: %w", c.dir, err)
 	}
-	tmp, err := os.CreateTemp(c.dir, j.key+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("create a cache file in %s: %w", c.dir, err)
-	}
-	tmpName := tmp.Name()
-	tmp.Close()
+	// A fresh name that does not exist yet: DuckDB would write an existing
+	// file's replacement under a name of its own.
+	tmpName := filepath.Join(c.dir, fmt.Sprintf("%s.%d.%d.tmp", j.key, os.Getpid(), time.Now().UnixNano()))
 	defer os.Remove(tmpName) // a no-op after the rename
-	q := fmt.Sprintf("COPY (SELECT %s FROM %s) TO %s (FORMAT parquet)",
+	q := fmt.Sprintf("COPY (SELECT %s FROM %s) TO %s (FORMAT parquet, USE_TMP_FILE false)",
 		convertList(j.cols), readFiles(j.cols, []string{j.csv}, false), quoteString(tmpName))
 	if _, err := c.sql.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("convert %s: %w", j.csv, err)

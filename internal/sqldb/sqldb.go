@@ -226,13 +226,29 @@ func (db *DB) refresh(ctx context.Context) error {
 	if state == nil {
 		return errors.New("read the lake's committed state: the loader returned no state")
 	}
-	var gen int64
-	if db.cache != nil {
-		gen = db.cache.generation()
+	for attempt := 0; ; attempt++ {
+		var gen int64
+		if db.cache != nil {
+			gen = db.cache.generation()
+		}
+		if db.loaded && state.Seq == db.seq && gen == db.gen {
+			return nil
+		}
+		err := db.apply(ctx, state, gen)
+		// DuckDB reads a Parquet file's footer when it creates a view
+		// over it: an unreadable cache file fails the refresh, so the
+		// views are planned again without it (each attempt drops at
+		// least one entry).
+		if err != nil && db.cache != nil && attempt < 10 && db.cache.blame(err) {
+			continue
+		}
+		return err
 	}
-	if db.loaded && state.Seq == db.seq && gen == db.gen {
-		return nil
-	}
+}
+
+// apply replaces the catalog's views, metadata and sys catalog with those
+// of state, planned with the cache at generation gen. db.mu is held.
+func (db *DB) apply(ctx context.Context, state *lake.State, gen int64) error {
 	views, live, err := db.plan(state)
 	if err != nil {
 		return err
