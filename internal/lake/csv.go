@@ -160,25 +160,33 @@ func encodeValue(buf []byte, t schema.Type, v any) ([]byte, error) {
 // reader parses them; encodeValue rejects them, except a DateTime whose UTC
 // year crosses the bound) take the general path.
 func appendDateTime(buf []byte, t time.Time, withOffset bool) []byte {
-	year, month, day := t.Date()
+	// One pass from Unix seconds to the civil date and clock in t's zone,
+	// where Date, Clock and Zone would each convert again.
+	_, offset := t.Zone()
+	secs := t.Unix() + int64(offset)
+	days := secs / 86400
+	if secs%86400 < 0 {
+		days--
+	}
+	clock := int(secs - days*86400)
+	year, month, day := civilDate(days)
 	if year < 1 || year > 9999 {
 		if withOffset {
 			return t.AppendFormat(buf, dateTimeOffsetLayout)
 		}
 		return t.AppendFormat(buf, dateTimeLayout)
 	}
-	hour, minute, sec := t.Clock()
 	buf = appendDigits(buf, year, 4)
 	buf = append(buf, '-')
-	buf = appendDigits(buf, int(month), 2)
+	buf = appendDigits(buf, month, 2)
 	buf = append(buf, '-')
 	buf = appendDigits(buf, day, 2)
 	buf = append(buf, 'T')
-	buf = appendDigits(buf, hour, 2)
+	buf = appendDigits(buf, clock/3600, 2)
 	buf = append(buf, ':')
-	buf = appendDigits(buf, minute, 2)
+	buf = appendDigits(buf, clock/60%60, 2)
 	buf = append(buf, ':')
-	buf = appendDigits(buf, sec, 2)
+	buf = appendDigits(buf, clock%60, 2)
 	buf = append(buf, '.')
 	// Seven fractional digits, truncated as the layout does.
 	buf = appendDigits(buf, t.Nanosecond()/100, 7)
@@ -186,7 +194,6 @@ func appendDateTime(buf []byte, t time.Time, withOffset bool) []byte {
 		return append(buf, 'Z')
 	}
 	// As the layout's -07:00: whole minutes of the offset, truncated.
-	_, offset := t.Zone()
 	zone := offset / 60
 	if zone < 0 {
 		buf = append(buf, '-')
@@ -197,6 +204,31 @@ func appendDateTime(buf []byte, t time.Time, withOffset bool) []byte {
 	buf = appendDigits(buf, zone/60, 2)
 	buf = append(buf, ':')
 	return appendDigits(buf, zone%60, 2)
+}
+
+// civilDate returns the proleptic Gregorian date of a count of days since
+// 1970-01-01, by H. Hinnant's civil_from_days, exact for any day whose
+// computation does not overflow (far beyond the years 1..9999 written).
+func civilDate(days int64) (year, month, day int) {
+	z := days + 719468 // days since 0000-03-01
+	era := z / 146097
+	if z%146097 < 0 {
+		era--
+	}
+	doe := z - era*146097                                  // day of the 400-year era, 0..146096
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // year of the era, 0..399
+	doy := doe - (365*yoe + yoe/4 - yoe/100)               // day of the March-based year, 0..365
+	mp := (5*doy + 2) / 153                                // March-based month, 0..11
+	day = int(doy - (153*mp+2)/5 + 1)
+	month = int(mp + 3)
+	if month > 12 {
+		month -= 12
+	}
+	year = int(yoe + era*400)
+	if month <= 2 {
+		year++
+	}
+	return year, month, day
 }
 
 // appendDigits appends the decimal digits of v >= 0, zero-padded to width.

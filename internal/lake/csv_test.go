@@ -293,6 +293,13 @@ func FuzzDateTime(f *testing.F) {
 	f.Add(int64(1700000000), uint32(0), 45296)             // +12:34:56
 	f.Add(int64(1700000000), uint32(5), -59)               // rounds to +00:00
 	f.Add(int64(1700000000), uint32(5), 100*3600+60*59+17) // three-digit hours
+	for _, d := range []time.Time{
+		time.Date(2024, 2, 29, 23, 59, 59, 0, time.UTC), time.Date(2000, 2, 29, 12, 0, 0, 0, time.UTC),
+		time.Date(1900, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		f.Add(d.Unix(), uint32(0), 0)
+	}
 	f.Fuzz(func(t *testing.T, secs int64, nanos uint32, offset int) {
 		tm := time.Unix(secs, int64(nanos%1e9)).In(time.FixedZone("", offset))
 		for _, withOffset := range []bool{false, true} {
