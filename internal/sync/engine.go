@@ -629,16 +629,27 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 		txs = append(txs, lake.TableTx{Name: name, CaughtUp: true})
 		return &txs[len(txs)-1]
 	}
+	changed := map[string]bool{}
+	for _, c := range b.Changes {
+		changed[c.Table] = true
+	}
+	state := e.lk.State()
 	e.mu.Lock()
 	live := func(name string) bool { t, ok := e.tables[name]; return ok && t.streaming }
-	idle := len(b.Changes) == 0 && len(b.Schemas) == 0
+	for name, d := range b.Schemas {
+		// A source may repeat a description it already sent; only a change
+		// is worth a commit.
+		if ts := state.Tables[name]; live(name) && (ts == nil || !sameSchema(ts.Source, d)) {
+			add(name).Define = &lake.Definition{Source: d, Options: e.tables[name].spec.Options}
+		}
+	}
 	for name, c := range b.Cursors {
 		if !live(name) {
 			continue
 		}
 		t := e.tables[name]
 		t.err = ""
-		if idle {
+		if _, evolving := idx[name]; !evolving && !changed[name] {
 			// Only a batch without changes says the table is current: a
 			// batch with changes may have more behind it.
 			t.caughtUp = now
@@ -649,11 +660,6 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 			}
 		}
 		add(name).Cursor = c
-	}
-	for name, d := range b.Schemas {
-		if live(name) {
-			add(name).Define = &lake.Definition{Source: d, Options: e.tables[name].spec.Options}
-		}
 	}
 	for _, c := range b.Changes {
 		if live(c.Table) {
