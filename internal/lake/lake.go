@@ -515,7 +515,7 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 			}
 		}
 		// Rows are encoded straight into their file's buffer; on an error
-		// the commit fails and the buffer is dropped.
+		// the commit fails and the buffers are recycled, contents discarded.
 		var err error
 		pb.data, err = enc.encode(pb.data, ch)
 		if err != nil {
