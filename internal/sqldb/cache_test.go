@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -436,5 +437,39 @@ func TestDefaultCacheDir(t *testing.T) {
 	base, _ := os.UserCacheDir()
 	if a == b || filepath.Dir(a) != filepath.Join(base, "lakelink") {
 		t.Errorf("got %s and %s, want two folders under %s", a, b, filepath.Join(base, "lakelink"))
+	}
+}
+
+func TestRowGroupSize(t *testing.T) {
+	tests := []struct {
+		name    string
+		rowSize int
+		rows    int
+		want    int // 0: errWideRows
+	}{
+		{"narrow rows get DuckDB's default", 30, 1000, maxGroup},
+		{"140-byte rows", 140, 100_000, groupBytes / 140},
+		{"4 kB rows", 4000, 3000, minGroup},
+		{"one 1 MB row", 1 << 20, 1, minGroup},
+		{"10 kB rows in a big file", 10_000, 2000, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "f.csv")
+			line := strings.Repeat("x", tt.rowSize-1) + "\n"
+			if err := os.WriteFile(p, []byte(strings.Repeat(line, tt.rows)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, err := rowGroupSize(p, int64(tt.rowSize*tt.rows))
+			if tt.want == 0 {
+				if !errors.Is(err, errWideRows) {
+					t.Errorf("got %d, %v; want errWideRows", got, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %d, %v; want %d", got, err, tt.want)
+			}
+		})
 	}
 }
