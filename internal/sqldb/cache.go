@@ -60,6 +60,7 @@ type job struct {
 // cache is the Parquet cache of one lake database.
 type cache struct {
 	dir   string
+	root  string // see newCache
 	limit int64
 	log   *slog.Logger
 	sql   *sql.DB
@@ -82,13 +83,16 @@ type cache struct {
 	cancel     context.CancelFunc
 }
 
-func newCache(db *sql.DB, dir string, limit int64, log *slog.Logger) *cache {
+// newCache starts the cache in dir. root is the lake root when dir is its
+// DefaultCacheDir: the directory then records it, and the caches of lakes
+// that no longer exist are removed.
+func newCache(db *sql.DB, dir string, limit int64, log *slog.Logger, root string) *cache {
 	if limit <= 0 {
 		limit = DefaultCacheLimit
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &cache{
-		dir: dir, limit: limit, grace: cacheGrace, log: log, sql: db,
+		dir: dir, root: root, limit: limit, grace: cacheGrace, log: log, sql: db,
 		ready: map[string]bool{}, failed: map[string]bool{}, pending: map[string]bool{}, live: map[string]bool{},
 		wake: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel,
 	}
@@ -198,6 +202,9 @@ func (c *cache) blame(err error) bool {
 // the live set changed.
 func (c *cache) run(ctx context.Context) {
 	defer close(c.done)
+	if c.root != "" {
+		c.sweepLakes()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -278,6 +285,11 @@ func (c *cache) convert(ctx context.Context, j job) error {
 	}
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return fmt.Errorf("create the cache directory %s: %w", c.dir, err)
+	}
+	if c.root != "" {
+		if err := os.WriteFile(filepath.Join(c.dir, rootFile), []byte(c.root), 0o644); err != nil {
+			return fmt.Errorf("record the lake root in %s: %w", c.dir, err)
+		}
 	}
 	groupRows, err := rowGroupSize(j.csv, j.size)
 	if err != nil {
@@ -472,6 +484,35 @@ func convertList(cols []column) string {
 		parts[i] = c.expr + " AS " + c.field
 	}
 	return strings.Join(parts, ", ")
+}
+
+// rootFile, in a DefaultCacheDir, holds the lake root it caches.
+const rootFile = "lake-root"
+
+// sweepLakes removes the default cache directories (siblings of c.dir)
+// whose lake no longer exists, such as those of temporary lakes; a
+// directory without rootFile is not lakelink's to judge and stays.
+func (c *cache) sweepLakes() {
+	parent := filepath.Dir(c.dir)
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return // nothing cached yet
+	}
+	for _, e := range ents {
+		dir := filepath.Join(parent, e.Name())
+		if !e.IsDir() || dir == c.dir {
+			continue
+		}
+		root, err := os.ReadFile(filepath.Join(dir, rootFile))
+		if err != nil {
+			continue
+		}
+		if _, err := os.Stat(string(root)); errors.Is(err, fs.ErrNotExist) {
+			if err := os.RemoveAll(dir); err != nil {
+				c.log.Warn("lake database: remove the Parquet cache of a lake that no longer exists", "dir", dir, "lake", string(root), "err", err)
+			}
+		}
+	}
 }
 
 // DefaultCacheDir is where Open keeps the Parquet cache of the lake whose

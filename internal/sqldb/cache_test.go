@@ -473,3 +473,41 @@ func TestRowGroupSize(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheLakeSweep: a default cache directory records its lake, and the
+// caches of lakes that no longer exist go; others stay.
+func TestCacheLakeSweep(t *testing.T) {
+	parent := t.TempDir()
+	gone := filepath.Join(parent, "gone")
+	kept := filepath.Join(parent, "kept")
+	foreign := filepath.Join(parent, "foreign")
+	for dir, root := range map[string]string{gone: filepath.Join(t.TempDir(), "deleted lake"), kept: t.TempDir(), foreign: ""} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if root != "" {
+			if err := os.WriteFile(filepath.Join(dir, rootFile), []byte(root), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	l := newTestLake(t)
+	tab := nameTable("a")
+	tab.Files = []lake.File{l.write("a/2020_1_1.csv", row(1, "a", 1, false))}
+	l.commit(tab)
+	own := filepath.Join(parent, "own")
+	db, err := open(t.Context(), l.st, l.load, Options{CacheDir: own}, l.st.Location(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	warm(t, db)
+	for dir, want := range map[string]bool{gone: false, kept: true, foreign: true, own: true} {
+		if _, err := os.Stat(dir); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", dir, err == nil, want)
+		}
+	}
+	if root, err := os.ReadFile(filepath.Join(own, rootFile)); err != nil || string(root) != l.st.Location("") {
+		t.Errorf("recorded root %q, %v; want %q", root, err, l.st.Location(""))
+	}
+}

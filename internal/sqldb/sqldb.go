@@ -99,17 +99,25 @@ type Options struct {
 // user has no cache directory.
 func Open(ctx context.Context, st store.Store, load func(context.Context) (*lake.State, error)) (*DB, error) {
 	opts := Options{Logger: slog.Default()}
-	dir, err := DefaultCacheDir(st.Location(""))
+	root := st.Location("")
+	dir, err := DefaultCacheDir(root)
 	if err != nil {
 		opts.Logger.Warn("lake database: no Parquet cache; queries parse the CSV files", "err", err)
+		root = ""
 	} else {
 		opts.CacheDir = dir
 	}
-	return OpenWith(ctx, st, load, opts)
+	return open(ctx, st, load, opts, root)
 }
 
 // OpenWith is Open with options.
 func OpenWith(ctx context.Context, st store.Store, load func(context.Context) (*lake.State, error), opts Options) (*DB, error) {
+	return open(ctx, st, load, opts, "")
+}
+
+// open opens the database; root is the lake root when opts.CacheDir is its
+// DefaultCacheDir (see newCache).
+func open(ctx context.Context, st store.Store, load func(context.Context) (*lake.State, error), opts Options, root string) (*DB, error) {
 	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
 		// UTC makes TIMESTAMPTZ text and date functions independent of
 		// the machine's zone. The pool opens connections long after Open
@@ -139,7 +147,7 @@ func OpenWith(ctx context.Context, st store.Store, load func(context.Context) (*
 		if log == nil {
 			log = slog.Default()
 		}
-		db.cache = newCache(db.sql, opts.CacheDir, opts.CacheLimit, log)
+		db.cache = newCache(db.sql, opts.CacheDir, opts.CacheLimit, log, root)
 	}
 	if err := db.refresh(ctx); err != nil {
 		db.Close()
