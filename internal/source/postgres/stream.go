@@ -119,8 +119,15 @@ type stream struct {
 	// committed is the position of the last batch emit accepted.
 	committed atomic.Uint64
 	wantIdle  bool
-	nextStat  time.Time
-	nextIdle  time.Time
+	// lastKA is the previous keepalive: the position it carried and when
+	// it came. A keepalive carries how far the walsender has decoded and
+	// sent, which lags the WAL while it works through a backlog; only when
+	// that position stays put between two keepalives apart in time is the
+	// walsender waiting for WAL, and the stream current.
+	lastKA   pglogrepl.LSN
+	lastKAAt time.Time
+	nextStat time.Time
+	nextIdle time.Time
 }
 
 // Stream delivers the changes of the given tables from their cursors; see
@@ -314,7 +321,9 @@ func (st *stream) status(reply bool) error {
 func (st *stream) run(ctx context.Context) error {
 	now := time.Now()
 	st.nextStat = now.Add(statusInterval)
-	st.nextIdle = now.Add(idleInterval)
+	// The first idle check comes soon, so that a caller waiting for the
+	// stream to be current (sync --once) does not wait a whole interval.
+	st.nextIdle = now.Add(batchWindow)
 	// One deadline context serves many receives: a new one is made only
 	// when it expired or something is due earlier (waking up early is
 	// harmless, every due action is checked after each receive).
@@ -415,9 +424,21 @@ func (st *stream) message(ctx context.Context, msg pgproto3.BackendMessage) erro
 					return err
 				}
 			}
+			now := time.Now()
+			settled := ka.ServerWALEnd == st.lastKA && now.Sub(st.lastKAAt) >= batchWindow
+			if ka.ServerWALEnd != st.lastKA {
+				st.lastKA, st.lastKAAt = ka.ServerWALEnd, now
+			}
 			if st.wantIdle && st.txn == nil && len(st.batch.Changes) == 0 {
+				if !settled {
+					// Still working through WAL: ask again soon.
+					st.nextIdle = now.Add(batchWindow)
+					return nil
+				}
 				st.wantIdle = false
-				return st.flush(ctx, false)
+				err := st.flush(ctx, false)
+				st.nextIdle = now.Add(idleInterval)
+				return err
 			}
 		case pglogrepl.XLogDataByteID:
 			xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
@@ -817,7 +838,9 @@ func (st *stream) flush(ctx context.Context, partial bool) error {
 		}
 	}
 	st.batch = source.Batch{}
-	st.nextIdle = time.Now().Add(idleInterval)
+	// Check whether the stream is current soon after changes stop, then
+	// every idleInterval while idle.
+	st.nextIdle = time.Now().Add(batchWindow)
 	return st.send(ctx, ob)
 }
 
