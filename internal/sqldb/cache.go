@@ -72,7 +72,7 @@ type cache struct {
 	pending map[string]bool
 	queue   []job
 	live    map[string]bool // keys the latest refreshed state names
-	swept   bool            // live changed since the last sweep
+	swept   bool            // the directory was swept since live last changed
 	size    int64           // bytes in the directory at the last sweep, plus conversions since
 	gen     int64           // counts changes of ready, so refresh knows to replan
 	// fullLogged: errCacheFull was logged; it is logged again only after
@@ -107,7 +107,7 @@ func (c *cache) close() {
 	<-c.done
 }
 
-// key names the entry of the file rel of size bytes read with cols.
+// cacheKey names the entry of the file rel of size bytes read with cols.
 func cacheKey(rel string, size int64, cols []column) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s", cacheVersion, rel, size, convertList(cols))
@@ -116,9 +116,10 @@ func cacheKey(rel string, size int64, cols []column) string {
 
 func (c *cache) path(key string) string { return filepath.Join(c.dir, key+".parquet") }
 
-// lookup returns the Parquet path for the file rel at loc when its entry is
-// ready; otherwise it queues the conversion and returns "". It never reads
-// the file, only its size.
+// lookup returns the key of the file rel at loc and, when its entry is
+// ready, the entry's path; otherwise it queues the conversion and returns
+// no path. It never reads the file, only its size; a file it cannot stat
+// has no key.
 func (c *cache) lookup(rel, loc string, cols []column) (string, string) {
 	fi, err := os.Stat(loc)
 	if err != nil || !fi.Mode().IsRegular() {
