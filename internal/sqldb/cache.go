@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -147,6 +148,9 @@ func (c *cache) setLive(keys map[string]bool) {
 	defer c.mu.Unlock()
 	c.live = keys
 	c.swept = false
+	// Failures are remembered only while the state names the file, so the
+	// set stays bounded in a long-running process.
+	maps.DeleteFunc(c.failed, func(key string, _ bool) bool { return !keys[key] })
 	// Conversions of files the state no longer names are dropped.
 	c.queue = slices.DeleteFunc(c.queue, func(j job) bool {
 		if keys[j.key] {
