@@ -162,6 +162,13 @@ func (c *cache) setLive(keys map[string]bool) {
 	c.signal()
 }
 
+// idle reports whether no conversion is queued or running.
+func (c *cache) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending) == 0
+}
+
 // generation changes whenever an entry becomes ready or is dropped.
 func (c *cache) generation() int64 {
 	c.mu.Lock()

@@ -511,3 +511,22 @@ func TestCacheLakeSweep(t *testing.T) {
 		t.Errorf("recorded root %q, %v; want %q", root, err, l.st.Location(""))
 	}
 }
+
+func TestWaitCache(t *testing.T) {
+	l := newTestLake(t)
+	tab := nameTable("a")
+	tab.Files = []lake.File{l.write("a/2020_1_1.csv", row(1, "a", 1, false))}
+	l.commit(tab)
+	if err := l.open().WaitCache(t.Context()); err != nil {
+		t.Errorf("cache off: %v", err)
+	}
+	db := l.openWith(Options{CacheDir: t.TempDir()})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := db.WaitCache(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("ended context: got %v, want context.Canceled", err)
+	}
+	if err := db.WaitCache(t.Context()); err != nil || cachedViews(db) != 1 {
+		t.Errorf("got %v with %d cached views, want nil and 1", err, cachedViews(db))
+	}
+}

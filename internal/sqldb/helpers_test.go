@@ -108,21 +108,10 @@ func (l *testLake) openCached() *DB {
 // names and the views read the cache files.
 func warm(t testing.TB, db *DB) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if err := db.refresh(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		db.mu.Lock()
-		planned := db.gen
-		db.mu.Unlock()
-		if db.cache.idle() && db.cache.generation() == planned {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the Parquet cache did not warm up in 30 s")
-		}
-		time.Sleep(5 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := db.WaitCache(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -225,11 +214,4 @@ func testText(v any) string {
 	default:
 		return fmt.Sprint(v)
 	}
-}
-
-// idle reports whether no conversion is queued or running.
-func (c *cache) idle() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.pending) == 0
 }

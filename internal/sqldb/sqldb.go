@@ -209,6 +209,36 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 	return rows, err
 }
 
+// WaitCache returns once the Parquet cache holds every partition and
+// snapshot file of the latest committed state (or their conversion failed)
+// and the views read it, or when ctx ends. Queries never need it; a
+// short-lived process (a one-off query) can call it before Close to leave
+// a warm cache to the next, since Close stops a running conversion. With
+// the cache off it returns at once.
+func (db *DB) WaitCache(ctx context.Context) error {
+	if db.cache == nil {
+		return nil
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := db.refresh(ctx); err != nil {
+			return err
+		}
+		db.mu.Lock()
+		planned := db.gen
+		db.mu.Unlock()
+		if db.cache.idle() && db.cache.generation() == planned {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the Parquet cache: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
 // Close releases DuckDB and its spill directory. Rows still open fail.
 func (db *DB) Close() error {
 	if db.cache != nil {
