@@ -198,16 +198,62 @@ func (c *cache) blame(err error) bool {
 		if !c.ready[key] {
 			continue
 		}
-		delete(c.ready, key)
-		c.failed[key] = true
-		c.gen++
-		dropped = true
 		c.log.Warn("lake database: a Parquet cache file cannot be read; using the CSV file", "cache", c.path(key), "err", err)
-		if rmErr := os.Remove(c.path(key)); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
-			c.log.Warn("lake database: remove an unreadable cache file", "cache", c.path(key), "err", rmErr)
-		}
+		c.drop(key)
+		dropped = true
 	}
 	return dropped
+}
+
+// suspectErrors start the messages of DuckDB errors that a damaged cache
+// file can cause without naming it (a corrupted page: "Invalid Error:
+// don't know what type"); a query's own mistakes have other types (Parser,
+// Binder, Catalog, Conversion, ...).
+var suspectErrors = []string{"Invalid Error", "IO Error", "INTERNAL Error", "Serialization Error"}
+
+// check reads every ready entry in full when err may come from a damaged
+// cache file that the message does not name, and drops the entries that do
+// not read. It reports whether it dropped any. It costs a scan of the
+// cache, so it runs only for such errors.
+func (c *cache) check(ctx context.Context, err error) bool {
+	if !slices.ContainsFunc(suspectErrors, func(p string) bool { return strings.Contains(err.Error(), p) }) {
+		return false
+	}
+	c.mu.Lock()
+	keys := slices.Collect(maps.Keys(c.ready))
+	c.mu.Unlock()
+	var bad []string
+	for _, key := range keys {
+		// hash() cannot be answered from Parquet statistics, so every
+		// page of every column is decoded.
+		rows, err := c.sql.QueryContext(ctx, "SELECT max(hash(COLUMNS(*))) FROM read_parquet("+quoteString(globEscape(c.path(key)))+")")
+		if err == nil {
+			err = rows.Close()
+		}
+		if err != nil && ctx.Err() == nil {
+			bad = append(bad, key)
+			c.log.Warn("lake database: a Parquet cache file does not read; using the CSV file", "cache", c.path(key), "err", err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, key := range bad {
+		c.drop(key)
+	}
+	return len(bad) > 0
+}
+
+// drop forgets the entry key and removes its file. c.mu is held.
+func (c *cache) drop(key string) {
+	if !c.ready[key] {
+		return
+	}
+	delete(c.ready, key)
+	c.failed[key] = true
+	c.gen++
+	if err := os.Remove(c.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.log.Warn("lake database: remove an unreadable cache file", "cache", c.path(key), "err", err)
+	}
 }
 
 // run converts queued files one at a time and sweeps the directory when

@@ -194,20 +194,23 @@ func (db *DB) setup(ctx context.Context) error {
 // runs query. Safe for concurrent use: a query sees the state of one commit,
 // at least as new as the last commit before Query was called.
 func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if err := db.refresh(ctx); err != nil {
-		return nil, err
-	}
-	rows, err := db.sql.QueryContext(ctx, query, args...)
-	if err != nil && db.cache != nil && db.cache.blame(err) {
-		// A cache file the views named cannot be read: the views go back
-		// to its CSV file and the query runs again.
+	for attempt := 0; ; attempt++ {
 		if err := db.refresh(ctx); err != nil {
 			return nil, err
 		}
-		return db.sql.QueryContext(ctx, query, args...)
+		rows, err := db.sql.QueryContext(ctx, query, args...)
+		// A damaged cache file must not fail the query: its entry is
+		// dropped, the views go back to its CSV file and the query runs
+		// again. Each retry drops at least one entry.
+		if err == nil || db.cache == nil || attempt == maxRetries || !(db.cache.blame(err) || db.cache.check(ctx, err)) {
+			return rows, err
+		}
 	}
-	return rows, err
 }
+
+// maxRetries bounds the retries of a query (and of a refresh) that failed
+// on damaged cache files.
+const maxRetries = 100
 
 // WaitCache returns once the Parquet cache holds every partition and
 // snapshot file of the latest committed state (or their conversion failed)
@@ -277,7 +280,7 @@ func (db *DB) refresh(ctx context.Context) error {
 		// over it: an unreadable cache file fails the refresh, so the
 		// views are planned again without it (each attempt drops at
 		// least one entry).
-		if err != nil && db.cache != nil && attempt < 10 && db.cache.blame(err) {
+		if err != nil && db.cache != nil && attempt < maxRetries && db.cache.blame(err) {
 			continue
 		}
 		return err
