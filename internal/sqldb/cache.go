@@ -70,6 +70,7 @@ type cache struct {
 	grace   time.Duration   // cacheGrace; tests shorten it
 	ready   map[string]bool // key -> entry verified and usable
 	failed  map[string]bool // key -> conversion failed in this process; not retried
+	dropped map[string]int  // key -> times its entry was found damaged
 	pending map[string]bool
 	queue   []job
 	live    map[string]bool // keys the latest refreshed state names
@@ -94,7 +95,7 @@ func newCache(db *sql.DB, dir string, limit int64, log *slog.Logger, root string
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &cache{
 		dir: dir, root: root, limit: limit, grace: cacheGrace, log: log, sql: db,
-		ready: map[string]bool{}, failed: map[string]bool{}, pending: map[string]bool{}, live: map[string]bool{},
+		ready: map[string]bool{}, failed: map[string]bool{}, dropped: map[string]int{}, pending: map[string]bool{}, live: map[string]bool{},
 		wake: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel,
 	}
 	go c.run(ctx)
@@ -151,6 +152,7 @@ func (c *cache) setLive(keys map[string]bool) {
 	// Failures are remembered only while the state names the file, so the
 	// set stays bounded in a long-running process.
 	maps.DeleteFunc(c.failed, func(key string, _ bool) bool { return !keys[key] })
+	maps.DeleteFunc(c.dropped, func(key string, _ int) bool { return !keys[key] })
 	// Conversions of files the state no longer names are dropped.
 	c.queue = slices.DeleteFunc(c.queue, func(j job) bool {
 		if keys[j.key] {
@@ -243,13 +245,18 @@ func (c *cache) check(ctx context.Context, err error) bool {
 	return len(bad) > 0
 }
 
-// drop forgets the entry key and removes its file. c.mu is held.
+// drop forgets the entry key and removes its file; the file is converted
+// again once (the entry may have been deleted or damaged from outside),
+// and stays CSV if its entry has to be dropped again. c.mu is held.
 func (c *cache) drop(key string) {
 	if !c.ready[key] {
 		return
 	}
 	delete(c.ready, key)
-	c.failed[key] = true
+	c.dropped[key]++
+	if c.dropped[key] > 1 {
+		c.failed[key] = true
+	}
 	c.gen++
 	if err := os.Remove(c.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		c.log.Warn("lake database: remove an unreadable cache file", "cache", c.path(key), "err", err)

@@ -240,24 +240,42 @@ func TestCacheCorrupt(t *testing.T) {
 		}},
 	} {
 		t.Run(breakIt.name, func(t *testing.T) {
-			entries, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
-			if len(entries) == 0 {
-				t.Fatal("no cache entry to break")
-			}
-			for _, e := range entries {
-				if err := breakIt.do(e); err != nil {
-					t.Fatal(err)
+			damage := func() {
+				t.Helper()
+				entries, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
+				if len(entries) == 0 {
+					t.Fatal("no cache entry to break")
+				}
+				for _, e := range entries {
+					if err := breakIt.do(e); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
+			// The first time, the files are converted again.
+			damage()
 			if got := results(t, db); !slices.Equal(flat(got), flat(want)) {
 				t.Errorf("got %q, want %q", got, want)
 			}
+			warm(t, db)
+			if n := cachedViews(db); n != 2 {
+				t.Errorf("%d views read the cache after the damage, want 2 (converted again)", n)
+			}
+			if got := results(t, db); !slices.Equal(flat(got), flat(want)) {
+				t.Errorf("converted again: got %q, want %q", got, want)
+			}
+			// The second time, they stay CSV.
+			damage()
+			if got := results(t, db); !slices.Equal(flat(got), flat(want)) {
+				t.Errorf("damaged again: got %q, want %q", got, want)
+			}
+			warm(t, db)
 			if n := cachedViews(db); n != 0 {
-				t.Errorf("%d views still read a broken entry", n)
+				t.Errorf("%d views read entries damaged twice", n)
 			}
 			// A new commit of other files builds the cache again.
 			next := mergeTable(l)
-			next.Files = []lake.File{l.write(fmt.Sprintf("account/%s.csv", strings.ReplaceAll(breakIt.name, " ", "_")), row(1, "n1", 1, false)+row(2, "n2", 1, false)+row(3, "n3", 1, false)+row(4, "n4", 1, false)+row(5, "n5", 4, false))}
+			next.Files = []lake.File{l.write(fmt.Sprintf("account/%s.csv", breakIt.name), row(1, "n1", 1, false)+row(2, "n2", 1, false)+row(3, "n3", 1, false)+row(4, "n4", 1, false)+row(5, "n5", 4, false))}
 			next.Snapshots = []lake.Snapshot{{Files: next.Files}}
 			l.commit(next)
 			warm(t, db)
@@ -572,7 +590,8 @@ func TestCacheGarbled(t *testing.T) {
 	if got := results(t, db); !slices.Equal(flat(got), flat(want)) {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	if n := cachedViews(db); n != 0 {
-		t.Errorf("%d views still read a damaged entry", n)
+	warm(t, db)
+	if got := results(t, db); !slices.Equal(flat(got), flat(want)) || cachedViews(db) != 2 {
+		t.Errorf("converted again: got %q with %d cached views, want %q and 2", got, cachedViews(db), want)
 	}
 }

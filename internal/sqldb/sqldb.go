@@ -176,6 +176,10 @@ func (db *DB) setup(ctx context.Context) error {
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
 		"SET memory_limit = " + quoteString(memoryLimit),
+		// DuckDB's cache of file blocks would serve the old bytes of a
+		// cache entry rewritten under its name (a damaged one converted
+		// again); the operating system caches local files anyway.
+		"SET enable_external_file_cache = false",
 		"SET temp_directory = " + quoteString(spill),
 	}
 	for _, m := range metaTables {
