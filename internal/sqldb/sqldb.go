@@ -8,7 +8,9 @@
 // committed State names, and writers never change a named file, so a query
 // never sees a half-written file or half a commit. The views are rebuilt,
 // in one DuckDB transaction, whenever the committed state moves on; they
-// read files only when queried.
+// read files only when queried. A background worker keeps a Parquet copy
+// of each partition and snapshot file (cache.go); a view reads the copy
+// once it is ready.
 package sqldb
 
 import (
