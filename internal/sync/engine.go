@@ -97,7 +97,6 @@ type table struct {
 	err       string
 	throttled bool
 	streaming bool
-	queued    bool
 	// caughtUp is when the source last said the table was current.
 	caughtUp time.Time
 	// cursorCommitted is when the table's cursor was last committed.
@@ -320,9 +319,8 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 	ts := e.lk.State().Tables[sp.Name]
 	if ts == nil {
 		e.mu.Lock()
-		defer e.mu.Unlock()
 		t.define = &lake.Definition{Source: desc, Options: sp.Options}
-		t.queued = true
+		e.mu.Unlock()
 		e.copyq <- sp.Name
 		return nil
 	}
@@ -341,18 +339,19 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 		ts = e.lk.State().Tables[sp.Name]
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if ts.Phase == lake.Completed {
 		t.state = Completed
 		t.streaming = true
 		t.cursorCommitted = time.Now()
+		e.mu.Unlock()
 		signal(e.streamCh)
 		return nil
 	}
 	if ts.Phase == lake.InProgress && ts.Cursor != "" {
 		t.state = InProgress
 	}
-	t.queued = true
+	e.mu.Unlock()
+	// Sent without the lock: the copy workers take it.
 	e.copyq <- sp.Name
 	return nil
 }
@@ -405,7 +404,6 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 		e.mu.Unlock()
 		return nil
 	}
-	t.queued = false
 	t.state = InProgress
 	t.cancelCopy = cancel
 	e.mu.Unlock()
@@ -580,9 +578,12 @@ func (e *Engine) streamFailed(err error) error {
 			return cerr
 		}
 		e.mu.Lock()
-		defer e.mu.Unlock()
-		if t, ok := e.tables[ce.Table]; ok {
-			t.streaming, t.state, t.copied, t.queued = false, InProgress, 0, true
+		t, ok := e.tables[ce.Table]
+		if ok {
+			t.streaming, t.state, t.copied = false, InProgress, 0
+		}
+		e.mu.Unlock()
+		if ok {
 			e.copyq <- ce.Table
 		}
 		return nil
