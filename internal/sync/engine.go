@@ -356,6 +356,21 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 	return nil
 }
 
+// tableError returns the table a lake error is about when the error is one
+// table's (data that does not fit its layout), or "" when the lake itself
+// failed.
+func tableError(err error) string {
+	var ve *lake.ValueError
+	var le *lake.LayoutError
+	switch {
+	case errors.As(err, &ve):
+		return ve.Table
+	case errors.As(err, &le):
+		return le.Table
+	}
+	return ""
+}
+
 // sameSchema compares table descriptions as the lake stores them (JSON),
 // so that differences a round trip through the lake erases do not count.
 func sameSchema(a, b *schema.Table) bool {
@@ -493,6 +508,9 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 		e.cfg.Progress.CopyDone(name, err)
 	}
 	switch {
+	case lakeErr != nil && tableError(lakeErr) != "":
+		e.fail(name, lakeErr)
+		return nil
 	case lakeErr != nil:
 		return lakeErr
 	case ctx.Err() != nil:
@@ -673,6 +691,11 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 		return nil
 	}
 	if err := e.commit(txs...); err != nil {
+		// Data the lake refuses stops its table, not the link: the other
+		// tables' changes come again when the stream restarts without it.
+		if name := tableError(err); name != "" {
+			e.fail(name, err)
+		}
 		return err
 	}
 	e.mu.Lock()

@@ -249,3 +249,23 @@ func TestRestartResumes(t *testing.T) {
 	h2 := start(t, src, dir, Config{Tables: specs("contact")})
 	h2.converged("contact")
 }
+
+func TestBadDataFailsItsTableOnly(t *testing.T) {
+	src := newFake("contact", "account")
+	seed(src, 10, "contact", "account")
+	src.bad["account"] = true
+	h := start(t, src, t.TempDir(), Config{Tables: specs("contact", "account")})
+	h.eventually("account Failed", func() bool { return h.state("account") == Failed })
+	h.converged("contact")
+	for _, s := range h.eng.Status() {
+		if s.Name == "account" && !strings.Contains(s.Error, "createdon") {
+			t.Fatalf("reason %q does not name the column", s.Error)
+		}
+	}
+	// The same in the change stream: contact goes on.
+	src.mu.Lock()
+	src.bad["contact"] = true
+	src.mu.Unlock()
+	src.put("contact", "00000000-0000-0000-0000-000000000001", "bad now")
+	h.eventually("contact Failed", func() bool { return h.state("contact") == Failed })
+}

@@ -23,6 +23,8 @@ type fakeSource struct {
 	expire map[string]bool
 	// copyErrs fails the next Copy calls of a table.
 	copyErrs map[string]int
+	// bad makes a table's rows carry a value its schema does not allow.
+	bad map[string]bool
 }
 
 type fakeRow struct {
@@ -34,7 +36,7 @@ type fakeRow struct {
 
 func newFake(tables ...string) *fakeSource {
 	f := &fakeSource{tables: map[string]map[string]fakeRow{}, untrack: map[string]bool{}, pageSize: 7,
-		expire: map[string]bool{}, copyErrs: map[string]int{}}
+		expire: map[string]bool{}, copyErrs: map[string]int{}, bad: map[string]bool{}}
 	for _, t := range tables {
 		f.tables[t] = map[string]fakeRow{}
 	}
@@ -105,8 +107,12 @@ func (f *fakeSource) change(table, id string, r fakeRow) source.Change {
 	if r.deleted {
 		return source.Change{Table: table, ID: id, Version: r.version, Deleted: true}
 	}
+	var created any = r.created
+	if f.bad[table] {
+		created = "not a time"
+	}
 	return source.Change{Table: table, ID: id, Version: r.version, Values: map[string]any{
-		table + "id": id, "name": r.name, "versionnumber": r.version, "createdon": r.created,
+		table + "id": id, "name": r.name, "versionnumber": r.version, "createdon": created,
 	}}
 }
 
