@@ -182,6 +182,32 @@ func TestSyncQueryStatusUnlink(t *testing.T) {
 	run(t, 0, "sync", "-c", profile, "--once")
 	assertSameRows(t, url, profile, "contact", "contacts", "contactid")
 	assertSameRows(t, url, profile, "opportunity", "opportunities", "opportunityid")
+	// sync --once leaves a finished lake: the snapshot model.json points at.
+	live, snap := queryCSV(t, profile, "SELECT count(*) FROM contact"), queryCSV(t, profile, "SELECT count(*) FROM contact_partitioned")
+	if live[0][0] != snap[0][0] {
+		t.Fatalf("contact has %s rows, its snapshot %s", live[0][0], snap[0][0])
+	}
+	var model struct {
+		Entities []struct {
+			Name       string
+			Partitions []struct{ Location string }
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "lake", "model.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &model); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range model.Entities {
+		if len(e.Partitions) == 0 {
+			t.Errorf("model.json: %s has no partitions", e.Name)
+		}
+	}
+	if len(model.Entities) != 3 {
+		t.Errorf("model.json has %d entities, want 3", len(model.Entities))
+	}
 
 	var status struct {
 		Tables []struct {

@@ -199,6 +199,13 @@ func (e *Engine) Run(ctx context.Context, src source.Source, lk *lake.Lake, st s
 		g.Go(func() error { return e.untilDone(gctx, cancel) })
 	}
 	err := g.Wait()
+	if e.cfg.Once && (err == nil || errors.Is(err, context.Canceled)) {
+		// A one-shot sync leaves a finished lake: first snapshots,
+		// model.json and the metadata files written, compactions done.
+		if merr := e.lk.Maintain(e.commitCtx); merr != nil {
+			err = fmt.Errorf("final lake maintenance: %w", merr)
+		}
+	}
 	if werr := e.writeStatus(e.commitCtx, true); werr != nil {
 		e.log.Warn("writing the final status", "err", werr)
 	}
