@@ -99,8 +99,12 @@ func (l *Lake) scanFile(ctx context.Context, table, path string, ix layoutIndexe
 
 // pending is the winning change of one Id among the folded change files.
 type pending struct {
+	// line is the row as written; id and part are taken from it once, so
+	// that its split fields need not be kept (compaction holds up to
+	// 2*CompactRows pending rows).
 	line    []byte
-	fields  []string
+	id      string
+	part    string
 	version int64
 	deleted bool
 	// superseded: the partition files hold this version or a newer one.
@@ -135,6 +139,18 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 	ix := indexesOf(ts)
 	c := &compaction{table: ts.Name, generation: ts.Generation}
 	byID := map[string]*pending{}
+	// partitionOf is where a new Id goes: by its partition column, else by
+	// the time of the compaction.
+	partitionOf := func(fields []string) string {
+		if ix.partCol >= 0 && ix.partCol < len(fields) {
+			if v, err := decodeValue(ts.Columns[ix.partCol].Type, fields[ix.partCol]); err == nil && v != nil {
+				if tm, ok := v.(time.Time); ok {
+					return tm.UTC().Format(partitionLayout(ts.Options.Granularity))
+				}
+			}
+		}
+		return now.Format(partitionLayout(ts.Options.Granularity))
+	}
 	var rows int
 	for _, f := range ts.Changes {
 		if !all && rows >= 2*l.opts.CompactRows && len(c.folded) > 0 {
@@ -145,12 +161,10 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 			if p != nil && p.version > v {
 				return nil
 			}
-			line = append([]byte(nil), line...)
-			fs, err := splitFields(nil, line)
-			if err != nil {
-				return err
-			}
-			byID[fs[idxID]] = &pending{line: line, fields: fs, version: v, deleted: fs[ix.isDelete] == "True", home: -1}
+			// The fields share one string with the whole line: clone the Id
+			// so that the pending row holds only its own copy of the line.
+			id := strings.Clone(fields[idxID])
+			byID[id] = &pending{line: append([]byte(nil), line...), id: id, part: partitionOf(fields), version: v, deleted: fields[ix.isDelete] == "True", home: -1}
 			return nil
 		})
 		if err != nil {
@@ -188,15 +202,7 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 		if p.superseded || p.deleted || p.home >= 0 {
 			continue
 		}
-		part := now.Format(partitionLayout(ts.Options.Granularity))
-		if ix.partCol >= 0 && ix.partCol < len(p.fields) {
-			if v, err := decodeValue(ts.Columns[ix.partCol].Type, p.fields[ix.partCol]); err == nil && v != nil {
-				if tm, ok := v.(time.Time); ok {
-					part = tm.UTC().Format(partitionLayout(ts.Options.Granularity))
-				}
-			}
-		}
-		fresh[part] = append(fresh[part], p)
+		fresh[p.part] = append(fresh[p.part], p)
 	}
 	target := map[int]string{}
 	for part := range fresh {
@@ -238,7 +244,11 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 				return nil
 			}
 			p.emitted = true
-			return ow.row(withSinkCreated(p.fields, p.sinkCreate))
+			row, err := withSinkCreated(p.line, p.sinkCreate)
+			if err != nil {
+				return err
+			}
+			return ow.row(row)
 		})
 		if err == nil && target[i] != "" {
 			for _, p := range sortedPending(fresh[target[i]]) {
@@ -308,17 +318,22 @@ func partitionLayout(g Granularity) string {
 
 // sortedPending orders rows by Id so that output is deterministic.
 func sortedPending(ps []*pending) []*pending {
-	sort.Slice(ps, func(i, j int) bool { return ps[i].fields[idxID] < ps[j].fields[idxID] })
+	sort.Slice(ps, func(i, j int) bool { return ps[i].id < ps[j].id })
 	return ps
 }
 
-func withSinkCreated(fields []string, sinkCreated string) []byte {
+// withSinkCreated returns line with its SinkCreatedOn replaced, so that a
+// record keeps the time it first reached the lake.
+func withSinkCreated(line []byte, sinkCreated string) ([]byte, error) {
 	if sinkCreated == "" {
-		return []byte(strings.Join(fields, ","))
+		return line, nil
 	}
-	fs := append([]string(nil), fields...)
+	fs, err := splitFields(nil, line)
+	if err != nil {
+		return nil, err
+	}
 	fs[idxSinkCreated] = sinkCreated
-	return []byte(strings.Join(fs, ","))
+	return []byte(strings.Join(fs, ",")), nil
 }
 
 // apply implements work: the table's files without the rewritten and
