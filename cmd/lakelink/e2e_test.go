@@ -410,3 +410,20 @@ func TestBearerToken(t *testing.T) {
 		t.Fatalf("a wrong token is not reported as such:\n%s", out)
 	}
 }
+
+// TestOnceExitCode: sync --once exits 2 when a table cannot complete, and
+// says which and why; the other tables are synced all the same.
+func TestOnceExitCode(t *testing.T) {
+	_, url := emulatortest.Start(t, emulator.Config{Dir: t.TempDir(), Scale: 50, Seed: 1})
+	profile := writeProfile(t, t.TempDir(), url, "  - name: contact\n  - name: competitor\n")
+	cmd := exec.Command(binary, "sync", "-c", profile, "--once")
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 {
+		t.Fatalf("sync --once with an untracked table: %v, want exit 2\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "competitor") || !strings.Contains(string(out), "Track changes") {
+		t.Fatalf("the error does not name the table and the fix:\n%s", out)
+	}
+	assertSameRows(t, url, profile, "contact", "contacts", "contactid")
+}
