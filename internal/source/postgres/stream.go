@@ -108,6 +108,7 @@ type stream struct {
 	conn   *pgconn.PgConn
 	tables map[uint32]*streamTable
 	rels   map[uint32]*rel
+	row    rowMsg // the row message being handled; its columns are reused
 	// recent holds the values last delivered for rows with large values.
 	recent  map[recentKey]map[string]any
 	pos     pglogrepl.LSN
@@ -446,6 +447,12 @@ func (st *stream) message(ctx context.Context, msg pgproto3.BackendMessage) erro
 				return fmt.Errorf("postgres source %s: slot %s: %w", st.s.where, st.s.slot, err)
 			}
 			st.recvd = max(st.recvd, xld.WALStart)
+			if len(xld.WALData) > 0 && (xld.WALData[0] == 'I' || xld.WALData[0] == 'U' || xld.WALData[0] == 'D') {
+				if err := parseRow(xld.WALData, &st.row); err != nil {
+					return fmt.Errorf("postgres source %s: slot %s: decode pgoutput message at %s: %w", st.s.where, st.s.slot, xld.WALStart, err)
+				}
+				return st.change(ctx, &st.row)
+			}
 			m, err := pglogrepl.Parse(xld.WALData)
 			if err != nil {
 				return fmt.Errorf("postgres source %s: slot %s: decode pgoutput message at %s: %w", st.s.where, st.s.slot, xld.WALStart, err)
@@ -466,30 +473,41 @@ func (st *stream) decoded(ctx context.Context, m pglogrepl.Message) error {
 		st.txn = &txnState{commit: m.FinalLSN}
 	case *pglogrepl.RelationMessage:
 		return st.relation(ctx, m)
-	case *pglogrepl.InsertMessage:
-		r, ok := st.deliver(m.RelationID)
-		if !ok {
-			return nil
+	case *pglogrepl.TruncateMessage:
+		for _, id := range m.RelationIDs {
+			if r, ok := st.deliver(id); ok && st.txn.truncated == "" {
+				st.txn.truncated = r.st.t.name
+			}
 		}
-		vals, key, toast, err := st.tuple(r, m.Tuple, nil)
+	case *pglogrepl.CommitMessage:
+		return st.commit(ctx, m)
+	}
+	return nil
+}
+
+// change handles an Insert, Update or Delete.
+func (st *stream) change(ctx context.Context, m *rowMsg) error {
+	r, ok := st.deliver(m.rel)
+	if !ok {
+		return nil
+	}
+	switch m.kind {
+	case 'I':
+		vals, key, toast, err := st.tuple(r, m.new, nil)
 		if err != nil {
 			return err
 		}
 		return st.upsert(ctx, r, key, vals, toast)
-	case *pglogrepl.UpdateMessage:
-		r, ok := st.deliver(m.RelationID)
-		if !ok {
-			return nil
-		}
+	case 'U':
 		var oldKey []string
-		if m.OldTuple != nil {
-			_, k, _, err := st.tuple(r, m.OldTuple, nil)
+		if m.hasOld {
+			k, err := st.key(r, m.old, nil)
 			if err != nil {
 				return err
 			}
 			oldKey = k
 		}
-		vals, key, toast, err := st.tuple(r, m.NewTuple, oldKey)
+		vals, key, toast, err := st.tuple(r, m.new, oldKey)
 		if err != nil {
 			return err
 		}
@@ -501,27 +519,14 @@ func (st *stream) decoded(ctx context.Context, m pglogrepl.Message) error {
 			delete(st.recent, recentKey{r.st.t.oid, keyID(oldKey)})
 		}
 		return st.upsert(ctx, r, key, vals, toast)
-	case *pglogrepl.DeleteMessage:
-		r, ok := st.deliver(m.RelationID)
-		if !ok {
-			return nil
-		}
-		_, key, _, err := st.tuple(r, m.OldTuple, nil)
+	default:
+		key, err := st.key(r, m.old, nil)
 		if err != nil {
 			return err
 		}
 		delete(st.recent, recentKey{r.st.t.oid, keyID(key)})
 		return st.add(ctx, r, source.Change{ID: keyID(key), Deleted: true})
-	case *pglogrepl.TruncateMessage:
-		for _, id := range m.RelationIDs {
-			if r, ok := st.deliver(id); ok && st.txn.truncated == "" {
-				st.txn.truncated = r.st.t.name
-			}
-		}
-	case *pglogrepl.CommitMessage:
-		return st.commit(ctx, m)
 	}
-	return nil
 }
 
 // deliver returns the relation when its changes in the current transaction
@@ -608,43 +613,56 @@ func sameShape(a, b *schema.Table) bool {
 // tuple decodes a tuple of r: its values, the text of its key columns and
 // the names of columns pgoutput left out as unchanged TOASTed values. A key
 // column left out is taken from oldKey (it is unchanged).
-func (st *stream) tuple(r *rel, td *pglogrepl.TupleData, oldKey []string) (map[string]any, []string, []string, error) {
+func (st *stream) tuple(r *rel, cols []tupleCol, oldKey []string) (map[string]any, []string, []string, error) {
 	name := r.st.t.name
-	if td == nil || len(td.Columns) != len(r.desc.Columns) {
+	if len(cols) != len(r.desc.Columns) {
 		return nil, nil, nil, fmt.Errorf("postgres source %s: table %s: change has a different column count than its Relation message", st.s.where, name)
 	}
-	vals := make(map[string]any, len(td.Columns))
+	vals := make(map[string]any, len(cols))
 	var toast []string
-	for i, c := range td.Columns {
+	for i, c := range cols {
 		col := r.desc.Columns[i].Name
-		switch c.DataType {
-		case pglogrepl.TupleDataTypeNull:
+		switch c.kind {
+		case colNull:
 			vals[col] = nil
-		case pglogrepl.TupleDataTypeToast:
+		case colToast:
 			toast = append(toast, col)
-		case pglogrepl.TupleDataTypeText:
-			v, err := r.dec[i].decode(c.Data)
+		case colText:
+			v, err := r.dec[i].decode(c.data)
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("postgres source %s: table %s: column %s (%s): %w", st.s.where, name, col, r.desc.Columns[i].SourceType, err)
 			}
 			vals[col] = v
 		default:
-			return nil, nil, nil, fmt.Errorf("postgres source %s: table %s: column %s: unexpected tuple data kind %q", st.s.where, name, col, c.DataType)
+			return nil, nil, nil, fmt.Errorf("postgres source %s: table %s: column %s: unexpected tuple data kind %q", st.s.where, name, col, c.kind)
 		}
+	}
+	key, err := st.key(r, cols, oldKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return vals, key, toast, nil
+}
+
+// key returns the text of r's key columns in a tuple (an old tuple may
+// hold only them). A key column left out is taken from oldKey.
+func (st *stream) key(r *rel, cols []tupleCol, oldKey []string) ([]string, error) {
+	if len(cols) != len(r.desc.Columns) {
+		return nil, fmt.Errorf("postgres source %s: table %s: change has a different column count than its Relation message", st.s.where, r.st.t.name)
 	}
 	key := make([]string, len(r.key))
 	for j, i := range r.key {
-		c := td.Columns[i]
+		c := cols[i]
 		switch {
-		case c.DataType == pglogrepl.TupleDataTypeText:
-			key[j] = string(c.Data)
-		case c.DataType == pglogrepl.TupleDataTypeToast && oldKey != nil:
+		case c.kind == colText:
+			key[j] = string(c.data)
+		case c.kind == colToast && oldKey != nil:
 			key[j] = oldKey[j]
 		default:
-			return nil, nil, nil, fmt.Errorf("postgres source %s: table %s: key column %s has no value in the change (a TOASTed key value pgoutput did not resend); keys longer than about 2 kB are not supported", st.s.where, name, r.desc.Columns[i].Name)
+			return nil, fmt.Errorf("postgres source %s: table %s: key column %s has no value in the change (a TOASTed key value pgoutput did not resend); keys longer than about 2 kB are not supported", st.s.where, r.st.t.name, r.desc.Columns[i].Name)
 		}
 	}
-	return vals, key, toast, nil
+	return key, nil
 }
 
 // upsert delivers an inserted or updated row, first filling in unchanged
