@@ -483,46 +483,12 @@ func tableObjects(ts *TableState) []string {
 // Rows are encoded into memory first (the batch is in memory anyway), so
 // that one object is open at a time whatever the partitions.
 func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []source.Change, now time.Time, w *commitWork) error {
-	enc := newRowEncoder(ts.Name, ts.Columns, now)
-	part := newPartitioner(ts.Options.Granularity, ts.Source.PartitionColumn, now)
-	parts := map[string]*partBuf{}
-	changeBuf := getPartBuf()
-	defer func() {
-		putPartBuf(changeBuf)
-		for _, pb := range parts {
-			putPartBuf(pb)
-		}
-	}()
-	var upserts int64
-	for i := range changes {
-		ch := &changes[i]
-		if ch.Table != "" && ch.Table != ts.Name {
-			return fmt.Errorf("commit: table %s: change of Id %s belongs to table %s", ts.Name, ch.ID, ch.Table)
-		}
-		if ch.ID == "" {
-			return fmt.Errorf("commit: table %s: a change has an empty Id; the source must give every record a key", ts.Name)
-		}
-		pb := changeBuf
-		if ts.Options.AppendOnly || (ts.Phase == InProgress && !ch.Deleted) {
-			p := part.of(ch)
-			pb = parts[p]
-			if pb == nil {
-				pb = getPartBuf()
-				parts[p] = pb
-			}
-			if !ch.Deleted {
-				upserts++
-			}
-		}
-		// Rows are encoded straight into their file's buffer; on an error
-		// the commit fails and the buffers are recycled, contents discarded.
-		var err error
-		pb.data, err = enc.encode(pb.data, ch)
-		if err != nil {
-			return err
-		}
-		pb.endRow()
+	enc, err := encodeChanges(ts, changes, now)
+	defer enc.recycle()
+	if err != nil {
+		return err
 	}
+	parts, changeBuf := enc.parts, enc.change
 	names := make([]string, 0, len(parts))
 	for p := range parts {
 		names = append(names, p)
@@ -550,7 +516,7 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 	if ts.Options.AppendOnly {
 		ts.Rows += int64(len(changes))
 	} else if ts.Phase == InProgress {
-		ts.Rows += upserts
+		ts.Rows += enc.upserts
 	}
 	return nil
 }
