@@ -325,11 +325,15 @@ func (st *stream) run(ctx context.Context) error {
 	// The first idle check comes soon, so that a caller waiting for the
 	// stream to be current (sync --once) does not wait a whole interval.
 	st.nextIdle = now.Add(batchWindow)
-	// One deadline context serves many receives: a new one is made only
-	// when it expired or something is due earlier (waking up early is
-	// harmless, every due action is checked after each receive).
-	dl := &deadline{parent: ctx}
-	defer dl.stop()
+	// Receives take no context: with one, pgconn registers and removes a
+	// cancellation for every message, a cost a bulk change pays a million
+	// times. The connection's read deadline bounds each wait instead, and
+	// ctx ending moves it into the past. The deadline is set before ctx is
+	// checked, so an end of ctx after the check always lands last.
+	nc := st.conn.Conn()
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var set time.Time
 	for {
 		next := st.nextStat
 		if len(st.batch.Changes) > 0 || st.batch.Schemas != nil {
@@ -337,7 +341,16 @@ func (st *stream) run(ctx context.Context) error {
 		} else if st.txn == nil {
 			next = minTime(next, st.nextIdle)
 		}
-		msg, err := st.conn.ReceiveMessage(dl.until(next))
+		if !next.Equal(set) {
+			if err := nc.SetReadDeadline(next); err != nil {
+				return fmt.Errorf("postgres source %s: slot %s: set read deadline: %w", st.s.where, st.s.slot, err)
+			}
+			set = next
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		msg, err := st.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -369,31 +382,6 @@ func (st *stream) run(ctx context.Context) error {
 				return err
 			}
 		}
-	}
-}
-
-// deadline hands out a context that ends at a given time, reusing it
-// while it is live and ends no later than asked.
-type deadline struct {
-	parent context.Context
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-func (d *deadline) until(t time.Time) context.Context {
-	if d.ctx != nil {
-		if end, _ := d.ctx.Deadline(); d.ctx.Err() == nil && !t.Before(end) {
-			return d.ctx
-		}
-		d.cancel()
-	}
-	d.ctx, d.cancel = context.WithDeadline(d.parent, t)
-	return d.ctx
-}
-
-func (d *deadline) stop() {
-	if d.cancel != nil {
-		d.cancel()
 	}
 }
 
@@ -493,11 +481,11 @@ func (st *stream) change(ctx context.Context, m *rowMsg) error {
 	}
 	switch m.kind {
 	case 'I':
-		vals, key, toast, err := st.tuple(r, m.new, nil)
+		rw, err := st.tuple(r, m.new, nil)
 		if err != nil {
 			return err
 		}
-		return st.upsert(ctx, r, key, vals, toast)
+		return st.upsert(ctx, r, rw)
 	case 'U':
 		var oldKey []string
 		if m.hasOld {
@@ -507,18 +495,18 @@ func (st *stream) change(ctx context.Context, m *rowMsg) error {
 			}
 			oldKey = k
 		}
-		vals, key, toast, err := st.tuple(r, m.new, oldKey)
+		rw, err := st.tuple(r, m.new, oldKey)
 		if err != nil {
 			return err
 		}
-		if oldKey != nil && keyID(oldKey) != keyID(key) {
+		if oldKey != nil && keyID(oldKey) != keyID(rw.key) {
 			// The key changed: the old row is gone.
 			if err := st.add(ctx, r, source.Change{ID: keyID(oldKey), Deleted: true}); err != nil {
 				return err
 			}
 			delete(st.recent, recentKey{r.st.t.oid, keyID(oldKey)})
 		}
-		return st.upsert(ctx, r, key, vals, toast)
+		return st.upsert(ctx, r, rw)
 	default:
 		key, err := st.key(r, m.old, nil)
 		if err != nil {
@@ -610,38 +598,47 @@ func sameShape(a, b *schema.Table) bool {
 	})
 }
 
-// tuple decodes a tuple of r: its values, the text of its key columns and
-// the names of columns pgoutput left out as unchanged TOASTed values. A key
-// column left out is taken from oldKey (it is unchanged).
-func (st *stream) tuple(r *rel, cols []tupleCol, oldKey []string) (map[string]any, []string, []string, error) {
+// row is a decoded tuple.
+type row struct {
+	vals  map[string]any
+	key   []string // the text of the key columns
+	toast []string // columns pgoutput left out as unchanged TOASTed values
+	size  int      // bytes of the string values in vals
+}
+
+// tuple decodes a tuple of r. A key column left out is taken from oldKey
+// (it is unchanged).
+func (st *stream) tuple(r *rel, cols []tupleCol, oldKey []string) (row, error) {
 	name := r.st.t.name
 	if len(cols) != len(r.desc.Columns) {
-		return nil, nil, nil, fmt.Errorf("postgres source %s: table %s: change has a different column count than its Relation message", st.s.where, name)
+		return row{}, fmt.Errorf("postgres source %s: table %s: change has a different column count than its Relation message", st.s.where, name)
 	}
-	vals := make(map[string]any, len(cols))
-	var toast []string
+	rw := row{vals: make(map[string]any, len(cols))}
 	for i, c := range cols {
 		col := r.desc.Columns[i].Name
 		switch c.kind {
 		case colNull:
-			vals[col] = nil
+			rw.vals[col] = nil
 		case colToast:
-			toast = append(toast, col)
+			rw.toast = append(rw.toast, col)
 		case colText:
 			v, err := r.dec[i].decode(c.data)
 			if err != nil {
-				return nil, nil, nil, fmt.Errorf("postgres source %s: table %s: column %s (%s): %w", st.s.where, name, col, r.desc.Columns[i].SourceType, err)
+				return row{}, fmt.Errorf("postgres source %s: table %s: column %s (%s): %w", st.s.where, name, col, r.desc.Columns[i].SourceType, err)
 			}
-			vals[col] = v
+			if s, ok := v.(string); ok {
+				rw.size += len(s)
+			}
+			rw.vals[col] = v
 		default:
-			return nil, nil, nil, fmt.Errorf("postgres source %s: table %s: column %s: unexpected tuple data kind %q", st.s.where, name, col, c.kind)
+			return row{}, fmt.Errorf("postgres source %s: table %s: column %s: unexpected tuple data kind %q", st.s.where, name, col, c.kind)
 		}
 	}
-	key, err := st.key(r, cols, oldKey)
-	if err != nil {
-		return nil, nil, nil, err
+	var err error
+	if rw.key, err = st.key(r, cols, oldKey); err != nil {
+		return row{}, err
 	}
-	return vals, key, toast, nil
+	return rw, nil
 }
 
 // key returns the text of r's key columns in a tuple (an old tuple may
@@ -680,12 +677,13 @@ func (st *stream) key(r *rel, cols []tupleCol, oldKey []string) ([]string, error
 // intermediate version may show a value newer than its own. A row deleted
 // since reads as absent: its columns stay NULL in this version, and the
 // delete that follows in the stream removes it.
-func (st *stream) upsert(ctx context.Context, r *rel, key []string, vals map[string]any, toast []string) error {
-	id := keyID(key)
-	if len(toast) > 0 {
+func (st *stream) upsert(ctx context.Context, r *rel, rw row) error {
+	id, vals := keyID(rw.key), rw.vals
+	size := rw.size
+	if len(rw.toast) > 0 {
 		prev := st.recent[recentKey{r.st.t.oid, id}]
 		var missing []string
-		for _, c := range toast {
+		for _, c := range rw.toast {
 			if v, ok := prev[c]; ok {
 				vals[c] = v
 			} else {
@@ -693,15 +691,14 @@ func (st *stream) upsert(ctx context.Context, r *rel, key []string, vals map[str
 			}
 		}
 		if len(missing) > 0 {
-			if err := st.readColumns(ctx, r, key, missing, vals); err != nil {
+			if err := st.readColumns(ctx, r, rw.key, missing, vals); err != nil {
 				return err
 			}
 		}
-	}
-	size := 0
-	for _, v := range vals {
-		if s, ok := v.(string); ok {
-			size += len(s)
+		for _, c := range rw.toast {
+			if s, ok := vals[c].(string); ok {
+				size += len(s)
+			}
 		}
 	}
 	rk := recentKey{r.st.t.oid, id}
@@ -795,7 +792,8 @@ func (st *stream) add(ctx context.Context, r *rel, ch source.Change) error {
 		}
 	}
 	st.batch = source.Batch{Changes: txn.changes, Schemas: txn.schemas}
-	txn.changes, txn.schemas = nil, nil
+	// The transaction is huge: its next part is likely full size too.
+	txn.changes, txn.schemas = make([]source.Change, 0, splitFactor*st.s.cfg.BatchRows), nil
 	return st.flush(ctx, true)
 }
 
@@ -831,7 +829,11 @@ func (st *stream) commit(ctx context.Context, m *pglogrepl.CommitMessage) error 
 	if len(st.batch.Changes) == 0 && st.batch.Schemas == nil {
 		st.started = time.Now()
 	}
-	st.batch.Changes = append(st.batch.Changes, txn.changes...)
+	if len(st.batch.Changes) == 0 {
+		st.batch.Changes = txn.changes
+	} else {
+		st.batch.Changes = append(st.batch.Changes, txn.changes...)
+	}
 	for k, v := range txn.schemas {
 		if st.batch.Schemas == nil {
 			st.batch.Schemas = map[string]*schema.Table{}
