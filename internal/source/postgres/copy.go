@@ -562,7 +562,11 @@ func (s *Source) copyChunk(ctx context.Context, tx pgx.Tx, t *table, e *export, 
 		q.WriteString(" WHERE " + strings.Join(conds, " AND "))
 	}
 	version := int64(e.lsn) << 16
-	rr := tx.Conn().PgConn().ExecParams(ctx, q.String(), nil, nil, nil, nil)
+	bin, formats, err := s.resultFormats(ctx, tx, t, q.String())
+	if err != nil {
+		return err
+	}
+	rr := tx.Conn().PgConn().ExecParams(ctx, q.String(), nil, nil, nil, formats)
 	batch := make([]source.Change, 0, s.cfg.BatchRows)
 	var last []byte
 	keyParts := make([]string, len(t.key))
@@ -578,7 +582,7 @@ func (s *Source) copyChunk(ctx context.Context, tx pgx.Tx, t *table, e *export, 
 	for rr.NextRow() {
 		vals := rr.Values()
 		last = append(last[:0], vals[0]...)
-		row, err := decodeRow(t, vals[1:])
+		row, err := decodeRow(t, bin, vals[1:])
 		if err != nil {
 			_, _ = rr.Close()
 			return err
@@ -600,15 +604,48 @@ func (s *Source) copyChunk(ctx context.Context, tx pgx.Tx, t *table, e *export, 
 	return send(true)
 }
 
-// decodeRow converts the text values of a row of t.
-func decodeRow(t *table, vals [][]byte) (map[string]any, error) {
+// resultFormats describes the copy query q of t and returns, per column of
+// t, the type of the columns fetched in binary format (0: text), and the
+// result formats to ask for (ctid first). Key columns stay in text: the
+// record Id is their text.
+func (s *Source) resultFormats(ctx context.Context, tx pgx.Tx, t *table, q string) ([]uint32, []int16, error) {
+	sd, err := tx.Conn().PgConn().Prepare(ctx, "", q, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres source %s: table %s: describe the copy query: %w", s.where, t.name, err)
+	}
+	if len(sd.Fields) != len(t.desc.Columns)+1 {
+		return nil, nil, fmt.Errorf("postgres source %s: table %s: the copy query returns %d columns, want %d; the table changed, restart the sync", s.where, t.name, len(sd.Fields), len(t.desc.Columns)+1)
+	}
+	bin := make([]uint32, len(t.desc.Columns))
+	formats := make([]int16, len(sd.Fields))
+	key := map[int]bool{}
+	for _, k := range t.key {
+		key[k] = true
+	}
+	for i, f := range sd.Fields[1:] {
+		if !key[i] && binaryOID(f.DataTypeOID, t.dec[i].kind) {
+			bin[i], formats[i+1] = f.DataTypeOID, pgx.BinaryFormatCode
+		}
+	}
+	return bin, formats, nil
+}
+
+// decodeRow converts the values of a row of t: text, or binary where bin
+// names a type.
+func decodeRow(t *table, bin []uint32, vals [][]byte) (map[string]any, error) {
 	row := make(map[string]any, len(vals))
 	for i, v := range vals {
 		if v == nil {
 			row[t.desc.Columns[i].Name] = nil
 			continue
 		}
-		x, err := t.dec[i].decode(v)
+		var x any
+		var err error
+		if bin[i] != 0 {
+			x, err = decodeBinary(bin[i], v)
+		} else {
+			x, err = t.dec[i].decode(v)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("table %s: column %s (%s): %w", t.name, t.desc.Columns[i].Name, t.desc.Columns[i].SourceType, err)
 		}
