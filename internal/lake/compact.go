@@ -439,11 +439,18 @@ func (l *Lake) small(f File) bool {
 // time. Only files of tiny batches are merged.
 const copySmallDivisor = 64
 
+// crowdedFiles is the count of files of a partition at which the files of
+// the initial copy are merged as any others: every commit record holds the
+// table's file list, so unmerged files would make records grow with the
+// table (a 5M-row copy has 500 files and 70 kB records).
+const crowdedFiles = 512
+
 // mergeable reports whether f, a partition file of ts, is small enough to
 // merge: small, or for a file the initial copy wrote (before the commit
-// that completed it), under a sixty-fourth of both bounds.
-func (l *Lake) mergeable(ts *TableState, f File) bool {
-	if ts.InitialSyncCompleted.IsZero() || !f.Written.After(ts.InitialSyncCompleted) {
+// that completed it) in a partition that is not crowded, under a
+// sixty-fourth of both bounds.
+func (l *Lake) mergeable(ts *TableState, f File, crowded bool) bool {
+	if !crowded && (ts.InitialSyncCompleted.IsZero() || !f.Written.After(ts.InitialSyncCompleted)) {
 		return f.Rows < int64(l.opts.MaxFileRows/copySmallDivisor) && f.Bytes < int64(maxFileBytes/copySmallDivisor)
 	}
 	return l.small(f)
@@ -455,9 +462,13 @@ func (l *Lake) mergeable(ts *TableState, f File) bool {
 // one per batch. Rows are copied byte for byte, in order.
 func (l *Lake) mergeSmallFiles(ctx context.Context, ts *TableState) (*compaction, error) {
 	name := ts.Name
+	files := map[string]int{}
+	for _, f := range ts.Files {
+		files[f.Partition]++
+	}
 	byPart := map[string][]File{}
 	for _, f := range ts.Files {
-		if l.mergeable(ts, f) {
+		if l.mergeable(ts, f, files[f.Partition] >= crowdedFiles) {
 			byPart[f.Partition] = append(byPart[f.Partition], f)
 		}
 	}

@@ -15,19 +15,23 @@ func TestMergeable(t *testing.T) {
 		name      string
 		completed time.Time
 		file      File
+		crowded   bool
 		want      bool
 	}{
-		{"copy running, batch-sized file", time.Time{}, File{Rows: 10_000, Bytes: 1 << 20, Written: before}, false},
-		{"copy running, tiny batch", time.Time{}, File{Rows: 9_999, Bytes: 1 << 20, Written: before}, true},
-		{"copy done, its batch-sized file", copied, File{Rows: 10_000, Bytes: 1 << 20, Written: before}, false},
-		{"copy done, file of its last commit", copied, File{Rows: 10_000, Bytes: 1 << 20, Written: copied}, false},
-		{"copy done, large bytes", copied, File{Rows: 100, Bytes: int64(maxFileBytes / 64), Written: before}, false},
-		{"after the copy, small file", copied, File{Rows: 10_000, Bytes: 1 << 20, Written: after}, true},
-		{"after the copy, not small", copied, File{Rows: 80_000, Bytes: 1 << 20, Written: after}, false},
+		{"copy running, batch-sized file", time.Time{}, File{Rows: 10_000, Bytes: 1 << 20, Written: before}, false, false},
+		{"copy running, tiny batch", time.Time{}, File{Rows: 9_999, Bytes: 1 << 20, Written: before}, false, true},
+		{"copy done, its batch-sized file", copied, File{Rows: 10_000, Bytes: 1 << 20, Written: before}, false, false},
+		{"copy done, file of its last commit", copied, File{Rows: 10_000, Bytes: 1 << 20, Written: copied}, false, false},
+		{"copy done, large bytes", copied, File{Rows: 100, Bytes: int64(maxFileBytes / 64), Written: before}, false, false},
+		{"after the copy, small file", copied, File{Rows: 10_000, Bytes: 1 << 20, Written: after}, false, true},
+		{"after the copy, not small", copied, File{Rows: 80_000, Bytes: 1 << 20, Written: after}, false, false},
+		{"copy running, crowded partition", time.Time{}, File{Rows: 10_000, Bytes: 1 << 20, Written: before}, true, true},
+		{"copy done, crowded partition", copied, File{Rows: 10_000, Bytes: 1 << 20, Written: before}, true, true},
+		{"crowded partition, not small", copied, File{Rows: 80_000, Bytes: 1 << 20, Written: before}, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := &TableState{Name: "orders", InitialSyncCompleted: tc.completed}
-			if got := l.mergeable(ts, tc.file); got != tc.want {
+			if got := l.mergeable(ts, tc.file, tc.crowded); got != tc.want {
 				t.Errorf("mergeable = %v, want %v", got, tc.want)
 			}
 		})
