@@ -126,15 +126,18 @@ type stream struct {
 	// committed is the position of the last batch emit accepted.
 	committed atomic.Uint64
 	wantIdle  bool
-	// lastKA is the previous keepalive: the position it carried and when
-	// it came. A keepalive carries how far the walsender has decoded and
-	// sent, which lags the WAL while it works through a backlog; only when
-	// that position stays put between two keepalives apart in time is the
-	// walsender waiting for WAL, and the stream current.
-	lastKA   pglogrepl.LSN
-	lastKAAt time.Time
-	nextStat time.Time
-	nextIdle time.Time
+	// A keepalive carries how far the walsender has decoded and sent, which
+	// lags the WAL while it works through a backlog (or has not started).
+	// The stream is current once that position reaches idleTarget, the
+	// server's WAL insert position when the idle check began (it covers
+	// commits acknowledged but not yet flushed, under synchronous_commit
+	// off). A position that has not moved for idleInterval also counts: the
+	// WAL's end can sit where the walsender has nothing more to read.
+	idleTarget pglogrepl.LSN
+	lastKA     pglogrepl.LSN
+	lastKAAt   time.Time
+	nextStat   time.Time
+	nextIdle   time.Time
 }
 
 // Stream delivers the changes of the given tables from their cursors; see
@@ -377,6 +380,11 @@ func (st *stream) run(ctx context.Context) error {
 			}
 		}
 		if st.txn == nil && len(st.batch.Changes) == 0 && !now.Before(st.nextIdle) {
+			if !st.wantIdle {
+				if err := st.s.pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()`).Scan(&st.idleTarget); err != nil {
+					return fmt.Errorf("postgres source %s: read the WAL position: %w", st.s.where, err)
+				}
+			}
 			st.wantIdle = true
 			st.nextIdle = now.Add(idleInterval)
 			if err := st.status(true); err != nil {
@@ -420,7 +428,7 @@ func (st *stream) message(ctx context.Context, msg pgproto3.BackendMessage) erro
 				}
 			}
 			now := time.Now()
-			settled := ka.ServerWALEnd == st.lastKA && now.Sub(st.lastKAAt) >= batchWindow
+			settled := ka.ServerWALEnd >= st.idleTarget || (ka.ServerWALEnd == st.lastKA && now.Sub(st.lastKAAt) >= idleInterval)
 			if ka.ServerWALEnd != st.lastKA {
 				st.lastKA, st.lastKAAt = ka.ServerWALEnd, now
 			}
