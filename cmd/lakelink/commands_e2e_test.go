@@ -71,7 +71,13 @@ func TestEmulatorCommand(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"LogicalName":"contact"`) {
 		t.Fatalf("EntityDefinitions: %s\n%s", resp.Status, body)
 	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	stopCleanly(t, cmd, syscall.SIGINT, 10*time.Second)
+}
+
+// stopCleanly sends sig to cmd and fails t unless it exits 0 within limit.
+func stopCleanly(t *testing.T, cmd *exec.Cmd, sig syscall.Signal, limit time.Duration) {
+	t.Helper()
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -79,10 +85,10 @@ func TestEmulatorCommand(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("emulator exited with %v after SIGINT", err)
+			t.Fatalf("%s exited with %v after %v", cmd.Args[1], err, sig)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("emulator did not stop on SIGINT")
+	case <-time.After(limit):
+		t.Fatalf("%s did not stop on %v", cmd.Args[1], sig)
 	}
 }
 

@@ -85,19 +85,7 @@ func TestRunningSync(t *testing.T) {
 	assertSameRows(t, url, profile, "opportunity", "opportunities", "opportunityid")
 
 	// SIGTERM: exit 0, and status says the sync is not running.
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("sync exited with %v after SIGTERM", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("sync did not stop on SIGTERM")
-	}
+	stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
 	if s := readStatus(t, profile); s.Running {
 		t.Fatal("status says the sync still runs after it stopped")
 	}
