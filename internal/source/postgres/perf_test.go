@@ -65,59 +65,17 @@ func BenchmarkStream(b *testing.B) {
 	c, db, dsn := benchDB(b, 2)
 	ctx := context.Background()
 	for b.Loop() {
-		link := fmt.Sprintf("bstream%d", linkSeq.Add(1))
-		s, err := New(ctx, Config{DSN: dsn, Link: link, Tables: []TableConfig{{Name: "pgbench_accounts"}}, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		cursors := map[string]string{}
-		if err := s.Copy(ctx, "pgbench_accounts", "", func(_ context.Context, bt source.Batch) error {
-			if bt.Done {
-				cursors = bt.Cursors
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-		floor := "floor_" + link
-		c.Exec(b, db, "SELECT pg_create_logical_replication_slot('"+floor+"', 'pgoutput')")
-		start := tableStateTB(b, dsn, "SELECT 'lsn', confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '"+floor+"'")["lsn"]
+		s, cursors, floor, start := benchStreamSource(b, c, db, dsn, "pgbench_accounts", fmt.Sprintf("bstream%d", linkSeq.Add(1)))
 		// 200 transactions of 1000 updates each.
 		for i := range 200 {
 			c.Exec(b, db, fmt.Sprintf("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid %% 200 = %d", i))
 		}
 		end := tableStateTB(b, dsn, "SELECT 'lsn', pg_current_wal_insert_lsn()::text")["lsn"]
-		total := int64(0)
-		began := time.Now()
-		var took time.Duration
-		sctx, cancel := context.WithCancel(ctx)
-		go func() {
-			_ = s.Stream(sctx, cursors, func(_ context.Context, bt source.Batch) error {
-				total += int64(len(bt.Changes))
-				if total >= 200000 && took == 0 {
-					took = time.Since(began)
-					cancel()
-				}
-				return nil
-			})
-		}()
-		select {
-		case <-sctx.Done():
-		case <-time.After(2 * time.Minute):
-			cancel()
-			b.Fatalf("stream delivered %d of 200000 changes in 2 minutes", total)
-		}
+		total, took := streamUntil(b, s, cursors, 200000)
 		floorRes, err := RecvLogical(ctx, c.BinDir, dsn, floor, s.pub, start, end)
 		if err != nil {
 			b.Fatal(err)
 		}
-		c.Exec(b, db, "SELECT pg_drop_replication_slot('"+floor+"')")
-		time.Sleep(200 * time.Millisecond)
-		_ = s.DropSlot(ctx)
-		_ = s.Close()
-		ours := float64(total) / took.Seconds()
-		b.ReportMetric(ours, "changes/s")
-		b.ReportMetric(floorRes.PerSecond(), "recvlogical-changes/s")
-		b.ReportMetric(ours/floorRes.PerSecond(), "x-floor")
+		endStreamBench(b, c, db, s, floor, total, took, floorRes)
 	}
 }

@@ -28,59 +28,17 @@ func BenchmarkStreamBulk(b *testing.B) {
 		FROM generate_series(1, %d) AS i`, rows))
 	ctx := context.Background()
 	for b.Loop() {
-		link := fmt.Sprintf("bbulk%d", linkSeq.Add(1))
-		s, err := New(ctx, Config{DSN: dsn, Link: link, Tables: []TableConfig{{Name: "orders"}}, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		cursors := map[string]string{}
-		if err := s.Copy(ctx, "orders", "", func(_ context.Context, bt source.Batch) error {
-			if bt.Done {
-				cursors = bt.Cursors
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-		floor := "floor_" + link
-		c.Exec(b, db, "SELECT pg_create_logical_replication_slot('"+floor+"', 'pgoutput')")
-		start := tableStateTB(b, dsn, "SELECT 'lsn', confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '"+floor+"'")["lsn"]
+		s, cursors, floor, start := benchStreamSource(b, c, db, dsn, "orders", fmt.Sprintf("bbulk%d", linkSeq.Add(1)))
 		c.Exec(b, db, `UPDATE orders SET amount = amount + 1, status = (status + 1) % 5`)
 		end := tableStateTB(b, dsn, "SELECT 'lsn', pg_current_wal_insert_lsn()::text")["lsn"]
 		floorRes, err := RecvLogical(ctx, c.BinDir, dsn, floor, s.pub, start, end)
 		if err != nil {
 			b.Fatal(err)
 		}
-		total := int64(0)
 		cpu0 := cpuTime(b)
-		began := time.Now()
-		var took time.Duration
-		sctx, cancel := context.WithCancel(ctx)
-		go func() {
-			_ = s.Stream(sctx, cursors, func(_ context.Context, bt source.Batch) error {
-				total += int64(len(bt.Changes))
-				if total >= rows && took == 0 {
-					took = time.Since(began)
-					cancel()
-				}
-				return nil
-			})
-		}()
-		select {
-		case <-sctx.Done():
-		case <-time.After(2 * time.Minute):
-			cancel()
-			b.Fatalf("stream delivered %d of %d changes in 2 minutes", total, rows)
-		}
+		total, took := streamUntil(b, s, cursors, rows)
 		cpu := cpuTime(b) - cpu0
-		c.Exec(b, db, "SELECT pg_drop_replication_slot('"+floor+"')")
-		time.Sleep(200 * time.Millisecond)
-		_ = s.DropSlot(ctx)
-		_ = s.Close()
-		ours := float64(total) / took.Seconds()
-		b.ReportMetric(ours, "changes/s")
-		b.ReportMetric(floorRes.PerSecond(), "recvlogical-changes/s")
-		b.ReportMetric(ours/floorRes.PerSecond(), "x-floor")
+		endStreamBench(b, c, db, s, floor, total, took, floorRes)
 		// The process's CPU time while streaming: the stream's own cost,
 		// steadier than throughput on a shared machine.
 		b.ReportMetric(cpu.Seconds(), "cpu-s")
@@ -94,4 +52,67 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchStreamSource opens a source on table for link and copies it, then
+// creates the floor's own slot, so that both see the changes that follow.
+// It returns the source, its stream cursors, the floor slot and its start.
+func benchStreamSource(b *testing.B, c *pgtest.Cluster, db, dsn, table, link string) (*Source, map[string]string, string, string) {
+	ctx := context.Background()
+	s, err := New(ctx, Config{DSN: dsn, Link: link, Tables: []TableConfig{{Name: table}}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cursors := map[string]string{}
+	if err := s.Copy(ctx, table, "", func(_ context.Context, bt source.Batch) error {
+		if bt.Done {
+			cursors = bt.Cursors
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	floor := "floor_" + link
+	c.Exec(b, db, "SELECT pg_create_logical_replication_slot('"+floor+"', 'pgoutput')")
+	start := tableStateTB(b, dsn, "SELECT 'lsn', confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '"+floor+"'")["lsn"]
+	return s, cursors, floor, start
+}
+
+// streamUntil streams from cursors until n changes arrived and returns how
+// many did and how long they took.
+func streamUntil(b *testing.B, s *Source, cursors map[string]string, n int64) (int64, time.Duration) {
+	total := int64(0)
+	began := time.Now()
+	var took time.Duration
+	sctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = s.Stream(sctx, cursors, func(_ context.Context, bt source.Batch) error {
+			total += int64(len(bt.Changes))
+			if total >= n && took == 0 {
+				took = time.Since(began)
+				cancel()
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-sctx.Done():
+	case <-time.After(2 * time.Minute):
+		b.Fatalf("stream delivered %d of %d changes in 2 minutes", total, n)
+	}
+	return total, took
+}
+
+// endStreamBench drops the slots and reports the stream's rate against the
+// floor's.
+func endStreamBench(b *testing.B, c *pgtest.Cluster, db string, s *Source, floor string, total int64, took time.Duration, floorRes RecvLogicalResult) {
+	c.Exec(b, db, "SELECT pg_drop_replication_slot('"+floor+"')")
+	time.Sleep(200 * time.Millisecond)
+	_ = s.DropSlot(context.Background())
+	_ = s.Close()
+	ours := float64(total) / took.Seconds()
+	b.ReportMetric(ours, "changes/s")
+	b.ReportMetric(floorRes.PerSecond(), "recvlogical-changes/s")
+	b.ReportMetric(ours/floorRes.PerSecond(), "x-floor")
 }
