@@ -21,9 +21,19 @@ import (
 // million-row transaction) took the process past it (591 MiB measured).
 const memoryLimit = 384 << 20
 
+// gcPercent is the collector's GOGC unless the environment sets one.
+// lakelink's live heap is small (tens of MiB) while it allocates fast (a row
+// a microsecond during a copy), so the default of 100 collects every few
+// milliseconds: measured on a 5M-row copy, 400 cut user CPU by a fifth
+// (5.5 s to 4.3 s). memoryLimit still bounds the heap.
+const gcPercent = 400
+
 func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -552,6 +552,14 @@ func (e *Engine) streamLoop(ctx context.Context) error {
 	}
 	backoff := time.Duration(0)
 	for {
+		// A signal sent before the cursors are read is answered by this
+		// very start: left pending, it would restart the stream at once,
+		// and a restart makes the server decode a large transaction in
+		// flight again from its beginning.
+		select {
+		case <-e.streamCh:
+		default:
+		}
 		cursors := e.streamCursors()
 		if len(cursors) == 0 {
 			select {
