@@ -117,6 +117,9 @@ type TableTx struct {
 	// Drop removes the table from the lake; its files become garbage.
 	Drop    bool
 	Changes []source.Change
+	// Stage holds rows already written (see Stage); its files join the
+	// table after Changes.
+	Stage *Stage
 	// Cursor is the table's new source position, if non-empty.
 	Cursor string
 	// Phase is the table's new phase, if non-empty. Completed sets
@@ -371,7 +374,7 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 		return nil, err
 	}
 	if ttx.Drop {
-		if ttx.Define != nil || ttx.Reset != "" || len(ttx.Changes) > 0 || ttx.Phase != "" || ttx.Cursor != "" {
+		if ttx.Define != nil || ttx.Reset != "" || len(ttx.Changes) > 0 || ttx.Stage != nil || ttx.Phase != "" || ttx.Cursor != "" {
 			return nil, fmt.Errorf("commit: table %s: Drop cannot be combined with other work in one TableTx", ttx.Name)
 		}
 		if base != nil {
@@ -432,6 +435,12 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 	}
 	if len(ttx.Changes) > 0 {
 		if err := l.writeChanges(ctx, ts, ttx.Changes, now, w); err != nil {
+			return nil, err
+		}
+		ts.Changed = now
+	}
+	if ttx.Stage != nil {
+		if err := l.applyStage(ts, ttx.Stage, w); err != nil {
 			return nil, err
 		}
 		ts.Changed = now

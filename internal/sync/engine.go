@@ -411,6 +411,10 @@ func (e *Engine) copyWorker(ctx context.Context) error {
 	}
 }
 
+// copyCommitEvery bounds the copy work a crash can lose: staged rows are
+// committed at least this often.
+const copyCommitEvery = 10 * time.Second
+
 // copyAttempts bounds the retries of a copy that fails for a reason other
 // than an expired cursor before the table is marked Failed.
 const copyAttempts = 5
@@ -433,30 +437,79 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 		e.cfg.Progress.Copying(name)
 	}
 
+	// Batches go into a lake stage: written at once, committed with the
+	// cursor of the last one when the stage fills a file, every
+	// copyCommitEvery, at a new schema and at the end.
 	var lakeErr error
+	var stage *lake.Stage
+	var staged string
+	var stagedSince time.Time
+	flush := func() error {
+		if stage == nil {
+			return nil
+		}
+		st := stage
+		stage = nil
+		if err := e.commit(lake.TableTx{Name: name, Stage: st, Cursor: staged}); err != nil {
+			st.Abort()
+			lakeErr = err
+			return err
+		}
+		return nil
+	}
 	emit := func(_ context.Context, b source.Batch) error {
-		tx := lake.TableTx{Name: name, Changes: b.Changes, Cursor: b.Cursors[name]}
 		e.mu.Lock()
-		tx.Define, t.define = t.define, nil
+		def := t.define
+		t.define = nil
 		e.mu.Unlock()
 		if d := b.Schemas[name]; d != nil {
-			tx.Define = &lake.Definition{Source: d, Options: t.spec.Options}
+			def = &lake.Definition{Source: d, Options: t.spec.Options}
+		}
+		if def != nil {
+			// Staged rows have the old layout: they are committed first.
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := e.commit(lake.TableTx{Name: name, Define: def}); err != nil {
+				lakeErr = err
+				return err
+			}
+		}
+		if stage == nil {
+			st, err := e.lk.Stage(name)
+			if err != nil {
+				lakeErr = err
+				return err
+			}
+			stage, stagedSince = st, time.Now()
+		}
+		if err := stage.Add(e.commitCtx, b.Changes); err != nil {
+			stage.Abort()
+			stage = nil
+			lakeErr = err
+			return err
+		}
+		staged = b.Cursors[name]
+		e.update(name, func(t *table) { t.copied += int64(len(b.Changes)) })
+		if e.cfg.Progress != nil {
+			e.cfg.Progress.Copied(name, len(b.Changes))
 		}
 		if b.Done {
-			tx.Phase = lake.Completed
-			tx.CaughtUp = true
+			tx := lake.TableTx{Name: name, Stage: stage, Cursor: staged, Phase: lake.Completed, CaughtUp: true}
+			stage = nil
 			// Keep saying why the table was copied afresh, if it was.
 			if ts := e.lk.State().Tables[name]; ts != nil && ts.Phase == lake.InProgress {
 				tx.Reason = ts.Reason
 			}
+			if err := e.commit(tx); err != nil {
+				tx.Stage.Abort()
+				lakeErr = err
+				return err
+			}
+			return nil
 		}
-		if err := e.commit(tx); err != nil {
-			lakeErr = err
-			return err
-		}
-		e.update(name, func(t *table) { t.copied += int64(len(b.Changes)) })
-		if e.cfg.Progress != nil {
-			e.cfg.Progress.Copied(name, len(b.Changes))
+		if stage.Full() || time.Since(stagedSince) >= copyCommitEvery {
+			return flush()
 		}
 		return nil
 	}
@@ -486,6 +539,13 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 			}
 		}
 		err = e.src.Copy(ctx, name, resume, emit)
+		// Rows staged before a failure or a stop are kept: their
+		// cursor resumes the copy after them. A copy cancelled because
+		// its table left the link (or the sync stops) may fail to: the
+		// rows are then copied again from the last committed cursor.
+		if lakeErr == nil && flush() != nil && ctx.Err() != nil {
+			lakeErr = nil
+		}
 		if err == nil || lakeErr != nil || ctx.Err() != nil {
 			break
 		}
