@@ -139,6 +139,19 @@ func (d *discardStore) PutIfAbsent(_ context.Context, name string, data []byte) 
 	return nil
 }
 
+// Copy copies a record; a copy of a data object is discarded like the
+// object.
+func (d *discardStore) Copy(_ context.Context, from, to string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if data, ok := d.records[from]; ok {
+		d.records[to] = data
+	} else {
+		delete(d.records, to)
+	}
+	return nil
+}
+
 func (d *discardStore) Open(_ context.Context, name string) (io.ReadCloser, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // snapshotDue reports whether Maintain should take a snapshot of ts: once
@@ -24,16 +27,22 @@ func (l *Lake) snapshotDue(ts *TableState, now time.Time) bool {
 	return now.Sub(last) >= l.opts.SnapshotInterval && ts.Changed.After(last)
 }
 
-// takeSnapshot copies the partition files of ts into one file per
-// partition:
+// takeSnapshot copies the live files of ts into Snapshot/, one copy per
+// file, named after the file's partition:
 //
-//	<table>/Snapshot/<partition>_<unix-epoch>.csv
+//	<table>/Snapshot/<partition>_<unix-epoch>.csv      its first file
+//	<table>/Snapshot/<partition>_<unix-epoch>_<k>.csv  its k-th, k >= 2
+//
+// Consumers group files by the part before the first "_", so a partition's
+// copies read as one. Partition files are immutable, so the store copies
+// them without rewriting their bytes where it can (a hard link, a
+// server-side copy).
 //
 // The epoch is the first second from now (and after the previous snapshot)
-// at which no name is taken by an object the state names, garbage waiting
-// for deletion included: a table reset or dropped and defined again within
-// a second must not reuse the name of a snapshot its garbage will delete.
-// Files are copied byte for byte, streaming.
+// at which no name of the snapshot is taken by an object the state names,
+// garbage waiting for deletion included: a table reset or dropped and
+// defined again within a second must not reuse the name of a snapshot its
+// garbage will delete.
 func (l *Lake) takeSnapshot(ctx context.Context, ts *TableState, now time.Time) (*Snapshot, error) {
 	epoch := now.Unix()
 	if n := len(ts.Snapshots); n > 0 && ts.Snapshots[n-1].Taken.Unix() >= epoch {
@@ -43,50 +52,51 @@ func (l *Lake) takeSnapshot(ctx context.Context, ts *TableState, now time.Time) 
 	for _, f := range ts.Files {
 		byPart[f.Partition] = append(byPart[f.Partition], f)
 	}
-	parts := make([]string, 0, len(byPart))
-	for p := range byPart {
-		parts = append(parts, p)
+	parts := slices.Sorted(maps.Keys(byPart))
+	// copies[i] is the k-th (from 1) live file of its partition.
+	type copyOf struct {
+		src File
+		k   int
 	}
-	sort.Strings(parts)
-	taken := named(l.State())
-	name := func(p string) string { return fmt.Sprintf("%s/Snapshot/%s_%d.csv", ts.Name, p, epoch) }
-	for free := false; !free; {
-		free = true
-		for _, p := range parts {
-			if taken[name(p)] {
-				free = false
-				epoch++
-				break
-			}
+	var copies []copyOf
+	for _, p := range parts {
+		for i, f := range byPart[p] {
+			copies = append(copies, copyOf{f, i + 1})
 		}
 	}
-	snap := &Snapshot{Taken: time.Unix(epoch, 0).UTC()}
-	fail := func(err error) (*Snapshot, error) {
+	name := func(c copyOf) string {
+		if c.k == 1 {
+			return fmt.Sprintf("%s/Snapshot/%s_%d.csv", ts.Name, c.src.Partition, epoch)
+		}
+		return fmt.Sprintf("%s/Snapshot/%s_%d_%d.csv", ts.Name, c.src.Partition, epoch, c.k)
+	}
+	taken := named(l.State())
+	for slices.ContainsFunc(copies, func(c copyOf) bool { return taken[name(c)] }) {
+		epoch++
+	}
+	snap := &Snapshot{Taken: time.Unix(epoch, 0).UTC(), Files: make([]File, len(copies))}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(snapshotCopies)
+	for i, c := range copies {
+		to := name(c)
+		snap.Files[i] = File{Path: to, Partition: c.src.Partition, Rows: c.src.Rows, Bytes: c.src.Bytes, Written: now}
+		g.Go(func() error { return l.st.Copy(gctx, c.src.Path, to) })
+	}
+	if err := g.Wait(); err != nil {
+		// No object the state names has any of these names, so deleting
+		// them all removes only copies this call made.
 		for _, f := range snap.Files {
 			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
 		}
 		return nil, err
 	}
-	for _, p := range parts {
-		name := name(p)
-		ow, err := l.createObject(ctx, name, p, now)
-		if err != nil {
-			return fail(err)
-		}
-		for _, f := range byPart[p] {
-			if err := l.copyInto(ctx, ow, f); err != nil {
-				_ = ow.w.Abort()
-				return fail(fmt.Errorf("table %s: snapshot %s: %w", ts.Name, name, err))
-			}
-		}
-		f, err := ow.close()
-		if err != nil {
-			return fail(err)
-		}
-		snap.Files = append(snap.Files, f)
-	}
 	return snap, nil
 }
+
+// snapshotCopies is how many copies of one snapshot run at once: a copy
+// costs a round trip on an object store and a folder sync on a local disk,
+// and overlapping them hides most of that.
+const snapshotCopies = 8
 
 // copyBufs recycles the buffers copyInto copies objects through.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
@@ -106,7 +116,7 @@ func (l *Lake) copyInto(ctx context.Context, ow *objWriter, f File) error {
 	// Hiding r's WriteTo makes io.CopyBuffer use buf: a file's WriteTo
 	// copies through 32 KiB, one read and one write call per 32 KiB, and
 	// the store's writer buffers those again; whole-buffer reads and
-	// writes halve the work of copying a table (snapshots, merges).
+	// writes halve the work of copying a table (merges).
 	n, err := io.CopyBuffer(ow.w, struct{ io.Reader }{r}, *buf)
 	if err != nil {
 		return fmt.Errorf("copying %s: %w", f.Path, err)

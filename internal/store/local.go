@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -19,6 +21,9 @@ import (
 // depend on either.
 type Local struct {
 	root string
+	// link is os.Link. Tests replace it to take the byte-copy path of file
+	// systems that refuse hard links.
+	link func(oldname, newname string) error
 }
 
 // NewLocal returns the store rooted at dir, creating dir if needed.
@@ -30,7 +35,7 @@ func NewLocal(dir string) (*Local, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("lake folder %s: %w", abs, err)
 	}
-	return &Local{root: abs}, nil
+	return &Local{root: abs, link: os.Link}, nil
 }
 
 // Root returns the absolute directory of the store.
@@ -79,19 +84,26 @@ func (w *localWriter) Close() error {
 		_ = w.Abort()
 		return err
 	}
-	if err := w.f.Sync(); err != nil {
-		_ = w.Abort()
+	return publish(w.f, w.dest)
+}
+
+// publish makes the staged file f durable and renames it to dest; on
+// failure it removes f.
+func publish(f *os.File, dest string) error {
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
 		return err
 	}
-	if err := w.f.Close(); err != nil {
-		_ = os.Remove(w.f.Name())
+	if err := f.Close(); err != nil {
+		_ = os.Remove(f.Name())
 		return err
 	}
-	if err := os.Rename(w.f.Name(), w.dest); err != nil {
-		_ = os.Remove(w.f.Name())
+	if err := os.Rename(f.Name(), dest); err != nil {
+		_ = os.Remove(f.Name())
 		return err
 	}
-	return syncDir(filepath.Dir(w.dest))
+	return syncDir(filepath.Dir(dest))
 }
 
 func (w *localWriter) Abort() error {
@@ -141,6 +153,120 @@ func (l *Local) PutIfAbsent(_ context.Context, name string, data []byte) error {
 		return err
 	}
 	return syncDir(filepath.Dir(l.path(name)))
+}
+
+// Copy implements Store with a hard link: from and to then name one file.
+// That is safe because no object is modified in place (Create replaces by
+// rename) and Delete removes a name, not the file. Where the file system
+// refuses the link (another device, no hard links, too many links, not
+// permitted) Copy copies the bytes instead.
+func (l *Local) Copy(ctx context.Context, from, to string) error {
+	if err := check(from); err != nil {
+		return err
+	}
+	if err := check(to); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := l.linkCopy(from, to)
+	if refused(err) {
+		err = l.byteCopy(from, to)
+	}
+	if err != nil {
+		return fmt.Errorf("copying %s to %s: %w", from, to, err)
+	}
+	return nil
+}
+
+// linkCopy publishes a hard link to from's file as to: linked to a staging
+// name in to's folder, renamed over to, the folder synced.
+func (l *Local) linkCopy(from, to string) error {
+	src, dest := l.path(from), l.path(to)
+	// A link shares from's inode and so its ModTime, an old time that
+	// orphan clean-up would take for an abandoned object's. Touching the
+	// file before linking gives the staging name and to a fresh one (from's
+	// too, which nothing depends on).
+	now := time.Now()
+	if err := os.Chtimes(src, now, now); err != nil {
+		return absent(from, err)
+	}
+	dir := filepath.Dir(dest)
+	var tmp string
+	for attempt := 0; ; attempt++ {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		tmp = filepath.Join(dir, fmt.Sprintf(".tmp-%s-%016x", filepath.Base(dest), rand.Uint64()))
+		err := l.link(src, tmp)
+		if err == nil {
+			break
+		}
+		if attempt >= 3 {
+			return err
+		}
+		switch {
+		case errors.Is(err, fs.ErrExist):
+			// Another staging file drew the same name.
+		case errors.Is(err, fs.ErrNotExist):
+			// Either from was deleted, or Delete removed the folder it
+			// emptied (as in temp).
+			if _, serr := os.Lstat(src); serr != nil {
+				return absent(from, serr)
+			}
+		default:
+			return err
+		}
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	// When to already named the same file, rename leaves both names as
+	// they were (POSIX): the staging name must go. Otherwise it is gone.
+	_ = os.Remove(tmp)
+	return syncDir(dir)
+}
+
+// byteCopy writes from's bytes as to, as Create and Close do. ReadFrom uses
+// copy_file_range where the kernel has it, so the bytes may not even pass
+// through lakelink.
+func (l *Local) byteCopy(from, to string) error {
+	src, err := os.Open(l.path(from))
+	if err != nil {
+		return absent(from, err)
+	}
+	defer src.Close()
+	f, err := l.temp(to)
+	if err != nil {
+		return err
+	}
+	if _, err := f.ReadFrom(src); err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		return err
+	}
+	return publish(f, l.path(to))
+}
+
+// refused reports whether err is a file system refusing a hard link (or
+// the touch before it) where a byte copy can still succeed.
+func refused(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EPERM, syscall.EXDEV, syscall.EMLINK, syscall.ENOTSUP} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// absent wraps err as ErrNotExist of the object name when the file is missing.
+func absent(name string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", name, ErrNotExist)
+	}
+	return err
 }
 
 // Open implements Store.

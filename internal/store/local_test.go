@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -171,6 +173,12 @@ func TestInvalidNames(t *testing.T) {
 		if err := l.Delete(ctx, n); err == nil {
 			t.Errorf("Delete(%q) accepted", n)
 		}
+		if err := l.Copy(ctx, "ok.csv", n); err == nil {
+			t.Errorf("Copy to %q accepted", n)
+		}
+		if err := l.Copy(ctx, n, "ok.csv"); err == nil {
+			t.Errorf("Copy from %q accepted", n)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(l.Root()), "escape")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("a write escaped the lake folder")
@@ -210,5 +218,153 @@ func TestCleanTemp(t *testing.T) {
 	}
 	if objs, _ := l.List(context.Background(), "t/"); names(objs) != "t/b.csv" {
 		t.Fatalf("List: %s", names(objs))
+	}
+}
+
+func TestCopy(t *testing.T) {
+	// Each case runs with hard links, and with a link function that fails
+	// as file systems refusing hard links do, which takes the byte copy.
+	links := []struct {
+		name   string
+		refuse error
+	}{
+		{"link", nil},
+		{"EPERM", syscall.EPERM},
+		{"EXDEV", syscall.EXDEV},
+		{"EMLINK", syscall.EMLINK},
+		{"ENOTSUP", syscall.ENOTSUP},
+	}
+	tests := []struct {
+		name     string
+		existing [][2]string // objects (name, content) before the copy; content "@x" is a Copy of x
+		from, to string
+		want     string // the content of to afterwards; with wantErr, "" means to stays absent
+		wantErr  error
+	}{
+		{"new name", [][2]string{{"a/2024_1.csv", "rows"}}, "a/2024_1.csv", "a/Snapshot/2024_9.csv", "rows", nil},
+		{"replaces to", [][2]string{{"a/2024_1.csv", "new"}, {"a/Snapshot/2024_9.csv", "old"}}, "a/2024_1.csv", "a/Snapshot/2024_9.csv", "new", nil},
+		{"to already a copy", [][2]string{{"a/2024_1.csv", "rows"}, {"a/Snapshot/2024_9.csv", "@a/2024_1.csv"}}, "a/2024_1.csv", "a/Snapshot/2024_9.csv", "rows", nil},
+		{"same name", [][2]string{{"a/2024_1.csv", "rows"}}, "a/2024_1.csv", "a/2024_1.csv", "rows", nil},
+		{"empty object", [][2]string{{"a/2024_1.csv", ""}}, "a/2024_1.csv", "b.csv", "", nil},
+		{"absent from", [][2]string{{"a/Snapshot/2024_9.csv", "old"}}, "a/2024_1.csv", "a/Snapshot/2024_9.csv", "old", ErrNotExist},
+		{"absent from and folder", nil, "x/2024_1.csv", "x/Snapshot/2024_9.csv", "", ErrNotExist},
+	}
+	for _, lk := range links {
+		for _, tt := range tests {
+			t.Run(lk.name+"/"+tt.name, func(t *testing.T) {
+				ctx := t.Context()
+				l := newLocal(t)
+				if lk.refuse != nil {
+					l.link = func(oldname, newname string) error {
+						return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: lk.refuse}
+					}
+				}
+				old := time.Now().Add(-time.Hour)
+				for _, o := range tt.existing {
+					name, data := o[0], o[1]
+					if from, ok := strings.CutPrefix(data, "@"); ok {
+						if err := l.Copy(ctx, from, name); err != nil {
+							t.Fatal(err)
+						}
+						continue
+					}
+					if err := Put(ctx, l, name, []byte(data)); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Chtimes(l.path(name), old, old); err != nil {
+						t.Fatal(err)
+					}
+				}
+				err := l.Copy(ctx, tt.from, tt.to)
+				if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
+					t.Fatalf("Copy: %v, want %v", err, tt.wantErr)
+				}
+				got, rerr := ReadAll(ctx, l, tt.to)
+				switch {
+				case tt.wantErr != nil && tt.want == "":
+					if !errors.Is(rerr, ErrNotExist) {
+						t.Fatalf("a failed copy made to: %q (%v)", got, rerr)
+					}
+				case rerr != nil || string(got) != tt.want:
+					t.Fatalf("to holds %q (%v), want %q", got, rerr, tt.want)
+				}
+				if tt.wantErr != nil {
+					return
+				}
+				objs, err := l.List(ctx, tt.to)
+				if err != nil || len(objs) != 1 {
+					t.Fatalf("List(%s): %v %v", tt.to, objs, err)
+				}
+				// A fresh ModTime: orphan clean-up must not take a copy not
+				// yet committed for an abandoned object.
+				if age := time.Since(objs[0].ModTime); age > time.Minute {
+					t.Errorf("the copy is %v old", age)
+				}
+				fi, err := os.Stat(l.path(tt.from))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ti, err := os.Stat(l.path(tt.to))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if shared := os.SameFile(fi, ti); shared != (lk.refuse == nil || tt.from == tt.to) {
+					t.Errorf("from and to share a file: %v", shared)
+				}
+				checkNoStaging(t, l)
+				if tt.from == tt.to {
+					return
+				}
+				// Names are independent: deleting from leaves to whole.
+				if err := l.Delete(ctx, tt.from); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := ReadAll(ctx, l, tt.to); err != nil || string(got) != tt.want {
+					t.Fatalf("after deleting from, to holds %q (%v), want %q", got, err, tt.want)
+				}
+			})
+		}
+	}
+}
+
+// TestCopyFails: a link error that is no refusal is reported, not hidden by
+// a byte copy, and leaves to as it was.
+func TestCopyFails(t *testing.T) {
+	ctx := t.Context()
+	l := newLocal(t)
+	for name, data := range map[string]string{"a/1.csv": "new", "a/2.csv": "old"} {
+		if err := Put(ctx, l, name, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.link = func(oldname, newname string) error {
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EIO}
+	}
+	err := l.Copy(ctx, "a/1.csv", "a/2.csv")
+	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "copying a/1.csv to a/2.csv") {
+		t.Fatalf("Copy: %v", err)
+	}
+	if got, _ := ReadAll(ctx, l, "a/2.csv"); string(got) != "old" {
+		t.Fatalf("a failed copy changed to: %q", got)
+	}
+	checkNoStaging(t, l)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := l.Copy(cancelled, "a/1.csv", "a/3.csv"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Copy with a cancelled context: %v", err)
+	}
+}
+
+// checkNoStaging fails if any staging file is left in the lake folder.
+func checkNoStaging(t *testing.T, l *Local) {
+	t.Helper()
+	err := filepath.WalkDir(l.Root(), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".tmp-") {
+			t.Errorf("staging file left: %s", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

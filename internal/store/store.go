@@ -1,9 +1,9 @@
 // Package store holds the object stores a lake lives in (DESIGN.md decision 7).
 //
 // The interface offers only what S3 and Azure Blob offer cheaply: write a whole
-// object, write an object only if its name is free, read, list by prefix,
-// delete. No operation renames or appends, so the commit protocol built on it
-// (package lake) needs neither.
+// object, write an object only if its name is free, copy an object inside the
+// store, read, list by prefix, delete. No operation renames or appends, so the
+// commit protocol built on it (package lake) needs neither.
 package store
 
 import (
@@ -29,6 +29,13 @@ type Store interface {
 	// PutIfAbsent writes the object name from data only if no object has that
 	// name, atomically: it returns an error wrapping ErrExist otherwise.
 	PutIfAbsent(ctx context.Context, name string, data []byte) error
+	// Copy makes the object to hold the contents of from, replacing to
+	// atomically as Close does; an error wraps ErrNotExist when from is
+	// absent. It is what S3 CopyObject and Azure Copy Blob do server-side:
+	// the bytes need not pass through lakelink. The copy's ModTime is the
+	// time of the copy, not from's: orphan clean-up (package lake) takes
+	// an unnamed object's age from it.
+	Copy(ctx context.Context, from, to string) error
 	// Open reads the object name; an error wraps ErrNotExist when it is absent.
 	Open(ctx context.Context, name string) (io.ReadCloser, error)
 	// List returns the objects whose names start with prefix, sorted by name.
