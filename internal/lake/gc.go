@@ -17,7 +17,7 @@ import (
 // touches a file someone else put in the lake.
 var (
 	dataFileRE = regexp.MustCompile(`^([^/]+)/[^/_]+_[0-9]+_[0-9a-f]+_[0-9]+\.csv$`)
-	snapshotRE = regexp.MustCompile(`^([^/]+)/Snapshot/[^/_]+_[0-9]+\.csv$`)
+	snapshotRE = regexp.MustCompile(`^([^/]+)/Snapshot/[^/_]+_[0-9]+(_[0-9]+)?\.csv$`)
 )
 
 // named returns every object the state names: live files, change files,

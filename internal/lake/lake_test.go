@@ -229,7 +229,7 @@ func TestGarbageAndOrphans(t *testing.T) {
 		t.Fatalf("garbage list not emptied: %+v", l.State().Garbage)
 	}
 	// Orphans: written by a writer that died before its commit record.
-	for _, name := range []string{"account/2023_2_deadbeef_1.csv", "_lakelink/changes/account/2_deadbeef_2.csv", "account/Snapshot/2023_1700000000.csv"} {
+	for _, name := range []string{"account/2023_2_deadbeef_1.csv", "_lakelink/changes/account/2_deadbeef_2.csv", "account/Snapshot/2023_1700000000.csv", "account/Snapshot/2023_1700000000_2.csv"} {
 		if err := store.Put(ctxT(t), st, name, []byte("x\n")); err != nil {
 			t.Fatal(err)
 		}
