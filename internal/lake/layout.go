@@ -160,14 +160,15 @@ type field struct {
 // since consecutive changes share their Columns slice (source.Change), the
 // positions of the layout's columns in Values, once per distinct slice.
 //
-// encode changes the mapping it keeps: an encoder serves one goroutine, and
-// others get their own by fork.
+// resolve replaces the mapping it keeps: an encoder serves one goroutine,
+// and others get their own by fork.
 type rowEncoder struct {
 	table  string
 	fields []field
 	sink   []byte
 	index  map[string]int
-	m      *rowMap
+	// last maps the Columns of the last change resolved; nil at first.
+	last *rowMap
 }
 
 // rowMap maps one Columns slice to a layout. It is never modified once
@@ -255,13 +256,13 @@ func (e *rowEncoder) resolve(ch *source.Change) (*rowMap, error) {
 	if len(ch.Values) != len(ch.Columns) {
 		return nil, &ValueError{Table: e.table, ID: ch.ID, Err: fmt.Errorf("the change has %d values for %d columns; the source connector must give one value per column", len(ch.Values), len(ch.Columns))}
 	}
-	if e.m == nil || !sameSlice(ch.Columns, e.m.cols) {
-		e.m = e.newMap(ch.Columns)
+	if e.last == nil || !sameSlice(ch.Columns, e.last.cols) {
+		e.last = e.newMap(ch.Columns)
 	}
-	if e.m.bad != "" {
-		return nil, &ValueError{Table: e.table, Column: e.m.bad, ID: ch.ID, Err: e.m.badErr}
+	if m := e.last; m.bad != "" {
+		return nil, &ValueError{Table: e.table, Column: m.bad, ID: ch.ID, Err: m.badErr}
 	}
-	return e.m, nil
+	return e.last, nil
 }
 
 // encode appends the CSV record of ch, which resolve mapped to m. It fails
