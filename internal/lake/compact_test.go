@@ -41,7 +41,7 @@ func TestCompactionMatchesModel(t *testing.T) {
 					if ok && m.version >= ch.Version {
 						continue
 					}
-					name, _ := ch.Values["name"].(string)
+					name, _ := value(ch, "name").(string)
 					model[ch.ID] = modelRow{version: ch.Version, deleted: ch.Deleted, name: name}
 				}
 			}
@@ -214,7 +214,7 @@ func TestMergeChangeFiles(t *testing.T) {
 		c.add(time.Second)
 		ch := account(1, v, fmt.Sprint("v", v), y)
 		mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{ch}}}})
-		model[guid(1)] = modelRow{v, false, ch.Values["name"].(string)}
+		model[guid(1)] = modelRow{v, false, value(ch, "name").(string)}
 	}
 	c.add(time.Second)
 	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{del("account", 2, 2)}}}})
@@ -249,11 +249,11 @@ func TestOddValuesThroughCompaction(t *testing.T) {
 	odd := []source.Change{
 		account(1, 1, big, first),
 		account(2, 1, "", last),
-		{Table: "account", ID: guid(3), Version: 1, Values: map[string]any{"accountid": guid(3)}},
+		{Table: "account", ID: guid(3), Version: 1, Columns: []string{"accountid"}, Values: []any{guid(3)}},
 	}
-	odd[0].Values["revenue"] = "-99999999999999999999999999999999999999"
-	odd[1].Values["revenue"] = "0.0000000000000000000000000000000000001"
-	odd[1].Values["modifiedon"] = last
+	setValue(&odd[0], "revenue", "-99999999999999999999999999999999999999")
+	setValue(&odd[1], "revenue", "0.0000000000000000000000000000000000001")
+	setValue(&odd[1], "modifiedon", last)
 	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}), Changes: odd[:1], Phase: Completed}}})
 	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: odd[1:]}}})
 	c.add(time.Hour)
@@ -275,7 +275,7 @@ func TestOddValuesThroughCompaction(t *testing.T) {
 	for _, ch := range odd {
 		r := got[ch.ID]
 		for _, col := range []string{"name", "revenue", "createdon"} {
-			want := ch.Values[col]
+			want := value(ch, col)
 			if tm, ok := want.(time.Time); ok {
 				if !r[col].(time.Time).Equal(tm) {
 					t.Errorf("Id %s %s = %v, want %v", ch.ID, col, r[col], tm)

@@ -82,7 +82,7 @@ func crashModel(from, upto int) map[string]modelRow {
 	m := map[string]modelRow{}
 	for k := from; k <= upto; k++ {
 		for _, ch := range crashBatch("account", k) {
-			name, _ := ch.Values["name"].(string)
+			name, _ := value(ch, "name").(string)
 			m[ch.ID] = modelRow{version: ch.Version, deleted: ch.Deleted, name: name}
 		}
 	}

@@ -58,14 +58,19 @@ func skipDigits(s string) int {
 	return i
 }
 
-// ValueError reports a value that does not fit its column. The change is not
-// written: lakelink never drops or coerces a value silently.
+// ValueError reports a value that does not fit its column, or a change whose
+// values do not fit the layout (Column is then empty when no one column is
+// to blame). The change is not written: lakelink never drops or coerces a
+// value silently.
 type ValueError struct {
 	Table, Column, ID string
 	Err               error
 }
 
 func (e *ValueError) Error() string {
+	if e.Column == "" {
+		return fmt.Sprintf("table %s, Id %s: %v", e.Table, e.ID, e.Err)
+	}
 	return fmt.Sprintf("table %s, column %s, Id %s: %v; the source connector must deliver values as package schema documents", e.Table, e.Column, e.ID, e.Err)
 }
 

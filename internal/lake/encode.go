@@ -39,7 +39,6 @@ const minSegmentRows = 2048
 // the error returned is the one of the first change that fails. On an
 // error the buffers are still to be recycled.
 func encodeChanges(ts *TableState, changes []source.Change, now time.Time) (*encoded, error) {
-	// The encoder is shared: encode only reads it.
 	rows := newRowEncoder(ts.Name, ts.Columns, now)
 	n := min(runtime.GOMAXPROCS(0), len(changes)/minSegmentRows)
 	if n <= 1 {
@@ -52,7 +51,9 @@ func encodeChanges(ts *TableState, changes []source.Change, now time.Time) (*enc
 	for i := range n {
 		segs[i] = &encoded{parts: map[string]*partBuf{}, change: getPartBuf()}
 		lo, hi := len(changes)*i/n, len(changes)*(i+1)/n
-		wg.Go(func() { errs[i] = encodeSegment(ts, rows, changes[lo:hi], now, segs[i]) })
+		// Each segment has its own encoder: encoding updates its mapping.
+		seg := rows.fork()
+		wg.Go(func() { errs[i] = encodeSegment(ts, seg, changes[lo:hi], now, segs[i]) })
 	}
 	wg.Wait()
 	out := segs[0]
@@ -93,7 +94,7 @@ func (b *partBuf) append(o *partBuf) {
 
 // encodeSegment encodes changes into out, stopping at the first that fails.
 func encodeSegment(ts *TableState, rows *rowEncoder, changes []source.Change, now time.Time, out *encoded) error {
-	part := newPartitioner(ts.Options.Granularity, ts.Source.PartitionColumn, now)
+	part := newPartitioner(ts.Options.Granularity, ts.Columns, ts.Source.PartitionColumn, now)
 	for i := range changes {
 		ch := &changes[i]
 		if ch.Table != "" && ch.Table != ts.Name {
@@ -102,9 +103,13 @@ func encodeSegment(ts *TableState, rows *rowEncoder, changes []source.Change, no
 		if ch.ID == "" {
 			return fmt.Errorf("commit: table %s: a change has an empty Id; the source must give every record a key", ts.Name)
 		}
+		m, err := rows.resolve(ch)
+		if err != nil {
+			return err
+		}
 		pb := out.change
 		if ts.Options.AppendOnly || (ts.Phase == InProgress && !ch.Deleted) {
-			p := part.of(ch)
+			p := part.of(m, ch)
 			pb = out.parts[p]
 			if pb == nil {
 				pb = getPartBuf()
@@ -116,8 +121,7 @@ func encodeSegment(ts *TableState, rows *rowEncoder, changes []source.Change, no
 		}
 		// Rows are encoded straight into their file's buffer; on an error
 		// the commit fails and the buffers are recycled, contents discarded.
-		var err error
-		pb.data, err = rows.encode(pb.data, ch)
+		pb.data, err = rows.encode(pb.data, ch, m)
 		if err != nil {
 			return err
 		}

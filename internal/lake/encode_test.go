@@ -31,7 +31,7 @@ func TestEncodeChangesParallel(t *testing.T) {
 			chs[i] = account(i, 1, "name", created)
 		}
 		for _, b := range bad {
-			chs[b].Values["statecode"] = "not a number"
+			setValue(&chs[b], "statecode", "not a number")
 		}
 		return chs
 	}

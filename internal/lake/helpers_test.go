@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -50,11 +51,50 @@ func accountSchema() *schema.Table {
 	}
 }
 
+// accountCols names the values of account changes; they share it, as the
+// changes a source decodes under one schema do.
+var accountCols = []string{"accountid", "name", "revenue", "statecode", "createdon", "modifiedon"}
+
 func account(n int, version int64, name string, created time.Time) source.Change {
-	return source.Change{Table: "account", ID: guid(n), Version: version, Values: map[string]any{
-		"accountid": guid(n), "name": name, "revenue": fmt.Sprintf("%d.50", n), "statecode": int64(0),
-		"createdon": created, "modifiedon": created.Add(time.Duration(version) * time.Minute),
+	return source.Change{Table: "account", ID: guid(n), Version: version, Columns: accountCols, Values: []any{
+		guid(n), name, fmt.Sprintf("%d.50", n), int64(0), created, created.Add(time.Duration(version) * time.Minute),
 	}}
+}
+
+// encodeRow encodes ch alone, as encodeSegment does.
+func encodeRow(e *rowEncoder, ch *source.Change) ([]byte, error) {
+	m, err := e.resolve(ch)
+	if err != nil {
+		return nil, err
+	}
+	return e.encode(nil, ch, m)
+}
+
+// value returns ch's value of column name, nil when ch has none.
+func value(ch source.Change, name string) any {
+	if i := slices.Index(ch.Columns, name); i >= 0 {
+		return ch.Values[i]
+	}
+	return nil
+}
+
+// setValue sets ch's value of column name, adding the column when ch lacks
+// it; Columns is then copied, since changes share it.
+func setValue(ch *source.Change, name string, v any) {
+	if i := slices.Index(ch.Columns, name); i >= 0 {
+		ch.Values[i] = v
+		return
+	}
+	ch.Columns = append(slices.Clip(ch.Columns), name)
+	ch.Values = append(ch.Values, v)
+}
+
+// dropValue removes column name from ch, copying Columns and Values.
+func dropValue(ch *source.Change, name string) {
+	if i := slices.Index(ch.Columns, name); i >= 0 {
+		ch.Columns = slices.Delete(slices.Clone(ch.Columns), i, i+1)
+		ch.Values = slices.Delete(slices.Clone(ch.Values), i, i+1)
+	}
 }
 
 func del(table string, n int, version int64) source.Change {

@@ -1,7 +1,10 @@
 package lake
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -105,9 +108,9 @@ func TestCommitAppendOnly(t *testing.T) {
 func TestCommitErrors(t *testing.T) {
 	y := time.Date(2023, 5, 1, 0, 0, 0, 0, time.UTC)
 	bad := account(9, 1, "x", y)
-	bad.Values["statecode"] = "0"
+	setValue(&bad, "statecode", "0")
 	unknown := account(9, 1, "x", y)
-	unknown.Values["nocolumn"] = "x"
+	setValue(&unknown, "nocolumn", "x")
 	retyped := accountSchema()
 	retyped.Columns[1].Type = schema.Int64
 	tests := []struct {
@@ -398,7 +401,9 @@ func TestSessionUnique(t *testing.T) {
 
 // TestUnknownColumn: a value of a column the layout lacks fails the commit,
 // even on a delete and ahead of a bad value of a known column; values of
-// versionnumber and of columns the layout has (system or dropped) pass.
+// versionnumber and of columns the layout has (system or dropped) pass. A
+// column named twice fails too, as do Values and Columns of different
+// lengths (naming the table only); a delete without values passes.
 func TestUnknownColumn(t *testing.T) {
 	cols, err := newLayout(accountSchema())
 	if err != nil {
@@ -413,49 +418,148 @@ func TestUnknownColumn(t *testing.T) {
 		{"known", func() source.Change { return account(1, 1, "a", t0) }, ""},
 		{"versionnumber and system names", func() source.Change {
 			ch := account(1, 1, "a", t0)
-			ch.Values["versionnumber"], ch.Values["IsDelete"] = int64(3), true
+			setValue(&ch, "versionnumber", int64(3))
+			setValue(&ch, "IsDelete", true)
 			return ch
 		}, ""},
 		{"unknown", func() source.Change {
 			ch := account(1, 1, "a", t0)
-			ch.Values["nope"] = "x"
+			setValue(&ch, "nope", "x")
 			return ch
 		}, "nope"},
 		{"unknown on a delete", func() source.Change {
 			ch := del("account", 1, 2)
-			ch.Values = map[string]any{"nope": "x"}
+			ch.Columns, ch.Values = []string{"nope"}, []any{"x"}
 			return ch
 		}, "nope"},
 		{"unknown before a bad value", func() source.Change {
 			ch := account(1, 1, "a", t0)
-			ch.Values["nope"], ch.Values["statecode"] = "x", "not a number"
+			setValue(&ch, "nope", "x")
+			setValue(&ch, "statecode", "not a number")
 			return ch
 		}, "nope"},
 		{"bad value", func() source.Change {
 			ch := account(1, 1, "a", t0)
-			ch.Values["statecode"] = "not a number"
+			setValue(&ch, "statecode", "not a number")
 			return ch
 		}, "statecode"},
+		{"a delete without values", func() source.Change {
+			ch := del("account", 1, 2)
+			ch.Columns = []string{"nope"}
+			return ch
+		}, ""},
+		{"named twice", func() source.Change {
+			ch := account(1, 1, "a", t0)
+			ch.Columns = append(slices.Clip(ch.Columns), "name")
+			ch.Values = append(ch.Values, "b")
+			return ch
+		}, "name"},
+		{"more values than columns", func() source.Change {
+			ch := account(1, 1, "a", t0)
+			ch.Values = append(ch.Values, "x")
+			return ch
+		}, "-"},
+		{"fewer values than columns", func() source.Change {
+			ch := account(1, 1, "a", t0)
+			ch.Values = ch.Values[:2]
+			return ch
+		}, "-"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ch := tc.change()
-			_, err := enc.encode(nil, &ch)
+			_, err := encodeRow(enc, &ch)
 			var ve *ValueError
 			switch {
 			case tc.wantCol == "" && err != nil:
 				t.Fatalf("want no error, got %v", err)
-			case tc.wantCol != "" && (!errors.As(err, &ve) || ve.Column != tc.wantCol):
+			case tc.wantCol == "-" && (!errors.As(err, &ve) || ve.Column != "" || ve.Table != "account"):
+				t.Fatalf("want a ValueError of table account and no column, got %v", err)
+			case tc.wantCol != "" && tc.wantCol != "-" && (!errors.As(err, &ve) || ve.Column != tc.wantCol):
 				t.Fatalf("want a ValueError of column %s, got %v", tc.wantCol, err)
 			}
 		})
 	}
 }
 
+// TestColumnsMapping: an encoder reuses the mapping of a Columns slice
+// only for that same slice (same array and length); changes alternating
+// between slices that order, share or leave out columns differently encode
+// as they do alone.
+func TestColumnsMapping(t *testing.T) {
+	cols, err := newLayout(accountSchema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	reversed := slices.Clone(accountCols)
+	slices.Reverse(reversed)
+	// prefix shares the array of accountCols with a different length.
+	prefix := accountCols[:3]
+	var chs []source.Change
+	for n := range 12 {
+		ch := account(n, 1, fmt.Sprint("name ", n), created)
+		switch n % 4 {
+		case 1:
+			vals := slices.Clone(ch.Values)
+			slices.Reverse(vals)
+			ch.Columns, ch.Values = reversed, vals
+		case 2:
+			ch.Columns, ch.Values = prefix, ch.Values[:3]
+		case 3:
+			ch.Columns = slices.Clone(accountCols)
+		}
+		chs = append(chs, ch)
+	}
+	enc := newRowEncoder("account", cols, t0)
+	for i := range chs {
+		m, err := enc.resolve(&chs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := enc.encode(nil, &chs[i], m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := encodeRow(newRowEncoder("account", cols, t0), &chs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("change %d: %q, want %q", i, got, want)
+		}
+		if !bytes.Contains(got, []byte(fmt.Sprint("name ", i))) {
+			t.Errorf("change %d: %q lacks its name", i, got)
+		}
+	}
+	// A column of the layout that Columns leaves out is NULL: the prefix
+	// has no statecode, createdon or modifiedon.
+	nulls := account(2, 1, "name 2", created)
+	for _, c := range []string{"statecode", "createdon", "modifiedon"} {
+		setValue(&nulls, c, nil)
+	}
+	want, err := encodeRow(newRowEncoder("account", cols, t0), &nulls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := encodeRow(newRowEncoder("account", cols, t0), &chs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the change without statecode encodes as %q, want %q", got, want)
+	}
+}
+
 func TestPartitioner(t *testing.T) {
 	at := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 	est := time.FixedZone("", -5*3600)
+	cols, err := newLayout(accountSchema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := []string{"createdon"}
 	at2 := func(y int, m time.Month) source.Change {
-		return source.Change{ID: "1", Values: map[string]any{"createdon": time.Date(y, m, 10, 0, 0, 0, 0, time.UTC)}}
+		return source.Change{ID: "1", Columns: created, Values: []any{time.Date(y, m, 10, 0, 0, 0, 0, time.UTC)}}
 	}
 	for _, tc := range []struct {
 		name    string
@@ -467,18 +571,24 @@ func TestPartitioner(t *testing.T) {
 		{"no column", Year, "", []source.Change{at2(2020, 1)}, "2025"},
 		{"years alternate", Year, "createdon", []source.Change{at2(2020, 1), at2(2021, 1), at2(2020, 5), at2(2020, 7)}, "2020 2021 2020 2020"},
 		{"months", Month, "createdon", []source.Change{at2(2020, 1), at2(2020, 2), at2(2020, 2), at2(2021, 2)}, "2020-01 2020-02 2020-02 2021-02"},
-		{"NULL, delete, out of range", Year, "createdon", []source.Change{
-			{ID: "1", Values: map[string]any{"createdon": nil}},
+		{"NULL, absent, delete, out of range", Year, "createdon", []source.Change{
+			{ID: "1", Columns: created, Values: []any{nil}},
+			{ID: "1"},
 			{ID: "1", Deleted: true},
-			{ID: "1", Values: map[string]any{"createdon": time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)}},
-		}, "2025 2025 2025"},
-		{"in UTC", Year, "createdon", []source.Change{{ID: "1", Values: map[string]any{"createdon": time.Date(2020, 12, 31, 20, 0, 0, 0, est)}}}, "2021"},
+			{ID: "1", Columns: created, Values: []any{time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		}, "2025 2025 2025 2025"},
+		{"in UTC", Year, "createdon", []source.Change{{ID: "1", Columns: created, Values: []any{time.Date(2020, 12, 31, 20, 0, 0, 0, est)}}}, "2021"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newPartitioner(tc.g, tc.col, at)
+			enc := newRowEncoder("account", cols, at)
+			p := newPartitioner(tc.g, cols, tc.col, at)
 			var got []string
 			for i := range tc.changes {
-				got = append(got, p.of(&tc.changes[i]))
+				m, err := enc.resolve(&tc.changes[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, p.of(m, &tc.changes[i]))
 			}
 			if g := strings.Join(got, " "); g != tc.want {
 				t.Fatalf("partitions %q, want %q", g, tc.want)

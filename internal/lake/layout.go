@@ -156,13 +156,38 @@ type field struct {
 
 // rowEncoder encodes the rows of one table in one commit. What is the same
 // for every row is worked out once: the field kind of each column and the
-// formatted SinkCreatedOn/SinkModifiedOn, which is the commit time.
+// formatted SinkCreatedOn/SinkModifiedOn, which is the commit time; and,
+// since consecutive changes share their Columns slice (source.Change), the
+// positions of the layout's columns in Values, once per distinct slice.
+//
+// resolve replaces the mapping it keeps: an encoder serves one goroutine,
+// and others get their own by fork.
 type rowEncoder struct {
 	table  string
 	fields []field
 	sink   []byte
 	index  map[string]int
+	// last maps the Columns of the last change resolved; nil at first.
+	last *rowMap
 }
+
+// rowMap maps one Columns slice to a layout. It is never modified once
+// built, so that forks of an encoder may share it.
+type rowMap struct {
+	// cols is the slice the map is for, compared by identity (sameSlice).
+	cols []string
+	// pos holds, for each layout column, its position in Values, or -1
+	// when cols lacks it (the value is NULL).
+	pos []int
+	// bad is the column that makes every change naming cols fail (one
+	// the layout lacks, or one named twice), and why; "" when none.
+	bad    string
+	badErr error
+}
+
+// errUnknownColumn refuses a value of a column the layout does not have: it
+// would be lost, and a source must announce new columns (Batch.Schemas).
+var errUnknownColumn = errors.New("the column is not in the table's layout; the source must describe it first (Batch.Schemas)")
 
 func newRowEncoder(table string, cols []Column, now time.Time) *rowEncoder {
 	e := &rowEncoder{table: table, fields: make([]field, len(cols)), sink: sinkTime(nil, now), index: columnIndex(cols)}
@@ -185,20 +210,70 @@ func newRowEncoder(table string, cols []Column, now time.Time) *rowEncoder {
 	return e
 }
 
-// encode appends the CSV record of one change. It fails with a *ValueError
-// when a value does not fit its column, or when the change has a value of a
-// column the layout does not have (checkValues; that error comes first).
-func (e *rowEncoder) encode(buf []byte, ch *source.Change) ([]byte, error) {
-	// found counts the values looked up; when it equals the number of
-	// values, every value belongs to a distinct layout column, and
-	// checkValues, which ranges over the map, need not run.
-	found := 0
+// fork returns an encoder of the same rows for another goroutine.
+func (e *rowEncoder) fork() *rowEncoder {
+	f := *e
+	return &f
+}
+
+// newMap maps cols to the layout. Names of system and dropped columns are
+// accepted and their values ignored, as the source's own versionnumber.
+func (e *rowEncoder) newMap(cols []string) *rowMap {
+	m := &rowMap{cols: cols, pos: make([]int, len(e.fields))}
+	for i := range m.pos {
+		m.pos[i] = -1
+	}
+	for j, name := range cols {
+		i, ok := e.index[name]
+		if !ok {
+			m.bad, m.badErr = name, errUnknownColumn
+			return m
+		}
+		if m.pos[i] >= 0 {
+			m.bad, m.badErr = name, errors.New("the change names the column twice; the source connector must name each column once")
+			return m
+		}
+		m.pos[i] = j
+	}
+	return m
+}
+
+// sameSlice reports whether a and b are the same slice: same backing array
+// and length. Empty slices map alike whatever their array.
+func sameSlice(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// resolve checks the shape of ch and returns the map of its Columns, kept
+// for the changes that follow. It fails with a *ValueError when Values and
+// Columns differ in length, or when Columns names a column the layout does
+// not have (even on a delete) or names one twice. A delete without values
+// needs no map: it returns nil.
+func (e *rowEncoder) resolve(ch *source.Change) (*rowMap, error) {
+	if ch.Deleted && ch.Values == nil {
+		return nil, nil
+	}
+	if len(ch.Values) != len(ch.Columns) {
+		return nil, &ValueError{Table: e.table, ID: ch.ID, Err: fmt.Errorf("the change has %d values for %d columns; the source connector must give one value per column", len(ch.Values), len(ch.Columns))}
+	}
+	if e.last == nil || !sameSlice(ch.Columns, e.last.cols) {
+		e.last = e.newMap(ch.Columns)
+	}
+	if m := e.last; m.bad != "" {
+		return nil, &ValueError{Table: e.table, Column: m.bad, ID: ch.ID, Err: m.badErr}
+	}
+	return e.last, nil
+}
+
+// encode appends the CSV record of ch, which resolve mapped to m. It fails
+// with a *ValueError when a value does not fit its column.
+func (e *rowEncoder) encode(buf []byte, ch *source.Change, m *rowMap) ([]byte, error) {
+	var err error
 	for i := range e.fields {
 		f := &e.fields[i]
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		var err error
 		switch f.kind {
 		case fieldID:
 			// The Id is a string; the common types are handled here so
@@ -213,7 +288,7 @@ func (e *rowEncoder) encode(buf []byte, ch *source.Change) ([]byte, error) {
 				buf, err = encodeValue(buf, f.typ, ch.ID)
 			}
 			if err != nil {
-				return buf, e.firstError(ch, &ValueError{Table: e.table, Column: colID, ID: ch.ID, Err: err})
+				return buf, &ValueError{Table: e.table, Column: colID, ID: ch.ID, Err: err}
 			}
 		case fieldSink:
 			buf = append(buf, e.sink...)
@@ -228,40 +303,27 @@ func (e *rowEncoder) encode(buf []byte, ch *source.Change) ([]byte, error) {
 			if ch.Deleted {
 				continue
 			}
-			v, ok := ch.Values[f.name]
-			if ok {
-				found++
+			j := m.pos[i]
+			if j < 0 {
+				continue
 			}
-			buf, err = encodeValue(buf, f.typ, v)
+			buf, err = encodeValue(buf, f.typ, ch.Values[j])
 			if err != nil {
-				return buf, e.firstError(ch, &ValueError{Table: e.table, Column: f.name, ID: ch.ID, Err: err})
+				return buf, &ValueError{Table: e.table, Column: f.name, ID: ch.ID, Err: err}
 			}
-		}
-	}
-	if found != len(ch.Values) {
-		if err := checkValues(e.table, e.index, ch); err != nil {
-			return buf, err
 		}
 	}
 	return append(buf, '\n'), nil
 }
 
-// firstError returns the error checkValues finds in ch, if any, else err:
-// an unknown column is reported before a bad value.
-func (e *rowEncoder) firstError(ch *source.Change, err error) error {
-	if cerr := checkValues(e.table, e.index, ch); cerr != nil {
-		return cerr
+// value returns the value of layout column i in a change m maps, nil when
+// it has none (m is nil for a delete).
+func (m *rowMap) value(ch *source.Change, i int) any {
+	if m == nil || i < 0 {
+		return nil
 	}
-	return err
-}
-
-// checkValues rejects values of columns the layout does not have: they
-// would be lost, and a source must announce new columns (Batch.Schemas).
-func checkValues(table string, index map[string]int, ch *source.Change) error {
-	for name := range ch.Values {
-		if _, ok := index[name]; !ok && name != colVersion {
-			return &ValueError{Table: table, Column: name, ID: ch.ID, Err: errors.New("the column is not in the table's layout; the source must describe it first (Batch.Schemas)")}
-		}
+	if j := m.pos[i]; j >= 0 {
+		return ch.Values[j]
 	}
 	return nil
 }
@@ -280,30 +342,42 @@ func columnIndex(cols []Column) map[string]int {
 // It keeps the last name it formatted, since consecutive rows mostly share a
 // partition, so that naming one costs no allocation.
 type partitioner struct {
-	g       Granularity
-	col     string
+	g Granularity
+	// col is the layout position of the partition column, -1 for none.
+	col     int
 	at      string
 	last    string
 	lastKey int
 }
 
-func newPartitioner(g Granularity, col string, at time.Time) *partitioner {
-	return &partitioner{g: g, col: col, at: partitionName(g, at), lastKey: -1}
+// newPartitioner returns the partitioner of a table whose layout is cols
+// and whose partition column is col ("" for none).
+func newPartitioner(g Granularity, cols []Column, col string, at time.Time) *partitioner {
+	p := &partitioner{g: g, col: -1, at: partitionName(g, at), lastKey: -1}
+	if col != "" {
+		for i, c := range cols {
+			if c.Name == col {
+				p.col = i
+			}
+		}
+	}
+	return p
 }
 
-func (p *partitioner) of(ch *source.Change) string {
-	if p.col == "" || ch.Deleted {
+// of names the partition of ch, which m maps.
+func (p *partitioner) of(m *rowMap, ch *source.Change) string {
+	if p.col < 0 || ch.Deleted {
 		return p.at
 	}
-	v, ok := ch.Values[p.col].(time.Time)
+	v, ok := m.value(ch, p.col).(time.Time)
 	if !ok || v.Year() < 1 || v.Year() > 9999 {
 		return p.at
 	}
 	v = v.UTC()
-	y, m, _ := v.Date()
+	y, mon, _ := v.Date()
 	key := y * 100
 	if p.g == Month {
-		key += int(m)
+		key += int(mon)
 	}
 	if key != p.lastKey {
 		p.last, p.lastKey = partitionName(p.g, v), key

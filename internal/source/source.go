@@ -61,8 +61,15 @@ type Change struct {
 	Version int64
 	// Deleted marks a delete; Values is then nil.
 	Deleted bool
-	// Values holds the columns' values, as package schema describes them.
-	Values map[string]any
+	// Columns names Values, in order; a column it leaves out is NULL.
+	// Changes a source decoded under one schema share one Columns slice,
+	// which is never modified after it is handed out: a consumer maps it
+	// to its own layout once per distinct slice (same backing array and
+	// length), not per row. A new schema gets a new slice.
+	Columns []string
+	// Values holds the value of each of Columns, as package schema
+	// describes them (len(Values) == len(Columns)); nil for a delete.
+	Values []any
 }
 
 // Batch is a unit the engine commits atomically: its changes together with

@@ -25,6 +25,8 @@ type fakeSource struct {
 	copyErrs map[string]int
 	// bad makes a table's rows carry a value its schema does not allow.
 	bad map[string]bool
+	// cols holds the Columns the changes of each table share.
+	cols map[string][]string
 }
 
 type fakeRow struct {
@@ -36,7 +38,7 @@ type fakeRow struct {
 
 func newFake(tables ...string) *fakeSource {
 	f := &fakeSource{tables: map[string]map[string]fakeRow{}, untrack: map[string]bool{}, pageSize: 7,
-		expire: map[string]bool{}, copyErrs: map[string]int{}, bad: map[string]bool{}}
+		expire: map[string]bool{}, copyErrs: map[string]int{}, bad: map[string]bool{}, cols: map[string][]string{}}
 	for _, t := range tables {
 		f.tables[t] = map[string]fakeRow{}
 	}
@@ -103,6 +105,7 @@ func (f *fakeSource) Describe(_ context.Context, table string) (*schema.Table, e
 	}, nil
 }
 
+// change returns the change of a row; f.mu is held.
 func (f *fakeSource) change(table, id string, r fakeRow) source.Change {
 	if r.deleted {
 		return source.Change{Table: table, ID: id, Version: r.version, Deleted: true}
@@ -111,9 +114,12 @@ func (f *fakeSource) change(table, id string, r fakeRow) source.Change {
 	if f.bad[table] {
 		created = "not a time"
 	}
-	return source.Change{Table: table, ID: id, Version: r.version, Values: map[string]any{
-		table + "id": id, "name": r.name, "versionnumber": r.version, "createdon": created,
-	}}
+	cols := f.cols[table]
+	if cols == nil {
+		cols = []string{table + "id", "name", "versionnumber", "createdon"}
+		f.cols[table] = cols
+	}
+	return source.Change{Table: table, ID: id, Version: r.version, Columns: cols, Values: []any{id, r.name, r.version, created}}
 }
 
 // Copy pages by id; the cursor after a page is "p:<version at start>:<last id>",

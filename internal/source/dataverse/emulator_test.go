@@ -118,8 +118,8 @@ func TestEmulatorCopy(t *testing.T) {
 			t.Errorf("%s: copied %d rows, the plain paging loop counts %d", ti.Name, len(rows), want)
 		}
 		for id, c := range rows {
-			if c.Values[tb.Key[0]] != id || c.Version <= 0 {
-				t.Errorf("%s: row %s: key %v version %d", ti.Name, id, c.Values[tb.Key[0]], c.Version)
+			if value(c, tb.Key[0]) != id || c.Version <= 0 {
+				t.Errorf("%s: row %s: key %v version %d", ti.Name, id, value(c, tb.Key[0]), c.Version)
 				break
 			}
 		}
@@ -150,10 +150,10 @@ func TestEmulatorStream(t *testing.T) {
 		}
 		byID[c.ID] = c
 	}
-	if c := byID[strings.ToLower(created)]; c.Values["name"] != "Fourth Coffee \"new\"" || c.Values["revenue"] == nil {
+	if c := byID[strings.ToLower(created)]; value(c, "name") != "Fourth Coffee \"new\"" || value(c, "revenue") == nil {
 		t.Errorf("create: %+v", c)
 	}
-	if c := byID[ids[0]]; c.Values["name"] != "renamed" || c.Version <= rows[ids[0]].Version {
+	if c := byID[ids[0]]; value(c, "name") != "renamed" || c.Version <= rows[ids[0]].Version {
 		t.Errorf("update: %+v", c)
 	}
 	del := byID[ids[1]]
@@ -200,7 +200,7 @@ func TestEmulatorFaults(t *testing.T) {
 	call(t, http.MethodPatch, url, "contacts("+id+")", map[string]any{"firstname": "Faulty"})
 	e.SetFaults(emulator.Faults{ThrottleRate: 0.3, RetryAfter: time.Second, ErrorRate: 0.3})
 	got, _ := streamUntil(t, s, map[string]string{"contact": cur}, func(b []source.Batch) bool { return len(changes(b)) >= 1 })
-	if cs := changes(got); len(cs) != 1 || cs[0].ID != id || cs[0].Values["firstname"] != "Faulty" {
+	if cs := changes(got); len(cs) != 1 || cs[0].ID != id || value(cs[0], "firstname") != "Faulty" {
 		t.Errorf("stream under faults delivered %+v", cs)
 	}
 	ev.mu.Lock()
@@ -251,7 +251,7 @@ func TestEmulatorRestart(t *testing.T) {
 	_, url := emulatortest.Start(t, cfg)
 	s2 := open(t, url, nil)
 	got, _ := streamUntil(t, s2, map[string]string{"opportunity": cur}, func(b []source.Batch) bool { return len(changes(b)) >= 1 })
-	if cs := changes(got); len(cs) != 1 || cs[0].ID != id || cs[0].Values["name"] != "before restart" {
+	if cs := changes(got); len(cs) != 1 || cs[0].ID != id || value(cs[0], "name") != "before restart" {
 		t.Errorf("after restart: %+v", cs)
 	}
 }

@@ -51,9 +51,15 @@ func FuzzDecodePage(f *testing.F) {
 			if c.ID == "" || c.ID != strings.ToLower(c.ID) || c.Version > p.maxVersion {
 				t.Fatalf("change %+v (page max %d)", c, p.maxVersion)
 			}
-			for _, fl := range l.fields {
-				v, ok := c.Values[fl.Name]
-				if !ok {
+			if len(c.Values) != len(l.fields) {
+				t.Fatalf("change %+v: %d values for %d fields", c, len(c.Values), len(l.fields))
+			}
+			for i, fl := range l.fields {
+				v := c.Values[i]
+				if c.Columns[i] != fl.Name {
+					t.Fatalf("column %d is %s, want %s", i, c.Columns[i], fl.Name)
+				}
+				if v == nil {
 					continue
 				}
 				if !goTypeOK(fl.Type, v) {

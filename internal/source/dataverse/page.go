@@ -59,12 +59,21 @@ type layout struct {
 	fields []field
 	// byWire indexes fields by wire name.
 	byWire map[string]int
+	// cols names fields: the Columns every change read with this layout
+	// (one $select set) shares (source.Change).
+	cols []string
+	// keyAt is the position of the key among fields, -1 when absent.
+	keyAt int
 }
 
 func newLayout(table, set, key string, fields []field) *layout {
-	l := &layout{table: table, set: set, key: key, fields: fields, byWire: make(map[string]int, len(fields))}
+	l := &layout{table: table, set: set, key: key, fields: fields, byWire: make(map[string]int, len(fields)), cols: make([]string, len(fields)), keyAt: -1}
 	for i, f := range fields {
 		l.byWire[f.wire] = i
+		l.cols[i] = f.Name
+		if f.Name == key {
+			l.keyAt = i
+		}
 	}
 	return l
 }
@@ -263,17 +272,19 @@ func (l *layout) change(e *entity, deleteVersion int64) (source.Change, error) {
 		}
 		return source.Change{Table: l.table, ID: id, Version: deleteVersion, Deleted: true}, nil
 	}
-	c := source.Change{Table: l.table, Values: make(map[string]any, len(l.fields))}
+	c := source.Change{Table: l.table, Columns: l.cols, Values: make([]any, len(l.fields))}
 	for i, f := range l.fields {
 		v, err := convert(f.Type, e.vals[i])
 		if err != nil {
 			return source.Change{}, &DecodeError{Table: l.table, Column: f.Name, Value: cut(e.vals[i]), Err: err}
 		}
-		if v != nil {
-			c.Values[f.Name] = v
-		}
+		c.Values[i] = v
 	}
-	id, ok := c.Values[l.key].(string)
+	var id string
+	ok := false
+	if l.keyAt >= 0 {
+		id, ok = c.Values[l.keyAt].(string)
+	}
 	if !ok {
 		return source.Change{}, &DecodeError{Table: l.table, Column: l.key, Value: "", Err: errors.New("the primary id is missing")}
 	}

@@ -590,7 +590,7 @@ func (s *Source) copyChunk(ctx context.Context, tx pgx.Tx, t *table, e *export, 
 		for i, k := range t.key {
 			keyParts[i] = string(vals[k+1])
 		}
-		batch = append(batch, source.Change{Table: t.name, ID: keyID(keyParts), Version: version, Values: row})
+		batch = append(batch, source.Change{Table: t.name, ID: keyID(keyParts), Version: version, Columns: t.cols, Values: row})
 		if len(batch) >= s.cfg.BatchRows {
 			if err := send(false); err != nil {
 				_, _ = rr.Close()
@@ -630,13 +630,12 @@ func (s *Source) resultFormats(ctx context.Context, tx pgx.Tx, t *table, q strin
 	return bin, formats, nil
 }
 
-// decodeRow converts the values of a row of t: text, or binary where bin
-// names a type.
-func decodeRow(t *table, bin []uint32, vals [][]byte) (map[string]any, error) {
-	row := make(map[string]any, len(vals))
+// decodeRow converts the values of a row of t, in the order of t.cols:
+// text, or binary where bin names a type.
+func decodeRow(t *table, bin []uint32, vals [][]byte) ([]any, error) {
+	row := make([]any, len(vals))
 	for i, v := range vals {
 		if v == nil {
-			row[t.desc.Columns[i].Name] = nil
 			continue
 		}
 		var x any
@@ -649,7 +648,7 @@ func decodeRow(t *table, bin []uint32, vals [][]byte) (map[string]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("table %s: column %s (%s): %w", t.name, t.desc.Columns[i].Name, t.desc.Columns[i].SourceType, err)
 		}
-		row[t.desc.Columns[i].Name] = x
+		row[i] = x
 	}
 	return row, nil
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/lakelink/lakelink/internal/schema"
 )
 
 func be16(v int16) []byte { return binary.BigEndian.AppendUint16(nil, uint16(v)) }
@@ -112,4 +114,36 @@ func FuzzDecodeBinary(f *testing.F) {
 			t.Fatalf("%d: binary %v, text %q gives %v (%v)", n, got, text, want, err)
 		}
 	})
+}
+
+// BenchmarkDecodeRow decodes the rows of the postgres-initial scenario's
+// table (internal/bench) as the initial copy fetches them: the key in text,
+// timestamptz, smallint and boolean in binary, the rest in text.
+func BenchmarkDecodeRow(b *testing.B) {
+	t := &table{name: "orders", desc: &schema.Table{Name: "orders", Key: []string{"id"}, Columns: []schema.Column{
+		{Name: "id", Type: schema.Int64}, {Name: "created_at", Type: schema.DateTimeOffset},
+		{Name: "customer", Type: schema.String}, {Name: "amount", Type: schema.Decimal},
+		{Name: "status", Type: schema.Int64}, {Name: "paid", Type: schema.Boolean},
+		{Name: "note", Type: schema.String},
+	}}, dec: []decoder{{kind: kindInt}, {kind: kindTimestamptz}, {kind: kindString}, {kind: kindDecimal}, {kind: kindInt}, {kind: kindBool}, {kind: kindString}}, key: []int{0},
+		cols: []string{"id", "created_at", "customer", "amount", "status", "paid", "note"}}
+	bin := []uint32{0, oidTimestamptz, 0, 0, oidInt2, oidBool, 0}
+	const rows = 10_000
+	vals := make([][][]byte, rows)
+	for i := range vals {
+		vals[i] = [][]byte{
+			[]byte(strconv.Itoa(i)), usSince2000(time.Date(2020, 1, 1, 0, 0, i*17, 0, time.UTC)),
+			[]byte("customer " + strconv.Itoa(i%100000)), []byte(strconv.Itoa(i%1000) + ".25"),
+			be16(int16(i % 5)), {byte(i % 2)}, []byte(`note "` + strconv.Itoa(i) + `"`),
+		}
+	}
+	b.ReportAllocs()
+	b.ReportMetric(rows, "rows/op")
+	for b.Loop() {
+		for _, v := range vals {
+			if _, err := decodeRow(t, bin, v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 }

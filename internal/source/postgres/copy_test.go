@@ -43,6 +43,15 @@ func TestCopyChunksAndResume(t *testing.T) {
 	if len(got) != n {
 		t.Fatalf("copied %d distinct rows, want %d", len(got), n)
 	}
+	// The changes of one Copy share one Columns slice (source.Change).
+	shared := rest.batches[0].Changes[0].Columns
+	for _, b := range rest.batches {
+		for _, ch := range b.Changes {
+			if &ch.Columns[0] != &shared[0] || len(ch.Columns) != len(shared) {
+				t.Fatalf("row %s: Columns %v not shared with the other rows'", ch.ID, ch.Columns)
+			}
+		}
+	}
 	total := 0
 	for _, b := range all.batches {
 		total += len(b.Changes)
@@ -65,8 +74,8 @@ func TestCopyChunksAndResume(t *testing.T) {
 		if ch.Version != int64(lsn)<<16 {
 			t.Fatalf("row %s version %d, want CP<<16 = %d", id, ch.Version, int64(lsn)<<16)
 		}
-		if want, _ := strconv.Atoi(id); ch.Values["id"] != int64(want) {
-			t.Fatalf("row %s has id %v", id, ch.Values["id"])
+		if want, _ := strconv.Atoi(id); value(ch, "id") != int64(want) {
+			t.Fatalf("row %s has id %v", id, value(ch, "id"))
 		}
 	}
 }
@@ -152,12 +161,12 @@ func TestCopyAfterRestart(t *testing.T) {
 	if err := second.Copy(context.Background(), "t", "", col.emit); err != nil {
 		t.Fatal(err)
 	}
-	if got := col.rows()["t"]["1"].Values["v"]; got != int64(1) {
+	if got := value(col.rows()["t"]["1"], "v"); got != int64(1) {
 		t.Fatalf("fresh copy sees v=%v for row 1, want 1", got)
 	}
 	r := startStream(second, map[string]string{"t": col.last().Cursors["t"]}, col)
 	c.Exec(t, db, "UPDATE t SET v = 2 WHERE id = 1")
-	waitFor(t, "the change after the fresh copy", func() bool { return col.rows()["t"]["1"].Values["v"] == int64(2) })
+	waitFor(t, "the change after the fresh copy", func() bool { return value(col.rows()["t"]["1"], "v") == int64(2) })
 	r.stop(t)
 }
 

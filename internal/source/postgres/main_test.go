@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -88,6 +89,14 @@ func (c *collector) rows() map[string]map[string]source.Change {
 		}
 	}
 	return out
+}
+
+// value returns ch's value of column col, nil when it has none.
+func value(ch source.Change, col string) any {
+	if i := slices.Index(ch.Columns, col); i >= 0 {
+		return ch.Values[i]
+	}
+	return nil
 }
 
 func (c *collector) last() source.Batch {

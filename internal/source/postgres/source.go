@@ -272,6 +272,9 @@ type table struct {
 	desc      *schema.Table
 	dec       []decoder // per desc.Columns
 	key       []int     // indexes into desc.Columns
+	// cols names desc.Columns: the Columns every change of the table
+	// shares (source.Change).
+	cols []string
 }
 
 // Describe returns the table's schema. Its key is the primary key, or the
@@ -335,6 +338,7 @@ func (s *Source) table(ctx context.Context, name string) (*table, error) {
 		col.Name = a.name
 		t.desc.Columns = append(t.desc.Columns, col)
 		t.dec = append(t.dec, ct.dec)
+		t.cols = append(t.cols, col.Name)
 	}
 	key, err := s.keyColumns(ctx, t.oid, ident)
 	if err != nil {

@@ -87,11 +87,35 @@ type recentKey struct {
 
 // rel is a relation as the latest pgoutput Relation message describes it.
 type rel struct {
-	st        *streamTable // nil for tables this Stream does not deliver
-	desc      *schema.Table
-	dec       []decoder
-	key       []int
+	st   *streamTable // nil for tables this Stream does not deliver
+	desc *schema.Table
+	dec  []decoder
+	key  []int
+	// cols names desc.Columns: the Columns its changes share
+	// (source.Change). Every Relation message makes a new rel, so a
+	// schema change gives the changes after it a new slice.
+	cols      []string
 	schemaDue bool // desc goes out with the next delivered change
+}
+
+// recentRow is the values last delivered for a row, and the columns that
+// name them (those of the relation then, which may have changed since).
+type recentRow struct {
+	cols []string
+	vals []any
+}
+
+// value returns the row's value of column i of cols (so cols is not
+// empty), if it has the column.
+func (p recentRow) value(cols []string, i int) (any, bool) {
+	if len(p.cols) == len(cols) && &p.cols[0] == &cols[0] {
+		return p.vals[i], true
+	}
+	j := slices.Index(p.cols, cols[i])
+	if j < 0 {
+		return nil, false
+	}
+	return p.vals[j], true
 }
 
 type txnState struct {
@@ -116,7 +140,7 @@ type stream struct {
 	rels   map[uint32]*rel
 	row    rowMsg // the row message being handled; its columns are reused
 	// recent holds the values last delivered for rows with large values.
-	recent  map[recentKey]map[string]any
+	recent  map[recentKey]recentRow
 	pos     pglogrepl.LSN
 	recvd   pglogrepl.LSN
 	txn     *txnState
@@ -143,7 +167,7 @@ type stream struct {
 // Stream delivers the changes of the given tables from their cursors; see
 // the comment at the top of this file.
 func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit func(context.Context, source.Batch) error) error {
-	st := &stream{s: s, tables: map[uint32]*streamTable{}, rels: map[uint32]*rel{}, recent: map[recentKey]map[string]any{}}
+	st := &stream{s: s, tables: map[uint32]*streamTable{}, rels: map[uint32]*rel{}, recent: map[recentKey]recentRow{}}
 	names := slices.Sorted(maps.Keys(cursors))
 	if len(names) == 0 {
 		return errors.New("postgres source: Stream needs at least one table")
@@ -559,6 +583,7 @@ func (st *stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		col.Name = c.Name
 		r.desc.Columns = append(r.desc.Columns, col)
 		r.dec = append(r.dec, ct.dec)
+		r.cols = append(r.cols, col.Name)
 	}
 	if tb == nil {
 		st.rels[m.RelationID] = r
@@ -614,9 +639,9 @@ func sameShape(a, b *schema.Table) bool {
 
 // row is a decoded tuple.
 type row struct {
-	vals  map[string]any
+	vals  []any    // by column of the relation (rel.cols)
 	key   []string // the text of the key columns
-	toast []string // columns pgoutput left out as unchanged TOASTed values
+	toast []int    // columns pgoutput left out as unchanged TOASTed values
 	size  int      // bytes of the string values in vals
 }
 
@@ -627,14 +652,13 @@ func (st *stream) tuple(r *rel, cols []tupleCol, oldKey []string) (row, error) {
 	if len(cols) != len(r.desc.Columns) {
 		return row{}, fmt.Errorf("postgres source %s: table %s: change has a different column count than its Relation message", st.s.where, name)
 	}
-	rw := row{vals: make(map[string]any, len(cols))}
+	rw := row{vals: make([]any, len(cols))}
 	for i, c := range cols {
-		col := r.desc.Columns[i].Name
+		col := r.cols[i]
 		switch c.kind {
 		case colNull:
-			rw.vals[col] = nil
 		case colToast:
-			rw.toast = append(rw.toast, col)
+			rw.toast = append(rw.toast, i)
 		case colText:
 			v, err := r.dec[i].decode(c.data)
 			if err != nil {
@@ -643,7 +667,7 @@ func (st *stream) tuple(r *rel, cols []tupleCol, oldKey []string) (row, error) {
 			if s, ok := v.(string); ok {
 				rw.size += len(s)
 			}
-			rw.vals[col] = v
+			rw.vals[i] = v
 		default:
 			return row{}, fmt.Errorf("postgres source %s: table %s: column %s: unexpected tuple data kind %q", st.s.where, name, col, c.kind)
 		}
@@ -694,14 +718,15 @@ func (st *stream) key(r *rel, cols []tupleCol, oldKey []string) ([]string, error
 func (st *stream) upsert(ctx context.Context, r *rel, rw row) error {
 	id, vals := keyID(rw.key), rw.vals
 	size := rw.size
+	rk := recentKey{r.st.t.oid, id}
 	if len(rw.toast) > 0 {
-		prev := st.recent[recentKey{r.st.t.oid, id}]
-		var missing []string
-		for _, c := range rw.toast {
-			if v, ok := prev[c]; ok {
-				vals[c] = v
+		prev := st.recent[rk]
+		var missing []int
+		for _, i := range rw.toast {
+			if v, ok := prev.value(r.cols, i); ok {
+				vals[i] = v
 			} else {
-				missing = append(missing, c)
+				missing = append(missing, i)
 			}
 		}
 		if len(missing) > 0 {
@@ -709,34 +734,36 @@ func (st *stream) upsert(ctx context.Context, r *rel, rw row) error {
 				return err
 			}
 		}
-		for _, c := range rw.toast {
-			if s, ok := vals[c].(string); ok {
+		for _, i := range rw.toast {
+			if s, ok := vals[i].(string); ok {
 				size += len(s)
 			}
 		}
 	}
-	rk := recentKey{r.st.t.oid, id}
 	if size >= recentMinBytes {
 		if len(st.recent) >= recentRows {
 			clear(st.recent)
 		}
-		st.recent[rk] = vals
+		st.recent[rk] = recentRow{cols: r.cols, vals: vals}
 	} else {
 		delete(st.recent, rk)
 	}
-	return st.add(ctx, r, source.Change{ID: id, Values: vals})
+	return st.add(ctx, r, source.Change{ID: id, Columns: r.cols, Values: vals})
 }
 
-// readColumns reads the current values of cols of the row with key.
-func (st *stream) readColumns(ctx context.Context, r *rel, key []string, cols []string, vals map[string]any) error {
+// readColumns reads the current values of the columns cols (positions in
+// r.cols) of the row with key into vals.
+func (st *stream) readColumns(ctx context.Context, r *rel, key []string, cols []int, vals []any) error {
 	t := r.st.t
+	names := make([]string, len(cols))
 	var q strings.Builder
 	q.WriteString("SELECT ")
-	for i, c := range cols {
-		if i > 0 {
+	for j, i := range cols {
+		if j > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString(pgx.Identifier{c}.Sanitize())
+		names[j] = r.cols[i]
+		q.WriteString(pgx.Identifier{names[j]}.Sanitize())
 	}
 	q.WriteString(" FROM " + t.qualified + " WHERE ")
 	params := make([][]byte, len(key))
@@ -758,24 +785,23 @@ func (st *stream) readColumns(ctx context.Context, r *rel, key []string, cols []
 	found := false
 	for rr.NextRow() {
 		found = true
-		for i, raw := range rr.Values() {
+		for j, raw := range rr.Values() {
 			var v any
 			if raw != nil {
-				ci := slices.IndexFunc(r.desc.Columns, func(c schema.Column) bool { return c.Name == cols[i] })
-				if v, err = r.dec[ci].decode(raw); err != nil {
+				if v, err = r.dec[cols[j]].decode(raw); err != nil {
 					_, _ = rr.Close()
-					return fmt.Errorf("postgres source %s: table %s: column %s: %w", st.s.where, t.name, cols[i], err)
+					return fmt.Errorf("postgres source %s: table %s: column %s: %w", st.s.where, t.name, names[j], err)
 				}
 			}
-			vals[cols[i]] = v
+			vals[cols[j]] = v
 		}
 	}
 	if _, err := rr.Close(); err != nil {
-		return fmt.Errorf("postgres source %s: table %s: read unchanged TOASTed columns %v: %w", st.s.where, t.name, cols, err)
+		return fmt.Errorf("postgres source %s: table %s: read unchanged TOASTed columns %v: %w", st.s.where, t.name, names, err)
 	}
 	if !found {
-		for _, c := range cols {
-			vals[c] = nil
+		for _, i := range cols {
+			vals[i] = nil
 		}
 	}
 	return nil

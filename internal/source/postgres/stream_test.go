@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -71,7 +72,7 @@ func TestStreamTypes(t *testing.T) {
 	defer r.stop(t)
 	c.Exec(t, db, insert)
 	waitFor(t, "the streamed row", func() bool { _, ok := col.rows()["alltypes"]["1"]; return ok })
-	checkTypeRow(t, "stream", col.rows()["alltypes"]["1"].Values)
+	checkTypeRow(t, "stream", col.rows()["alltypes"]["1"])
 	// Stream and copy agree on the schema.
 	var first *source.Batch
 	for i := range col.batches {
@@ -121,7 +122,7 @@ func lakeState(col *collector, table, column string) map[string]string {
 	out := map[string]string{}
 	for id, ch := range col.rows()[table] {
 		if !ch.Deleted {
-			out[id] = fmt.Sprint(ch.Values[column])
+			out[id] = fmt.Sprint(value(ch, column))
 		}
 	}
 	return out
@@ -237,6 +238,33 @@ func TestMultiTableTransactionInOneBatch(t *testing.T) {
 	t.Fatal("no batch with changes")
 }
 
+// TestRecentRowValue: the values kept for a row resolve a column by
+// position under the same relation, by name under another one.
+func TestRecentRowValue(t *testing.T) {
+	old := []string{"id", "gone", "body"}
+	cur := []string{"id", "body", "extra"}
+	for _, tc := range []struct {
+		name   string
+		prev   recentRow
+		i      int
+		want   any
+		wantOK bool
+	}{
+		{"same relation", recentRow{cur, []any{int64(1), "b", "x"}}, 1, "b", true},
+		{"same names, another relation", recentRow{slices.Clone(cur), []any{int64(1), "b", "x"}}, 2, "x", true},
+		{"older relation", recentRow{old, []any{int64(1), int64(7), "b"}}, 1, "b", true},
+		{"column new since", recentRow{old, []any{int64(1), int64(7), "b"}}, 2, nil, false},
+		{"no row", recentRow{}, 1, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := tc.prev.value(cur, tc.i)
+			if got != tc.want || ok != tc.wantOK {
+				t.Fatalf("value = %v, %v; want %v, %v", got, ok, tc.want, tc.wantOK)
+			}
+		})
+	}
+}
+
 func TestToastUnchanged(t *testing.T) {
 	c, db, dsn := newDB(t,
 		"CREATE TABLE doc (id int PRIMARY KEY, n int, body text)",
@@ -254,7 +282,7 @@ func TestToastUnchanged(t *testing.T) {
 	// values), row 2 once (resolved by reading the table).
 	c.Exec(t, db, "UPDATE doc SET n = 1 WHERE id = 1", "UPDATE doc SET n = 2 WHERE id = 1", "UPDATE doc SET n = 1 WHERE id = 2")
 	waitFor(t, "the updates", func() bool {
-		return col.rows()["doc"]["2"].Values["n"] == int64(1) && col.rows()["doc"]["1"].Values["n"] == int64(2)
+		return value(col.rows()["doc"]["2"], "n") == int64(1) && value(col.rows()["doc"]["1"], "n") == int64(2)
 	})
 	r.stop(t)
 	if d := diff(lakeState(col, "doc", "body"), want); d != "" {
@@ -317,7 +345,7 @@ func TestRestartFromCommittedCursor(t *testing.T) {
 
 	again := &collector{}
 	r = startStream(s, map[string]string{"t": cursor}, again)
-	waitFor(t, "the changes made while stopped", func() bool { return again.rows()["t"]["1"].Values["v"] == int64(10) })
+	waitFor(t, "the changes made while stopped", func() bool { return value(again.rows()["t"]["1"], "v") == int64(10) })
 	// Idle streams report fresh cursors.
 	waitFor(t, "an idle batch", func() bool { return len(again.last().Changes) == 0 })
 	r.stop(t)
@@ -326,7 +354,7 @@ func TestRestartFromCommittedCursor(t *testing.T) {
 	}
 	for _, b := range again.batches {
 		for _, ch := range b.Changes {
-			if ch.ID == "1" && ch.Values["v"] == int64(1) {
+			if ch.ID == "1" && value(ch, "v") == int64(1) {
 				t.Fatal("a change before the committed cursor was delivered again")
 			}
 		}
@@ -349,9 +377,17 @@ func TestSchemaChanges(t *testing.T) {
 	waitFor(t, "row 2", func() bool { _, ok := col.rows()["t"]["2"]; return ok })
 	col.mu.Lock()
 	var evolved bool
+	var before []string
 	for _, b := range col.batches {
 		for _, ch := range b.Changes {
+			if ch.ID == "1" {
+				before = ch.Columns
+			}
 			if ch.ID == "2" {
+				// The new shape comes with a new Columns slice.
+				if !slices.Equal(ch.Columns, []string{"id", "v", "extra"}) || &ch.Columns[0] == &before[0] {
+					t.Fatalf("row 2 has Columns %v (row 1 %v)", ch.Columns, before)
+				}
 				sch := b.Schemas["t"]
 				if sch == nil {
 					t.Fatal("the batch with the new shape carries no schema")
