@@ -568,12 +568,17 @@ func (s *Source) copyChunk(ctx context.Context, tx pgx.Tx, t *table, e *export, 
 	}
 	rr := tx.Conn().PgConn().ExecParams(ctx, q.String(), nil, nil, nil, formats)
 	batch := make([]source.Change, 0, s.cfg.BatchRows)
+	// The rows of a batch share one block of values: one allocation per
+	// batch instead of one per row.
+	ncols := len(t.cols)
+	block := make([]any, s.cfg.BatchRows*ncols)
 	var last []byte
 	keyParts := make([]string, len(t.key))
 	send := func(done bool) error {
 		select {
 		case results <- chunkBatch{chunk: chunk, changes: batch, last: string(last), done: done}:
 			batch = make([]source.Change, 0, s.cfg.BatchRows)
+			block = make([]any, s.cfg.BatchRows*ncols)
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -582,8 +587,9 @@ func (s *Source) copyChunk(ctx context.Context, tx pgx.Tx, t *table, e *export, 
 	for rr.NextRow() {
 		vals := rr.Values()
 		last = append(last[:0], vals[0]...)
-		row, err := decodeRow(t, bin, vals[1:])
-		if err != nil {
+		n := len(batch) * ncols
+		row := block[n : n+ncols : n+ncols]
+		if err := decodeRow(t, bin, vals[1:], row); err != nil {
 			_, _ = rr.Close()
 			return err
 		}
@@ -630,10 +636,10 @@ func (s *Source) resultFormats(ctx context.Context, tx pgx.Tx, t *table, q strin
 	return bin, formats, nil
 }
 
-// decodeRow converts the values of a row of t, in the order of t.cols:
-// text, or binary where bin names a type.
-func decodeRow(t *table, bin []uint32, vals [][]byte) ([]any, error) {
-	row := make([]any, len(vals))
+// decodeRow converts the values of a row of t into row, in the order of
+// t.cols: text, or binary where bin names a type. row holds nil for NULLs
+// on entry.
+func decodeRow(t *table, bin []uint32, vals [][]byte, row []any) error {
 	for i, v := range vals {
 		if v == nil {
 			continue
@@ -646,11 +652,11 @@ func decodeRow(t *table, bin []uint32, vals [][]byte) ([]any, error) {
 			x, err = t.dec[i].decode(v)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("table %s: column %s (%s): %w", t.name, t.desc.Columns[i].Name, t.desc.Columns[i].SourceType, err)
+			return fmt.Errorf("table %s: column %s (%s): %w", t.name, t.desc.Columns[i].Name, t.desc.Columns[i].SourceType, err)
 		}
 		row[i] = x
 	}
-	return row, nil
+	return nil
 }
 
 // lsnCursor parses a stream cursor.
