@@ -361,37 +361,10 @@ var errBadRecord = errors.New("malformed CSV record")
 // next reads one record: its raw bytes without the line end, and its raw
 // fields. Both are valid until the next call. It returns io.EOF at the end.
 func (rr *recordReader) next() ([]byte, []string, error) {
-	rr.line = rr.line[:0]
-	inQuote := false
-	for {
-		chunk, err := rr.r.ReadSlice('\n')
-		rr.line = append(rr.line, chunk...)
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil && err != io.EOF {
-			return nil, nil, err
-		}
-		// Count quotes of the chunk to know whether the newline ends the
-		// record or sits inside a quoted field.
-		inQuote = inQuote != (bytes.Count(chunk, []byte{'"'})%2 == 1)
-		if err == io.EOF {
-			if len(rr.line) == 0 {
-				return nil, nil, io.EOF
-			}
-			if inQuote {
-				return nil, nil, fmt.Errorf("record %d: %w: unterminated quote at end of file", rr.n+1, errBadRecord)
-			}
-			break
-		}
-		if !inQuote {
-			break
-		}
+	line, err := rr.nextLine()
+	if err != nil {
+		return nil, nil, err
 	}
-	rr.n++
-	line := rr.line
-	line = bytes.TrimSuffix(line, []byte{'\n'})
-	line = bytes.TrimSuffix(line, []byte{'\r'})
 	fields, err := splitFields(rr.fields[:0], line)
 	if err != nil {
 		return nil, nil, fmt.Errorf("record %d: %w", rr.n, err)
@@ -400,46 +373,126 @@ func (rr *recordReader) next() ([]byte, []string, error) {
 	return line, fields, nil
 }
 
+// quoteByte is the CSV quote, as a slice for bytes.Count.
+var quoteByte = []byte{'"'}
+
+// nextLine reads one record, its raw bytes without the line end, without
+// splitting it into fields (fieldScanner does, for the fields a caller
+// needs). The bytes are valid until the next call; a record that fits the
+// reader's buffer is not copied. It returns io.EOF at the end.
+func (rr *recordReader) nextLine() ([]byte, error) {
+	rr.line = rr.line[:0]
+	inQuote := false
+	var line []byte
+	for {
+		chunk, err := rr.r.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull && err != io.EOF {
+			return nil, err
+		}
+		// Count the quotes of every chunk, a full buffer's included, to
+		// know whether a newline ends the record or sits inside a quoted
+		// field.
+		inQuote = inQuote != (bytes.Count(chunk, quoteByte)%2 == 1)
+		if err == nil && !inQuote && len(rr.line) == 0 {
+			line = chunk
+			break
+		}
+		rr.line = append(rr.line, chunk...)
+		if err == io.EOF {
+			if len(rr.line) == 0 {
+				return nil, io.EOF
+			}
+			if inQuote {
+				return nil, fmt.Errorf("record %d: %w: unterminated quote at end of file", rr.n+1, errBadRecord)
+			}
+		}
+		if err == io.EOF || err == nil && !inQuote {
+			line = rr.line
+			break
+		}
+	}
+	rr.n++
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	return bytes.TrimSuffix(line, []byte{'\r'}), nil
+}
+
 // splitFields splits a record into raw fields. A quoted field must be
 // followed by a comma or the end of the record.
 func splitFields(dst []string, line []byte) ([]string, error) {
+	// One string for the whole record: the fields share it.
 	s := string(line)
-	for {
-		if len(s) > 0 && s[0] == '"' {
-			i := 1
-			for {
-				j := strings.IndexByte(s[i:], '"')
-				if j < 0 {
-					return nil, fmt.Errorf("%w: unterminated quote", errBadRecord)
-				}
-				i += j + 1
-				if i < len(s) && s[i] == '"' {
-					i++
-					continue
-				}
-				break
-			}
-			dst = append(dst, s[:i])
-			if i == len(s) {
-				return dst, nil
-			}
-			if s[i] != ',' {
-				return nil, fmt.Errorf("%w: text after a closing quote", errBadRecord)
-			}
-			s = s[i+1:]
-			continue
+	sc := newFieldScanner(line)
+	for sc.more() {
+		start, end, err := sc.next()
+		if err != nil {
+			return nil, err
 		}
-		i := strings.IndexByte(s, ',')
-		if i < 0 {
-			if strings.IndexByte(s, '"') >= 0 {
-				return nil, fmt.Errorf("%w: quote inside a bare field", errBadRecord)
-			}
-			return append(dst, s), nil
-		}
-		if strings.IndexByte(s[:i], '"') >= 0 {
-			return nil, fmt.Errorf("%w: quote inside a bare field", errBadRecord)
-		}
-		dst = append(dst, s[:i])
-		s = s[i+1:]
+		dst = append(dst, s[start:end])
 	}
+	return dst, nil
+}
+
+// fieldScanner walks the raw fields (quotes included) of one record, by
+// the rules of the lake's CSV: a quoted field must be followed by a comma
+// or the end of the record, and a bare field holds no quote. It allocates
+// nothing, so that compaction can take the few fields it needs from every
+// record of a table.
+type fieldScanner struct {
+	line []byte
+	// pos is where the next field starts; past len(line) once the last
+	// field was returned (a record of n commas has n+1 fields).
+	pos int
+	// quote is the position of the first quote at or after pos, or
+	// len(line) if there is none; below pos when not known. Bare fields
+	// check it instead of searching themselves for a quote.
+	quote int
+}
+
+func newFieldScanner(line []byte) fieldScanner {
+	return fieldScanner{line: line, quote: -1}
+}
+
+// more reports whether a field is left.
+func (sc *fieldScanner) more() bool { return sc.pos <= len(sc.line) }
+
+// next returns the bounds of the next field in the record. more must be
+// true.
+func (sc *fieldScanner) next() (start, end int, err error) {
+	start, s := sc.pos, sc.line[sc.pos:]
+	if len(s) > 0 && s[0] == '"' {
+		i := 1
+		for {
+			j := bytes.IndexByte(s[i:], '"')
+			if j < 0 {
+				return 0, 0, fmt.Errorf("%w: unterminated quote", errBadRecord)
+			}
+			i += j + 1
+			if i < len(s) && s[i] == '"' {
+				i++
+				continue
+			}
+			break
+		}
+		if i < len(s) && s[i] != ',' {
+			return 0, 0, fmt.Errorf("%w: text after a closing quote", errBadRecord)
+		}
+		sc.pos = start + i + 1
+		return start, start + i, nil
+	}
+	if sc.quote < start {
+		if j := bytes.IndexByte(s, '"'); j >= 0 {
+			sc.quote = start + j
+		} else {
+			sc.quote = len(sc.line)
+		}
+	}
+	end = len(sc.line)
+	if j := bytes.IndexByte(s, ','); j >= 0 {
+		end = start + j
+	}
+	if sc.quote < end {
+		return 0, 0, fmt.Errorf("%w: quote inside a bare field", errBadRecord)
+	}
+	sc.pos = end + 1
+	return start, end, nil
 }
