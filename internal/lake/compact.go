@@ -227,7 +227,9 @@ type fold struct {
 var errTooManyChanges = errors.New("more than 2^31 changes to fold at once")
 
 // foldChanges reads the change files c.folded, in order: per Id, the
-// highest version wins, the later file on a tie.
+// highest version wins, the later file on a tie. Two goroutines share the
+// work, in a pipeline that keeps the order: one reads and checks the
+// records and copies them into the arena, the other indexes them.
 func (l *Lake) foldChanges(ctx context.Context, ts *TableState, ix layoutIndexes, c *compaction, rows int64) (*fold, error) {
 	if rows > math.MaxInt32 {
 		return nil, fmt.Errorf("table %s: %d changes: %w; lower CompactRows", ts.Name, rows, errTooManyChanges)
@@ -235,33 +237,91 @@ func (l *Lake) foldChanges(ctx context.Context, ts *TableState, ix layoutIndexes
 	// Sized for the rows of the files: no rehashing or copying while they
 	// are read; fewer when Ids repeat.
 	fd := &fold{byID: make(map[string]int32, rows), rows: make([]pending, 0, rows)}
-	for _, path := range c.folded {
-		err := l.scanRecords(ctx, ts.Name, path, ix, func(line []byte, r fields) error {
-			if len(line) > math.MaxInt32 {
-				return fmt.Errorf("table %s: %s: a record of %d bytes: %w", ts.Name, path, len(line), errBadRecord)
-			}
-			k, ok := fd.byID[string(r.id)]
-			if ok && fd.rows[k].version > r.version {
+	batches := make(chan []folded, 4)
+	free := make(chan []folded, 8)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(batches)
+		batch := make([]folded, 0, foldBatch)
+		for _, path := range c.folded {
+			err := l.scanRecords(gctx, ts.Name, path, ix, func(line []byte, r fields) error {
+				if len(line) > math.MaxInt32 {
+					return fmt.Errorf("table %s: %s: a record of %d bytes: %w", ts.Name, path, len(line), errBadRecord)
+				}
+				ref := fd.lines.add(line)
+				// The Id is the row's first field. The slice is of the
+				// chunk, which the indexing goroutine may read, not of
+				// the chunk list, which this one appends to.
+				id := fd.lines.chunks[ref.chunk][ref.off : ref.off+int32(len(r.id))]
+				batch = append(batch, folded{id: id, line: ref, version: r.version, deleted: r.deleted})
+				if len(batch) < foldBatch {
+					return nil
+				}
+				select {
+				case batches <- batch:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				select {
+				case batch = <-free:
+				default:
+					batch = make([]folded, 0, foldBatch)
+				}
 				return nil
+			})
+			if err != nil {
+				return err
 			}
-			p := pending{version: r.version, line: fd.lines.add(line), home: -1, deleted: r.deleted}
-			if ok {
-				fd.rows[k] = p
-				return nil
-			}
-			if len(fd.rows) == math.MaxInt32 {
-				return fmt.Errorf("table %s: %w; lower CompactRows", ts.Name, errTooManyChanges)
-			}
-			fd.byID[fd.ids.add(r.id)] = int32(len(fd.rows))
-			fd.rows = append(fd.rows, p)
-			return nil
-		})
-		if err != nil {
-			return nil, err
 		}
+		if len(batch) > 0 {
+			select {
+			case batches <- batch:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	g.Go(func() error {
+		for batch := range batches {
+			for _, r := range batch {
+				k, ok := fd.byID[string(r.id)]
+				if ok && fd.rows[k].version > r.version {
+					continue
+				}
+				if ok {
+					fd.rows[k] = pending{version: r.version, line: r.line, home: -1, deleted: r.deleted}
+					continue
+				}
+				if len(fd.rows) == math.MaxInt32 {
+					return fmt.Errorf("table %s: %w; lower CompactRows", ts.Name, errTooManyChanges)
+				}
+				fd.byID[fd.ids.add(r.id)] = int32(len(fd.rows))
+				fd.rows = append(fd.rows, pending{version: r.version, line: r.line, home: -1, deleted: r.deleted})
+			}
+			select {
+			case free <- batch[:0]:
+			default:
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return fd, nil
 }
+
+// folded is a change record on its way to the fold's index.
+type folded struct {
+	id      []byte
+	line    lineRef
+	version int64
+	deleted bool
+}
+
+// foldBatch is how many records go from reader to indexer at a time.
+const foldBatch = 4096
 
 // find returns the pending row of the Id id, if any. hint is the row
 // after the one found last in the same file, checked first: changes

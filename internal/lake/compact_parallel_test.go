@@ -1,11 +1,14 @@
 package lake
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,4 +162,161 @@ func goldenCompactionLake(t *testing.T, st store.Store, seed uint64) (*Lake, *cl
 		mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: chs}}})
 	}
 	return l, c
+}
+
+// TestCompactionFoldOrder folds change files of several thousand rows each
+// (many batches through the fold's pipeline): per Id the highest version
+// wins, the later file on a tie, and a stale change loses.
+func TestCompactionFoldOrder(t *testing.T) {
+	st := newStore(t)
+	c := newClock()
+	l, err := Open(ctxT(t), st, Options{Link: "test", Now: c.now, Grace: time.Minute, CompactAge: time.Hour, SnapshotsToKeep: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3 * foldBatch
+	y := time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC)
+	commit := func(v int64, name string, phase Phase) {
+		chs := make([]source.Change, n)
+		for i := range chs {
+			chs[i] = account(i, v, name, y)
+		}
+		mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}), Changes: chs, Phase: phase}}})
+	}
+	commit(1, "copy", Completed)
+	commit(3, "first", "")
+	commit(3, "second", "")
+	commit(2, "stale", "")
+	ts := l.State().Tables["account"]
+	cp, err := l.compact(ctxT(t), ts, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cp.folded) != 3 || len(cp.removed) != len(ts.Files) {
+		t.Fatalf("folded %d, removed %d of %d files", len(cp.folded), len(cp.removed), len(ts.Files))
+	}
+	var rows int
+	for _, f := range cp.added {
+		for _, r := range readRows(t, st, f.Path, ts.Columns) {
+			rows++
+			if r["name"] != "second" || r[colVersion] != int64(3) {
+				t.Fatalf("Id %v: %v v%v, want second v3", r[colID], r["name"], r[colVersion])
+			}
+		}
+	}
+	if rows != n {
+		t.Fatalf("%d rows, want %d", rows, n)
+	}
+}
+
+// failingStore fails Create for names with a given prefix after a given
+// number of successful ones.
+type failingStore struct {
+	*store.Local
+	prefix string
+	left   atomic.Int32
+}
+
+var errInjected = errors.New("injected failure")
+
+func (s *failingStore) Create(ctx context.Context, name string) (store.Writer, error) {
+	if strings.HasPrefix(name, s.prefix) && s.left.Add(-1) < 0 {
+		return nil, errInjected
+	}
+	return s.Local.Create(ctx, name)
+}
+
+// TestCompactionErrors: a malformed record fails the compaction with the
+// table, the file and the record number, and a failure in any file leaves
+// no new object behind, whichever worker meets it.
+func TestCompactionErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		// corrupt rewrites the object at path; empty: none.
+		bad  string
+		file func(ts *TableState) string
+		// creates is how many objects compaction may create before
+		// Create fails; negative: never.
+		creates int32
+		want    string
+	}{
+		{"quote in a bare field", "a\"b\",c\n", func(ts *TableState) string { return ts.Files[3].Path }, -1, ": record 1: malformed CSV record: quote inside a bare field"},
+		{"too few fields", "%s\nx,y\n", func(ts *TableState) string { return ts.Files[5].Path }, -1, ", record 2: 2 fields, fewer than the system columns need"},
+		{"bad version", "%s\n%s\n%s\n", func(ts *TableState) string { return ts.Files[0].Path }, -1, ", record 3: versionnumber \"x\""},
+		{"bad change file", "%s\n\"open\n", func(ts *TableState) string { return ts.Changes[1].Path }, -1, ": record 2: malformed CSV record: unterminated quote at end of file"},
+		{"create fails", "", nil, 3, errInjected.Error()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &failingStore{Local: newStore(t), prefix: "account/"}
+			st.left.Store(1 << 30)
+			c := newClock()
+			l, err := Open(ctxT(t), st, Options{Link: "test", Now: c.now, Grace: time.Minute, CompactAge: time.Hour, SnapshotsToKeep: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			y := time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC)
+			for b := range 8 {
+				var chs []source.Change
+				for i := b * 10; i < b*10+10; i++ {
+					chs = append(chs, account(i, 1, "copy", y))
+				}
+				mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}), Changes: chs}}})
+			}
+			mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Phase: Completed}}})
+			for b := range 2 {
+				var chs []source.Change
+				for i := b; i < 80; i += 2 {
+					chs = append(chs, account(i, 2, "changed", y))
+				}
+				mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: chs}}})
+			}
+			ts := l.State().Tables["account"]
+			if tt.bad != "" {
+				path := tt.file(ts)
+				data, err := store.ReadAll(ctxT(t), st, path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				good := strings.TrimSuffix(strings.SplitAfter(string(data), "\n")[0], "\n")
+				bad := strings.ReplaceAll(tt.bad, "%s", good)
+				if tt.name == "bad version" {
+					fs, err := splitFields(nil, []byte(good))
+					if err != nil {
+						t.Fatal(err)
+					}
+					fs[indexesOf(ts).version] = "x"
+					bad = fmt.Sprintf("%s\n%s\n%s\n", good, good, strings.Join(fs, ","))
+				}
+				w, err := st.Local.Create(ctxT(t), path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.Write([]byte(bad)); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.creates >= 0 {
+				st.left.Store(tt.creates)
+			}
+			before, err := st.List(ctxT(t), "account/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = l.compact(ctxT(t), ts, true)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || tt.bad != "" && !strings.Contains(err.Error(), "table account: "+tt.file(ts)) {
+				t.Fatalf("error %v, want one with %q", err, tt.want)
+			}
+			after, err := st.List(ctxT(t), "account/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(after) != len(before) {
+				t.Fatalf("%d objects under account/ after a failed compaction, %d before", len(after), len(before))
+			}
+		})
+	}
 }

@@ -412,8 +412,13 @@ func (rr *recordReader) nextLine() ([]byte, error) {
 		}
 	}
 	rr.n++
-	line = bytes.TrimSuffix(line, []byte{'\n'})
-	return bytes.TrimSuffix(line, []byte{'\r'}), nil
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
 }
 
 // splitFields splits a record into raw fields. A quoted field must be
