@@ -102,6 +102,7 @@ func (l *Lake) scanRecords(ctx context.Context, table, path string, ix layoutInd
 	}
 	defer r.Close()
 	rr := newRecordReader(r)
+	defer rr.release()
 	for {
 		line, err := rr.nextLine()
 		if errors.Is(err, io.EOF) {
@@ -561,6 +562,7 @@ func (l *Lake) rewriteFile(ctx context.Context, ts *TableState, fd *fold, i int,
 		return nil, err
 	}
 	rr := newRecordReader(r)
+	defer rr.release()
 	var buf []byte
 	hint := int32(-1)
 	for {

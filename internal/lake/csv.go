@@ -9,6 +9,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -353,7 +354,21 @@ type recordReader struct {
 }
 
 func newRecordReader(r io.Reader) *recordReader {
-	return &recordReader{r: bufio.NewReaderSize(r, 256<<10)}
+	br := readerBufs.Get().(*bufio.Reader)
+	br.Reset(r)
+	return &recordReader{r: br}
+}
+
+// readerBufs recycles the readers' buffers: a compaction of a big table
+// opens hundreds of files, each read through 256 KiB.
+var readerBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256<<10) }}
+
+// release returns the reader's buffer for reuse; rr must not be used
+// after. Readers that are not released are collected as any garbage.
+func (rr *recordReader) release() {
+	rr.r.Reset(nil)
+	readerBufs.Put(rr.r)
+	rr.r = nil
 }
 
 var errBadRecord = errors.New("malformed CSV record")
