@@ -79,9 +79,9 @@ func indexesOf(ts *TableState) layoutIndexes {
 	return ix
 }
 
-// row is what compaction takes from a row: its Id (raw, as written),
-// version and IsDelete.
-type fields struct {
+// rowKey is what compaction takes from a record: its Id (raw, as
+// written), version and IsDelete.
+type rowKey struct {
 	id      []byte
 	version int64
 	deleted bool
@@ -95,7 +95,7 @@ const checkEvery = 1 << 14
 // field of every record is walked, so that a malformed record fails the
 // compaction instead of being copied into a new file; only the fields
 // compaction needs are taken, without allocating.
-func (l *Lake) scanRecords(ctx context.Context, table, path string, ix layoutIndexes, fn func(line []byte, r fields) error) error {
+func (l *Lake) scanRecords(ctx context.Context, table, path string, ix layoutIndexes, fn func(line []byte, r rowKey) error) error {
 	r, err := l.st.Open(ctx, path)
 	if err != nil {
 		return fmt.Errorf("table %s: reading %s: %w", table, path, err)
@@ -114,7 +114,7 @@ func (l *Lake) scanRecords(ctx context.Context, table, path string, ix layoutInd
 		if rr.n%checkEvery == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var rec fields
+		var rec rowKey
 		var version []byte
 		sc := newFieldScanner(line)
 		k := 0
@@ -245,7 +245,7 @@ func (l *Lake) foldChanges(ctx context.Context, ts *TableState, ix layoutIndexes
 		defer close(batches)
 		batch := make([]folded, 0, foldBatch)
 		for _, path := range c.folded {
-			err := l.scanRecords(gctx, ts.Name, path, ix, func(line []byte, r fields) error {
+			err := l.scanRecords(gctx, ts.Name, path, ix, func(line []byte, r rowKey) error {
 				if len(line) > math.MaxInt32 {
 					return fmt.Errorf("table %s: %s: a record of %d bytes: %w", ts.Name, path, len(line), errBadRecord)
 				}
@@ -397,7 +397,8 @@ type compaction struct {
 // streaming, to find the changed Ids (an Id's partition is not known from a
 // delete, which carries no values). Memory holds the folded changes only:
 // at most about 2*CompactRows rows, unless one change file is bigger; each
-// is held once, in an arena, with about 60 bytes of index.
+// row of the folded files is held once, in an arena, and each Id with
+// about 60 bytes of index.
 //
 // The change files are read in order; the partition files, twice (to find
 // the changed Ids, then to rewrite), several at a time. The outcome does
@@ -424,7 +425,7 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 	rewrite := make([]bool, len(ts.Files))
 	err = inParallel(ctx, len(ts.Files), func(ctx context.Context, i int) error {
 		hint := int32(-1)
-		return l.scanRecords(ctx, ts.Name, ts.Files[i].Path, ix, func(_ []byte, r fields) error {
+		return l.scanRecords(ctx, ts.Name, ts.Files[i].Path, ix, func(_ []byte, r rowKey) error {
 			k, ok := fd.find(r.id, &hint)
 			if !ok {
 				return nil
