@@ -341,11 +341,15 @@ func (fd *fold) find(id []byte, hint *int32) (int32, bool) {
 	return k, ok
 }
 
-// hasID reports whether pending row k is of the Id id, a whole raw field:
-// the row's first field is its Id, so it is when the row starts with id
-// and a comma.
+// hasID reports whether pending row k is of the Id id.
 func (fd *fold) hasID(k int32, id []byte) bool {
-	line := fd.lines.bytes(fd.rows[k].line)
+	return startsWithID(fd.lines.bytes(fd.rows[k].line), id)
+}
+
+// startsWithID reports whether the first field of line, a record of at
+// least two fields, is id, a whole raw field: it is when line starts with
+// id and a comma (a quoted id ends at its closing quote wherever it is).
+func startsWithID(line, id []byte) bool {
 	return len(line) > len(id) && line[len(id)] == ',' && bytes.Equal(line[:len(id)], id)
 }
 

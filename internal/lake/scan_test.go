@@ -115,13 +115,20 @@ func splitFieldsRef(line string) ([]string, error) {
 }
 
 // FuzzFieldScanner checks that fieldScanner splits any line as the
-// reference does, fails where it fails with the same error, and that the
-// compaction scanners agree with it on the fields they take.
+// reference does and fails where it fails, with the same error; and, for
+// lines of two fields or more, that compaction's shortcuts agree with the
+// split: withSinkCreated replaces exactly the second field, and
+// startsWithID finds whether the first field is the first field of another
+// line.
 func FuzzFieldScanner(f *testing.F) {
 	for _, s := range []string{"", "a", `"`, `""`, "a,b", `"a,b",c`, `"a""b",c`, `a"b`, `"a"b`, `,"x",`, "\"\n\",😀", `x,"a""`} {
-		f.Add(s)
+		f.Add(s, `"1/2/2024 3:04:05 PM"`, "a,b")
 	}
-	f.Fuzz(func(t *testing.T, line string) {
+	f.Add(`"a,b",c,d`, "", `"a,b"`)
+	f.Add(`"a""",c`, "x", `"a""",c`)
+	f.Add(`"a",c`, `"1/2/2024 3:04:05 PM"`, `"a,c"`)
+	f.Add(`ab,c`, "", `a,b`)
+	f.Fuzz(func(t *testing.T, line, sink, other string) {
 		want, wantErr := splitFieldsRef(line)
 		got, err := splitFields(nil, []byte(line))
 		if fmt.Sprint(err) != fmt.Sprint(wantErr) {
@@ -129,6 +136,21 @@ func FuzzFieldScanner(f *testing.F) {
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("%q: fields %q, reference %q", line, got, want)
+		}
+		if err != nil || len(got) < 2 {
+			return
+		}
+		replaced, err := withSinkCreated([]byte("keep:"), []byte(line), []byte(sink))
+		wantFields := slices.Clone(got)
+		wantFields[1] = sink
+		if err != nil || string(replaced) != "keep:"+strings.Join(wantFields, ",") {
+			t.Fatalf("%q with SinkCreatedOn %q: %q, %v", line, sink, replaced, err)
+		}
+		if ofOther, err := splitFieldsRef(other); err == nil {
+			id := ofOther[0]
+			if same := startsWithID([]byte(line), []byte(id)); same != (got[0] == id) {
+				t.Fatalf("startsWithID(%q, %q) = %v, first field %q", line, id, same, got[0])
+			}
 		}
 	})
 }
