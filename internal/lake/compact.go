@@ -1,14 +1,21 @@
 package lake
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lakelink/lakelink/internal/store"
 )
@@ -27,10 +34,14 @@ func (l *Lake) createObject(ctx context.Context, name, partition string, now tim
 	return &objWriter{w: w, file: File{Path: name, Partition: partition, Written: now}}, nil
 }
 
+// newline ends every row written; a variable, so that writing it does not
+// allocate.
+var newline = []byte{'\n'}
+
 func (o *objWriter) row(line []byte) error {
 	n, err := o.w.Write(line)
 	if err == nil {
-		_, err = o.w.Write([]byte{'\n'})
+		_, err = o.w.Write(newline)
 	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", o.file.Path, err)
@@ -68,52 +79,308 @@ func indexesOf(ts *TableState) layoutIndexes {
 	return ix
 }
 
-// scanFile calls fn with every record of one committed object.
-func (l *Lake) scanFile(ctx context.Context, table, path string, ix layoutIndexes, fn func(line []byte, fields []string, version int64) error) error {
+// rowKey is what compaction takes from a record: its Id (raw, as
+// written), version and IsDelete.
+type rowKey struct {
+	id      []byte
+	version int64
+	deleted bool
+}
+
+// checkEvery is how many records a scan reads between two looks at its
+// context, so that a failed worker stops the others soon.
+const checkEvery = 1 << 14
+
+// scanRecords calls fn with every record of one committed object. Every
+// field of every record is walked, so that a malformed record fails the
+// compaction instead of being copied into a new file; only the fields
+// compaction needs are taken, without allocating.
+func (l *Lake) scanRecords(ctx context.Context, table, path string, ix layoutIndexes, fn func(line []byte, r rowKey) error) error {
 	r, err := l.st.Open(ctx, path)
 	if err != nil {
 		return fmt.Errorf("table %s: reading %s: %w", table, path, err)
 	}
 	defer r.Close()
 	rr := newRecordReader(r)
+	defer rr.release()
 	for {
-		line, fields, err := rr.next()
+		line, err := rr.nextLine()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("table %s: %s: %w", table, path, err)
 		}
-		if len(fields) <= ix.isDelete {
-			return fmt.Errorf("table %s: %s, record %d: %d fields, fewer than the system columns need: %w", table, path, rr.n, len(fields), errBadRecord)
+		if rr.n%checkEvery == 0 && ctx.Err() != nil {
+			return ctx.Err()
 		}
-		v, err := strconv.ParseInt(fields[ix.version], 10, 64)
-		if err != nil {
-			return fmt.Errorf("table %s: %s, record %d: versionnumber %q: %w", table, path, rr.n, fields[ix.version], errBadRecord)
+		var rec rowKey
+		var version []byte
+		sc := newFieldScanner(line)
+		k := 0
+		for ; sc.more(); k++ {
+			start, end, err := sc.next()
+			if err != nil {
+				return fmt.Errorf("table %s: %s: record %d: %w", table, path, rr.n, err)
+			}
+			switch {
+			case k == idxID:
+				rec.id = line[start:end]
+			case k == ix.version:
+				version = line[start:end]
+			case k == ix.isDelete:
+				rec.deleted = string(line[start:end]) == "True"
+			}
 		}
-		if err := fn(line, fields, v); err != nil {
+		if k <= ix.isDelete {
+			return fmt.Errorf("table %s: %s, record %d: %d fields, fewer than the system columns need: %w", table, path, rr.n, k, errBadRecord)
+		}
+		if rec.version, err = strconv.ParseInt(string(version), 10, 64); err != nil {
+			return fmt.Errorf("table %s: %s, record %d: versionnumber %q: %w", table, path, rr.n, version, errBadRecord)
+		}
+		if err := fn(line, rec); err != nil {
 			return err
 		}
 	}
 }
 
 // pending is the winning change of one Id among the folded change files.
+// It holds no pointer (its row is in the fold's arena), so that the
+// collector has nothing to scan in a million of them.
 type pending struct {
-	// line is the row as written; id and part are taken from it once, so
-	// that its split fields need not be kept (compaction holds up to
-	// 2*CompactRows pending rows).
-	line    []byte
-	id      string
-	part    string
+	version int64
+	line    lineRef
+	// home is the first partition file (by index) holding an older
+	// version of the Id: the new version replaces the old row there,
+	// keeping the row's SinkCreatedOn; -1 for a new Id. Pass 1 lowers it
+	// with atomic operations, from several workers.
+	home int32
+	// superseded, 1 when the partition files hold this version or a
+	// newer one, so the change is dropped and they stay; pass 1 sets it
+	// with atomic operations.
+	superseded uint32
+	deleted    bool
+	// emitted: the row was written. Only the worker rewriting file home
+	// reads or writes it.
+	emitted bool
+}
+
+// lineRef locates a row in a lineArena.
+type lineRef struct {
+	chunk, off, n int32
+}
+
+// lineArena holds the rows of a fold back to back in large chunks: a
+// million pending rows cost a few dozen allocations instead of a million,
+// and no pointers for the collector. Chunks are never reallocated, so a
+// lineRef stays valid.
+type lineArena struct {
+	chunks [][]byte
+}
+
+// arenaChunk is the size of a lineArena chunk; a longer row gets a chunk
+// of its own.
+const arenaChunk = 4 << 20
+
+func (a *lineArena) add(line []byte) lineRef {
+	last := len(a.chunks) - 1
+	if last < 0 || cap(a.chunks[last])-len(a.chunks[last]) < len(line) {
+		a.chunks = append(a.chunks, make([]byte, 0, max(arenaChunk, len(line))))
+		last++
+	}
+	c := a.chunks[last]
+	a.chunks[last] = append(c, line...)
+	return lineRef{chunk: int32(last), off: int32(len(c)), n: int32(len(line))}
+}
+
+func (a *lineArena) bytes(r lineRef) []byte {
+	return a.chunks[r.chunk][r.off : r.off+r.n : r.off+r.n]
+}
+
+// idArena makes the fold's map keys: substrings of a few large
+// strings.Builders, whose written bytes never change, instead of one
+// allocation per Id.
+type idArena struct {
+	cur *strings.Builder
+}
+
+const idChunk = 1 << 20
+
+func (a *idArena) add(id []byte) string {
+	if a.cur == nil || a.cur.Cap()-a.cur.Len() < len(id) {
+		a.cur = new(strings.Builder)
+		a.cur.Grow(max(idChunk, len(id)))
+	}
+	start := a.cur.Len()
+	a.cur.Write(id)
+	return a.cur.String()[start:]
+}
+
+// fold is the winning change of every Id in the folded change files.
+type fold struct {
+	lines lineArena
+	ids   idArena
+	byID  map[string]int32
+	rows  []pending
+}
+
+// errTooManyChanges: a fold indexes its rows with int32.
+var errTooManyChanges = errors.New("more than 2^31 changes to fold at once")
+
+// foldChanges reads the change files c.folded, in order: per Id, the
+// highest version wins, the later file on a tie. Two goroutines share the
+// work, in a pipeline that keeps the order: one reads and checks the
+// records and copies them into the arena, the other indexes them.
+func (l *Lake) foldChanges(ctx context.Context, ts *TableState, ix layoutIndexes, c *compaction, rows int64) (*fold, error) {
+	if rows > math.MaxInt32 {
+		return nil, fmt.Errorf("table %s: %d changes: %w; lower CompactRows", ts.Name, rows, errTooManyChanges)
+	}
+	// Sized for the rows of the files: no rehashing or copying while they
+	// are read; fewer when Ids repeat.
+	fd := &fold{byID: make(map[string]int32, rows), rows: make([]pending, 0, rows)}
+	batches := make(chan []folded, 4)
+	free := make(chan []folded, 8)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(batches)
+		batch := make([]folded, 0, foldBatch)
+		for _, path := range c.folded {
+			err := l.scanRecords(gctx, ts.Name, path, ix, func(line []byte, r rowKey) error {
+				if len(line) > math.MaxInt32 {
+					return fmt.Errorf("table %s: %s: a record of %d bytes: %w", ts.Name, path, len(line), errBadRecord)
+				}
+				ref := fd.lines.add(line)
+				// The Id is the row's first field. The slice is of the
+				// chunk, which the indexing goroutine may read, not of
+				// the chunk list, which this one appends to.
+				id := fd.lines.chunks[ref.chunk][ref.off : ref.off+int32(len(r.id))]
+				batch = append(batch, folded{id: id, line: ref, version: r.version, deleted: r.deleted})
+				if len(batch) < foldBatch {
+					return nil
+				}
+				select {
+				case batches <- batch:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				select {
+				case batch = <-free:
+				default:
+					batch = make([]folded, 0, foldBatch)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if len(batch) > 0 {
+			select {
+			case batches <- batch:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	g.Go(func() error {
+		for batch := range batches {
+			for _, r := range batch {
+				k, ok := fd.byID[string(r.id)]
+				if ok && fd.rows[k].version > r.version {
+					continue
+				}
+				if ok {
+					fd.rows[k] = pending{version: r.version, line: r.line, home: -1, deleted: r.deleted}
+					continue
+				}
+				if len(fd.rows) == math.MaxInt32 {
+					return fmt.Errorf("table %s: %w; lower CompactRows", ts.Name, errTooManyChanges)
+				}
+				fd.byID[fd.ids.add(r.id)] = int32(len(fd.rows))
+				fd.rows = append(fd.rows, pending{version: r.version, line: r.line, home: -1, deleted: r.deleted})
+			}
+			select {
+			case free <- batch[:0]:
+			default:
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return fd, nil
+}
+
+// folded is a change record on its way to the fold's index.
+type folded struct {
+	id      []byte
+	line    lineRef
 	version int64
 	deleted bool
-	// superseded: the partition files hold this version or a newer one.
-	superseded bool
-	// home is the file the Id lives in (its new version replaces the old
-	// row there, keeping the row's SinkCreatedOn); -1 for a new Id.
-	home       int
-	sinkCreate string
-	emitted    bool
+}
+
+// foldBatch is how many records go from reader to indexer at a time.
+const foldBatch = 4096
+
+// find returns the pending row of the Id id, if any. hint is the row
+// after the one found last in the same file, checked first: changes
+// mostly come in the order of the table (a bulk update, a reload), and
+// the check reads the next row of the arena where a lookup in a map of a
+// million Ids misses the cache about three times.
+func (fd *fold) find(id []byte, hint *int32) (int32, bool) {
+	if h := *hint; h >= 0 && int(h) < len(fd.rows) && fd.hasID(h, id) {
+		*hint = h + 1
+		return h, true
+	}
+	k, ok := fd.byID[string(id)]
+	if ok {
+		*hint = k + 1
+	}
+	return k, ok
+}
+
+// hasID reports whether pending row k is of the Id id.
+func (fd *fold) hasID(k int32, id []byte) bool {
+	return startsWithID(fd.lines.bytes(fd.rows[k].line), id)
+}
+
+// startsWithID reports whether the first field of line, a record of at
+// least two fields, is id, a whole raw field: it is when line starts with
+// id and a comma (a quoted id ends at its closing quote wherever it is).
+func startsWithID(line, id []byte) bool {
+	return len(line) > len(id) && line[len(id)] == ',' && bytes.Equal(line[:len(id)], id)
+}
+
+// lowerHome sets *home to file unless it holds a lower file index.
+func lowerHome(home *int32, file int32) {
+	for {
+		h := atomic.LoadInt32(home)
+		if h >= 0 && h <= file {
+			return
+		}
+		if atomic.CompareAndSwapInt32(home, h, file) {
+			return
+		}
+	}
+}
+
+// inParallel calls fn(i) for every i in [0, n), on as many goroutines as
+// there are processors: compaction is CPU-bound and, at the end of a bulk
+// load, what the process waits for. The first error cancels the others.
+func inParallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i := range n {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			return fn(gctx, i)
+		})
+	}
+	return g.Wait()
 }
 
 // compaction is prepared work, committed by swap.
@@ -133,76 +400,63 @@ type compaction struct {
 // for new Ids, one small file of their partition); the rest are read once,
 // streaming, to find the changed Ids (an Id's partition is not known from a
 // delete, which carries no values). Memory holds the folded changes only:
-// at most about 2*CompactRows rows, unless one change file is bigger.
+// at most about 2*CompactRows rows, unless one change file is bigger; each
+// row of the folded files is held once, in an arena, and each Id with
+// about 60 bytes of index.
+//
+// The change files are read in order; the partition files, twice (to find
+// the changed Ids, then to rewrite), several at a time. The outcome does
+// not depend on that order: an Id's home is the lowest-numbered file
+// holding an older version, and the new objects are named in file order
+// before the rewrite starts.
 func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compaction, error) {
 	now := l.opts.Now().UTC()
 	ix := indexesOf(ts)
 	c := &compaction{table: ts.Name, generation: ts.Generation}
-	byID := map[string]*pending{}
-	// partitionOf is where a new Id goes: by its partition column, else by
-	// the time of the compaction.
-	partitionOf := func(fields []string) string {
-		if ix.partCol >= 0 && ix.partCol < len(fields) {
-			if v, err := decodeValue(ts.Columns[ix.partCol].Type, fields[ix.partCol]); err == nil && v != nil {
-				if tm, ok := v.(time.Time); ok {
-					return tm.UTC().Format(partitionLayout(ts.Options.Granularity))
-				}
-			}
-		}
-		return now.Format(partitionLayout(ts.Options.Granularity))
-	}
-	var rows int
+	var rows int64
 	for _, f := range ts.Changes {
-		if !all && rows >= 2*l.opts.CompactRows && len(c.folded) > 0 {
+		if !all && rows >= 2*int64(l.opts.CompactRows) && len(c.folded) > 0 {
 			break
 		}
-		err := l.scanFile(ctx, ts.Name, f.Path, ix, func(line []byte, fields []string, v int64) error {
-			p := byID[fields[idxID]]
-			if p != nil && p.version > v {
-				return nil
-			}
-			// The fields share one string with the whole line: clone the Id
-			// so that the pending row holds only its own copy of the line.
-			id := strings.Clone(fields[idxID])
-			byID[id] = &pending{line: append([]byte(nil), line...), id: id, part: partitionOf(fields), version: v, deleted: fields[ix.isDelete] == "True", home: -1}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		rows += int(f.Rows)
+		rows += f.Rows
 		c.folded = append(c.folded, f.Path)
 	}
+	fd, err := l.foldChanges(ctx, ts, ix, c, rows)
+	if err != nil {
+		return nil, err
+	}
 	// Pass 1: find the files holding changed Ids.
-	rewrite := map[int]bool{}
-	for i, f := range ts.Files {
-		err := l.scanFile(ctx, ts.Name, f.Path, ix, func(_ []byte, fields []string, v int64) error {
-			p := byID[fields[idxID]]
-			if p == nil {
+	rewrite := make([]bool, len(ts.Files))
+	err = inParallel(ctx, len(ts.Files), func(ctx context.Context, i int) error {
+		hint := int32(-1)
+		return l.scanRecords(ctx, ts.Name, ts.Files[i].Path, ix, func(_ []byte, r rowKey) error {
+			k, ok := fd.find(r.id, &hint)
+			if !ok {
 				return nil
 			}
-			if v >= p.version {
-				p.superseded = true
+			p := &fd.rows[k]
+			if r.version >= p.version {
+				atomic.StoreUint32(&p.superseded, 1)
 				return nil
 			}
 			rewrite[i] = true
-			if p.home < 0 {
-				p.home, p.sinkCreate = i, fields[idxSinkCreated]
-			}
+			lowerHome(&p.home, int32(i))
 			return nil
 		})
-		if err != nil {
-			return nil, err
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	// New Ids go to their partition: into its smallest file when that one
 	// is small (it is rewritten anyway or cheap to rewrite), else a new one.
-	fresh := map[string][]*pending{}
-	for _, p := range byID {
-		if p.superseded || p.deleted || p.home >= 0 {
+	fresh := map[string][]int32{}
+	for k := range fd.rows {
+		p := &fd.rows[k]
+		if p.superseded == 1 || p.deleted || p.home >= 0 {
 			continue
 		}
-		fresh[p.part] = append(fresh[p.part], p)
+		part := l.partitionOf(ts, ix, fd.lines.bytes(p.line), now)
+		fresh[part] = append(fresh[part], int32(k))
 	}
 	target := map[int]string{}
 	for part := range fresh {
@@ -217,61 +471,43 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 			rewrite[best] = true
 		}
 	}
-	// Pass 2: rewrite.
+	// Pass 2: rewrite, under names taken in file order.
+	var idxs []int
+	var names []string
+	for i, r := range rewrite {
+		if r {
+			idxs = append(idxs, i)
+			names = append(names, l.partitionName(ts.Name, ts, ts.Files[i].Partition))
+		}
+	}
+	rewritten := make([]*File, len(idxs))
+	err = inParallel(ctx, len(idxs), func(ctx context.Context, j int) error {
+		i := idxs[j]
+		var add []int32
+		if part, ok := target[i]; ok {
+			add = fresh[part]
+		}
+		f, err := l.rewriteFile(ctx, ts, fd, i, names[j], add, now)
+		rewritten[j] = f
+		return err
+	})
+	for j, f := range rewritten {
+		c.removed = append(c.removed, ts.Files[idxs[j]].Path)
+		if f != nil {
+			c.added = append(c.added, *f)
+		}
+	}
 	cleanup := func(err error) (*compaction, error) {
 		for _, f := range c.added {
 			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
 		}
 		return nil, err
 	}
-	idxs := make([]int, 0, len(rewrite))
-	for i := range rewrite {
-		idxs = append(idxs, i)
+	if err != nil {
+		return cleanup(err)
 	}
-	sort.Ints(idxs)
-	for _, i := range idxs {
-		old := ts.Files[i]
-		ow, err := l.createObject(ctx, l.partitionName(ts.Name, ts, old.Partition), old.Partition, now)
-		if err != nil {
-			return cleanup(err)
-		}
-		err = l.scanFile(ctx, ts.Name, old.Path, ix, func(line []byte, fields []string, _ int64) error {
-			p := byID[fields[idxID]]
-			if p == nil || p.superseded {
-				return ow.row(line)
-			}
-			if p.deleted || p.home != i || p.emitted {
-				return nil
-			}
-			p.emitted = true
-			row, err := withSinkCreated(p.line, p.sinkCreate)
-			if err != nil {
-				return err
-			}
-			return ow.row(row)
-		})
-		if err == nil && target[i] != "" {
-			for _, p := range sortedPending(fresh[target[i]]) {
-				if err = ow.row(p.line); err != nil {
-					break
-				}
-			}
-			delete(fresh, target[i])
-		}
-		if err != nil {
-			_ = ow.w.Abort()
-			return cleanup(err)
-		}
-		c.removed = append(c.removed, old.Path)
-		if ow.file.Rows == 0 {
-			_ = ow.w.Abort()
-			continue
-		}
-		f, err := ow.close()
-		if err != nil {
-			return cleanup(err)
-		}
-		c.added = append(c.added, f)
+	for _, part := range target {
+		delete(fresh, part)
 	}
 	parts := make([]string, 0, len(fresh))
 	for part := range fresh {
@@ -280,8 +516,9 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 	sort.Strings(parts)
 	for _, part := range parts {
 		var ow *objWriter
-		for _, p := range sortedPending(fresh[part]) {
-			if ow != nil && (ow.file.Rows >= int64(l.opts.MaxFileRows) || ow.file.Bytes+int64(len(p.line)) > int64(maxFileBytes)) {
+		for _, k := range fd.sortedByID(fresh[part]) {
+			line := fd.lines.bytes(fd.rows[k].line)
+			if ow != nil && (ow.file.Rows >= int64(l.opts.MaxFileRows) || ow.file.Bytes+int64(len(line)) > int64(maxFileBytes)) {
 				f, err := ow.close()
 				if err != nil {
 					return cleanup(err)
@@ -295,7 +532,7 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 					return cleanup(err)
 				}
 			}
-			if err := ow.row(p.line); err != nil {
+			if err := ow.row(line); err != nil {
 				_ = ow.w.Abort()
 				return cleanup(err)
 			}
@@ -309,6 +546,138 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 	return c, nil
 }
 
+// rewriteFile writes partition file i of ts anew as object name: changed
+// Ids whose home it is get their new version, other changed or deleted
+// Ids go, unchanged rows are copied byte for byte; then the new Ids add,
+// in Id order. It returns nil when nothing is left (the object is
+// discarded).
+func (l *Lake) rewriteFile(ctx context.Context, ts *TableState, fd *fold, i int, name string, add []int32, now time.Time) (*File, error) {
+	old := ts.Files[i]
+	r, err := l.st.Open(ctx, old.Path)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: reading %s: %w", ts.Name, old.Path, err)
+	}
+	defer r.Close()
+	ow, err := l.createObject(ctx, name, old.Partition, now)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*File, error) {
+		_ = ow.w.Abort()
+		return nil, err
+	}
+	rr := newRecordReader(r)
+	defer rr.release()
+	var buf []byte
+	hint := int32(-1)
+	for {
+		line, err := rr.nextLine()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fail(fmt.Errorf("table %s: %s: %w", ts.Name, old.Path, err))
+		}
+		if rr.n%checkEvery == 0 && ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
+		// Pass 1 checked every record of the file (objects never change):
+		// only the Id is needed now, and the SinkCreatedOn of a home row.
+		sc := newFieldScanner(line)
+		start, end, err := sc.next()
+		if err != nil {
+			return fail(fmt.Errorf("table %s: %s: record %d: %w", ts.Name, old.Path, rr.n, err))
+		}
+		k, ok := fd.find(line[start:end], &hint)
+		if !ok || fd.rows[k].superseded == 1 {
+			if err := ow.row(line); err != nil {
+				return fail(err)
+			}
+			continue
+		}
+		p := &fd.rows[k]
+		if p.deleted || p.home != int32(i) || p.emitted {
+			continue
+		}
+		// This is the row pass 1 made the home: the first of the Id in
+		// its file (an earlier one would be newer, so superseding).
+		p.emitted = true
+		row := fd.lines.bytes(p.line)
+		start, end, err = sc.next()
+		if err != nil {
+			return fail(fmt.Errorf("table %s: %s: record %d: %w", ts.Name, old.Path, rr.n, err))
+		}
+		if start < end {
+			if buf, err = withSinkCreated(buf[:0], row, line[start:end]); err != nil {
+				return fail(fmt.Errorf("table %s: a folded change: %w", ts.Name, err))
+			}
+			row = buf
+		}
+		if err := ow.row(row); err != nil {
+			return fail(err)
+		}
+	}
+	for _, k := range fd.sortedByID(add) {
+		if err := ow.row(fd.lines.bytes(fd.rows[k].line)); err != nil {
+			return fail(err)
+		}
+	}
+	if ow.file.Rows == 0 {
+		_ = ow.w.Abort()
+		return nil, nil
+	}
+	f, err := ow.close()
+	if err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// partitionOf is where a new Id goes: by its partition column, else by
+// the time of the compaction.
+func (l *Lake) partitionOf(ts *TableState, ix layoutIndexes, line []byte, now time.Time) string {
+	if ix.partCol >= 0 {
+		sc := newFieldScanner(line)
+		for k := 0; sc.more(); k++ {
+			start, end, err := sc.next()
+			if err != nil {
+				break
+			}
+			if k < ix.partCol {
+				continue
+			}
+			if v, err := decodeValue(ts.Columns[ix.partCol].Type, string(line[start:end])); err == nil && v != nil {
+				if tm, ok := v.(time.Time); ok {
+					return tm.UTC().Format(partitionLayout(ts.Options.Granularity))
+				}
+			}
+			break
+		}
+	}
+	return now.Format(partitionLayout(ts.Options.Granularity))
+}
+
+// sortedByID orders rows of fd by Id, so that output is deterministic.
+func (fd *fold) sortedByID(ks []int32) []int32 {
+	type keyed struct {
+		id []byte
+		k  int32
+	}
+	byID := make([]keyed, len(ks))
+	for j, k := range ks {
+		line := fd.lines.bytes(fd.rows[k].line)
+		// Folded rows were checked: the first field is there.
+		sc := newFieldScanner(line)
+		start, end, _ := sc.next()
+		byID[j] = keyed{line[start:end], k}
+	}
+	slices.SortFunc(byID, func(a, b keyed) int { return bytes.Compare(a.id, b.id) })
+	for j := range byID {
+		ks[j] = byID[j].k
+	}
+	return ks
+}
+
 func partitionLayout(g Granularity) string {
 	if g == Month {
 		return "2006-01"
@@ -316,24 +685,23 @@ func partitionLayout(g Granularity) string {
 	return "2006"
 }
 
-// sortedPending orders rows by Id so that output is deterministic.
-func sortedPending(ps []*pending) []*pending {
-	sort.Slice(ps, func(i, j int) bool { return ps[i].id < ps[j].id })
-	return ps
-}
-
-// withSinkCreated returns line with its SinkCreatedOn replaced, so that a
-// record keeps the time it first reached the lake.
-func withSinkCreated(line []byte, sinkCreated string) ([]byte, error) {
-	if sinkCreated == "" {
-		return line, nil
+// withSinkCreated appends line to dst with its SinkCreatedOn replaced by
+// sinkCreated, so that a record keeps the time it first reached the lake.
+func withSinkCreated(dst, line, sinkCreated []byte) ([]byte, error) {
+	sc := newFieldScanner(line)
+	if _, _, err := sc.next(); err != nil {
+		return nil, err
 	}
-	fs, err := splitFields(nil, line)
+	if !sc.more() {
+		return nil, fmt.Errorf("%w: no SinkCreatedOn field", errBadRecord)
+	}
+	start, end, err := sc.next()
 	if err != nil {
 		return nil, err
 	}
-	fs[idxSinkCreated] = sinkCreated
-	return []byte(strings.Join(fs, ",")), nil
+	dst = append(dst, line[:start]...)
+	dst = append(dst, sinkCreated...)
+	return append(dst, line[end:]...), nil
 }
 
 // apply implements work: the table's files without the rewritten and
