@@ -111,7 +111,7 @@ func goldenCompactionLake(t *testing.T, st store.Store, seed uint64) (*Lake, *cl
 		if n%13 == 0 {
 			// A NULL partition column: the row goes to the partition of
 			// the time it is written.
-			delete(ch.Values, "createdon")
+			dropValue(&ch, "createdon")
 		}
 		return ch
 	}
@@ -154,7 +154,7 @@ func goldenCompactionLake(t *testing.T, st store.Store, seed uint64) (*Lake, *cl
 			default:
 				versions[n]++
 				ch := upsert(n, versions[n])
-				ch.Values["telephone1"] = fmt.Sprintf("+1 555 %04d", n)
+				setValue(&ch, "telephone1", fmt.Sprintf("+1 555 %04d", n))
 				chs = append(chs, ch)
 			}
 		}

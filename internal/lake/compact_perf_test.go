@@ -48,7 +48,7 @@ func BenchmarkCompactBulk(b *testing.B) {
 		chs := orders(i*part+1, part)
 		for k := range chs {
 			chs[k].Version = 2
-			chs[k].Values["status"] = int64(9)
+			setValue(&chs[k], "status", int64(9))
 		}
 		if _, err := l.Commit(ctx, Tx{Tables: []TableTx{{Name: "orders", Changes: chs, Cursor: strconv.Itoa(i)}}}); err != nil {
 			b.Fatal(err)
