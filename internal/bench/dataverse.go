@@ -112,7 +112,7 @@ func dataverseInitial(ctx context.Context, o *Options) (*Section, error) {
 			{"throughput", perSec(rows, el), perSec(raw, floor), "", ""},
 			{"peak memory (RSS)", mib(rss), "-", "", "<= 512 MiB"},
 		},
-		Note: "lakelink's time includes process start, writing and committing the lake, the first snapshot and catching up the change stream once.",
+		Note: "lakelink's time includes process start, writing and committing the lake, the first snapshot (hard links to the partition files on a local lake) and catching up the change stream once.",
 	}, nil
 }
 

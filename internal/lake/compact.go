@@ -395,12 +395,19 @@ type compaction struct {
 	change *File
 }
 
+// foldFactor times CompactRows bounds the change rows one compaction
+// folds. Every compaction rewrites the partition files its changes touch,
+// so folding a bulk change in small rounds rewrites a file per round (a
+// 1M-row update in rounds of 100k rewrote its table five times over); a
+// fold costs about 220 bytes of memory per row, 110 MB at the default.
+const foldFactor = 10
+
 // compact folds the oldest change files of an in-place table into its
 // partition files. Only files that hold a changed Id are rewritten (plus,
 // for new Ids, one small file of their partition); the rest are read once,
 // streaming, to find the changed Ids (an Id's partition is not known from a
 // delete, which carries no values). Memory holds the folded changes only:
-// at most about 2*CompactRows rows, unless one change file is bigger; each
+// at most about foldFactor*CompactRows rows, unless one change file is bigger; each
 // row of the folded files is held once, in an arena, and each Id with
 // about 60 bytes of index.
 //
@@ -415,7 +422,7 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compacti
 	c := &compaction{table: ts.Name, generation: ts.Generation}
 	var rows int64
 	for _, f := range ts.Changes {
-		if !all && rows >= 2*int64(l.opts.CompactRows) && len(c.folded) > 0 {
+		if !all && rows >= foldFactor*int64(l.opts.CompactRows) && len(c.folded) > 0 {
 			break
 		}
 		rows += f.Rows

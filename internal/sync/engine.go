@@ -202,7 +202,7 @@ func (e *Engine) Run(ctx context.Context, src source.Source, lk *lake.Lake, st s
 	if e.cfg.Once && (err == nil || errors.Is(err, context.Canceled)) {
 		// A one-shot sync leaves a finished lake: first snapshots,
 		// model.json and the metadata files written, compactions done.
-		if merr := e.lk.Maintain(e.commitCtx); merr != nil {
+		if merr := e.lk.Settle(e.commitCtx); merr != nil {
 			err = fmt.Errorf("final lake maintenance: %w", merr)
 		}
 	}
