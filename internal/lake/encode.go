@@ -95,6 +95,10 @@ func (b *partBuf) append(o *partBuf) {
 // encodeSegment encodes changes into out, stopping at the first that fails.
 func encodeSegment(ts *TableState, rows *rowEncoder, changes []source.Change, now time.Time, out *encoded) error {
 	part := newPartitioner(ts.Options.Granularity, ts.Columns, ts.Source.PartitionColumn, now)
+	// Consecutive rows mostly share a partition (and the partitioner then
+	// returns the same string): its buffer is looked up once per run.
+	var lastPart string
+	var lastBuf *partBuf
 	for i := range changes {
 		ch := &changes[i]
 		if ch.Table != "" && ch.Table != ts.Name {
@@ -110,11 +114,15 @@ func encodeSegment(ts *TableState, rows *rowEncoder, changes []source.Change, no
 		pb := out.change
 		if ts.Options.AppendOnly || (ts.Phase == InProgress && !ch.Deleted) {
 			p := part.of(m, ch)
-			pb = out.parts[p]
-			if pb == nil {
-				pb = getPartBuf()
-				out.parts[p] = pb
+			if lastBuf == nil || p != lastPart {
+				lastBuf = out.parts[p]
+				if lastBuf == nil {
+					lastBuf = getPartBuf()
+					out.parts[p] = lastBuf
+				}
+				lastPart = p
 			}
+			pb = lastBuf
 			if !ch.Deleted {
 				out.upserts++
 			}

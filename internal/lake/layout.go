@@ -169,6 +169,13 @@ type rowEncoder struct {
 	index  map[string]int
 	// last maps the Columns of the last change resolved; nil at first.
 	last *rowMap
+	// version is the text of versionnumber verValue (verLen bytes), kept
+	// because consecutive changes often share it (every row of a Postgres
+	// copy has the same). An array, not a slice, so that forks do not
+	// share it.
+	version  [20]byte
+	verLen   int
+	verValue int64
 }
 
 // rowMap maps one Columns slice to a layout. It is never modified once
@@ -293,7 +300,10 @@ func (e *rowEncoder) encode(buf []byte, ch *source.Change, m *rowMap) ([]byte, e
 		case fieldSink:
 			buf = append(buf, e.sink...)
 		case fieldVersion:
-			buf = strconv.AppendInt(buf, ch.Version, 10)
+			if e.verLen == 0 || ch.Version != e.verValue {
+				e.verValue, e.verLen = ch.Version, len(strconv.AppendInt(e.version[:0], ch.Version, 10))
+			}
+			buf = append(buf, e.version[:e.verLen]...)
 		case fieldIsDelete:
 			if ch.Deleted {
 				buf = append(buf, "True"...)
