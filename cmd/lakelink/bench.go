@@ -56,5 +56,6 @@ func newBenchCmd() *cobra.Command {
 	f.IntVar(&o.PGRows, "pg-rows", 0, "rows of the Postgres initial-copy scenario (default 5000000)")
 	f.IntVar(&o.PGUpdate, "pg-update", 0, "rows of the Postgres bulk-update scenario (default 1000000)")
 	f.DurationVar(&o.PGBench, "pgbench-time", 0, "duration of the pgbench lag scenario (default 60s)")
+	f.IntVar(&o.Runs, "runs", 0, "runs of the Postgres initial-copy and bulk-update scenarios, best reported (default 3)")
 	return cmd
 }

@@ -83,23 +83,34 @@ func postgresInitial(ctx context.Context, o *Options) (*Section, error) {
 	if err := bigTable(ctx, dsn, o.PGRows); err != nil {
 		return nil, err
 	}
-	t0 := time.Now()
-	rows, err := postgres.CopyTo(ctx, dsn, "public.orders", io.Discard)
-	if err != nil {
-		return nil, err
-	}
-	floor := time.Since(t0)
 	p, err := pgProfile(o.Dir, dsn, "public.orders")
 	if err != nil {
 		return nil, err
 	}
-	el, rss, err := child(ctx, o, "sync", "-c", p, "--once")
-	if err != nil {
-		return nil, err
+	var floors, ours runs
+	var rows, rss int64
+	for i := range o.Runs {
+		t0 := time.Now()
+		if rows, err = postgres.CopyTo(ctx, dsn, "public.orders", io.Discard); err != nil {
+			return nil, err
+		}
+		floors = append(floors, time.Since(t0))
+		if i > 0 {
+			// Each run starts from nothing: no lake, slot or publication.
+			if _, _, err := child(ctx, o, "unlink", "-c", p, "--delete-data"); err != nil {
+				return nil, err
+			}
+		}
+		el, r, err := child(ctx, o, "sync", "-c", p, "--once")
+		if err != nil {
+			return nil, err
+		}
+		ours, rss = append(ours, el), max(rss, r)
 	}
+	el, floor := ours.best(), floors.best()
 	return &Section{
 		Name: "PostgreSQL: initial sync of one big table",
-		What: fmt.Sprintf("`lakelink sync --once` of a %d-row table (bigint key, timestamptz, text, numeric(12,2), smallint, boolean, varchar) into a CSV lake, as a child process; the floor is a raw `COPY orders TO STDOUT` of the same table in the same run.", rows),
+		What: fmt.Sprintf("`lakelink sync --once` of a %d-row table (bigint key, timestamptz, text, numeric(12,2), smallint, boolean, varchar) into a CSV lake, as a child process; the floor is a raw `COPY orders TO STDOUT` of the same table in the same run. Best of %d runs each (lakelink: %s; COPY: %s).", rows, o.Runs, ours, floors),
 		Rows: [][5]string{
 			{"time", secs(el), secs(floor), ratio(el, floor), "<= 1.5 x COPY"},
 			{"throughput", perSec(rows, el), perSec(rows, floor), "", ""},
@@ -127,40 +138,55 @@ func postgresCDC(ctx context.Context, o *Options) (*Section, error) {
 	if _, _, err := child(ctx, o, "sync", "-c", p, "--once"); err != nil {
 		return nil, err
 	}
-	// The floor's own slot, created before the update so that it holds it.
-	var start string
-	if err := pgScalar(ctx, dsn, `SELECT lsn::text FROM pg_create_logical_replication_slot('bench_floor', 'pgoutput')`, &start); err != nil {
-		return nil, err
+	var floors, ours runs
+	var floor postgres.RecvLogicalResult
+	var rss int64
+	for range o.Runs {
+		// Dead rows of the previous run's update are vacuumed before the
+		// floor's slot starts, so that neither side decodes the vacuum.
+		if err := pgExec(ctx, dsn, `VACUUM orders`); err != nil {
+			return nil, err
+		}
+		// The floor's own slot, created before the update so that it holds it.
+		var start string
+		if err := pgScalar(ctx, dsn, `SELECT lsn::text FROM pg_create_logical_replication_slot('bench_floor', 'pgoutput')`, &start); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(o.Log, "updating %d rows in one transaction...\n", o.PGUpdate)
+		if err := pgExec(ctx, dsn, `UPDATE orders SET amount = amount + 1, status = (status + 1) % 5`); err != nil {
+			return nil, err
+		}
+		var end string
+		if err := pgScalar(ctx, dsn, `SELECT pg_current_wal_insert_lsn()::text`, &end); err != nil {
+			return nil, err
+		}
+		f, err := postgres.RecvLogical(ctx, c.BinDir, dsn, "bench_floor", "lakelink_bench", start, end)
+		if err != nil {
+			return nil, err
+		}
+		if err := pgExec(ctx, dsn, `SELECT pg_drop_replication_slot('bench_floor')`); err != nil {
+			return nil, err
+		}
+		el, r, err := child(ctx, o, "sync", "-c", p, "--once")
+		if err != nil {
+			return nil, err
+		}
+		if len(floors) == 0 || f.Elapsed < floors.best() {
+			floor = f
+		}
+		floors, ours, rss = append(floors, f.Elapsed), append(ours, el), max(rss, r)
 	}
-	fmt.Fprintf(o.Log, "updating %d rows in one transaction...\n", o.PGUpdate)
-	if err := pgExec(ctx, dsn, `UPDATE orders SET amount = amount + 1, status = (status + 1) % 5`); err != nil {
-		return nil, err
-	}
-	var end string
-	if err := pgScalar(ctx, dsn, `SELECT pg_current_wal_insert_lsn()::text`, &end); err != nil {
-		return nil, err
-	}
-	floor, err := postgres.RecvLogical(ctx, c.BinDir, dsn, "bench_floor", "lakelink_bench", start, end)
-	if err != nil {
-		return nil, err
-	}
-	if err := pgExec(ctx, dsn, `SELECT pg_drop_replication_slot('bench_floor')`); err != nil {
-		return nil, err
-	}
-	el, rss, err := child(ctx, o, "sync", "-c", p, "--once")
-	if err != nil {
-		return nil, err
-	}
-	ours := float64(o.PGUpdate) / el.Seconds()
+	el := ours.best()
+	perSec := float64(o.PGUpdate) / el.Seconds()
 	return &Section{
 		Name: "PostgreSQL: change capture of a bulk update",
-		What: fmt.Sprintf("An `UPDATE` of all %d rows of a linked table in one transaction, then `lakelink sync --once` applies it to the lake (child process, from its committed LSN until the stream is idle); the floor is `pg_recvlogical` decoding the same changes (pgoutput, same publication) from its own slot in the same run (%d changes in %s).", o.PGUpdate, floor.Changes, secs(floor.Elapsed)),
+		What: fmt.Sprintf("An `UPDATE` of all %d rows of a linked table in one transaction, then `lakelink sync --once` applies it to the lake (child process, from its committed LSN until the stream is idle); the floor is `pg_recvlogical` decoding the same changes (pgoutput, same publication) from its own slot in the same run (%d changes in %s). Best of %d runs each, a new update each run (lakelink: %s; pg_recvlogical: %s).", o.PGUpdate, floor.Changes, secs(floor.Elapsed), o.Runs, ours, floors),
 		Rows: [][5]string{
-			{"changes/s", fmt.Sprintf("%.0f", ours), fmt.Sprintf("%.0f", floor.PerSecond()), fmt.Sprintf("%.2f x", ours/floor.PerSecond()), ">= 0.8 x pg_recvlogical"},
+			{"changes/s", fmt.Sprintf("%.0f", perSec), fmt.Sprintf("%.0f", floor.PerSecond()), fmt.Sprintf("%.2f x", perSec/floor.PerSecond()), ">= 0.8 x pg_recvlogical"},
 			{"time", secs(el), secs(floor.Elapsed), ratio(el, floor.Elapsed), ""},
 			{"peak memory (RSS)", mib(rss), "-", "", "<= 512 MiB"},
 		},
-		Note: "lakelink's time includes process start, the idle check (about 0.1 s) that tells `--once` the stream is current, and the final lake maintenance `--once` ends with (compacting the changes into the partition files).",
+		Note: "lakelink's time includes process start, the idle check (about 0.1 s) that tells `--once` the stream is current, and the final lake maintenance `--once` ends with (compacting all the changes into the partition files).",
 	}, nil
 }
 
