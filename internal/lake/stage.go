@@ -16,9 +16,14 @@ import (
 // and a commit record per batch that lists them all; staged, a copy writes
 // files of up to MaxFileRows rows, and a commit every few of them.
 //
+// A file that is full is published (flushed, synced, renamed) in the
+// background while the copy goes on into the next one, so that the copy
+// never waits for a file to reach the disk; the engine commits a stage
+// every few seconds (sync.copyCommitEvery) and at the end of the copy.
+//
 // Invariants:
-//   - every row added is in exactly one file of the stage, open or closed,
-//     in the order added;
+//   - every row added is in exactly one file of the stage, open, being
+//     published or published, in the order added;
 //   - nothing a stage wrote is named by the lake until the commit that
 //     carries it, so a crash leaves only orphans (removed by Open) and the
 //     copy resumes from the cursor of the last commit;
@@ -28,14 +33,21 @@ type Stage struct {
 	l       *Lake
 	ts      *TableState
 	open    map[string]*objWriter
-	closed  []File
+	closing []*publishing
 	changes []File
 	rows    int64
 	written []string
 	// maxRows and maxBytes are the largest rows of one partition one Add
-	// brought: Full foresees a file's overflow by them.
+	// brought: a file that could not take as many again is full.
 	maxRows, maxBytes int64
-	full, done        bool
+	crowded, done     bool
+}
+
+// publishing is a full file being published in the background.
+type publishing struct {
+	done chan struct{}
+	file File
+	err  error
 }
 
 // stageOpenFiles bounds the partitions a stage keeps open at once (each
@@ -74,11 +86,12 @@ func (s *Stage) Add(ctx context.Context, changes []source.Change) error {
 		if err := s.write(ctx, p, pb, now); err != nil {
 			return err
 		}
-		// Commit before a file would overflow: rows past a file's bound
-		// start a new file, which the commit would close nearly empty.
+		// A file that could not take another batch like the largest so
+		// far is published now: rows past its bound would start a new
+		// file that the next commit closes nearly empty.
 		s.maxRows, s.maxBytes = max(s.maxRows, int64(len(pb.ends))), max(s.maxBytes, int64(len(pb.data)))
 		if ow := s.open[p]; ow != nil && (ow.file.Rows+s.maxRows > int64(s.l.opts.MaxFileRows) || ow.file.Bytes+s.maxBytes > int64(maxFileBytes)) {
-			s.full = true
+			s.publish(p)
 		}
 	}
 	if rows := len(enc.change.ends); rows > 0 {
@@ -113,7 +126,7 @@ func (s *Stage) write(ctx context.Context, p string, pb *partBuf, now time.Time)
 			s.written = append(s.written, ow.file.Path)
 			s.open[p] = ow
 			if len(s.open) >= stageOpenFiles {
-				s.full = true
+				s.crowded = true
 			}
 		}
 		// The run of rows that fits: at least one, so that a row larger
@@ -133,25 +146,31 @@ func (s *Stage) write(ctx context.Context, p string, pb *partBuf, now time.Time)
 			start, first = end, first+n
 		}
 		if first < len(pb.ends) || ow.file.Rows >= int64(s.l.opts.MaxFileRows) {
-			f, err := ow.close()
-			if err != nil {
-				return err
-			}
-			delete(s.open, p)
-			s.closed = append(s.closed, f)
-			s.full = true
+			s.publish(p)
 		}
 	}
 	return nil
 }
 
-// Full reports whether the stage is worth a commit now: a file reached its
-// bound or could not take another batch like the largest so far, or the stage
-// keeps many partitions open.
-func (s *Stage) Full() bool { return s.full }
+// publish closes partition p's open file in the background.
+func (s *Stage) publish(p string) {
+	ow := s.open[p]
+	delete(s.open, p)
+	pub := &publishing{done: make(chan struct{})}
+	go func() {
+		defer close(pub.done)
+		pub.file, pub.err = ow.close()
+	}()
+	s.closing = append(s.closing, pub)
+}
 
-// finish closes the open files and returns every file of the stage; the
-// stage is spent.
+// Full reports whether the stage needs a commit now: it keeps many
+// partitions open. Full files need none: they are published in the
+// background, and a commit would close the next file, just begun.
+func (s *Stage) Full() bool { return s.crowded }
+
+// finish closes the open files, waits for the files being published and
+// returns every file of the stage; the stage is spent.
 func (s *Stage) finish() ([]File, error) {
 	if s.done {
 		return nil, errors.New("stage: already committed or aborted")
@@ -163,29 +182,32 @@ func (s *Stage) finish() ([]File, error) {
 	}
 	sort.Strings(parts)
 	for _, p := range parts {
-		f, err := s.open[p].close()
-		if err != nil {
-			s.abortOpen()
-			return nil, err
-		}
-		delete(s.open, p)
-		s.closed = append(s.closed, f)
+		s.publish(p)
 	}
-	return s.closed, nil
+	files := make([]File, 0, len(s.closing))
+	var errs []error
+	for _, pub := range s.closing {
+		<-pub.done
+		files = append(files, pub.file)
+		errs = append(errs, pub.err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return files, nil
 }
 
 // Abort discards the stage and deletes what it wrote.
 func (s *Stage) Abort() {
 	s.done = true
-	s.abortOpen()
-	s.l.deleteQuietly(context.Background(), s.written)
-}
-
-func (s *Stage) abortOpen() {
 	for p, ow := range s.open {
 		_ = ow.w.Abort()
 		delete(s.open, p)
 	}
+	for _, pub := range s.closing {
+		<-pub.done
+	}
+	s.l.deleteQuietly(context.Background(), s.written)
 }
 
 // applyStage adds the files of stage st to ts, the table's new state in a

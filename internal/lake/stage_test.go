@@ -43,10 +43,8 @@ func TestStageWritesBoundedFilesAcrossBatches(t *testing.T) {
 		if err := st.Add(ctxT(t), batch); err != nil {
 			t.Fatal(err)
 		}
-		// From the second batch on, the 2024 file (20 rows) cannot take
-		// another batch of 10 within 25 rows.
-		if want := b >= 1; st.Full() != want {
-			t.Fatalf("after batch %d: Full = %v, want %v", b, st.Full(), want)
+		if st.Full() {
+			t.Fatalf("Full after batch %d: two partitions open, far from stageOpenFiles", b)
 		}
 	}
 	if n := len(l.State().Tables["account"].Files); n != 0 {
@@ -58,7 +56,7 @@ func TestStageWritesBoundedFilesAcrossBatches(t *testing.T) {
 	for _, f := range ts.Files {
 		got = append(got, fmt.Sprintf("%s:%d", f.Partition, f.Rows))
 	}
-	if want := "2024:25 2023:4 2024:15"; strings.Join(got, " ") != want {
+	if want := "2024:20 2024:20 2023:4"; strings.Join(got, " ") != want {
 		t.Fatalf("files %v, want %s", got, want)
 	}
 	if ts.Rows != 44 || ts.Cursor != "c4" {
@@ -140,4 +138,51 @@ func TestStageNeedsACopyInProgress(t *testing.T) {
 	if _, err := l.Stage("account"); err == nil || !strings.Contains(err.Error(), "initial copy is over") {
 		t.Fatalf("staged a completed table: %v", err)
 	}
+}
+
+func TestStageSplitsABatchLargerThanAFile(t *testing.T) {
+	l, _ := stageLake(t, 25)
+	st, err := l.Stage("account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Add(ctxT(t), accounts(0, 60, t0)); err != nil {
+		t.Fatal(err)
+	}
+	ts := mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Stage: st, Cursor: "c"}}}).Tables["account"]
+	var got []string
+	for _, f := range ts.Files {
+		got = append(got, fmt.Sprintf("%s:%d", f.Partition, f.Rows))
+	}
+	if want := "2024:25 2024:25 2024:10"; strings.Join(got, " ") != want {
+		t.Fatalf("files %v, want %s", got, want)
+	}
+	if rows := current(t, l.st, ts); len(rows) != 60 {
+		t.Fatalf("%d rows readable, want 60", len(rows))
+	}
+}
+
+func TestStageFullWithManyPartitionsOpen(t *testing.T) {
+	l, _ := stageLake(t, 100)
+	st, err := l.Stage("account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch []source.Change
+	for y := range stageOpenFiles {
+		batch = append(batch, accounts(y, 1, time.Date(2001+y, 1, 1, 0, 0, 0, 0, time.UTC))...)
+	}
+	if err := st.Add(ctxT(t), batch[:stageOpenFiles-1]); err != nil {
+		t.Fatal(err)
+	}
+	if st.Full() {
+		t.Fatalf("Full with %d partitions open", stageOpenFiles-1)
+	}
+	if err := st.Add(ctxT(t), batch[stageOpenFiles-1:]); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Full() {
+		t.Fatalf("not Full with %d partitions open", stageOpenFiles)
+	}
+	st.Abort()
 }

@@ -438,7 +438,7 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 	}
 
 	// Batches go into a lake stage: written at once, committed with the
-	// cursor of the last one when the stage fills a file, every
+	// cursor of the last one when the stage is Full, every
 	// copyCommitEvery, at a new schema and at the end.
 	var lakeErr error
 	var stage *lake.Stage
