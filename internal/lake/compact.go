@@ -400,14 +400,17 @@ type compaction struct {
 // so folding a bulk change in small rounds rewrites a file per round (a
 // 1M-row update in rounds of 100k rewrote its table five times over); a
 // fold costs about 220 bytes of memory per row, 110 MB at the default.
+// Settle, which runs when the stream has stopped and its memory is free,
+// folds twice as many.
 const foldFactor = 10
 
 // compact folds the oldest change files of an in-place table into its
 // partition files. Only files that hold a changed Id are rewritten (plus,
 // for new Ids, one small file of their partition); the rest are read once,
 // streaming, to find the changed Ids (an Id's partition is not known from a
-// delete, which carries no values). Memory holds the folded changes only:
-// at most about foldFactor*CompactRows rows, unless one change file is bigger; each
+// delete, which carries no values). It folds the oldest change files up to
+// limit rows (more when one change file is bigger). Memory holds the folded
+// changes only; each
 // row of the folded files is held once, in an arena, and each Id with
 // about 60 bytes of index.
 //
@@ -416,13 +419,13 @@ const foldFactor = 10
 // not depend on that order: an Id's home is the lowest-numbered file
 // holding an older version, and the new objects are named in file order
 // before the rewrite starts.
-func (l *Lake) compact(ctx context.Context, ts *TableState, all bool) (*compaction, error) {
+func (l *Lake) compact(ctx context.Context, ts *TableState, limit int64) (*compaction, error) {
 	now := l.opts.Now().UTC()
 	ix := indexesOf(ts)
 	c := &compaction{table: ts.Name, generation: ts.Generation}
 	var rows int64
 	for _, f := range ts.Changes {
-		if !all && rows >= foldFactor*int64(l.opts.CompactRows) && len(c.folded) > 0 {
+		if rows >= limit && len(c.folded) > 0 {
 			break
 		}
 		rows += f.Rows

@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -66,7 +67,7 @@ func BenchmarkCompactBulk(b *testing.B) {
 	for ; b.Loop(); n++ {
 		runtime.GC()
 		stop := sampleHeap(&peak)
-		c, err := l.compact(ctx, ts, true)
+		c, err := l.compact(ctx, ts, math.MaxInt64)
 		stop()
 		if err != nil {
 			b.Fatal(err)

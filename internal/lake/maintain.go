@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,7 +66,14 @@ func (l *Lake) maintain(ctx context.Context, settle bool) (bool, error) {
 	var compacted atomic.Bool
 	errs = append(errs, l.step(ctx, func(ts *TableState) (work, error) {
 		if l.compactionDue(ts, now, due[ts.Name], settle) {
-			c, err := l.compact(ctx, ts, due[ts.Name])
+			limit := foldFactor * int64(l.opts.CompactRows)
+			switch {
+			case due[ts.Name]:
+				limit = math.MaxInt64
+			case settle:
+				limit *= 2
+			}
+			c, err := l.compact(ctx, ts, limit)
 			if err != nil {
 				return nil, fmt.Errorf("compacting table %s: %w", ts.Name, err)
 			}
