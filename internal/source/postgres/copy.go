@@ -573,6 +573,7 @@ func (s *Source) copyChunk(ctx context.Context, tx pgx.Tx, t *table, e *export, 
 	// batch instead of one per row.
 	ncols := len(t.cols)
 	block := make([]any, s.cfg.BatchRows*ncols)
+	var texts textArena
 	// last is the binary ctid of the last row read: block number (uint32)
 	// and line pointer (uint16), big-endian. The server's text output of a
 	// ctid costs a fifth of a plain COPY's time; only the last row of a
@@ -580,6 +581,7 @@ func (s *Source) copyChunk(ctx context.Context, tx pgx.Tx, t *table, e *export, 
 	var last [6]byte
 	keyParts := make([]string, len(t.key))
 	send := func(done bool) error {
+		texts.fill()
 		select {
 		case results <- chunkBatch{chunk: chunk, changes: batch, last: fmt.Sprintf("(%d,%d)", binary.BigEndian.Uint32(last[:4]), binary.BigEndian.Uint16(last[4:])), done: done}:
 			batch = make([]source.Change, 0, s.cfg.BatchRows)
@@ -598,7 +600,7 @@ func (s *Source) copyChunk(ctx context.Context, tx pgx.Tx, t *table, e *export, 
 		copy(last[:], vals[0])
 		n := len(batch) * ncols
 		row := block[n : n+ncols : n+ncols]
-		if err := decodeRow(t, bin, vals[1:], row); err != nil {
+		if err := decodeRow(t, bin, vals[1:], row, &texts); err != nil {
 			_, _ = rr.Close()
 			return err
 		}
@@ -648,14 +650,19 @@ func (s *Source) resultFormats(ctx context.Context, tx pgx.Tx, t *table, q strin
 
 // decodeRow converts the values of a row of t into row, in the order of
 // t.cols: text, or binary where bin names a type. row holds nil for NULLs
-// on entry.
-func decodeRow(t *table, bin []uint32, vals [][]byte, row []any) error {
+// on entry. Text and JSON values are left to texts: they are in row once
+// texts.fill has run.
+func decodeRow(t *table, bin []uint32, vals [][]byte, row []any, texts *textArena) error {
 	for i, v := range vals {
 		if v == nil {
 			continue
 		}
 		var x any
 		var err error
+		if k := t.dec[i].kind; bin[i] == 0 && (k == kindString || k == kindJSON) {
+			texts.add(&row[i], v)
+			continue
+		}
 		if bin[i] != 0 {
 			x, err = decodeBinary(bin[i], v)
 		} else {
@@ -667,6 +674,36 @@ func decodeRow(t *table, bin []uint32, vals [][]byte, row []any) error {
 		row[i] = x
 	}
 	return nil
+}
+
+// textArena gathers the text values of a batch of copied rows and turns
+// them into strings with one allocation for the batch rather than one per
+// value (half the allocations of a copy): each value is a substring of one
+// string. Substrings keep that string alive, which is the batch's lifetime.
+type textArena struct {
+	buf   []byte
+	slots []textSlot
+}
+
+// textSlot is where one value goes: buf[from:to] into *dst.
+type textSlot struct {
+	dst      *any
+	from, to int
+}
+
+func (a *textArena) add(dst *any, v []byte) {
+	from := len(a.buf)
+	a.buf = append(a.buf, v...)
+	a.slots = append(a.slots, textSlot{dst: dst, from: from, to: len(a.buf)})
+}
+
+// fill stores the values added since the last fill.
+func (a *textArena) fill() {
+	all := string(a.buf)
+	for _, s := range a.slots {
+		*s.dst = all[s.from:s.to]
+	}
+	a.buf, a.slots = a.buf[:0], a.slots[:0]
 }
 
 // lsnCursor parses a stream cursor.

@@ -140,12 +140,36 @@ func BenchmarkDecodeRow(b *testing.B) {
 	b.ReportAllocs()
 	b.ReportMetric(rows, "rows/op")
 	row := make([]any, len(t.cols))
+	var texts textArena
 	for b.Loop() {
 		for _, v := range vals {
 			clear(row)
-			if err := decodeRow(t, bin, v, row); err != nil {
+			if err := decodeRow(t, bin, v, row, &texts); err != nil {
 				b.Fatal(err)
 			}
+		}
+		texts.fill()
+	}
+}
+
+// TestTextArena: values added before a fill land in their slots, equal to
+// what was added (including empty ones and emoji), and the arena starts
+// afresh after each fill.
+func TestTextArena(t *testing.T) {
+	var a textArena
+	for round, vals := range [][]string{{"a", "", "naïve 🎉", "x,y\n\"z\""}, {"second"}} {
+		row := make([]any, len(vals))
+		for i, v := range vals {
+			a.add(&row[i], []byte(v))
+		}
+		a.fill()
+		for i, v := range vals {
+			if row[i] != v {
+				t.Errorf("round %d, value %d: %q, want %q", round, i, row[i], v)
+			}
+		}
+		if len(a.buf) != 0 || len(a.slots) != 0 {
+			t.Errorf("round %d: the arena keeps %d bytes and %d slots after fill", round, len(a.buf), len(a.slots))
 		}
 	}
 }
