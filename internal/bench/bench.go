@@ -184,6 +184,12 @@ func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 
+// quiesce flushes the page cache's dirty pages before a timed run: the
+// setup (a table of millions of rows, under fsync=off) and earlier runs
+// leave gigabytes whose writeback would otherwise take the CPU of
+// whichever side runs while the kernel writes them.
+func quiesce() { syscall.Sync() }
+
 // runs are the times of one measurement repeated. The best of them is what
 // the work costs: on a shared virtual machine a run sometimes pays for
 // memory the host hands back (page faults, page-cache allocation), which

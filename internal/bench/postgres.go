@@ -90,6 +90,7 @@ func postgresInitial(ctx context.Context, o *Options) (*Section, error) {
 	var floors, ours runs
 	var rows, rss int64
 	for i := range o.Runs {
+		quiesce()
 		t0 := time.Now()
 		if rows, err = postgres.CopyTo(ctx, dsn, "public.orders", io.Discard); err != nil {
 			return nil, err
@@ -101,6 +102,7 @@ func postgresInitial(ctx context.Context, o *Options) (*Section, error) {
 				return nil, err
 			}
 		}
+		quiesce()
 		el, r, err := child(ctx, o, "sync", "-c", p, "--once")
 		if err != nil {
 			return nil, err
@@ -110,7 +112,7 @@ func postgresInitial(ctx context.Context, o *Options) (*Section, error) {
 	el, floor := ours.best(), floors.best()
 	return &Section{
 		Name: "PostgreSQL: initial sync of one big table",
-		What: fmt.Sprintf("`lakelink sync --once` of a %d-row table (bigint key, timestamptz, text, numeric(12,2), smallint, boolean, varchar) into a CSV lake, as a child process; the floor is a raw `COPY orders TO STDOUT` of the same table in the same run. Best of %d runs each (lakelink: %s; COPY: %s).", rows, o.Runs, ours, floors),
+		What: fmt.Sprintf("`lakelink sync --once` of a %d-row table (bigint key, timestamptz, text, numeric(12,2), smallint, boolean, varchar) into a CSV lake, as a child process; the floor is a raw `COPY orders TO STDOUT` of the same table in the same run. Dirty pages are flushed before each timed run. Best of %d runs each (lakelink: %s; COPY: %s).", rows, o.Runs, ours, floors),
 		Rows: [][5]string{
 			{"time", secs(el), secs(floor), ratio(el, floor), "<= 1.5 x COPY"},
 			{"throughput", perSec(rows, el), perSec(rows, floor), "", ""},
@@ -168,6 +170,7 @@ func postgresCDC(ctx context.Context, o *Options) (*Section, error) {
 		if err := pgScalar(ctx, dsn, `SELECT pg_current_wal_insert_lsn()::text`, &end); err != nil {
 			return nil, err
 		}
+		quiesce()
 		f, err := postgres.RecvLogical(ctx, c.BinDir, dsn, "bench_floor", "lakelink_bench", start, end)
 		if err != nil {
 			return nil, err
@@ -175,6 +178,7 @@ func postgresCDC(ctx context.Context, o *Options) (*Section, error) {
 		if err := pgExec(ctx, dsn, `SELECT pg_drop_replication_slot('bench_floor')`); err != nil {
 			return nil, err
 		}
+		quiesce()
 		el, r, err := child(ctx, o, "sync", "-c", p, "--once")
 		if err != nil {
 			return nil, err
@@ -188,7 +192,7 @@ func postgresCDC(ctx context.Context, o *Options) (*Section, error) {
 	perSec := float64(o.PGUpdate) / el.Seconds()
 	return &Section{
 		Name: "PostgreSQL: change capture of a bulk update",
-		What: fmt.Sprintf("An `UPDATE` of all %d rows of a linked table in one transaction, then `lakelink sync --once` applies it to the lake (child process, from its committed LSN until the stream is idle); the floor is `pg_recvlogical` decoding the same changes (pgoutput, same publication) from its own slot in the same run (%d changes in %s). Best of %d runs each, each run with the table linked afresh and a new update (lakelink: %s; pg_recvlogical: %s).", o.PGUpdate, floor.Changes, secs(floor.Elapsed), o.Runs, ours, floors),
+		What: fmt.Sprintf("An `UPDATE` of all %d rows of a linked table in one transaction, then `lakelink sync --once` applies it to the lake (child process, from its committed LSN until the stream is idle); the floor is `pg_recvlogical` decoding the same changes (pgoutput, same publication) from its own slot in the same run (%d changes in %s). Dirty pages are flushed before each timed run. Best of %d runs each, each run with the table linked afresh and a new update (lakelink: %s; pg_recvlogical: %s).", o.PGUpdate, floor.Changes, secs(floor.Elapsed), o.Runs, ours, floors),
 		Rows: [][5]string{
 			{"changes/s", fmt.Sprintf("%.0f", perSec), fmt.Sprintf("%.0f", floor.PerSecond()), fmt.Sprintf("%.2f x", perSec/floor.PerSecond()), ">= 0.8 x pg_recvlogical"},
 			{"time", secs(el), secs(floor.Elapsed), ratio(el, floor.Elapsed), ""},
