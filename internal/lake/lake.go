@@ -522,12 +522,21 @@ func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []sourc
 		}
 		ts.Changes = append(append([]File(nil), ts.Changes...), f)
 	}
-	if ts.Options.AppendOnly {
-		ts.Rows += int64(len(changes))
-	} else if ts.Phase == InProgress {
-		ts.Rows += enc.upserts
-	}
+	ts.Rows += rowsAdded(ts, enc, len(changes))
 	return nil
+}
+
+// rowsAdded is what n changes, encoded as enc, add to ts.Rows: every row of
+// an append-only table; the upserts of an in-place table's initial copy
+// (afterwards its count changes only by compaction).
+func rowsAdded(ts *TableState, enc *encoded, n int) int64 {
+	switch {
+	case ts.Options.AppendOnly:
+		return int64(n)
+	case ts.Phase == InProgress:
+		return enc.upserts
+	}
+	return 0
 }
 
 // maxFileBytes bounds a partition file's size, so that a rewrite touches a

@@ -103,11 +103,7 @@ func (s *Stage) Add(ctx context.Context, changes []source.Change) error {
 		}
 		s.changes = append(s.changes, f)
 	}
-	if s.ts.Options.AppendOnly {
-		s.rows += int64(len(changes))
-	} else {
-		s.rows += enc.upserts
-	}
+	s.rows += rowsAdded(s.ts, enc, len(changes))
 	return nil
 }
 
