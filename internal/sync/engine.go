@@ -444,18 +444,22 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 	var stage *lake.Stage
 	var staged string
 	var stagedSince time.Time
-	flush := func() error {
-		if stage == nil {
-			return nil
-		}
-		st := stage
+	// commitStage commits the staged rows and their cursor with tx.
+	commitStage := func(tx lake.TableTx) error {
+		tx.Name, tx.Stage, tx.Cursor = name, stage, staged
 		stage = nil
-		if err := e.commit(lake.TableTx{Name: name, Stage: st, Cursor: staged}); err != nil {
-			st.Abort()
+		if err := e.commit(tx); err != nil {
+			tx.Stage.Abort()
 			lakeErr = err
 			return err
 		}
 		return nil
+	}
+	flush := func() error {
+		if stage == nil {
+			return nil
+		}
+		return commitStage(lake.TableTx{})
 	}
 	emit := func(_ context.Context, b source.Batch) error {
 		e.mu.Lock()
@@ -495,18 +499,12 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 			e.cfg.Progress.Copied(name, len(b.Changes))
 		}
 		if b.Done {
-			tx := lake.TableTx{Name: name, Stage: stage, Cursor: staged, Phase: lake.Completed, CaughtUp: true}
-			stage = nil
+			tx := lake.TableTx{Phase: lake.Completed, CaughtUp: true}
 			// Keep saying why the table was copied afresh, if it was.
 			if ts := e.lk.State().Tables[name]; ts != nil && ts.Phase == lake.InProgress {
 				tx.Reason = ts.Reason
 			}
-			if err := e.commit(tx); err != nil {
-				tx.Stage.Abort()
-				lakeErr = err
-				return err
-			}
-			return nil
+			return commitStage(tx)
 		}
 		if stage.Full() || time.Since(stagedSince) >= copyCommitEvery {
 			return flush()
