@@ -810,17 +810,17 @@ func (l *Lake) small(f File) bool {
 }
 
 // copySmallDivisor replaces 8 in small for the files of an initial copy.
-// The copy writes one file per source batch (10 000 rows by default), as
-// many as the table's size over the batch size: merging those rewrites the
-// whole table during the copy, a third write of it with the first
-// snapshot, which cost a 1M-row Postgres copy 20% of its CPU and 30% of its
-// time. Only files of tiny batches are merged.
+// A copy writes files of about MaxFileRows rows through a Stage, plus a
+// smaller one per partition at each of its commits (every 10 s); merging
+// a copy's files rewrites the table it just wrote (when copies wrote a
+// file per 10 000-row batch, that cost a 1M-row Postgres copy 20% of its
+// CPU and 30% of its time). Only tiny files are merged.
 const copySmallDivisor = 64
 
 // crowdedFiles is the count of files of a partition at which the files of
 // the initial copy are merged as any others: every commit record holds the
 // table's file list, so unmerged files would make records grow with the
-// table (a 5M-row copy has 500 files and 70 kB records).
+// table.
 const crowdedFiles = 512
 
 // mergeable reports whether f, a partition file of ts, is small enough to
@@ -836,8 +836,8 @@ func (l *Lake) mergeable(ts *TableState, f File, crowded bool) bool {
 
 // mergeSmallFiles concatenates the mergeable files of each partition that
 // has collected smallFilesToMerge of them into files of at most MaxFileRows
-// rows: append-only tables get a new file per commit, and an initial copy
-// one per batch. Rows are copied byte for byte, in order.
+// rows: append-only tables get a new file per commit. Rows are copied byte
+// for byte, in order.
 func (l *Lake) mergeSmallFiles(ctx context.Context, ts *TableState) (*compaction, error) {
 	name := ts.Name
 	files := map[string]int{}
