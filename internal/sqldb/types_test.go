@@ -119,21 +119,26 @@ func testShortRows(t *testing.T, open func(*testLake) *DB) {
 	}
 }
 
-// TestLineEndings reads files whose rows end in CRLF, as other Synapse
-// tooling writes them, next to LF files.
+// TestLineEndings: values holding CR LF, lone CR or LF inside LF-ended
+// records read back byte for byte, whatever the mix of files: DuckDB's
+// sniffer once took a "\r\n" inside a value for the line separator of the
+// file and failed every query of the table.
 func TestLineEndings(t *testing.T) { modes(t, testLineEndings) }
 
 func testLineEndings(t *testing.T, open func(*testLake) *DB) {
 	l := newTestLake(t)
 	tab := nameTable("account")
-	crlf := strings.ReplaceAll(row(1, "a", 1, false)+row(2, "b", 1, false), "\n", "\r\n")
-	crlf += strings.TrimSuffix(row(3, "x", 1, false), "\n")
-	crlf = strings.Replace(crlf, `"x"`, "\"multi\r\nline\"", 1) + "\r\n"
-	tab.Files = []lake.File{l.write("account/2020_1_1.csv", crlf), l.write("account/2021_1_1.csv", row(4, "lf", 1, false))}
+	values := []string{"line one\r\nline two", "a\r", "\rb", "x\ny", "\r\n", "plain"}
+	var first string
+	for i, v := range values {
+		first += row(i+1, v, 1, false)
+	}
+	// The one-row file comes first: DuckDB sniffs the first file it reads.
+	tab.Files = []lake.File{l.write("account/2019_1_1.csv", row(10, "only\r\nline", 1, false)), l.write("account/2020_1_1.csv", first)}
 	l.commit(tab)
 	db := open(l)
-	got := query(t, db, `SELECT name, IsDelete FROM account ORDER BY Id`)
-	want := []string{"a|NULL", "b|NULL", "multi\r\nline|NULL", "lf|NULL"}
+	got := query(t, db, `SELECT name FROM account ORDER BY Id`)
+	want := append(slices.Clone(values), "only\r\nline")
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}

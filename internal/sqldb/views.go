@@ -28,18 +28,23 @@ const (
 // DuckDB's %m, %d and %I accept one or two digits.
 const sinkFormat = "%m/%d/%Y %I:%M:%S %p"
 
-// csvOptions are the read_csv options every view uses. Nothing is
-// auto-detected: the layout is known, and detection would sample files at
-// query time. null_padding reads rows written under an older, shorter layout
-// (missing trailing fields are NULL); DuckDB's parallel scanner cannot combine
-// it with quoted newlines, so each file is scanned by one thread (several
-// files still scan in parallel). allow_quoted_nulls=false keeps "" an empty
-// string while an empty field is NULL. max_line_size admits rows with
-// multi-megabyte text values (Dataverse multi-line text holds up to 1M
-// characters, 4 MB of UTF-8 at most); buffer_size is set with it because
-// DuckDB's default (16 times the line size) would take a large share of the
-// memory limit per file scanned.
+// csvOptions are the read_csv options every view uses. Every dialect option
+// is fixed, so nothing is sniffed: with auto_detect=false DuckDB still guesses
+// the line separator (and the comment and skip options) from a sample, and a
+// value holding "\r\n" in a file of "\n" records made it guess "\r\n" and
+// fail every query of the table. Invariant: lakelink writes UTF-8 records
+// ending in "\n", so new_line='\n' with strict_mode reads exactly what was
+// written and refuses anything else rather than guessing. null_padding reads
+// rows written under an older, shorter layout (missing trailing fields are
+// NULL); DuckDB's parallel scanner cannot combine it with quoted newlines, so
+// each file is scanned by one thread (several files still scan in parallel).
+// allow_quoted_nulls=false keeps "" an empty string while an empty field is
+// NULL. max_line_size admits rows with multi-megabyte text values (Dataverse
+// multi-line text holds up to 1M characters, 4 MB of UTF-8 at most);
+// buffer_size is set with it because DuckDB's default (16 times the line
+// size) would take a large share of the memory limit per file scanned.
 const csvOptions = `header=false, auto_detect=false, delim=',', quote='"', escape='"', ` +
+	`new_line='\n', encoding='utf-8', strict_mode=true, comment='', skip=0, ` +
 	`null_padding=true, parallel=false, allow_quoted_nulls=false, max_line_size=8388608, buffer_size=16777216`
 
 // maxFastDecimal is the widest DECIMAL that DuckDB converts quickly: wider
