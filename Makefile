@@ -1,11 +1,16 @@
 # make test runs every test: unit, golden layout, fuzz seeds, end to end and
-# crash tests. The Postgres tests start their own throwaway cluster from the
-# machine's PostgreSQL server binaries (internal/pgtest).
+# crash tests. It first installs what the tests need when it is missing
+# (scripts/test-deps.sh: Debian's postgresql, Node.js and npm); the Postgres
+# tests then start their own throwaway cluster from the machine's PostgreSQL
+# server binaries (internal/pgtest).
 GO ?= go
 
-.PHONY: test build vet fmt bench
-test: vet
+.PHONY: test deps build vet fmt bench
+test: deps vet
 	$(GO) test -count=1 -timeout 60m ./...
+
+deps:
+	bash scripts/test-deps.sh
 
 build:
 	$(GO) build -o bin/lakelink ./cmd/lakelink
