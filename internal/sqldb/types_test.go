@@ -120,25 +120,33 @@ func testShortRows(t *testing.T, open func(*testLake) *DB) {
 }
 
 // TestLineEndings: values holding CR LF, lone CR or LF inside LF-ended
-// records read back byte for byte, whatever the mix of files: DuckDB's
-// sniffer once took a "\r\n" inside a value for the line separator of the
-// file and failed every query of the table.
+// records read back byte for byte. DuckDB guessed the line separator of a
+// file even with auto_detect=false, took a "\r\n" inside a value for it and
+// failed every query of the table; it did so when a record's last field
+// held a value (a column added after IsDelete), so the table here has one.
 func TestLineEndings(t *testing.T) { modes(t, testLineEndings) }
 
 func testLineEndings(t *testing.T, open func(*testLake) *DB) {
 	l := newTestLake(t)
 	tab := nameTable("account")
+	tab.Columns = append(tab.Columns, lake.Column{Name: "late", Type: schema.String})
+	lateRow := func(n int, name string) string {
+		return strings.TrimSuffix(row(n, name, 1, false), "\n") + `,"late"` + "\n"
+	}
 	values := []string{"line one\r\nline two", "a\r", "\rb", "x\ny", "\r\n", "plain"}
 	var first string
 	for i, v := range values {
-		first += row(i+1, v, 1, false)
+		first += lateRow(i+1, v)
 	}
-	// The one-row file comes first: DuckDB sniffs the first file it reads.
-	tab.Files = []lake.File{l.write("account/2019_1_1.csv", row(10, "only\r\nline", 1, false)), l.write("account/2020_1_1.csv", first)}
+	tab.Files = []lake.File{l.write("account/2020_1_1.csv", first)}
+	tab.Changes = []lake.File{l.write("_lakelink/changes/account/1.csv", lateRow(10, "only\r\nline"))}
 	l.commit(tab)
 	db := open(l)
-	got := query(t, db, `SELECT name FROM account ORDER BY Id`)
-	want := append(slices.Clone(values), "only\r\nline")
+	got := query(t, db, `SELECT name, late FROM account ORDER BY Id`)
+	var want []string
+	for _, v := range append(slices.Clone(values), "only\r\nline") {
+		want = append(want, v+"|late")
+	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
