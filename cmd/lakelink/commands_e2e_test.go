@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lakelink/lakelink/internal/demo"
 )
 
 func TestDemo(t *testing.T) {
@@ -31,6 +34,19 @@ func TestDemo(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "lake", "model.json")); err != nil {
 		t.Fatal(err)
+	}
+	// The demo's lake answers SQL about the contact with a CR LF note, and
+	// returns the note byte for byte.
+	lakeDir := filepath.Join(dir, "lake")
+	if n := run(t, 0, "query", "--lake", lakeDir, "--format", "csv", "select count(*) from contact"); !strings.Contains(n, "\n") {
+		t.Errorf("count(*) printed %q", n)
+	}
+	var notes []map[string]string
+	if err := json.Unmarshal([]byte(run(t, 0, "query", "--lake", lakeDir, "--format", "json", "select description from contact where lastname = 'Hopper'")), &notes); err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) != 1 || notes[0]["description"] != demo.DemoNote {
+		t.Errorf("the demo contact's note reads back as %q, want %q", notes, demo.DemoNote)
 	}
 	// A second demo in the same folder starts afresh; a folder it did not
 	// make is refused.

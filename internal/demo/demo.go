@@ -212,6 +212,10 @@ func waitCompleted(ctx context.Context, e *sync.Engine, runErr <-chan error) err
 	}
 }
 
+// DemoNote is the multi-line description (CR LF, as Dynamics stores notes)
+// of the contact the demo creates and keeps.
+const DemoNote = "Rear admiral.\r\nWrote the first compiler."
+
 // timeChanges creates, updates and deletes a contact and an opportunity and
 // prints how long each change took to be visible in SQL.
 func timeChanges(ctx context.Context, out io.Writer, c *Client, db *sqldb.DB) error {
@@ -235,6 +239,12 @@ func timeChanges(ctx context.Context, out io.Writer, c *Client, db *sqldb.DB) er
 		{"delete her", func() error {
 			return c.Delete(ctx, "contacts", id)
 		}, "SELECT 1 FROM contact WHERE Id = ?", none},
+		// A multi-line note as Dynamics stores one (CR LF): it stays in the
+		// lake, and SQL returns it byte for byte.
+		{"create 'Grace Hopper', 2-line note", func() (err error) {
+			id, err = c.Create(ctx, "contacts", map[string]any{"firstname": "Grace", "lastname": "Hopper", "description": DemoNote})
+			return err
+		}, "SELECT 1 FROM contact WHERE Id = ? AND description = 'Rear admiral.' || chr(13) || chr(10) || 'Wrote the first compiler.'", one},
 	}
 	for _, ch := range changes {
 		if err := ch.apply(); err != nil {
