@@ -40,9 +40,11 @@ func newStatusCmd() *cobra.Command {
 				return err
 			}
 			if p != nil && p.Source.Type == "postgres" {
+				// An unreachable source is part of the report, not a
+				// reason to hide every table's line (#15 case 12).
 				r.Source, err = slotStatus(cmd.Context(), p)
 				if err != nil {
-					return err
+					r.Source = &sync.SourceStatus{Error: err.Error()}
 				}
 			}
 			if asJSON {
@@ -76,7 +78,9 @@ func printReport(w io.Writer, r *sync.Report, st *store.Local) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", t.Name, t.State, t.Rows, last, lag, t.Error)
 	}
 	tw.Flush()
-	if s := r.Source; s != nil {
+	if s := r.Source; s != nil && s.Error != "" {
+		fmt.Fprintf(w, "\nreplication slot: cannot be read: %s\n", s.Error)
+	} else if s != nil {
 		fmt.Fprintf(w, "\nreplication slot: %s of WAL retained, lag %s\n", mib(s.Retained), time.Duration(s.Lag).Round(time.Millisecond))
 		if s.Warning != "" {
 			fmt.Fprintf(w, "WARNING: %s\n", s.Warning)

@@ -182,7 +182,21 @@ func (e *Engine) Run(ctx context.Context, src source.Source, lk *lake.Lake, st s
 		if _, ok := lk.State().Tables[name]; !ok {
 			return fmt.Errorf("--reinit %s: the lake has no such table", name)
 		}
-		if err := e.commit(lake.TableTx{Name: name, Reset: "re-initialised on request (--reinit)"}); err != nil {
+		tx := lake.TableTx{Name: name, Reset: "re-initialised on request (--reinit)"}
+		// The reset carries the table's current description, so that a
+		// change the layout cannot follow in place (a column's type) is
+		// applied by it rather than refused again (#15 case 6).
+		for _, sp := range e.cfg.Tables {
+			if sp.Name != name {
+				continue
+			}
+			desc, err := src.Describe(ctx, name)
+			if err != nil {
+				return fmt.Errorf("--reinit %s: %w", name, err)
+			}
+			tx.Define = &lake.Definition{Source: desc, Options: sp.Options}
+		}
+		if err := e.commit(tx); err != nil {
 			return err
 		}
 	}
@@ -341,6 +355,10 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 	}
 	if tx.Name != "" {
 		if err := e.commit(tx); err != nil {
+			if tableError(err) == sp.Name {
+				e.pause(sp.Name, err)
+				return nil
+			}
 			return err
 		}
 		ts = e.lk.State().Tables[sp.Name]
@@ -396,6 +414,32 @@ func (e *Engine) fail(name string, err error) {
 			e.log.Error("recording the failure in the lake", "table", name, "err", cerr)
 		}
 	}
+}
+
+// pause stops a table whose source schema changed in a way its lake layout
+// cannot follow in place (*lake.LayoutError): the table keeps its data and
+// waits for `lakelink sync --reinit`, which the reason names; the other
+// tables go on. In the lake it is Failed with that reason.
+func (e *Engine) pause(name string, err error) {
+	reason := fmt.Sprintf("%v; run lakelink sync -c <profile> --reinit %s", err, name)
+	e.log.Error("table paused", "table", name, "err", err)
+	e.update(name, func(t *table) { t.state = Paused; t.err = reason; t.streaming = false })
+	if ts, ok := e.lk.State().Tables[name]; ok && ts.Reason != reason {
+		if cerr := e.commit(lake.TableTx{Name: name, Phase: lake.Failed, Reason: reason}); cerr != nil {
+			e.log.Error("recording the pause in the lake", "table", name, "err", cerr)
+		}
+	}
+}
+
+// stop takes a table out of the link for an error of its own: Paused for a
+// layout change, Failed otherwise.
+func (e *Engine) stop(name string, err error) {
+	var le *lake.LayoutError
+	if errors.As(err, &le) {
+		e.pause(name, err)
+		return
+	}
+	e.fail(name, err)
 }
 
 func (e *Engine) copyWorker(ctx context.Context) error {
@@ -574,7 +618,7 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 	}
 	switch {
 	case lakeErr != nil && tableError(lakeErr) != "":
-		e.fail(name, lakeErr)
+		e.stop(name, lakeErr)
 		return nil
 	case lakeErr != nil:
 		return lakeErr
@@ -763,13 +807,29 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 	if len(txs) == 0 {
 		return nil
 	}
-	if err := e.commit(txs...); err != nil {
-		// Data the lake refuses stops its table, not the link: the other
-		// tables' changes come again when the stream restarts without it.
-		if name := tableError(err); name != "" {
-			e.fail(name, err)
+	for {
+		err := e.commit(txs...)
+		if err == nil {
+			break
 		}
-		return err
+		// Data or a schema the lake refuses stops its table, not the
+		// link: the batch is committed again without it (#15 case 6).
+		name := tableError(err)
+		i, ok := idx[name]
+		if name == "" || !ok {
+			return err
+		}
+		e.stop(name, err)
+		txs = append(txs[:i], txs[i+1:]...)
+		delete(idx, name)
+		for n, j := range idx {
+			if j > i {
+				idx[n] = j - 1
+			}
+		}
+		if len(txs) == 0 {
+			return nil
+		}
 	}
 	e.mu.Lock()
 	for _, tx := range txs {
@@ -782,18 +842,34 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 }
 
 func (e *Engine) maintainLoop(ctx context.Context) error {
-	tick := time.NewTicker(e.cfg.MaintainEvery)
-	defer tick.Stop()
+	wait := e.cfg.MaintainEvery
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-tick.C:
-			if err := e.lk.Maintain(ctx); err != nil && ctx.Err() == nil {
-				e.log.Error("lake maintenance", "err", err)
-			}
+		case <-time.After(wait):
+		}
+		err := e.lk.Maintain(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait = maintainBackoff(wait, e.cfg.MaintainEvery, err != nil)
+		if err != nil {
+			// A full disk or a read-only lake fails every round: retrying
+			// each second would rewrite a table each time (#15 case 18).
+			e.log.Error("lake maintenance failed: retrying", "in", wait, "err", err)
 		}
 	}
+}
+
+// maintainBackoff is the wait before the next maintenance round: doubled
+// after a failure up to 30 s, as the stream's, and back to every after a
+// success.
+func maintainBackoff(wait, every time.Duration, failed bool) time.Duration {
+	if !failed {
+		return every
+	}
+	return min(max(2*wait, every), 30*time.Second)
 }
 
 // statusEvery is how often a running sync publishes its status.

@@ -80,6 +80,8 @@ type SourceStatus struct {
 	Lag Duration `json:"lag_seconds"`
 	// Warning is set when Retained passes RetainedWarning.
 	Warning string `json:"warning,omitempty"`
+	// Error is set when the source could not be asked.
+	Error string `json:"error,omitempty"`
 }
 
 // RetainedWarning is the retained WAL above which status warns: past it the
