@@ -43,7 +43,7 @@ func encodeChanges(ts *TableState, changes []source.Change, now time.Time) (*enc
 	n := min(runtime.GOMAXPROCS(0), len(changes)/minSegmentRows)
 	if n <= 1 {
 		out := &encoded{parts: map[string]*partBuf{}, change: getPartBuf()}
-		return out, encodeSegment(ts, rows, changes, now, out)
+		return out, encodeSegment(ts, rows, changes, out)
 	}
 	segs := make([]*encoded, n)
 	errs := make([]error, n)
@@ -53,7 +53,7 @@ func encodeChanges(ts *TableState, changes []source.Change, now time.Time) (*enc
 		lo, hi := len(changes)*i/n, len(changes)*(i+1)/n
 		// Each segment has its own encoder: encoding updates its mapping.
 		seg := rows.fork()
-		wg.Go(func() { errs[i] = encodeSegment(ts, seg, changes[lo:hi], now, segs[i]) })
+		wg.Go(func() { errs[i] = encodeSegment(ts, seg, changes[lo:hi], segs[i]) })
 	}
 	wg.Wait()
 	out := segs[0]
@@ -93,8 +93,8 @@ func (b *partBuf) append(o *partBuf) {
 }
 
 // encodeSegment encodes changes into out, stopping at the first that fails.
-func encodeSegment(ts *TableState, rows *rowEncoder, changes []source.Change, now time.Time, out *encoded) error {
-	part := newPartitioner(ts.Options.Granularity, ts.Columns, ts.Source.PartitionColumn, now)
+func encodeSegment(ts *TableState, rows *rowEncoder, changes []source.Change, out *encoded) error {
+	part := newPartitioner(ts.Options.Granularity, ts.Columns, ts.Source.PartitionColumn)
 	// Consecutive rows mostly share a partition (and the partitioner then
 	// returns the same string): its buffer is looked up once per run.
 	var lastPart string

@@ -49,7 +49,7 @@ func TestEncodeChangesParallel(t *testing.T) {
 			ts := &TableState{Name: "account", Source: accountSchema(), Columns: cols, Phase: tc.phase, Options: TableOptions{Granularity: Year}}
 			chs := batch(tc.bad...)
 			want := &encoded{parts: map[string]*partBuf{}, change: &partBuf{}}
-			wantErr := encodeSegment(ts, newRowEncoder(ts.Name, cols, now), chs, now, want)
+			wantErr := encodeSegment(ts, newRowEncoder(ts.Name, cols, now), chs, want)
 			got, gotErr := encodeChanges(ts, chs, now)
 			defer got.recycle()
 			if (wantErr == nil) != (gotErr == nil) || (wantErr != nil && wantErr.Error() != gotErr.Error()) {

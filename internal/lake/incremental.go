@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -21,7 +22,11 @@ import (
 // The committed state names every data file, in whatever folder, so readers
 // of the lake database see all of them; the folders' manifests are derived
 // output like the root model.json. A folder's model.json is an empty object
-// until the folder is finished; a folder without any commit is not created.
+// until the folder is finished. The folder of every interval in which the
+// lake was written (a commit or a Maintain round) is created as soon as it
+// is current, data or not. The root model.json, OptionsetMetadata/ and
+// Microsoft.Athena.TrickleFeedService/ are written as in the other mode
+// (consumers discover the tables from them); no snapshots are taken.
 
 const (
 	changelogDir  = "Changelog/"
@@ -74,27 +79,27 @@ func incrementalFolders(s *State) []string {
 	return out
 }
 
-// advanceFolders brings the incremental folders up to date with now: the
-// folder of now is announced in changelog.info (with an empty model.json
-// once it holds data), and every older folder with data that is not yet
-// finished gets its manifests. It runs after each commit and in Maintain;
-// the finished set is recomputed from the store after a restart, so a
-// crash between a commit and this step only delays it.
-func (l *Lake) advanceFolders(ctx context.Context, s *State) error {
+// advanceFolders brings the incremental folders up to date with now. Every
+// older folder that is not finished (one that holds data, and the one
+// announced last, data or not) gets its manifests; then the folder of now
+// is created, with an empty model.json and its OptionsetMetadata/, before
+// changelog.info names it, so that a consumer never finds the named folder
+// missing. It runs after each commit and in Maintain; the finished set and
+// the announced folder are recomputed from the store after a restart, so a
+// crash between a commit and this step only delays it. metaChanged says the
+// lake-wide metadata changed since the last round.
+func (l *Lake) advanceFolders(ctx context.Context, s *State, metaChanged bool) error {
 	current := l.folderOf(l.opts.Now())
 	if l.finished == nil {
-		l.finished = map[string]bool{}
-		for _, f := range incrementalFolders(s) {
-			objs, err := l.st.List(ctx, f+"/"+modelName)
-			if err != nil {
-				return fmt.Errorf("listing incremental folder %s: %w", f, err)
-			}
-			if len(objs) == 1 && objs[0].Size > 2 {
-				l.finished[f] = true
-			}
+		if err := l.loadFolders(ctx, s); err != nil {
+			return err
 		}
 	}
-	for _, f := range incrementalFolders(s) {
+	pending := incrementalFolders(s)
+	if l.announced != "" {
+		pending = append(pending, l.announced)
+	}
+	for _, f := range pending {
 		if f >= current || l.finished[f] {
 			continue
 		}
@@ -103,14 +108,51 @@ func (l *Lake) advanceFolders(ctx context.Context, s *State) error {
 		}
 		l.finished[f] = true
 	}
+	if current != l.announced || metaChanged {
+		if _, err := l.putIfChanged(ctx, current+"/"+modelName, []byte("{}")); err != nil {
+			return err
+		}
+		files, err := metadataCSVs(s, sortedTables(s))
+		if err != nil {
+			return err
+		}
+		for _, f := range metadataFiles {
+			if _, err := l.putIfChanged(ctx, current+"/"+optionsetDir+f, files[f]); err != nil {
+				return err
+			}
+		}
+	}
 	if _, err := l.putIfChanged(ctx, changelogName, []byte(current)); err != nil {
 		return err
 	}
-	for _, f := range incrementalFolders(s) {
-		if f == current {
-			if _, err := l.putIfChanged(ctx, current+"/"+modelName, []byte("{}")); err != nil {
-				return err
-			}
+	l.announced = current
+	return nil
+}
+
+// loadFolders recomputes, after a restart, which folders are finished (their
+// model.json is more than the empty object) and which one changelog.info
+// announced.
+func (l *Lake) loadFolders(ctx context.Context, s *State) error {
+	l.finished = map[string]bool{}
+	data, err := store.ReadAll(ctx, l.st, changelogName)
+	switch {
+	case errors.Is(err, store.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("reading %s: %w", changelogName, err)
+	case incrementalRE.MatchString(string(data) + "/"):
+		l.announced = string(data)
+	}
+	folders := incrementalFolders(s)
+	if l.announced != "" {
+		folders = append(folders, l.announced)
+	}
+	for _, f := range folders {
+		objs, err := l.st.List(ctx, f+"/"+modelName)
+		if err != nil {
+			return fmt.Errorf("listing incremental folder %s: %w", f, err)
+		}
+		if len(objs) == 1 && objs[0].Size > 2 {
+			l.finished[f] = true
 		}
 	}
 	return nil

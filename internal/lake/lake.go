@@ -7,9 +7,11 @@
 package lake
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -158,6 +160,8 @@ type Lake struct {
 	// finished holds the incremental folders whose manifests are written,
 	// guarded by maintainMu; nil until first computed.
 	finished map[string]bool
+	// announced is the folder changelog.info names, guarded by maintainMu.
+	announced string
 	// reload is set when a commit record write ended uncertain; guarded
 	// by mu.
 	reload bool
@@ -416,7 +420,13 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 			if err != nil {
 				return nil, err
 			}
+			if !sameSource(ts.Source, d.Source) {
+				ts.Described = now
+			}
 			ts.Columns, ts.Source = cols, d.Source
+		}
+		if base == nil || ttx.Reset != "" {
+			ts.Described = now
 		}
 	}
 	if ts == nil {
@@ -431,7 +441,7 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 		if err != nil {
 			return nil, err
 		}
-		*ts = TableState{Name: ts.Name, Options: ts.Options, Source: ts.Source, Columns: cols, Phase: InProgress, Reason: ttx.Reset, Generation: base.Generation + 1, Changed: now}
+		*ts = TableState{Name: ts.Name, Options: ts.Options, Source: ts.Source, Columns: cols, Phase: InProgress, Reason: ttx.Reset, Generation: base.Generation + 1, Changed: now, Described: now}
 	}
 	if len(ttx.Changes) > 0 {
 		if err := l.writeChanges(ctx, ts, ttx.Changes, now, w); err != nil {
@@ -463,6 +473,15 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 		ts.LastSynchronized = now
 	}
 	return ts, nil
+}
+
+// sameSource reports whether two source descriptions are equal as the
+// state records them (JSON), so that a restart's Define of an unchanged
+// table does not move its metadata Timestamp.
+func sameSource(a, b *schema.Table) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
 // tableObjects lists every object a table state names.

@@ -346,24 +346,39 @@ func columnIndex(cols []Column) map[string]int {
 	return m
 }
 
+// NoPartition names the partition of the rows that carry no partition
+// value: the table has no partition column, the value is NULL or out of
+// range, or the change is a delete (which has no values). It is fixed, not
+// the time of the commit, so that such a row's file does not depend on when
+// it was written and a reader that prunes by partition name knows where to
+// find them: year 1 (.NET's DateTime.MinValue, what a .NET reader makes of
+// a missing date) sorts before every real partition. Month tables use the
+// first month of that year.
+const (
+	NoPartitionYear  = "0001"
+	NoPartitionMonth = "0001-01"
+)
+
 // partitioner names the partitions of the rows of one commit: from the
-// partition column's value, or from the commit time when the table has none,
-// the value is NULL, or the change is a delete (which carries no values).
-// It keeps the last name it formatted, since consecutive rows mostly share a
-// partition, so that naming one costs no allocation.
+// partition column's value, or NoPartition. It keeps the last name it
+// formatted, since consecutive rows mostly share a partition, so that
+// naming one costs no allocation.
 type partitioner struct {
 	g Granularity
 	// col is the layout position of the partition column, -1 for none.
 	col     int
-	at      string
+	none    string
 	last    string
 	lastKey int
 }
 
 // newPartitioner returns the partitioner of a table whose layout is cols
 // and whose partition column is col ("" for none).
-func newPartitioner(g Granularity, cols []Column, col string, at time.Time) *partitioner {
-	p := &partitioner{g: g, col: -1, at: partitionName(g, at), lastKey: -1}
+func newPartitioner(g Granularity, cols []Column, col string) *partitioner {
+	p := &partitioner{g: g, col: -1, none: NoPartitionYear, lastKey: -1}
+	if g == Month {
+		p.none = NoPartitionMonth
+	}
 	if col != "" {
 		for i, c := range cols {
 			if c.Name == col {
@@ -377,11 +392,11 @@ func newPartitioner(g Granularity, cols []Column, col string, at time.Time) *par
 // of names the partition of ch, which m maps.
 func (p *partitioner) of(m *rowMap, ch *source.Change) string {
 	if p.col < 0 || ch.Deleted {
-		return p.at
+		return p.none
 	}
 	v, ok := m.value(ch, p.col).(time.Time)
 	if !ok || v.Year() < 1 || v.Year() > 9999 {
-		return p.at
+		return p.none
 	}
 	v = v.UTC()
 	y, mon, _ := v.Date()

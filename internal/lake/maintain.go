@@ -268,9 +268,6 @@ func Unlink(ctx context.Context, st store.Store, deleteData bool) error {
 	}
 	if deleteData {
 		prefixes = append(prefixes, modelName, trickleDir, optionsetDir, changelogDir)
-		for _, f := range incrementalFolders(s) {
-			prefixes = append(prefixes, f+"/")
-		}
 		for name := range s.Tables {
 			prefixes = append(prefixes, name+"/")
 		}
@@ -286,6 +283,8 @@ func Unlink(ctx context.Context, st store.Store, deleteData bool) error {
 				del = true
 			}
 		}
+		// Incremental folders without data are in no state.
+		del = del || deleteData && isIncrementalObject(o.Name)
 		if !del {
 			continue
 		}

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -68,11 +70,8 @@ func (l *Lake) flushDerived(ctx context.Context) error {
 
 // writeDerived rewrites the derived files of the tables dirty (all tables
 // when all), and the lake-wide files when any of those changed or a table
-// came or went.
+// came or went; in incremental-update folder mode also the folders'.
 func (l *Lake) writeDerived(ctx context.Context, s *State, dirty map[string]bool, all bool) error {
-	if l.opts.Incremental.Enabled {
-		return l.advanceFolders(ctx, s)
-	}
 	touched := dirty
 	if all {
 		touched = map[string]bool{}
@@ -108,6 +107,9 @@ func (l *Lake) writeDerived(ctx context.Context, s *State, dirty map[string]bool
 		if err := l.writeLakeWide(ctx, s, "", l.putIfChanged); err != nil {
 			return err
 		}
+	}
+	if l.opts.Incremental.Enabled {
+		return l.advanceFolders(ctx, s, lakeWide)
 	}
 	return nil
 }
@@ -275,10 +277,20 @@ func (l *Lake) entity(ts *TableState) entity {
 	}
 	if n := len(ts.Snapshots); n > 0 {
 		for _, f := range ts.Snapshots[n-1].Files {
-			e.Partitions = append(e.Partitions, partition{Name: f.Partition, Location: l.st.Location(f.Path)})
+			e.Partitions = append(e.Partitions, partition{Name: f.Partition, Location: locationURI(l.st.Location(f.Path))})
 		}
 	}
 	return e
+}
+
+// locationURI makes a store location the absolute URI CDM requires of a
+// partition location: a store that names objects by URL keeps it; a local
+// folder's absolute path becomes a file:// URI (escaped as URIs need).
+func locationURI(loc string) string {
+	if u, err := url.Parse(loc); err == nil && u.Scheme != "" && len(u.Scheme) > 1 {
+		return loc
+	}
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(loc)}).String()
 }
 
 var metadataFiles = []string{"OptionsetMetadata.csv", "GlobalOptionsetMetadata.csv", "StateMetadata.csv", "StatusMetadata.csv", "TargetMetadata.csv"}
@@ -298,7 +310,7 @@ func metadataCSVs(s *State, names []string) (map[string][]byte, error) {
 			}
 		}
 		for _, r := range md.GlobalOptionSet {
-			if err := csvLine(out["GlobalOptionsetMetadata.csv"], r.OptionSetName, r.Option, r.IsUserLocalizedLabel, r.LocalizedLabelLanguageCode, r.LocalizedLabel, r.GlobalOptionSetName, r.EntityName); err != nil {
+			if err := csvLine(out["GlobalOptionsetMetadata.csv"], r.OptionSetName, r.Option, r.IsUserLocalizedLabel, r.LocalizedLabelLanguageCode, r.LocalizedLabel, r.GlobalOptionSetName, r.EntityName, r.ExternalValue); err != nil {
 				return nil, fmt.Errorf("table %s: global option set metadata: %w", name, err)
 			}
 		}
@@ -325,7 +337,23 @@ func metadataCSVs(s *State, names []string) (map[string][]byte, error) {
 	return res, nil
 }
 
-// csvLine writes one metadata row: strings quoted, ints and bools bare.
+// metadataColumns is the number of columns of each metadata CSV: what the
+// FastTrack serverless-SQL scripts declare in their OPENROWSET ... WITH
+// clauses (GlobalOptionsetMetadata has Synapse's seven plus ExternalValue).
+// The consumer tests check every file against it.
+var metadataColumns = map[string]int{
+	"OptionsetMetadata.csv":       6,
+	"GlobalOptionsetMetadata.csv": 8,
+	"StateMetadata.csv":           5,
+	"StatusMetadata.csv":          6,
+	"TargetMetadata.csv":          4,
+}
+
+// csvLine writes one metadata row: ints and bools bare, strings bare unless
+// they need quoting (a comma, a quote, a line break, or leading or trailing
+// white space a trimming reader would lose), as Synapse writes them. Readers
+// that split lines on commas (dataverse-to-sql's option-set loader) rely
+// on names and plain labels being bare.
 func csvLine(b *bytes.Buffer, vals ...any) error {
 	var buf []byte
 	for i, v := range vals {
@@ -333,8 +361,12 @@ func csvLine(b *bytes.Buffer, vals ...any) error {
 			buf = append(buf, ',')
 		}
 		var t schema.Type
-		switch v.(type) {
+		switch v := v.(type) {
 		case string:
+			if !needsQuotes(v) {
+				buf = append(buf, v...)
+				continue
+			}
 			t = schema.String
 		case int:
 			t = schema.Int64
@@ -350,6 +382,20 @@ func csvLine(b *bytes.Buffer, vals ...any) error {
 	b.Write(buf)
 	b.WriteByte('\n')
 	return nil
+}
+
+// needsQuotes reports whether a metadata string must be quoted to read
+// back as itself. The empty string stays bare: an empty label and a
+// missing one are the same to every consumer.
+func needsQuotes(v string) bool {
+	if v == "" {
+		return false
+	}
+	if strings.ContainsAny(v, ",\"\r\n") {
+		return true
+	}
+	first, last := v[0], v[len(v)-1]
+	return first == ' ' || first == '\t' || last == ' ' || last == '\t'
 }
 
 type optionRow struct {
@@ -369,6 +415,9 @@ type globalOptionRow struct {
 	LocalizedLabel             string
 	GlobalOptionSetName        string
 	EntityName                 string
+	// ExternalValue is the option's external value; Dataverse sources
+	// have none, so it is empty. FastTrack's scripts read the column.
+	ExternalValue string
 }
 
 type stateRow struct {
@@ -421,6 +470,49 @@ type entityMetadataDoc struct {
 // has no source metadata id, so it derives one from table and column.
 var metadataNamespace = uuid.MustParse("6c1f6c36-0d0e-4a59-9d57-5b0a3f7f1a10")
 
+// metadataStampLayout formats AttributeMetadata's Timestamp: ISO 8601 with
+// milliseconds, which SQL Server's datetime (what FastTrack's OPENJSON
+// declares) accepts; seven fractional digits it would reject.
+const metadataStampLayout = "2006-01-02T15:04:05.000Z"
+
+// lakeAttributeTypes are the Dataverse AttributeType names and codes of the
+// CDM types, for the columns the source does not describe: lakelink's
+// system columns (Id, SinkCreatedOn, SinkModifiedOn, versionnumber,
+// IsDelete) and dropped ones.
+var lakeAttributeTypes = map[schema.Type]struct {
+	name string
+	code int
+}{
+	schema.Boolean: {"Boolean", 0}, schema.DateTime: {"DateTime", 2}, schema.DateTimeOffset: {"DateTime", 2},
+	schema.Decimal: {"Decimal", 3}, schema.Double: {"Double", 4}, schema.JSON: {"Memo", 7},
+	schema.String: {"String", 14}, schema.Guid: {"Uniqueidentifier", 15}, schema.Int64: {"BigInt", 18},
+}
+
+// attributeType names a layout column's AttributeType and its code: the
+// source's own where it describes the column, else the Dataverse type of
+// its CDM type.
+func attributeType(src *schema.Table, c Column) (string, int) {
+	if sc, ok := src.Column(c.Name); ok && sc.SourceType != "" && !c.System {
+		return sc.SourceType, sc.SourceTypeCode
+	}
+	t := lakeAttributeTypes[c.Type]
+	return t.name, t.code
+}
+
+// decimalPlaces is AttributeMetadata's Precision: for money and decimal
+// columns Dataverse's Precision is the number of digits after the point,
+// which the layout keeps as Scale (the lake default 10 when the source
+// gave no shape, as model.json says); other types have none.
+func decimalPlaces(c Column) int {
+	if c.Type != schema.Decimal {
+		return 0
+	}
+	if c.Precision == 0 && c.Scale == 0 {
+		return 10
+	}
+	return c.Scale
+}
+
 func entityMetadata(ts *TableState) entityMetadataDoc {
 	d := entityMetadataDoc{OptionSet: []optionRow{}, GlobalOptionSet: []globalOptionRow{}, State: []stateRow{}, Status: []statusRow{}, Target: []targetRow{}, Attribute: []attributeRow{}}
 	src := ts.Source
@@ -432,7 +524,7 @@ func entityMetadata(ts *TableState) entityMetadataDoc {
 			if os.Global == "" {
 				d.OptionSet = append(d.OptionSet, optionRow{ts.Name, os.Column, o.Value, o.UserLocalized, o.Language, o.Label})
 			} else {
-				d.GlobalOptionSet = append(d.GlobalOptionSet, globalOptionRow{os.Column, o.Value, o.UserLocalized, o.Language, o.Label, os.Global, ts.Name})
+				d.GlobalOptionSet = append(d.GlobalOptionSet, globalOptionRow{os.Column, o.Value, o.UserLocalized, o.Language, o.Label, os.Global, ts.Name, ""})
 			}
 		}
 	}
@@ -447,16 +539,17 @@ func entityMetadata(ts *TableState) entityMetadataDoc {
 			d.Target = append(d.Target, targetRow{ts.Name, c.Name, t, strings.ToLower(t) + "id"})
 		}
 	}
+	stamp := ""
+	if !ts.Described.IsZero() {
+		stamp = ts.Described.UTC().Format(metadataStampLayout)
+	}
 	for _, c := range ts.Columns {
-		sc, _ := src.Column(c.Name)
-		typ := sc.SourceType
-		if typ == "" {
-			typ = string(c.Type)
-		}
+		typ, code := attributeType(src, c)
 		d.Attribute = append(d.Attribute, attributeRow{
-			EntityName: ts.Name, AttributeName: c.Name, AttributeType: typ, AttributeTypeCode: sc.SourceTypeCode,
+			EntityName: ts.Name, AttributeName: c.Name, AttributeType: typ, AttributeTypeCode: code,
+			Timestamp:  stamp,
 			MetadataId: uuid.NewSHA1(metadataNamespace, []byte(ts.Name+"."+c.Name)).String(),
-			Precision:  c.Precision, MaxLength: c.MaxLength,
+			Precision:  decimalPlaces(c), MaxLength: c.MaxLength,
 		})
 	}
 	return d

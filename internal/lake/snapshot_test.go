@@ -87,7 +87,7 @@ func TestSnapshotFiles(t *testing.T) {
 				if !os.SameFile(fi, si) || fi.Size() != f.Bytes {
 					t.Errorf("%s is not a copy of %s shared by the local store", f.Path, src.Path)
 				}
-				if !strings.Contains(string(model), fmt.Sprintf("%q", st.Location(f.Path))) {
+				if !strings.Contains(string(model), fmt.Sprintf("%q", locationURI(st.Location(f.Path)))) {
 					t.Errorf("model.json does not list %s", f.Path)
 				}
 				rows += f.Rows

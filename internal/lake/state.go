@@ -132,4 +132,8 @@ type TableState struct {
 	// Changed is when a commit last changed the table's data; a snapshot
 	// is due only when it is newer than the last snapshot.
 	Changed time.Time `json:"changed,omitzero"`
+	// Described is when the table's source description (columns, choice
+	// metadata) was first committed or last changed: the Timestamp of its
+	// AttributeMetadata.
+	Described time.Time `json:"described,omitzero"`
 }
