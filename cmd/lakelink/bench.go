@@ -1,13 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lakelink/lakelink/internal/bench"
+	"github.com/lakelink/lakelink/internal/store"
 )
 
 func init() { commands = append(commands, newBenchCmd) }
@@ -56,6 +59,44 @@ func newBenchCmd() *cobra.Command {
 	f.IntVar(&o.PGRows, "pg-rows", 0, "rows of the Postgres initial-copy scenario (default 5000000)")
 	f.IntVar(&o.PGUpdate, "pg-update", 0, "rows of the Postgres bulk-update scenario (default 1000000)")
 	f.DurationVar(&o.PGBench, "pgbench-time", 0, "duration of the pgbench lag scenario (default 60s)")
+	f.StringVar(&o.Profile, "profile", "", "folder for CPU and allocation profiles (pprof) of every lakelink child process")
 	f.IntVar(&o.Runs, "runs", 0, "runs of the Postgres initial-copy and bulk-update scenarios, best reported (default 3)")
 	return cmd
+}
+
+// startProfile starts what the environment asks `lakelink bench` children
+// to measure of themselves (see bench.ProfileEnv and bench.StatsEnv) and
+// returns the function that writes it at exit. Without those variables it
+// does nothing.
+func startProfile() func() {
+	prefix, statsFile := os.Getenv(bench.ProfileEnv), os.Getenv(bench.StatsEnv)
+	if prefix == "" && statsFile == "" {
+		return func() {}
+	}
+	var cpu *os.File
+	if prefix != "" {
+		f, err := os.Create(prefix + ".cpu.pprof")
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			cpu = f
+		} else {
+			fmt.Fprintf(os.Stderr, "lakelink: no CPU profile at %s.cpu.pprof: %v\n", prefix, err)
+		}
+	}
+	return func() {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			_ = cpu.Close()
+		}
+		if prefix != "" {
+			if f, err := os.Create(prefix + ".allocs.pprof"); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}
+		if statsFile != "" {
+			if b, err := json.Marshal(store.LocalStats()); err == nil {
+				_ = os.WriteFile(statsFile, b, 0o644)
+			}
+		}
+	}
 }

@@ -37,7 +37,10 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := newRoot().ExecuteContext(ctx); err != nil {
+	endProfile := startProfile()
+	err := newRoot().ExecuteContext(ctx)
+	endProfile()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "lakelink:", err)
 		var ec interface{ ExitCode() int }
 		if errors.As(err, &ec) {

@@ -6,6 +6,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -14,8 +15,11 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/lakelink/lakelink/internal/store"
 )
 
 // Options choose the scenarios and their sizes.
@@ -39,7 +43,10 @@ type Options struct {
 	// Runs is how many times the Postgres throughput scenarios measure
 	// lakelink and the floor (default 3); each reports the best of both.
 	Runs int
-	Log  io.Writer
+	// Profile, when set, is the folder lakelink child processes write
+	// their CPU and allocation profiles to.
+	Profile string
+	Log     io.Writer
 }
 
 func (o *Options) defaults() {
@@ -106,6 +113,16 @@ func Run(ctx context.Context, o Options) ([]Section, error) {
 			return nil, fmt.Errorf("no scenario %q: choose from %s", s, strings.Join(Names(), ", "))
 		}
 	}
+	if o.Profile != "" {
+		abs, err := filepath.Abs(o.Profile)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return nil, fmt.Errorf("profile folder: %w", err)
+		}
+		o.Profile = abs
+	}
 	var out []Section
 	for _, s := range scenarios {
 		if len(want) > 0 && !want[s.name] {
@@ -137,20 +154,61 @@ func Run(ctx context.Context, o Options) ([]Section, error) {
 // child runs lakelink with args and returns its wall time and peak resident
 // memory.
 func child(ctx context.Context, o *Options, args ...string) (time.Duration, int64, error) {
+	r, err := measure(ctx, o, args...)
+	return r.wall, r.rss, err
+}
+
+// Environment variables by which `lakelink bench` asks a lakelink child to
+// measure itself (cmd/lakelink reads them at start and writes at exit).
+const (
+	// ProfileEnv is a path prefix: the child writes PREFIX.cpu.pprof and
+	// PREFIX.allocs.pprof.
+	ProfileEnv = "LAKELINK_BENCH_PROFILE"
+	// StatsEnv is a file the child writes its store.Stats to, as JSON.
+	StatsEnv = "LAKELINK_BENCH_STATS"
+)
+
+// measured is what one lakelink child cost.
+type measured struct {
+	wall time.Duration
+	rss  int64
+	// cpu is user plus system time.
+	cpu   time.Duration
+	store store.Stats
+}
+
+// profiles numbers the children whose profiles go to Options.Profile.
+var profiles atomic.Int64
+
+// measure runs lakelink with args as a child process, with its store
+// counters and, when Options.Profile is set, its CPU and allocation
+// profiles, named after the command and a sequence number.
+func measure(ctx context.Context, o *Options, args ...string) (measured, error) {
 	cmd := exec.CommandContext(ctx, o.Binary, args...)
+	statsFile := filepath.Join(o.Dir, fmt.Sprintf(".stats-%d.json", profiles.Add(1)))
+	cmd.Env = append(os.Environ(), StatsEnv+"="+statsFile)
+	if o.Profile != "" {
+		prefix := filepath.Join(o.Profile, fmt.Sprintf("%s-%s-%d", filepath.Base(o.Dir), args[0], profiles.Load()))
+		cmd.Env = append(cmd.Env, ProfileEnv+"="+prefix)
+		fmt.Fprintf(o.Log, "profiles: %s.{cpu,allocs}.pprof\n", prefix)
+	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()
 	err := cmd.Run()
-	el := time.Since(start)
+	var r measured
+	r.wall = time.Since(start)
 	if err != nil {
-		return el, 0, fmt.Errorf("lakelink %s: %w\n%s", strings.Join(args, " "), err, tail(stderr.String(), 2000))
+		return r, fmt.Errorf("lakelink %s: %w\n%s", strings.Join(args, " "), err, tail(stderr.String(), 2000))
 	}
-	var rss int64
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss * 1024 // Linux reports KiB
+		r.rss = ru.Maxrss * 1024 // Linux reports KiB
 	}
-	return el, rss, nil
+	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	if b, rerr := os.ReadFile(statsFile); rerr == nil {
+		_ = json.Unmarshal(b, &r.store)
+	}
+	return r, nil
 }
 
 func tail(s string, n int) string {
@@ -253,6 +311,8 @@ func Write(path, command string, secs []Section) error {
 		"",
 		"Every scenario measures lakelink and its floor (the same work done the plainest way) in the same run,",
 		"on the same machine, so ratios hold even where absolute figures vary. Targets are those of DESIGN.md.",
+		"`--profile DIR` writes each lakelink child's CPU and allocation profiles (pprof) to DIR; every",
+		"child also reports its store operations, fsyncs and bytes written (store.LocalStats) in the bench log.",
 	}
 	return os.WriteFile(path, []byte(render(secs, header)), 0o644)
 }

@@ -141,10 +141,20 @@ func dataverseManyTables(ctx context.Context, o *Options) (*Section, error) {
 	if err != nil {
 		return nil, err
 	}
-	el, rss, err := child(ctx, o, "sync", "-c", p, "--once")
+	r, err := measure(ctx, o, "sync", "-c", p, "--once")
 	if err != nil {
 		return nil, err
 	}
+	el, rss := r.wall, r.rss
+	st, err := store.NewLocal(filepath.Join(o.Dir, "lake"))
+	if err != nil {
+		return nil, err
+	}
+	s, err := lake.ReadState(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.Log, "%d commits, CPU %s; store: %s\n", s.Seq, secs(r.cpu), r.store)
 	return &Section{
 		Name: fmt.Sprintf("Dataverse: initial sync of %d small tables", o.Tables),
 		What: fmt.Sprintf("`lakelink sync --once` of %d emulator tables of %d rows each (8 workers) until every table is Completed; the floor pages through every table once, one after the other, counting rows (%d).", o.Tables, o.TableRows, raw),

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -71,25 +72,51 @@ func (l *Local) temp(name string) (*os.File, error) {
 	}
 }
 
+// writeBufs recycles the 1 MiB write buffers of Create: allocating one per
+// object cost 90 % of the bytes an initial sync of 300 small tables
+// allocated, and clearing them 11 % of its CPU (issue #16).
+var writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20) }}
+
+// release returns w's buffer to writeBufs; w must not write again.
+func (w *localWriter) release() {
+	if w.buf != nil {
+		w.buf.Reset(nil)
+		writeBufs.Put(w.buf)
+		w.buf = nil
+	}
+}
+
 type localWriter struct {
 	f    *os.File
 	buf  *bufio.Writer
 	dest string
+	n    int64
 }
 
-func (w *localWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
+func (w *localWriter) Write(p []byte) (int, error) {
+	n, err := w.buf.Write(p)
+	w.n += int64(n)
+	return n, err
+}
 
 func (w *localWriter) Close() error {
-	if err := w.buf.Flush(); err != nil {
+	err := w.buf.Flush()
+	w.release()
+	if err != nil {
 		_ = w.Abort()
 		return err
 	}
-	return publish(w.f, w.dest)
+	if err := publish(w.f, w.dest); err != nil {
+		return err
+	}
+	counters.written.Add(w.n)
+	return nil
 }
 
 // publish makes the staged file f durable and renames it to dest; on
 // failure it removes f.
 func publish(f *os.File, dest string) error {
+	counters.fsyncs.Add(1)
 	if err := f.Sync(); err != nil {
 		_ = f.Close()
 		_ = os.Remove(f.Name())
@@ -107,6 +134,7 @@ func publish(f *os.File, dest string) error {
 }
 
 func (w *localWriter) Abort() error {
+	w.release()
 	_ = w.f.Close()
 	return os.Remove(w.f.Name())
 }
@@ -116,11 +144,14 @@ func (l *Local) Create(_ context.Context, name string) (Writer, error) {
 	if err := check(name); err != nil {
 		return nil, err
 	}
+	counters.creates.Add(1)
 	f, err := l.temp(name)
 	if err != nil {
 		return nil, err
 	}
-	return &localWriter{f: f, buf: bufio.NewWriterSize(f, 1<<20), dest: l.path(name)}, nil
+	buf := writeBufs.Get().(*bufio.Writer)
+	buf.Reset(f)
+	return &localWriter{f: f, buf: buf, dest: l.path(name)}, nil
 }
 
 // PutIfAbsent implements Store: the object is staged, then hard-linked to its
@@ -129,6 +160,7 @@ func (l *Local) PutIfAbsent(_ context.Context, name string, data []byte) error {
 	if err := check(name); err != nil {
 		return err
 	}
+	counters.putIfAbsents.Add(1)
 	f, err := l.temp(name)
 	if err != nil {
 		return err
@@ -139,6 +171,7 @@ func (l *Local) PutIfAbsent(_ context.Context, name string, data []byte) error {
 		f.Close()
 		return err
 	}
+	counters.fsyncs.Add(1)
 	if err := f.Sync(); err != nil {
 		f.Close()
 		return err
@@ -152,6 +185,7 @@ func (l *Local) PutIfAbsent(_ context.Context, name string, data []byte) error {
 		}
 		return err
 	}
+	counters.written.Add(int64(len(data)))
 	return syncDir(filepath.Dir(l.path(name)))
 }
 
@@ -170,6 +204,7 @@ func (l *Local) Copy(ctx context.Context, from, to string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	counters.copies.Add(1)
 	err := l.linkCopy(from, to)
 	if refused(err) {
 		err = l.byteCopy(from, to)
@@ -242,11 +277,13 @@ func (l *Local) byteCopy(from, to string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.ReadFrom(src); err != nil {
+	n, err := f.ReadFrom(src)
+	if err != nil {
 		_ = f.Close()
 		_ = os.Remove(f.Name())
 		return err
 	}
+	counters.written.Add(n)
 	return publish(f, l.path(to))
 }
 
@@ -274,6 +311,7 @@ func (l *Local) Open(_ context.Context, name string) (io.ReadCloser, error) {
 	if err := check(name); err != nil {
 		return nil, err
 	}
+	counters.opens.Add(1)
 	f, err := os.Open(l.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", name, ErrNotExist)
@@ -320,6 +358,8 @@ func (l *Local) List(_ context.Context, prefix string) ([]Object, error) {
 		return nil
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	counters.lists.Add(1)
+	counters.listed.Add(int64(len(out)))
 	return out, err
 }
 
@@ -328,6 +368,7 @@ func (l *Local) Delete(_ context.Context, name string) error {
 	if err := check(name); err != nil {
 		return err
 	}
+	counters.deletes.Add(1)
 	err := os.Remove(l.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -384,6 +425,7 @@ func (l *Local) Location(name string) string { return l.path(name) }
 // syncDir makes a directory entry durable, so that a published object
 // survives a power loss as well as a kill -9.
 func syncDir(dir string) error {
+	counters.fsyncs.Add(1)
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
