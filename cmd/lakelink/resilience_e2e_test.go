@@ -132,6 +132,11 @@ func TestPostgresOneTableFaults(t *testing.T) {
 	alive(t, cmd, errb)
 	stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
 
+	// sync --once finishes with evo paused: exit 2, it says which table.
+	if out := run(t, 2, "sync", "-c", profile, "--once"); out != "" {
+		t.Logf("sync --once: %s", out)
+	}
+
 	// Case 6: the action the reason names works.
 	run(t, 0, "sync", "-c", profile, "--reinit", "public.evo", "--once")
 	if got := queryCSV(t, profile, `SELECT c4 FROM "public.evo" WHERE id = 6`); len(got) != 1 || got[0][0] != "six" {

@@ -898,7 +898,7 @@ func (e *Engine) writeStatus(ctx context.Context, stopped bool) error {
 	return store.Put(ctx, e.st, statusObject, b)
 }
 
-// untilDone cancels the run once every table is either failed or streaming
+// untilDone cancels the run once every table is either failed, paused or streaming
 // and caught up (for --once).
 func (e *Engine) untilDone(ctx context.Context, cancel context.CancelFunc) error {
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -923,7 +923,7 @@ func (e *Engine) done() bool {
 		return false
 	}
 	for _, t := range e.tables {
-		if t.state == Failed {
+		if t.state == Failed || t.state == Paused {
 			continue
 		}
 		if !t.streaming || t.caughtUp.IsZero() {
