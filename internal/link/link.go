@@ -5,6 +5,7 @@ package link
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/lakelink/lakelink/internal/config"
 	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/lease"
 	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/source/dataverse"
 	"github.com/lakelink/lakelink/internal/source/postgres"
@@ -35,6 +37,7 @@ type Link struct {
 	Lake    *lake.Lake
 	Source  source.Source
 	Engine  *sync.Engine
+	lease   *lease.Lease
 	log     *slog.Logger
 }
 
@@ -48,8 +51,15 @@ func Open(ctx context.Context, p *config.Link, opts Options) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One writer per lake: a second sync refuses here, naming the first,
+	// before it touches the lake or the source.
+	ls, err := lease.Acquire(ctx, st, lease.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("lake %s: %w", st.Root(), err)
+	}
 	lk, err := lake.Open(ctx, st, LakeOptions(p, log))
 	if err != nil {
+		ls.Release(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("lake %s: %w", st.Root(), err)
 	}
 	eng := sync.New(sync.Config{
@@ -63,9 +73,10 @@ func Open(ctx context.Context, p *config.Link, opts Options) (*Link, error) {
 	src, err := OpenSource(ctx, p, eng, log)
 	if err != nil {
 		lk.Close()
+		ls.Release(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	return &Link{Profile: p, Store: st, Lake: lk, Source: src, Engine: eng, log: log}, nil
+	return &Link{Profile: p, Store: st, Lake: lk, Source: src, Engine: eng, lease: ls, log: log}, nil
 }
 
 // LakeOptions derives the lake's options from the profile.
@@ -154,7 +165,22 @@ func (l *Link) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go l.watch(ctx)
-	return l.Engine.Run(ctx, l.Source, l.Lake, l.Store)
+	lost := make(chan struct{})
+	go func() {
+		select {
+		case <-l.lease.Lost():
+			close(lost)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := l.Engine.Run(ctx, l.Source, l.Lake, l.Store)
+	select {
+	case <-lost:
+		return fmt.Errorf("lake %s: %w", l.Store.Root(), lease.ErrLost)
+	default:
+		return err
+	}
 }
 
 func (l *Link) watch(ctx context.Context) {
@@ -193,12 +219,10 @@ func modTime(path string) time.Time {
 	return st.ModTime()
 }
 
-// Close releases the source and the lake.
+// Close releases the source, the lake and the lake's writer lease.
 func (l *Link) Close() error {
 	serr := l.Source.Close()
 	lerr := l.Lake.Close()
-	if serr != nil {
-		return serr
-	}
-	return lerr
+	rerr := l.lease.Release(context.Background())
+	return errors.Join(serr, lerr, rerr)
 }

@@ -1,0 +1,167 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+func newStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// clock is a settable time for lease expiry.
+type clock struct{ now atomic.Int64 }
+
+func (c *clock) Now() time.Time      { return time.Unix(0, c.now.Load()) }
+func (c *clock) add(d time.Duration) { c.now.Add(int64(d)) }
+func newClock() *clock {
+	c := &clock{}
+	c.now.Store(time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+func writer(c *clock, pid int) Options {
+	return Options{TTL: time.Hour, Now: c.Now, Host: "h1", PID: pid, Alive: func(int) bool { return true }}
+}
+func release(t *testing.T, l *Lease) {
+	t.Helper()
+	if err := l.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSecondWriterRefused(t *testing.T) {
+	ctx := context.Background()
+	st, c := newStore(t), newClock()
+	first, err := Acquire(ctx, st, writer(c, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Acquire(ctx, st, writer(c, 200))
+	var held *HeldError
+	if !errors.As(err, &held) || held.Holder.PID != 100 || held.Holder.Host != "h1" {
+		t.Fatalf("second writer: %v, want a HeldError naming pid 100 on h1", err)
+	}
+	for _, want := range []string{"host h1", "pid 100", "since"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q lacks %q", err, want)
+		}
+	}
+	release(t, first)
+	second, err := Acquire(ctx, st, writer(c, 200))
+	if err != nil {
+		t.Fatalf("after the release: %v", err)
+	}
+	release(t, second)
+}
+
+func TestTakeover(t *testing.T) {
+	tests := []struct {
+		name    string
+		advance time.Duration
+		host    string
+		alive   bool
+		takes   bool
+	}{
+		{"live holder, lease current", 0, "h1", true, false},
+		{"lease expired", 2 * time.Hour, "h2", true, true},
+		{"holder on this host is dead", 0, "h1", false, true},
+		{"holder on another host looks dead here", 0, "h2", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			st, c := newStore(t), newClock()
+			first, err := Acquire(ctx, st, writer(c, 100))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer first.Release(ctx)
+			c.add(tt.advance)
+			opts := writer(c, 200)
+			opts.Host = tt.host
+			opts.Alive = func(int) bool { return tt.alive }
+			second, err := Acquire(ctx, st, opts)
+			if tt.takes != (err == nil) {
+				t.Fatalf("takes over: %v, want %v", err, tt.takes)
+			}
+			if !tt.takes {
+				return
+			}
+			defer second.Release(ctx)
+			// The first writer learns at its next renewal that it lost.
+			if err := first.renewOnce(ctx); !errors.Is(err, ErrLost) {
+				t.Fatalf("first writer's renewal: %v, want ErrLost", err)
+			}
+			if err := second.renewOnce(ctx); err != nil {
+				t.Fatalf("second writer's renewal: %v", err)
+			}
+		})
+	}
+}
+
+// TestRace: of writers starting together, exactly one holds the lease.
+func TestRace(t *testing.T) {
+	ctx := context.Background()
+	st, c := newStore(t), newClock()
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for pid := 1; pid <= 8; pid++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := Acquire(ctx, st, writer(c, pid))
+			var held *HeldError
+			switch {
+			case err == nil:
+				won.Add(1)
+				t.Cleanup(func() { l.Release(ctx) })
+			case !errors.As(err, &held):
+				t.Errorf("writer %d: %v", pid, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("%d writers hold the lease, want 1", won.Load())
+	}
+}
+
+// TestRenewalLoop: the background renewal keeps the lease and reports a
+// takeover on Lost.
+func TestRenewalLoop(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	first, err := Acquire(ctx, st, Options{TTL: 30 * time.Millisecond, Host: "h1", PID: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // several TTLs: renewals keep it
+	if _, err := Acquire(ctx, st, Options{TTL: 30 * time.Millisecond, Host: "h1", PID: 200, Alive: func(int) bool { return true }}); err == nil {
+		t.Fatal("a renewed lease was taken over")
+	}
+	// A writer on another host whose clock is far ahead takes it over.
+	later := func() time.Time { return time.Now().Add(time.Hour) }
+	second, err := Acquire(ctx, st, Options{TTL: time.Hour, Now: later, Host: "h2", PID: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Release(ctx)
+	select {
+	case <-first.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first writer did not notice the takeover")
+	}
+	release(t, first)
+}
