@@ -753,7 +753,46 @@ func (st *stream) upsert(ctx context.Context, r *rel, rw row) error {
 
 // readColumns reads the current values of the columns cols (positions in
 // r.cols) of the row with key into vals.
+//
+// A column may have been dropped since the transaction that left it out
+// (the stream runs behind the catalog): it reads as NULL, as every dropped
+// column does from its drop on, and the stream goes on. The Relation message
+// that follows the drop removes it from the description.
 func (st *stream) readColumns(ctx context.Context, r *rel, key []string, cols []int, vals []any) error {
+	err := st.readExisting(ctx, r, key, cols, vals)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42703" { // undefined_column
+		return err
+	}
+	t := r.st.t
+	names := make([]string, len(cols))
+	for j, i := range cols {
+		names[j] = r.cols[i]
+	}
+	var live []string
+	if err := st.s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(attname::text), '{}') FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attname = ANY($2)`, t.oid, names).Scan(&live); err != nil {
+		return fmt.Errorf("postgres source %s: table %s: look up columns %v: %w", st.s.where, t.name, names, err)
+	}
+	var kept []int
+	for j, i := range cols {
+		if slices.Contains(live, names[j]) {
+			kept = append(kept, i)
+		} else {
+			st.s.log.Info("an unchanged TOASTed column was dropped before the stream read it: NULL in this version", "table", t.name, "column", names[j])
+			vals[i] = nil
+		}
+	}
+	if len(kept) == len(cols) {
+		return err
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	return st.readColumns(ctx, r, key, kept, vals)
+}
+
+// readExisting is readColumns for columns that all exist.
+func (st *stream) readExisting(ctx context.Context, r *rel, key []string, cols []int, vals []any) error {
 	t := r.st.t
 	names := make([]string, len(cols))
 	var q strings.Builder

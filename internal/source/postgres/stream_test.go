@@ -297,6 +297,36 @@ func TestToastUnchanged(t *testing.T) {
 	r.stop(t)
 }
 
+// Issue #15 case 14: an update leaves a TOASTed column unchanged, then the
+// column is dropped before the stream reads the update. The column reads as
+// dropped (NULL) and the stream passes the transaction.
+func TestToastUnchangedColumnDropped(t *testing.T) {
+	c, db, dsn := newDB(t,
+		"CREATE TABLE doc (id int PRIMARY KEY, n int, body text)",
+		"ALTER TABLE doc ALTER COLUMN body SET STORAGE EXTERNAL",
+	)
+	big := "(SELECT string_agg(md5(g::text), '') FROM generate_series(1, 3200) g)"
+	c.Exec(t, db, "INSERT INTO doc VALUES (1, 0, "+big+")")
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "doc"}}})
+	col := &collector{}
+	cursors := copyAll(t, s, col, "doc")
+	c.Exec(t, db, "UPDATE doc SET n = 1 WHERE id = 1", "ALTER TABLE doc DROP COLUMN body", "INSERT INTO doc VALUES (2, 2)")
+	r := startStream(s, cursors, col)
+	waitFor(t, "the changes after the drop", func() bool {
+		select {
+		case err := <-r.done:
+			t.Fatalf("Stream: %v", err)
+		default:
+		}
+		rows := col.rows()["doc"]
+		return value(rows["1"], "n") == int64(1) && value(rows["2"], "n") == int64(2)
+	})
+	r.stop(t)
+	if v := value(col.rows()["doc"]["1"], "body"); v != nil {
+		t.Fatalf("dropped body = %.40v, want NULL", v)
+	}
+}
+
 func TestTruncateExpiresCursor(t *testing.T) {
 	c, db, dsn := newDB(t, "CREATE TABLE a (id int PRIMARY KEY)", "CREATE TABLE b (id int PRIMARY KEY)", "INSERT INTO a VALUES (1)")
 	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "a"}, {Name: "b"}}})
