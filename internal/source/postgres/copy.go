@@ -100,7 +100,9 @@ func (s *Source) ensurePublished(ctx context.Context, t *table) error {
 		for _, tc := range s.cfg.Tables {
 			ct, err := s.table(ctx, tc.Name)
 			if err != nil {
-				return err
+				// That table fails alone; it joins the publication
+				// when it is copied (ALTER PUBLICATION ... ADD TABLE).
+				continue
 			}
 			if ct.oid != t.oid {
 				tables = append(tables, ct.qualified)

@@ -207,19 +207,9 @@ func (s *Source) check(ctx context.Context) error {
 	if !repl {
 		return fmt.Errorf("%w at %s: role %s has no REPLICATION attribute; run ALTER ROLE %s REPLICATION as a superuser", ErrPrivilege, s.where, s.connCfg.User, pgx.Identifier{s.connCfg.User}.Sanitize())
 	}
-	for _, tc := range s.cfg.Tables {
-		t, err := s.table(ctx, tc.Name)
-		if err != nil {
-			return err
-		}
-		var can bool
-		if err := conn.QueryRow(ctx, `SELECT has_table_privilege($1::oid, 'SELECT')`, t.oid).Scan(&can); err != nil {
-			return fmt.Errorf("postgres source %s: table %s: check SELECT privilege: %w", s.where, tc.Name, err)
-		}
-		if !can {
-			return fmt.Errorf("%w: table %s: role %s cannot SELECT from it; run GRANT SELECT ON %s TO %s", ErrPrivilege, tc.Name, s.connCfg.User, t.qualified, pgx.Identifier{s.connCfg.User}.Sanitize())
-		}
-	}
+	// Tables are checked one by one in Describe, not here: a missing or
+	// unreadable table fails alone, at start as at run time, and never
+	// stops the link's other tables (#15 case 15).
 	return nil
 }
 
@@ -284,6 +274,13 @@ func (s *Source) Describe(ctx context.Context, name string) (*schema.Table, erro
 	t, err := s.table(ctx, name)
 	if err != nil {
 		return nil, err
+	}
+	var can bool
+	if err := s.pool.QueryRow(ctx, `SELECT has_table_privilege($1::oid, 'SELECT')`, t.oid).Scan(&can); err != nil {
+		return nil, fmt.Errorf("postgres source %s: table %s: check SELECT privilege: %w", s.where, name, err)
+	}
+	if !can {
+		return nil, fmt.Errorf("%w: table %s: role %s cannot SELECT from it; run GRANT SELECT ON %s TO %s", ErrPrivilege, name, s.connCfg.User, t.qualified, pgx.Identifier{s.connCfg.User}.Sanitize())
 	}
 	return t.desc, nil
 }
