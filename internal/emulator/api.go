@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -24,12 +23,15 @@ type prefs struct {
 	maxPageSize    int // 0: not asked
 	representation bool
 	annotations    string // the odata.include-annotations value, quoted as sent
+	// continueOnError (odata.continue-on-error) makes a $batch run every
+	// request even after one failed.
+	continueOnError bool
 }
 
 func parsePrefer(h http.Header) prefs {
 	var p prefs
 	for _, line := range h.Values("Prefer") {
-		for _, part := range strings.Split(line, ",") {
+		for _, part := range splitUnquoted(line, ',') {
 			part = strings.TrimSpace(part)
 			name, value, _ := strings.Cut(part, "=")
 			switch strings.ToLower(strings.TrimSpace(name)) {
@@ -43,10 +45,31 @@ func parsePrefer(h http.Header) prefs {
 				p.representation = strings.TrimSpace(value) == "representation"
 			case "odata.include-annotations":
 				p.annotations = strings.TrimSpace(value)
+			case "odata.continue-on-error":
+				p.continueOnError = true
 			}
 		}
 	}
 	return p
+}
+
+// splitUnquoted splits s at sep outside double quotes, so a preference
+// value such as odata.include-annotations="a,b" stays whole.
+func splitUnquoted(s string, sep byte) []string {
+	var parts []string
+	quoted, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			quoted = !quoted
+		case sep:
+			if !quoted {
+				parts = append(parts, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(parts, s[start:])
 }
 
 func (p prefs) pageSize() int {
@@ -57,7 +80,7 @@ func (p prefs) pageSize() int {
 }
 
 // annotate says which instance annotations rows carry.
-type annotate struct{ lookupName, navigation, formatted bool }
+type annotate struct{ lookupName, navigation, formatted, totalCount bool }
 
 func (p prefs) annotate() annotate {
 	a := strings.Trim(p.annotations, `"`)
@@ -77,6 +100,7 @@ func (p prefs) annotate() annotate {
 		lookupName: want("Microsoft.Dynamics.CRM.lookuplogicalname"),
 		navigation: want("Microsoft.Dynamics.CRM.associatednavigationproperty"),
 		formatted:  want("OData.Community.Display.V1.FormattedValue"),
+		totalCount: want("Microsoft.Dynamics.CRM.totalrecordcount"),
 	}
 }
 
@@ -154,10 +178,24 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request) error {
 			return errMethod(r.Method)
 		}
 		return e.globalOptionSets(w, r, key, hasKey, rest)
+	case "$batch":
+		if r.Method != http.MethodPost {
+			return errMethod(r.Method)
+		}
+		return e.batch(w, r)
 	}
 	t, ok := e.bySet[name]
-	if !ok || rest != "" {
+	if !ok {
 		return errSegment(strings.TrimSuffix(name+"/"+rest, "/"))
+	}
+	if !hasKey && rest == "$count" {
+		if r.Method != http.MethodGet {
+			return errMethod(r.Method)
+		}
+		return e.getCount(w, r, t)
+	}
+	if !hasKey && rest != "" {
+		return errSegment(rest)
 	}
 	if !hasKey {
 		switch r.Method {
@@ -171,6 +209,9 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request) error {
 	id, err := uuid.Parse(key)
 	if err != nil {
 		return errQuery("Bad Request - Error in query syntax: the key '%s' of %s is not a GUID.", key, t.SetName)
+	}
+	if rest != "" {
+		return e.propertyRequest(w, r, t, id, rest)
 	}
 	switch r.Method {
 	case http.MethodGet:
@@ -236,8 +277,9 @@ type query struct {
 	selectRaw string
 	sel       []*attribute // nil: all properties
 	filterRaw string
-	filter    []cond
-	top       int // 0: none
+	filter    filterNode // nil: every row
+	count     bool       // $count=true: answer @odata.count
+	top       int        // 0: none
 	orderby   string
 	// order is the $orderby terms; nil when rows come in key order.
 	order []orderTerm
@@ -250,8 +292,8 @@ func parseQuery(t *table, v url.Values) (*query, error) {
 	q := &query{}
 	for name := range v {
 		switch name {
-		case "$select", "$filter", "$top", "$orderby", "$skiptoken", "$deltatoken":
-		case "$expand", "$count", "$apply", "$search", "$skip", "fetchXml", "savedQuery", "userQuery":
+		case "$select", "$filter", "$top", "$orderby", "$skiptoken", "$deltatoken", "$count":
+		case "$expand", "$apply", "$search", "$skip", "fetchXml", "savedQuery", "userQuery":
 			return nil, errQuery("The query option '%s' is not supported by the lakelink emulator.", name)
 		default:
 			if strings.HasPrefix(name, "$") {
@@ -269,11 +311,18 @@ func parseQuery(t *table, v url.Values) (*query, error) {
 	}
 	if f := v.Get("$filter"); f != "" {
 		q.filterRaw = f
-		conds, err := parseFilter(t, f)
+		n, err := parseFilter(t, f)
 		if err != nil {
 			return nil, err
 		}
-		q.filter = conds
+		q.filter = n
+	}
+	switch c := v.Get("$count"); c {
+	case "", "false":
+	case "true":
+		q.count = true
+	default:
+		return nil, errQuery("'%s' is not a valid count option.", c)
 	}
 	if s := v.Get("$top"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -307,79 +356,6 @@ func parseSelect(t *table, s string) ([]*attribute, error) {
 		}
 	}
 	return sel, nil
-}
-
-// cond is one "property eq literal" term of a $filter.
-type cond struct {
-	attr *attribute
-	want []byte // stored field (JSON id only, for lookups); nil: eq null
-}
-
-func (c cond) match(fields [][]byte, version uint64) bool {
-	if c.attr.col < 0 { // versionnumber
-		return string(c.want) == strconv.FormatUint(version, 10)
-	}
-	f := fields[c.attr.col]
-	if c.attr.Kind.isLookup() && f != nil {
-		_, f = splitLookup(f)
-	}
-	if c.want == nil {
-		return f == nil
-	}
-	return bytes.Equal(f, c.want)
-}
-
-// parseFilter accepts the subset "p eq literal [and p eq literal]...".
-func parseFilter(t *table, f string) ([]cond, error) {
-	var conds []cond
-	for _, term := range strings.Split(f, " and ") {
-		prop, lit, ok := strings.Cut(strings.TrimSpace(term), " eq ")
-		if !ok {
-			return nil, errQuery("The lakelink emulator supports only $filter terms of the form 'property eq literal' joined by 'and'; got '%s'.", term)
-		}
-		prop, lit = strings.TrimSpace(prop), strings.TrimSpace(lit)
-		a, ok := t.byProp[prop]
-		if !ok {
-			return nil, errNoProperty(prop, t.entityType())
-		}
-		c := cond{attr: a}
-		if lit != "null" {
-			want, err := literalField(t, a, lit)
-			if err != nil {
-				return nil, err
-			}
-			c.want = want
-		}
-		conds = append(conds, c)
-	}
-	return conds, nil
-}
-
-func literalField(t *table, a *attribute, lit string) ([]byte, error) {
-	if a.Kind.isLookup() || a.Kind == kUniqueID {
-		id, err := uuid.Parse(strings.Trim(lit, "'"))
-		if err != nil {
-			return nil, errQuery("A binary operator with incompatible types was detected. Found operand types 'Edm.Guid' and '%s' for operator kind 'Equal'.", lit)
-		}
-		return guidField(id), nil
-	}
-	if a.Name == "versionnumber" {
-		if _, err := strconv.ParseUint(lit, 10, 64); err != nil {
-			return nil, errQuery("A binary operator with incompatible types was detected for 'versionnumber': '%s'.", lit)
-		}
-		return []byte(lit), nil
-	}
-	raw := lit
-	if strings.HasPrefix(lit, "'") && strings.HasSuffix(lit, "'") && len(lit) >= 2 {
-		raw = string(appendJSONString(nil, strings.ReplaceAll(lit[1:len(lit)-1], "''", "'")))
-	} else if a.Kind == kDateTime || a.Kind == kDateOnly {
-		raw = string(appendJSONString(nil, lit))
-	}
-	f, err := fieldFromJSON(t, a, json.RawMessage(raw))
-	if err != nil {
-		return nil, errQuery("Invalid literal '%s' for property '%s' in $filter.", lit, a.property)
-	}
-	return f, nil
 }
 
 // linkQuery builds the query string of a next or delta link, with the

@@ -217,7 +217,7 @@ func TestQueries(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"$expand=primarycontactid", "$orderby=name%20up", "$orderby=nosuch", "$filter=name%20gt%20'a'", "$top=-1", "$skip=3", "$filter=revenue%20eq%20'abc'"} {
+	for _, bad := range []string{"$expand=primarycontactid", "$orderby=name%20up", "$orderby=nosuch", "$filter=length(name)%20gt%201", "$top=-1", "$skip=3", "$filter=revenue%20eq%20'abc'"} {
 		if a := v.do(t, "GET", "accounts?"+bad, ""); a.status != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", bad, a.status)
 		}

@@ -74,6 +74,14 @@ func TestGolden(t *testing.T) {
 			before: func(v *env) { v.e.SetFaults(Faults{TokenMaxAge: 24 * time.Hour}) }},
 		{name: "error_throttled", method: "GET", path: "accounts",
 			before: func(v *env) { v.e.SetFaults(Faults{ThrottleRate: 1, RetryAfter: 1500 * time.Millisecond}) }},
+		{name: "get_property", method: "GET", path: "accounts(" + account + ")/name"},
+		{name: "get_property_value", method: "GET", path: "accounts(" + account + ")/name/$value"},
+		{name: "put_property", method: "PUT", path: "accounts(" + account + ")/revenue", body: `{"value":99.5}`},
+		{name: "count_plain", method: "GET", path: "contacts/$count"},
+		{name: "count_true", method: "GET", path: "contacts?$select=fullname&$filter=contains(fullname,'a')%20or%20statecode%20eq%201&$count=true&$top=1",
+			hdr: []string{"Prefer", `odata.include-annotations="Microsoft.Dynamics.CRM.totalrecordcount,Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"`}},
+		{name: "error_filter_function", method: "GET", path: "accounts?$filter=frobnicate(name,'a')"},
+		{name: "error_unknown_property_segment", method: "GET", path: "accounts(" + account + ")/nosuch"},
 	}
 	var next, delta string
 	for _, s := range steps {

@@ -257,7 +257,7 @@ func (e *Emulator) orderedPage(buf *bytes.Buffer, t *table, q *query, skip strin
 			if err != nil || id == nil {
 				return err
 			}
-			if !matchAll(q.filter, s.fields, version) {
+			if !q.matches(s.fields, version) {
 				continue
 			}
 			k := keyOf(q.order, s.fields, version, id)

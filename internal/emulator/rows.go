@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -132,7 +133,7 @@ func (e *Emulator) getOne(w http.ResponseWriter, r *http.Request, t *table, id u
 	p := parsePrefer(r.Header)
 	var body []byte
 	var version uint64
-	err := e.db.View(func(tx *bolt.Tx) error {
+	err := e.view(r.Context(), func(tx *bolt.Tx) error {
 		fields := make([][]byte, len(t.cols))
 		var ok bool
 		var err error
@@ -190,15 +191,24 @@ func (e *Emulator) getCollection(w http.ResponseWriter, r *http.Request, t *tabl
 	if err != nil {
 		return err
 	}
+	counts, err := e.countMembers(r.Context(), t, q, an)
+	if err != nil {
+		return err
+	}
 	buf := bytes.NewBuffer(make([]byte, 0, rows.Len()+1024))
 	buf.WriteString(`{"@odata.context":`)
 	buf.Write(appendJSONString(nil, e.base(r)+"/$metadata#"+selectContext(t, q)))
+	buf.WriteString(counts)
 	buf.WriteString(`,"value":[`)
 	buf.Write(rows.Bytes())
 	buf.WriteByte(']')
 	if next != "" {
+		count := ""
+		if q.count {
+			count = "true"
+		}
 		link := e.base(r) + "/" + t.SetName + "?" + linkQuery("$select", q.selectRaw, "$filter", q.filterRaw,
-			"$orderby", q.orderby, "$skiptoken", next)
+			"$orderby", q.orderby, "$count", count, "$skiptoken", next)
 		buf.WriteString(`,"@odata.nextLink":`)
 		buf.Write(appendJSONString(nil, link))
 	}
@@ -243,7 +253,7 @@ func (e *Emulator) keyPage(buf *bytes.Buffer, t *table, q *query, skip string, l
 				return nil
 			}
 			after = append(after[:0], k...)
-			if !matchAll(q.filter, s.fields, version) {
+			if !q.matches(s.fields, version) {
 				continue
 			}
 			if n > 0 {
@@ -264,13 +274,9 @@ func (e *Emulator) keyPage(buf *bytes.Buffer, t *table, q *query, skip string, l
 	return n, pageToken(next, rem), nil
 }
 
-func matchAll(conds []cond, fields [][]byte, version uint64) bool {
-	for _, c := range conds {
-		if !c.match(fields, version) {
-			return false
-		}
-	}
-	return true
+// matches reports whether a row passes the query's $filter.
+func (q *query) matches(fields [][]byte, version uint64) bool {
+	return q.filter == nil || q.filter.eval(rowValue{fields, version}) == triTrue
 }
 
 // A page token of a plain read names the last key served and, under $top,
@@ -466,7 +472,7 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, t *table) erro
 	var id uuid.UUID
 	var version uint64
 	var fields [][]byte
-	err = e.db.Update(func(tx *bolt.Tx) error {
+	err = e.update(r.Context(), func(tx *bolt.Tx) error {
 		if raw, ok := body[t.PrimaryID]; ok && string(raw) != "null" {
 			f, err := fieldFromJSON(t, t.byName[t.PrimaryID], raw)
 			if err != nil {
@@ -545,11 +551,25 @@ func (e *Emulator) patch(w http.ResponseWriter, r *http.Request, t *table, id uu
 	if err != nil {
 		return err
 	}
-	ifMatch, ifNoneMatch := r.Header.Get("If-Match"), r.Header.Get("If-None-Match")
+	fields, version, created, err := e.write(r.Context(), t, id, body, r.Header.Get("If-Match"), r.Header.Get("If-None-Match"))
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return e.answerWrite(w, r, t, id, fields, version, status)
+}
+
+// write applies body to id under the If-Match/If-None-Match rules of a
+// PATCH and returns the row's new fields and version, and whether it was
+// created.
+func (e *Emulator) write(ctx context.Context, t *table, id uuid.UUID, body map[string]json.RawMessage, ifMatch, ifNoneMatch string) ([][]byte, uint64, bool, error) {
 	var version uint64
 	var fields [][]byte
 	created := false
-	err = e.db.Update(func(tx *bolt.Tx) error {
+	err := e.update(ctx, func(tx *bolt.Tx) error {
 		fields = make([][]byte, len(t.cols))
 		old, exists, err := e.get(tx, t, id[:], newGen(t, e.seed, e.layout), fields)
 		if err != nil {
@@ -586,19 +606,12 @@ func (e *Emulator) patch(w http.ResponseWriter, r *http.Request, t *table, id uu
 		version, err = e.store(tx, t, id, fields)
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	return e.answerWrite(w, r, t, id, fields, version, status)
+	return fields, version, created, err
 }
 
-func (e *Emulator) remove(w http.ResponseWriter, _ *http.Request, t *table, id uuid.UUID) error {
+func (e *Emulator) remove(w http.ResponseWriter, r *http.Request, t *table, id uuid.UUID) error {
 	e.stats.writes.Add(1)
-	err := e.db.Update(func(tx *bolt.Tx) error {
+	err := e.update(r.Context(), func(tx *bolt.Tx) error {
 		if err := e.deleteRecord(tx, t, id[:]); err != nil {
 			if err == errNoRow {
 				return errNotFound(t.Name, id.String())
