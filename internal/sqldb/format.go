@@ -357,25 +357,34 @@ func (f *tableFormatter) end() error {
 	return err
 }
 
-// csvFormatter writes RFC 4180 CSV with a header line. A field is quoted
-// when it must be, and an empty string always, so that it differs from NULL.
+// csvFormatter writes RFC 4180 CSV with a header line, each line ending in
+// LF as psql --csv and duckdb -csv end theirs (a CR LF inside a value is
+// kept, quoted). A field is quoted when it must be, and an empty string
+// always, so that it differs from NULL.
 type csvFormatter struct {
 	w      *bufio.Writer
 	cols   []resultColumn
 	header bool
 }
 
-func (f *csvFormatter) row(vals []any) error {
-	if !f.header {
-		f.header = true
-		for i, c := range f.cols {
-			if i > 0 {
-				f.w.WriteByte(',')
-			}
-			writeCSVField(f.w, c.name)
-		}
-		f.w.WriteString("\r\n")
+// writeHeader names the columns once, before the first row or at the end
+// of an empty result.
+func (f *csvFormatter) writeHeader() {
+	if f.header {
+		return
 	}
+	f.header = true
+	for i, c := range f.cols {
+		if i > 0 {
+			f.w.WriteByte(',')
+		}
+		writeCSVField(f.w, c.name)
+	}
+	f.w.WriteByte('\n')
+}
+
+func (f *csvFormatter) row(vals []any) error {
+	f.writeHeader()
 	for i, v := range vals {
 		if i > 0 {
 			f.w.WriteByte(',')
@@ -384,8 +393,7 @@ func (f *csvFormatter) row(vals []any) error {
 			writeCSVField(f.w, text(v, f.cols[i].dbType))
 		}
 	}
-	_, err := f.w.WriteString("\r\n")
-	return err
+	return f.w.WriteByte('\n')
 }
 
 func writeCSVField(w *bufio.Writer, s string) {
@@ -399,17 +407,7 @@ func writeCSVField(w *bufio.Writer, s string) {
 }
 
 func (f *csvFormatter) end() error {
-	if !f.header {
-		// No rows: still name the columns.
-		f.header = true
-		for i, c := range f.cols {
-			if i > 0 {
-				f.w.WriteByte(',')
-			}
-			writeCSVField(f.w, c.name)
-		}
-		f.w.WriteString("\r\n")
-	}
+	f.writeHeader()
 	return nil
 }
 

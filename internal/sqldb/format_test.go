@@ -73,7 +73,7 @@ func TestFormatEmptyAndErrors(t *testing.T) {
 	db := l.open()
 	want := map[string]string{
 		"table": "a | b\n--+--\n(0 rows)\n",
-		"csv":   "a,b\r\n",
+		"csv":   "a,b\n",
 		"json":  "[]\n",
 		"jsonl": "",
 	}
