@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"strings"
 
@@ -14,14 +15,22 @@ func init() { commands = append(commands, newQueryCmd) }
 
 func newQueryCmd() *cobra.Command {
 	var (
-		lf     lakeFlags
-		format string
+		lf      lakeFlags
+		format  string
+		verbose bool
 	)
 	cmd := &cobra.Command{
 		Use:   `query -c link.yaml [--format table|csv|json|jsonl] "SQL"`,
 		Short: "Run SQL on the lake database: <table>, <table>_partitioned, the metadata tables, sys.*",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !verbose {
+				// Like psql and duckdb, query prints its result and its
+				// errors only: the lake database's log lines (its Parquet
+				// cache is rebuilt from the lake whenever it cannot be
+				// read) are for --verbose.
+				slog.SetDefault(slog.New(slog.DiscardHandler))
+			}
 			st, _, err := lf.open()
 			if err != nil {
 				return err
@@ -41,5 +50,6 @@ func newQueryCmd() *cobra.Command {
 	}
 	lf.register(cmd)
 	cmd.Flags().StringVar(&format, "format", "table", "output format: "+strings.Join(sqldb.Formats, ", "))
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "also print the lake database's log lines (Parquet cache) on stderr")
 	return cmd
 }
