@@ -139,20 +139,37 @@ func TestRace(t *testing.T) {
 }
 
 // TestRenewalLoop: the background renewal keeps the lease and reports a
-// takeover on Lost.
+// takeover on Lost. The clock is fake, so that no deadline depends on how
+// busy the machine is: the test waits for the renewal it needs.
 func TestRenewalLoop(t *testing.T) {
 	ctx := context.Background()
-	st := newStore(t)
-	first, err := Acquire(ctx, st, Options{TTL: 30 * time.Millisecond, Host: "h1", PID: 100})
+	st, c := newStore(t), newClock()
+	opts := writer(c, 100)
+	opts.TTL = 30 * time.Millisecond
+	first, err := Acquire(ctx, st, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // several TTLs: renewals keep it
-	if _, err := Acquire(ctx, st, Options{TTL: 30 * time.Millisecond, Host: "h1", PID: 200, Alive: func(int) bool { return true }}); err == nil {
+	c.add(time.Hour) // long past the TTL, unless the holder renews
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, h, err := newest(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Renewed.Equal(c.Now()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the holder did not renew its lease")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := Acquire(ctx, st, writer(c, 200)); err == nil {
 		t.Fatal("a renewed lease was taken over")
 	}
 	// A writer on another host whose clock is far ahead takes it over.
-	later := func() time.Time { return time.Now().Add(time.Hour) }
+	later := func() time.Time { return c.Now().Add(24 * time.Hour) }
 	second, err := Acquire(ctx, st, Options{TTL: time.Hour, Now: later, Host: "h2", PID: 300})
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +177,7 @@ func TestRenewalLoop(t *testing.T) {
 	defer second.Release(ctx)
 	select {
 	case <-first.Lost():
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("the first writer did not notice the takeover")
 	}
 	release(t, first)
