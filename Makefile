@@ -1,6 +1,7 @@
 # make test runs every test: unit, golden layout, fuzz seeds, end to end and
 # crash tests. It first installs what the tests need when it is missing
-# (scripts/test-deps.sh: Debian's postgresql, Node.js and npm); the Postgres
+# (scripts/test-deps.sh: Debian's postgresql, Node.js and npm, and the pinned npm
+# client dynamics-web-api for the emulator's client test); the Postgres
 # tests then start their own throwaway cluster from the machine's PostgreSQL
 # server binaries (internal/pgtest).
 GO ?= go

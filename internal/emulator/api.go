@@ -163,6 +163,12 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request) error {
 			return errMethod(r.Method)
 		}
 		return e.serviceDocument(w, r)
+	case "$metadata":
+		if r.Method != http.MethodGet || hasKey || rest != "" {
+			return errMethod(r.Method)
+		}
+		e.csdl(w)
+		return nil
 	case "WhoAmI":
 		if r.Method != http.MethodGet {
 			return errMethod(r.Method)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -410,5 +411,47 @@ func TestOpenErrors(t *testing.T) {
 				t.Fatalf("Open = %v, want an error saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestMetadataCSDL checks that $metadata is well-formed XML naming every
+// table's entity type (keyed by its primary id) and entity set.
+func TestMetadataCSDL(t *testing.T) {
+	v := start(t, Config{Scale: 2, Seed: 1, ExtraTables: 1})
+	a := v.do(t, "GET", "$metadata", "")
+	if a.status != http.StatusOK || a.header.Get("Content-Type") != "application/xml" {
+		t.Fatalf("GET $metadata: HTTP %d %s", a.status, a.header.Get("Content-Type"))
+	}
+	var doc struct {
+		Types []struct {
+			Name string `xml:"Name,attr"`
+			Key  struct {
+				Ref struct {
+					Name string `xml:"Name,attr"`
+				} `xml:"PropertyRef"`
+			} `xml:"Key"`
+		} `xml:"DataServices>Schema>EntityType"`
+		Sets []struct {
+			Name string `xml:"Name,attr"`
+			Type string `xml:"EntityType,attr"`
+		} `xml:"DataServices>Schema>EntityContainer>EntitySet"`
+	}
+	if err := xml.Unmarshal(a.body, &doc); err != nil {
+		t.Fatalf("$metadata is not well-formed XML: %v", err)
+	}
+	keys, sets := map[string]string{}, map[string]string{}
+	for _, et := range doc.Types {
+		keys[et.Name] = et.Key.Ref.Name
+	}
+	for _, s := range doc.Sets {
+		sets[s.Name] = s.Type
+	}
+	for _, tb := range v.e.tables {
+		if keys[tb.Name] != tb.PrimaryID {
+			t.Errorf("entity type %s: key %q, want %q", tb.Name, keys[tb.Name], tb.PrimaryID)
+		}
+		if sets[tb.SetName] != "Microsoft.Dynamics.CRM."+tb.Name {
+			t.Errorf("entity set %s: type %q", tb.SetName, sets[tb.SetName])
+		}
 	}
 }

@@ -48,6 +48,7 @@ func TestGolden(t *testing.T) {
 		{name: "global_option_sets", method: "GET", path: "GlobalOptionSetDefinitions"},
 		{name: "whoami", method: "GET", path: "WhoAmI"},
 		{name: "service_document", method: "GET", path: ""},
+		{name: "metadata_csdl", method: "GET", path: "$metadata"},
 		{name: "track_first_page", method: "GET", path: "accounts?$select=name,revenue,industrycode,donotemail,_ownerid_value,createdon,versionnumber", hdr: track},
 		{name: "track_last_page", method: "GET", path: "{next}", hdr: track},
 		{name: "update", method: "PATCH", path: "accounts(" + account + ")", body: `{"name":"Renamed, \"quoted\"\nline","revenue":1234.5,"industrycode":3}`},
