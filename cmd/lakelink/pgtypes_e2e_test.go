@@ -50,7 +50,7 @@ func TestPostgresTypesRoundTrip(t *testing.T) {
 		`UPDATE alltypes SET c_text = 'changed', c_bigint = 9223372036854775807 WHERE id = 1`)
 	run(t, 0, "sync", "-c", profile, "--once")
 
-	got := run(t, 0, "query", "-c", profile, "--format", "json", `SELECT * EXCLUDE (SinkCreatedOn, SinkModifiedOn, versionnumber) FROM "public.alltypes" ORDER BY id`)
+	got := run(t, 0, "query", "-c", profile, "--format", "json", `SELECT * EXCLUDE (SinkCreatedOn, SinkModifiedOn, versionnumber) FROM public.alltypes ORDER BY id`)
 	golden := filepath.Join("testdata", "pgtypes.golden")
 	if *update {
 		os.MkdirAll("testdata", 0o755)

@@ -89,7 +89,7 @@ func TestCacheSwitch(t *testing.T) {
 	if db.seq != seq {
 		t.Errorf("the switch needed a commit: seq %d -> %d", seq, db.seq)
 	}
-	live := db.views["account"]
+	live := db.views[sqlName{mainSchema, "account"}]
 	if !strings.Contains(live, "read_csv") || !strings.Contains(live, "changes/account/2.csv") {
 		t.Errorf("the change files must stay CSV: %s", live)
 	}
@@ -111,7 +111,7 @@ func TestCacheSwitch(t *testing.T) {
 	if err := db.refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	live = db.views["account"]
+	live = db.views[sqlName{mainSchema, "account"}]
 	if !strings.Contains(live, "read_parquet") || !strings.Contains(live, "account/2022_1_1.csv") {
 		t.Errorf("the view should read the cache and the new CSV file: %s", live)
 	}
@@ -146,7 +146,7 @@ func TestCacheStale(t *testing.T) {
 	if got := query(t, db, `SELECT name FROM account`); !slices.Equal(got, []string{"first"}) {
 		t.Fatalf("got %q", got)
 	}
-	cached := db.views["account"]
+	cached := db.views[sqlName{mainSchema, "account"}]
 
 	tests := []struct {
 		name   string
@@ -174,14 +174,14 @@ func TestCacheStale(t *testing.T) {
 			if got := query(t, db, tt.q); !slices.Equal(got, tt.want) {
 				t.Errorf("before conversion: got %q, want %q", got, tt.want)
 			}
-			if v := db.views["account"]; strings.Contains(v, "read_parquet") {
+			if v := db.views[sqlName{mainSchema, "account"}]; strings.Contains(v, "read_parquet") {
 				t.Errorf("the view reads a cache entry before the new file is converted: %s", v)
 			}
 			warm(t, db)
-			if v := db.views["account"]; v == cached || !strings.Contains(v, "read_parquet") {
+			if v := db.views[sqlName{mainSchema, "account"}]; v == cached || !strings.Contains(v, "read_parquet") {
 				t.Errorf("the view should read a new cache entry: %s", v)
 			}
-			cached = db.views["account"]
+			cached = db.views[sqlName{mainSchema, "account"}]
 			if got := query(t, db, tt.q); !slices.Equal(got, tt.want) {
 				t.Errorf("from the cache: got %q, want %q", got, tt.want)
 			}

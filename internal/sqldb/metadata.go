@@ -245,6 +245,12 @@ func (db *DB) refreshMeta(ctx context.Context, tx *sql.Tx, prints map[string]str
 func (db *DB) refreshCatalog(ctx context.Context, tx *sql.Tx, st *lake.State, objects map[string]object, nextID *int) (string, error) {
 	ext := externals(st)
 	rows := make([][]any, 0, len(ext))
+	listed := make(map[string]bool, len(ext))
+	for _, e := range ext {
+		listed[e.name] = true
+	}
+	// A removed table's identity goes with it.
+	maps.DeleteFunc(objects, func(name string, _ object) bool { return !listed[name] })
 	for _, e := range ext {
 		o, ok := objects[e.name]
 		if !ok {

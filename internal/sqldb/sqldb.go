@@ -3,7 +3,8 @@
 // database has (reference section 6).
 //
 // Every lake table appears as two views, <table> (current data) and
-// <table>_partitioned (the newest snapshot), next to the five choice
+// <table>_partitioned (the newest snapshot; a PostgreSQL table schema.table
+// is a view in that schema, names.go), next to the five choice
 // metadata tables and the sys.external_* catalog. Views read only files a
 // committed State names, and writers never change a named file, so a query
 // never sees a half-written file or half a commit. The views are rebuilt,
@@ -49,11 +50,12 @@ type DB struct {
 	mu      sync.Mutex
 	loaded  bool
 	seq     int64
-	gen     int64             // the cache generation the views were planned with
-	views   map[string]string // view name -> its SQL
-	meta    map[string]string // table -> fingerprint of its metadata rows
-	catalog string            // fingerprint of sys.external_tables and sys.external_data_sources
-	objects map[string]object // sys.external_tables identity, stable across refreshes
+	gen     int64              // the cache generation the views were planned with
+	views   map[sqlName]string // view -> its SQL
+	schemas map[string]bool    // schemas the views made (never main or sys)
+	meta    map[string]string  // table -> fingerprint of its metadata rows
+	catalog string             // fingerprint of sys.external_tables and sys.external_data_sources
+	objects map[string]object  // sys.external_tables identity, stable across refreshes
 	nextID  int
 }
 
@@ -135,7 +137,8 @@ func open(ctx context.Context, st store.Store, load func(context.Context) (*lake
 		load:      load,
 		connector: connector,
 		sql:       sql.OpenDB(connector),
-		views:     map[string]string{},
+		views:     map[sqlName]string{},
+		schemas:   map[string]bool{},
 		meta:      map[string]string{},
 		objects:   map[string]object{},
 		nextID:    1000,
@@ -296,10 +299,11 @@ func (db *DB) refresh(ctx context.Context) error {
 // apply replaces the catalog's views, metadata and sys catalog with those
 // of state, planned with the cache at generation gen. db.mu is held.
 func (db *DB) apply(ctx context.Context, state *lake.State, gen int64) error {
-	views, live, err := db.plan(state)
+	defs, err := viewNames(state)
 	if err != nil {
 		return err
 	}
+	views, live := db.plan(defs)
 	meta, metaRows := plannedMeta(state)
 
 	tx, err := db.sql.BeginTx(ctx, nil)
@@ -311,26 +315,51 @@ func (db *DB) apply(ctx context.Context, state *lake.State, gen int64) error {
 	nextID := db.nextID
 	for name := range db.views {
 		if _, ok := views[name]; !ok {
-			if _, err := tx.ExecContext(ctx, "DROP VIEW IF EXISTS "+quoteIdent(name)); err != nil {
-				return fmt.Errorf("drop the view of removed table %s: %w", name, err)
+			if _, err := tx.ExecContext(ctx, "DROP VIEW IF EXISTS "+name.sql()); err != nil {
+				return fmt.Errorf("drop the view %s of a removed table: %w", name, err)
 			}
-			delete(objects, name)
+		}
+	}
+	schemas := map[string]bool{}
+	for name := range views {
+		if name.schema != mainSchema {
+			schemas[name.schema] = true
+		}
+	}
+	for schema := range schemas {
+		if !db.schemas[schema] {
+			if _, err := tx.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+quoteIdent(schema)); err != nil {
+				return fmt.Errorf("create the schema %s at commit %d: %w", schema, state.Seq, err)
+			}
 		}
 	}
 	for name, body := range views {
 		if db.views[name] == body {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+quoteIdent(name)+" AS "+body); err != nil {
+		if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+name.sql()+" AS "+body); err != nil {
 			return fmt.Errorf("create the view %s at commit %d: %w", name, state.Seq, err)
 		}
-		o, ok := objects[name]
+		if defs[name].alias {
+			continue
+		}
+		ext := defs[name].external()
+		o, ok := objects[ext]
 		if !ok {
 			o = object{id: nextID, created: state.Committed}
 			nextID++
 		}
 		o.modified = state.Committed
-		objects[name] = o
+		objects[ext] = o
+	}
+	for schema := range db.schemas {
+		if !schemas[schema] {
+			// Only lakelink's views live there (a query's own objects are
+			// temporary); RESTRICT keeps anything else.
+			if _, err := tx.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+quoteIdent(schema)); err != nil {
+				return fmt.Errorf("drop the schema %s of removed tables: %w", schema, err)
+			}
+		}
 	}
 	if err := db.refreshMeta(ctx, tx, meta, metaRows); err != nil {
 		return err
@@ -346,47 +375,29 @@ func (db *DB) apply(ctx context.Context, state *lake.State, gen int64) error {
 		db.cache.setLive(live)
 	}
 	db.gen = gen
-	db.loaded, db.seq, db.views, db.meta, db.catalog, db.objects, db.nextID = true, state.Seq, views, meta, catalog, objects, nextID
+	db.loaded, db.seq, db.views, db.schemas, db.meta, db.catalog, db.objects, db.nextID = true, state.Seq, views, schemas, meta, catalog, objects, nextID
 	return nil
 }
 
-// plan returns the SQL of every view the state needs and the keys of the
-// cache entries of the files they read.
-func (db *DB) plan(state *lake.State) (map[string]string, map[string]bool, error) {
+// plan returns the SQL of the views defs and the keys of the cache entries
+// of the files they read.
+func (db *DB) plan(defs map[sqlName]viewDef) (map[sqlName]string, map[string]bool) {
 	live := map[string]bool{}
-	views := make(map[string]string, 2*len(state.Tables))
-	owner := map[string]string{} // lower-case SQL name -> lake table
-	for _, m := range metaTables {
-		owner[strings.ToLower(m.name)] = m.name
-	}
-	claim := func(name, table string) error {
-		key := strings.ToLower(name)
-		if other, ok := owner[key]; ok {
-			return &NameConflictError{Name: name, Table: table, Other: other}
-		}
-		owner[key] = table
-		return nil
-	}
-	for _, t := range sortedTables(state) {
-		if len(t.Columns) == 0 {
-			// No layout yet: nothing to show, not even types.
+	views := make(map[sqlName]string, len(defs))
+	for name, d := range defs {
+		t := d.table
+		cols := columns(t.Columns)
+		if d.partitioned {
+			views[name] = plainView(cols, db.files(newestSnapshot(t), cols, live))
 			continue
 		}
-		if err := claim(t.Name, t.Name); err != nil {
-			return nil, nil, err
-		}
-		if err := claim(t.Name+partitionedSuffix, t.Name); err != nil {
-			return nil, nil, err
-		}
-		cols := columns(t.Columns)
 		changes := make([]string, len(t.Changes))
 		for i, f := range t.Changes {
 			changes[i] = db.st.Location(f.Path)
 		}
-		views[t.Name] = liveView(t, cols, db.files(t.Files, cols, live), changes)
-		views[t.Name+partitionedSuffix] = plainView(cols, db.files(newestSnapshot(t), cols, live))
+		views[name] = liveView(t, cols, db.files(t.Files, cols, live), changes)
 	}
-	return views, live, nil
+	return views, live
 }
 
 // files resolves lake files to what a view reads: a file's cache entry when

@@ -55,9 +55,9 @@ func TestRefreshFollowsSeq(t *testing.T) {
 		}
 	}
 	// An unchanged Seq rebuilds nothing.
-	before := db.views["account"]
+	before := db.views[sqlName{mainSchema, "account"}]
 	query(t, db, `SELECT 1`)
-	if db.views["account"] != before || db.seq != l.state.Seq {
+	if db.views[sqlName{mainSchema, "account"}] != before || db.seq != l.state.Seq {
 		t.Error("views changed without a new commit")
 	}
 }

@@ -80,7 +80,7 @@ func testTypes(t *testing.T, open func(*testLake) *DB) {
 	db := open(l)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if view := db.views[fmt.Sprintf("t%d", i)]; db.cache != nil && !strings.Contains(view, "read_parquet") {
+			if view := db.views[sqlName{mainSchema, fmt.Sprintf("t%d", i)}]; db.cache != nil && !strings.Contains(view, "read_parquet") {
 				t.Errorf("the view does not read the cache: %.300s", view)
 			}
 			got := query(t, db, fmt.Sprintf(`SELECT typeof(v), v, SinkCreatedOn, SinkModifiedOn FROM t%d`, i))
@@ -180,8 +180,8 @@ func FuzzStringField(f *testing.F) {
 		tab.Files = []lake.File{{Path: name}}
 		l.commit(tab)
 		warm(t, cached)
-		if !strings.Contains(cached.views["fuzz"], "read_parquet") {
-			t.Fatalf("the view does not read the cache: %s", cached.views["fuzz"])
+		if !strings.Contains(cached.views[sqlName{mainSchema, "fuzz"}], "read_parquet") {
+			t.Fatalf("the view does not read the cache: %s", cached.views[sqlName{mainSchema, "fuzz"}])
 		}
 		for _, db := range []*DB{db, cached} {
 			rows, err := db.Query(t.Context(), `SELECT name, versionnumber FROM fuzz`)
