@@ -73,12 +73,17 @@ type authorizer interface {
 	header(ctx context.Context) (string, error)
 }
 
+// defaultBackoff is the wait between attempts that got no Retry-After (a
+// refused or broken connection, 5xx). The cap is short so that a link
+// notices within seconds that an environment is back (a 30 s cap took
+// 20 s or more after a one-minute outage); the load while it is down
+// stays bounded by the link's request budget, which retries take from.
 func defaultBackoff() backoff.BackOff {
 	return &backoff.ExponentialBackOff{
 		InitialInterval:     250 * time.Millisecond,
 		RandomizationFactor: 0.5,
 		Multiplier:          2,
-		MaxInterval:         30 * time.Second,
+		MaxInterval:         5 * time.Second,
 	}
 }
 
