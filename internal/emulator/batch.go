@@ -296,7 +296,8 @@ func (e *Emulator) runInner(outer *http.Request, ctx context.Context, in *innerR
 }
 
 // resolveRefs replaces "$<Content-ID>" at the start of the target and in
-// @odata.bind values of the body by the entity URLs they stand for.
+// @odata.bind values (and the @odata.id of a $ref body) by the entity
+// URLs they stand for.
 func resolveRefs(in *innerRequest, refs map[string]string) (string, []byte, error) {
 	lookup := func(ref string) (string, error) {
 		loc, ok := refs[ref]
@@ -327,7 +328,7 @@ func resolveRefs(in *innerRequest, refs map[string]string) (string, []byte, erro
 	}
 	for k, raw := range obj {
 		var s string
-		if !strings.HasSuffix(k, "@odata.bind") || json.Unmarshal(raw, &s) != nil || !strings.HasPrefix(s, "$") {
+		if !(strings.HasSuffix(k, "@odata.bind") || k == "@odata.id") || json.Unmarshal(raw, &s) != nil || !strings.HasPrefix(s, "$") {
 			continue
 		}
 		loc, err := lookup(s)

@@ -119,6 +119,9 @@ func (e *Emulator) propertyRequest(w http.ResponseWriter, r *http.Request, t *ta
 	prop, tail, _ := strings.Cut(rest, "/")
 	a, ok := t.byProp[prop]
 	if !ok {
+		if np, nav := t.navs[prop]; nav && tail == "$ref" {
+			return e.navRef(w, r, t, id, prop, np)
+		}
 		if _, nav := t.navs[prop]; nav {
 			return errQuery("The lakelink emulator does not serve navigation property '%s' of %s; read the lookup property _%s_value.", prop, t.SetName, t.navs[prop].attr.Name)
 		}
@@ -204,6 +207,77 @@ func (e *Emulator) setProperty(w http.ResponseWriter, r *http.Request, t *table,
 		return errQuery("The lookup property '%s' cannot be set on its own; PATCH the record with \"%s@odata.bind\".", a.property, a.Name)
 	}
 	if _, _, _, err := e.write(r.Context(), t, id, map[string]json.RawMessage{a.Name: v}, "*", ""); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// navRef serves <set>(<id>)/<nav>/$ref for a single-valued navigation
+// property (a lookup): GET answers the referenced record's URL as
+// {"@odata.context":".../$metadata#$ref","@odata.id":".../contacts(<id>)"}
+// (204 when the lookup is empty or, for one target of a polymorphic
+// lookup, refers to another table), PUT {"@odata.id":"<url>"} sets the
+// lookup (associate) and DELETE empties it (disassociate), each exactly as
+// a PATCH with "<nav>@odata.bind" would, answering 204.
+func (e *Emulator) navRef(w http.ResponseWriter, r *http.Request, t *table, id uuid.UUID, nav string, np navProp) error {
+	if len(r.URL.Query()) > 0 {
+		return errQuery("The lakelink emulator supports no query options on a $ref.")
+	}
+	switch r.Method {
+	case http.MethodGet:
+		e.stats.reads.Add(1)
+		var f []byte
+		err := e.view(r.Context(), func(tx *bolt.Tx) error {
+			fields := make([][]byte, len(t.cols))
+			_, ok, err := e.get(tx, t, id[:], newGen(t, e.seed, e.layout), fields)
+			if err != nil || !ok {
+				if err == nil {
+					err = errNotFound(t.Name, id.String())
+				}
+				return err
+			}
+			f = bytes.Clone(fields[np.attr.col])
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		target, ref := splitLookup(f)
+		var refID string
+		if f == nil || target != np.target || json.Unmarshal(ref, &refID) != nil {
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		body, err := json.Marshal(map[string]string{
+			"@odata.context": e.base(r) + "/$metadata#$ref",
+			"@odata.id":      e.base(r) + "/" + e.byName[target].SetName + "(" + refID + ")",
+		})
+		if err != nil {
+			return err
+		}
+		e.stats.rows.Add(1)
+		writeBody(w, http.StatusOK, body)
+		return nil
+	case http.MethodPut:
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		ref, ok := body["@odata.id"]
+		if !ok || len(body) != 1 {
+			return &apiError{http.StatusBadRequest, codeInvalidArgument, `The body of a PUT to a $ref must be {"@odata.id": "<URL of the record>"}.`}
+		}
+		return e.setNav(w, r, t, id, nav, ref)
+	case http.MethodDelete:
+		return e.setNav(w, r, t, id, nav, json.RawMessage("null"))
+	}
+	return errMethod(r.Method)
+}
+
+func (e *Emulator) setNav(w http.ResponseWriter, r *http.Request, t *table, id uuid.UUID, nav string, ref json.RawMessage) error {
+	e.stats.writes.Add(1)
+	if _, _, _, err := e.write(r.Context(), t, id, map[string]json.RawMessage{nav + "@odata.bind": ref}, "*", ""); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -68,3 +68,41 @@ func TestCountCapped(t *testing.T) {
 		t.Errorf("second page: %s", b.body)
 	}
 }
+
+// TestNavigationRef covers single-valued $ref: associate with PUT, read
+// with GET, disassociate with DELETE, and the errors.
+func TestNavigationRef(t *testing.T) {
+	v := start(t, Config{Scale: 3, Seed: 2})
+	account := seqID(v.e.layout["account"].Base, 0).String()
+	contact := seqID(v.e.layout["contact"].Base, 1).String()
+	ref := "accounts(" + account + ")/primarycontactid/$ref"
+	if a := v.do(t, "PUT", ref, `{"@odata.id":"`+v.api+`contacts(`+contact+`)"}`); a.status != http.StatusNoContent {
+		t.Fatalf("PUT $ref: HTTP %d %s", a.status, a.body)
+	}
+	a := v.do(t, "GET", ref, "")
+	want := `{"@odata.context":"` + v.srv.URL + `/api/data/v9.2/$metadata#$ref","@odata.id":"` + v.srv.URL + `/api/data/v9.2/contacts(` + contact + `)"}`
+	if a.status != http.StatusOK || string(a.body) != want {
+		t.Fatalf("GET $ref: HTTP %d %s, want %s", a.status, a.body, want)
+	}
+	if a := v.do(t, "GET", "accounts("+account+")/_primarycontactid_value", ""); !strings.Contains(string(a.body), contact) {
+		t.Fatalf("the lookup was not set: %s", a.body)
+	}
+	if a := v.do(t, "DELETE", ref, ""); a.status != http.StatusNoContent {
+		t.Fatalf("DELETE $ref: HTTP %d %s", a.status, a.body)
+	}
+	if a := v.do(t, "GET", ref, ""); a.status != http.StatusNoContent {
+		t.Fatalf("GET $ref of an empty lookup: HTTP %d %s", a.status, a.body)
+	}
+	for _, c := range []struct{ method, path, body, code string }{
+		{"PUT", ref, `{"@odata.id":"` + v.api + `contacts(00000000-0000-0000-0000-000000000009)"}`, codeObjectDoesNotExist},
+		{"PUT", ref, `{"@odata.id":"` + v.api + `accounts(` + account + `)"}`, codeInvalidArgument},
+		{"PUT", ref, `{"value":1}`, codeInvalidArgument},
+		{"PUT", "accounts(00000000-0000-0000-0000-000000000009)/primarycontactid/$ref", `{"@odata.id":"` + v.api + `contacts(` + contact + `)"}`, codeObjectDoesNotExist},
+		{"GET", "accounts(" + account + ")/primarycontactid", "", codeQueryBuilder},
+	} {
+		a := v.do(t, c.method, c.path, c.body)
+		if !strings.Contains(string(a.body), c.code) {
+			t.Errorf("%s %s %s: HTTP %d %s, want code %s", c.method, c.path, c.body, a.status, a.body, c.code)
+		}
+	}
+}

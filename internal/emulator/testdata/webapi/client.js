@@ -126,6 +126,16 @@ async function main() {
 	});
 	await call("retrieve.lookup", async () =>
 		pick(await api.retrieve({ collection: "contacts", key: contact, select: ["fullname", "_parentcustomerid_value"] }), "fullname", "_parentcustomerid_value"));
+	await call("associateSingleValued", async () => {
+		await api.associateSingleValued({ collection: "accounts", primaryKey: alpha, navigationProperty: "primarycontactid", relatedCollection: "contacts", relatedKey: contact });
+		const ref = await api.retrieve({ collection: "accounts", key: alpha, select: ["primarycontactid/$ref"] });
+		const row = await api.retrieve({ collection: "accounts", key: alpha, select: ["_primarycontactid_value"] });
+		return { ref: pick(ref, "id", "collection"), lookupSet: row._primarycontactid_value === contact };
+	});
+	await call("disassociateSingleValued", async () => {
+		await api.disassociateSingleValued({ collection: "accounts", primaryKey: alpha, navigationProperty: "primarycontactid" });
+		return (await api.retrieve({ collection: "accounts", key: alpha, select: ["_primarycontactid_value"] }))._primarycontactid_value;
+	});
 	await call("retrieve.property", async () => {
 		const r = await api.retrieve({ collection: "accounts", key: alpha, property: "name" });
 		return r.value;
@@ -230,6 +240,14 @@ async function main() {
 		const parent = await api.retrieve({ collection: "accounts", key: parentID, select: ["name", "telephone1"] });
 		const child = await api.retrieve({ collection: "contacts", key: responses[1], select: ["fullname", "_parentcustomerid_value"] });
 		return { responses: responses.length, parent: pick(parent, "name", "telephone1"), childParentOK: child._parentcustomerid_value === parentID };
+	});
+	await call("batch.associate", async () => {
+		api.startBatch();
+		api.create({ collection: "contacts", contentId: "1", data: { lastname: "Primary", fullname: "Batch Primary" } });
+		api.associateSingleValued({ collection: "accounts", primaryKey: alpha, navigationProperty: "primarycontactid", relatedKey: "$1" });
+		const [created] = await api.executeBatch();
+		const row = await api.retrieve({ collection: "accounts", key: alpha, select: ["_primarycontactid_value"] });
+		return { lookupSet: row._primarycontactid_value === created };
 	});
 	await call("batch.reads", async () => {
 		api.startBatch();
