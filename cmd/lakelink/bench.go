@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -82,6 +84,22 @@ func startProfile() func() {
 			fmt.Fprintf(os.Stderr, "lakelink: no CPU profile at %s.cpu.pprof: %v\n", prefix, err)
 		}
 	}
+	writeStats := func() {
+		if b, err := json.Marshal(store.LocalStats()); err == nil {
+			_ = os.WriteFile(statsFile, b, 0o644)
+		}
+	}
+	if statsFile != "" {
+		// The steady-state bench reads a running sync's counters between
+		// its phases.
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go func() {
+			for range usr1 {
+				writeStats()
+			}
+		}()
+	}
 	return func() {
 		if cpu != nil {
 			pprof.StopCPUProfile()
@@ -94,9 +112,7 @@ func startProfile() func() {
 			}
 		}
 		if statsFile != "" {
-			if b, err := json.Marshal(store.LocalStats()); err == nil {
-				_ = os.WriteFile(statsFile, b, 0o644)
-			}
+			writeStats()
 		}
 	}
 }

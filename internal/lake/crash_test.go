@@ -101,7 +101,7 @@ func TestMain(m *testing.M) {
 	if dir == "" {
 		os.Exit(m.Run())
 	}
-	checkpointEvery, keepCommits = 7, 10
+	checkpointEvery, checkpointMost, keepCommits = 7, 7, 10
 	if err := crashWriter(dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

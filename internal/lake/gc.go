@@ -148,7 +148,8 @@ func (l *Lake) commitSwap(ctx context.Context, build func(cur *State, now time.T
 		return err
 	}
 	rec.Seq, rec.Committed, rec.Link = cur.Seq+1, now, l.opts.Link
-	if err := writeRecord(ctx, l.st, cur, rec); err != nil {
+	size, err := writeRecord(ctx, l.st, cur, rec)
+	if err != nil {
 		if errors.Is(err, errUncertain) {
 			l.reload = true
 		}
@@ -156,7 +157,7 @@ func (l *Lake) commitSwap(ctx context.Context, build func(cur *State, now time.T
 	}
 	next := cur.apply(rec)
 	l.state.Store(next)
-	l.afterCommit(ctx, next, rec)
+	l.afterCommit(ctx, next, rec, size)
 	return nil
 }
 

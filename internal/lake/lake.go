@@ -165,8 +165,10 @@ type Lake struct {
 	// reload is set when a commit record write ended uncertain; guarded
 	// by mu.
 	reload bool
-	// lastCheckpoint is the seq of the newest checkpoint, guarded by mu.
-	lastCheckpoint int64
+	// lastCheckpoint is the seq of the newest checkpoint, checkpointBytes
+	// its size and logBytes the size of the records after it, guarded by
+	// mu (see checkpointDue).
+	lastCheckpoint, checkpointBytes, logBytes int64
 	closed         atomic.Bool
 }
 
@@ -200,8 +202,17 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Lake, error) {
 		return nil, fmt.Errorf("listing %s: %w", checkpointDir, err)
 	}
 	for _, o := range cps {
-		if seq, ok := parseSeq(checkpointDir, o.Name); ok && seq <= s.Seq {
-			l.lastCheckpoint = max(l.lastCheckpoint, seq)
+		if seq, ok := parseSeq(checkpointDir, o.Name); ok && seq <= s.Seq && seq >= l.lastCheckpoint {
+			l.lastCheckpoint, l.checkpointBytes = seq, o.Size
+		}
+	}
+	logs, err := st.List(ctx, logDir)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", logDir, err)
+	}
+	for _, o := range logs {
+		if seq, ok := parseSeq(logDir, o.Name); ok && seq > l.lastCheckpoint {
+			l.logBytes += o.Size
 		}
 	}
 	if err := l.removeOrphans(ctx, s); err != nil {
@@ -283,7 +294,8 @@ func (l *Lake) Commit(ctx context.Context, tx Tx) (*State, error) {
 		rec.Tables[ttx.Name] = ts
 	}
 	rec.Garbage = appendGarbage(base.Garbage, w.garbage, now)
-	if err := writeRecord(ctx, l.st, base, rec); err != nil {
+	size, err := writeRecord(ctx, l.st, base, rec)
+	if err != nil {
 		if errors.Is(err, errUncertain) {
 			// Learn at once whether the record landed, so that State
 			// tells the caller which cursor to resume from; if the
@@ -298,7 +310,7 @@ func (l *Lake) Commit(ctx context.Context, tx Tx) (*State, error) {
 	}
 	next := base.apply(rec)
 	l.state.Store(next)
-	l.afterCommit(ctx, next, rec)
+	l.afterCommit(ctx, next, rec, size)
 	return next, nil
 }
 
@@ -328,15 +340,19 @@ func appendGarbage(old []Garbage, paths []string, now time.Time) []Garbage {
 	return out
 }
 
-// afterCommit does the work a commit triggers but does not depend on: a
-// checkpoint when due (its failure does not undo the commit; the next
-// commit retries it), and marking the derived files for Maintain.
-func (l *Lake) afterCommit(ctx context.Context, s *State, rec *record) {
-	if s.Seq-l.lastCheckpoint >= checkpointEvery {
-		if err := writeCheckpoint(ctx, l.st, s); err != nil {
+// afterCommit does the work a commit of a record of size bytes triggers but
+// does not depend on: a checkpoint when due (its failure does not undo the
+// commit; the next commit retries it), and marking the derived files for
+// Maintain. Called with mu held.
+func (l *Lake) afterCommit(ctx context.Context, s *State, rec *record, size int64) {
+	l.logBytes += size
+	if checkpointDue(s.Seq-l.lastCheckpoint, l.logBytes, l.checkpointBytes) {
+		size, err := writeCheckpoint(ctx, l.st, s)
+		if size > 0 {
+			l.lastCheckpoint, l.checkpointBytes, l.logBytes = s.Seq, size, 0
+		}
+		if err != nil {
 			l.log.Warn("lake: checkpoint failed; the next commit retries it", "seq", s.Seq, "err", err)
-		} else {
-			l.lastCheckpoint = s.Seq
 		}
 	}
 	l.markDerived(rec)

@@ -174,9 +174,55 @@ func TestConflict(t *testing.T) {
 	}
 }
 
+// TestCheckpointsFollowTheLog checks that checkpoints of a lake of many
+// tables cost no more bytes than the records of commits that touch one
+// table each: a one-row commit's cost does not grow with the table count.
+func TestCheckpointsFollowTheLog(t *testing.T) {
+	defer func(e, m, k int64) { checkpointEvery, checkpointMost, keepCommits = e, m, k }(checkpointEvery, checkpointMost, keepCommits)
+	checkpointEvery, checkpointMost, keepCommits = 5, 1000, 100000
+	st := newStore(t)
+	c := newClock()
+	l := openLake(t, st, c)
+	var tx Tx
+	for i := range 200 {
+		s := accountSchema()
+		s.Name = fmt.Sprintf("t%03d", i)
+		tx.Tables = append(tx.Tables, TableTx{Name: s.Name, Define: define(s, TableOptions{}), Phase: Completed})
+	}
+	mustCommit(t, l, tx)
+	for i := range 300 {
+		c.add(time.Second)
+		ch := account(i, 1, "n", t0)
+		ch.Table = "t007"
+		mustCommit(t, l, Tx{Tables: []TableTx{{Name: "t007", Changes: []source.Change{ch}}}})
+	}
+	sum := func(dir string) (total, largest int64, n int) {
+		objs, err := st.List(ctxT(t), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			total, largest, n = total+o.Size, max(largest, o.Size), n+1
+		}
+		return
+	}
+	cp, cpMax, cps := sum(checkpointDir)
+	logs, _, _ := sum(logDir)
+	if cps == 0 || cp > logs+cpMax {
+		t.Fatalf("%d checkpoints of %d bytes for %d bytes of commit records: checkpoints must cost at most the log plus one", cps, cp, logs)
+	}
+	read, err := ReadState(ctxT(t), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stateJSON(t, read) != stateJSON(t, l.State()) {
+		t.Fatal("ReadState after checkpoints differs from the writer's state")
+	}
+}
+
 func TestCheckpointsAndPruning(t *testing.T) {
-	defer func(e, k int64) { checkpointEvery, keepCommits = e, k }(checkpointEvery, keepCommits)
-	checkpointEvery, keepCommits = 3, 4
+	defer func(e, m, k int64) { checkpointEvery, checkpointMost, keepCommits = e, m, k }(checkpointEvery, checkpointMost, keepCommits)
+	checkpointEvery, checkpointMost, keepCommits = 3, 3, 4
 	st := newStore(t)
 	c := newClock()
 	l := openLake(t, st, c)
@@ -281,8 +327,8 @@ func countData(objs []store.Object) int {
 }
 
 func TestReader(t *testing.T) {
-	defer func(e, k int64) { checkpointEvery, keepCommits = e, k }(checkpointEvery, keepCommits)
-	checkpointEvery, keepCommits = 3, 4
+	defer func(e, m, k int64) { checkpointEvery, checkpointMost, keepCommits = e, m, k }(checkpointEvery, checkpointMost, keepCommits)
+	checkpointEvery, checkpointMost, keepCommits = 3, 3, 4
 	st := newStore(t)
 	c := newClock()
 	l := openLake(t, st, c)

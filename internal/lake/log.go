@@ -22,13 +22,28 @@ const (
 	readStateTries = 5
 )
 
-// checkpointEvery is how many commits a checkpoint may lag; checkpoints and
-// log records older than keepCommits before the newest checkpoint are
-// deleted. Variables so that tests exercise them with small numbers.
+// A checkpoint holds every table, a commit record only the tables it
+// touched, so checkpointing every k commits would make a one-row commit
+// cost grow with the number of tables (#16). Instead a checkpoint is due
+// once the records written since the last one are at least as large as it
+// (so checkpoints never cost more bytes than the log itself, and ReadState
+// replays at most one checkpoint's worth of records), but never before
+// checkpointEvery commits and always by checkpointMost (which bounds the
+// records ReadState reads one by one). Checkpoints and log records older
+// than keepCommits before the newest checkpoint are deleted. Variables so
+// that tests exercise them with small numbers.
 var (
 	checkpointEvery int64 = 100
+	checkpointMost  int64 = 2000
 	keepCommits     int64 = 200
 )
+
+// checkpointDue reports whether a checkpoint is due after commits records
+// of logBytes since the last checkpoint, which was lastBytes large (0 when
+// there is none).
+func checkpointDue(commits, logBytes, lastBytes int64) bool {
+	return commits >= checkpointEvery && (logBytes >= lastBytes || commits >= checkpointMost)
+}
 
 // ConflictError reports that another writer committed the sequence number
 // this writer tried to commit: two lakelink syncs write the same lake.
@@ -179,9 +194,9 @@ func readRecord(ctx context.Context, st store.Store, name string) (*record, erro
 	return rec, nil
 }
 
-// writeRecord publishes a commit record, exclusively. base is the state the
-// record applies to.
-func writeRecord(ctx context.Context, st store.Store, base *State, rec *record) error {
+// writeRecord publishes a commit record, exclusively, and returns its size.
+// base is the state the record applies to.
+func writeRecord(ctx context.Context, st store.Store, base *State, rec *record) (int64, error) {
 	wire := *rec
 	wire.Tables = make(map[string]*TableState, len(rec.Tables))
 	for k, v := range rec.Tables {
@@ -194,42 +209,43 @@ func writeRecord(ctx context.Context, st store.Store, base *State, rec *record) 
 	}
 	data, err := json.Marshal(&wire)
 	if err != nil {
-		return fmt.Errorf("encoding commit %d: %w", rec.Seq, err)
+		return 0, fmt.Errorf("encoding commit %d: %w", rec.Seq, err)
 	}
 	if err := st.PutIfAbsent(ctx, logName(rec.Seq), data); err != nil {
 		if errors.Is(err, store.ErrExist) {
-			return &ConflictError{Seq: rec.Seq}
+			return 0, &ConflictError{Seq: rec.Seq}
 		}
-		return fmt.Errorf("writing commit record %s: %w (%w)", logName(rec.Seq), err, errUncertain)
+		return 0, fmt.Errorf("writing commit record %s: %w (%w)", logName(rec.Seq), err, errUncertain)
 	}
-	return nil
+	return int64(len(data)), nil
 }
 
-// writeCheckpoint publishes the full state s and prunes records and
-// checkpoints more than keepCommits older than it. A reader racing the
-// pruning restarts (ReadState), and it needs to be keepCommits commits
-// behind for that to happen at all.
-func writeCheckpoint(ctx context.Context, st store.Store, s *State) error {
+// writeCheckpoint publishes the full state s, prunes records and
+// checkpoints more than keepCommits older than it, and returns its size. A
+// reader racing the pruning restarts (ReadState), and it needs to be
+// keepCommits commits behind for that to happen at all.
+func writeCheckpoint(ctx context.Context, st store.Store, s *State) (int64, error) {
 	data, err := json.Marshal(s)
 	if err != nil {
-		return fmt.Errorf("encoding checkpoint %d: %w", s.Seq, err)
+		return 0, fmt.Errorf("encoding checkpoint %d: %w", s.Seq, err)
 	}
 	if err := st.PutIfAbsent(ctx, checkpointName(s.Seq), data); err != nil && !errors.Is(err, store.ErrExist) {
-		return fmt.Errorf("writing checkpoint %s: %w", checkpointName(s.Seq), err)
+		return 0, fmt.Errorf("writing checkpoint %s: %w", checkpointName(s.Seq), err)
 	}
+	size := int64(len(data))
 	limit := s.Seq - keepCommits
 	for _, dir := range []string{logDir, checkpointDir} {
 		objs, err := st.List(ctx, dir)
 		if err != nil {
-			return fmt.Errorf("listing %s: %w", dir, err)
+			return size, fmt.Errorf("listing %s: %w", dir, err)
 		}
 		for _, o := range objs {
 			if seq, ok := parseSeq(dir, o.Name); ok && seq < limit {
 				if err := st.Delete(ctx, o.Name); err != nil {
-					return fmt.Errorf("pruning %s: %w", o.Name, err)
+					return size, fmt.Errorf("pruning %s: %w", o.Name, err)
 				}
 			}
 		}
 	}
-	return nil
+	return size, nil
 }
