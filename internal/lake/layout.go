@@ -247,7 +247,7 @@ func (e *rowEncoder) newMap(cols []string) *rowMap {
 
 // sameSlice reports whether a and b are the same slice: same backing array
 // and length. Empty slices map alike whatever their array.
-func sameSlice(a, b []string) bool {
+func sameSlice[T any](a, b []T) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 

@@ -63,9 +63,10 @@ var errUncertain = errors.New("the commit record may have been written")
 
 // record is one commit record: the full new state of every table the commit
 // touched (nil for a dropped table) and the full garbage list. On the wire a
-// table's Source is null when the commit did not change it (it is the
-// largest part of a TableState, and most commits only add a file); apply
-// then keeps the previous one.
+// table's Source and Columns are null when the commit did not change them
+// (they are the largest part of a TableState, and most commits only add a
+// file or move a cursor); apply then keeps the previous ones. A table
+// always has columns (its system columns), so null cannot mean empty.
 type record struct {
 	Seq       int64                  `json:"seq"`
 	Committed time.Time              `json:"committed"`
@@ -107,9 +108,14 @@ func (s *State) apply(rec *record) *State {
 		switch {
 		case v == nil:
 			delete(next.Tables, k)
-		case v.Source == nil && s.Tables[k] != nil:
+		case (v.Source == nil || v.Columns == nil) && s.Tables[k] != nil:
 			c := *v
-			c.Source = s.Tables[k].Source
+			if c.Source == nil {
+				c.Source = s.Tables[k].Source
+			}
+			if c.Columns == nil {
+				c.Columns = s.Tables[k].Columns
+			}
 			next.Tables[k] = &c
 		default:
 			next.Tables[k] = v
@@ -200,9 +206,14 @@ func writeRecord(ctx context.Context, st store.Store, base *State, rec *record) 
 	wire := *rec
 	wire.Tables = make(map[string]*TableState, len(rec.Tables))
 	for k, v := range rec.Tables {
-		if v != nil && base.Tables[k] != nil && v.Source == base.Tables[k].Source {
+		if b := base.Tables[k]; v != nil && b != nil && (v.Source == b.Source || sameSlice(v.Columns, b.Columns)) {
 			c := *v
-			c.Source = nil
+			if c.Source == b.Source {
+				c.Source = nil
+			}
+			if sameSlice(c.Columns, b.Columns) {
+				c.Columns = nil
+			}
 			v = &c
 		}
 		wire.Tables[k] = v

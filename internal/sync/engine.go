@@ -87,6 +87,9 @@ type Engine struct {
 	// are done join it together and a source transaction spanning them is
 	// applied to all of them in one commit.
 	reconciled chan struct{}
+	// statusWritten is the table list last published; only statusLoop
+	// uses it, and Run after statusLoop ended.
+	statusWritten []byte
 }
 
 // table is the engine's live view of one table. Guarded by Engine.mu.
@@ -890,12 +893,33 @@ func (e *Engine) statusLoop(ctx context.Context) error {
 	}
 }
 
+// writeStatus publishes the heartbeat and, when a table's live state
+// changed since the last time, the table list (see statusObject).
 func (e *Engine) writeStatus(ctx context.Context, stopped bool) error {
-	b, err := json.MarshalIndent(liveStatus{Updated: time.Now(), PID: os.Getpid(), Stopped: stopped, Tables: e.Status()}, "", "  ")
+	tables := e.Status()
+	var current time.Time
+	for i := range tables {
+		t := &tables[i]
+		if t.State == Completed && !t.LastSynchronized.IsZero() && (current.IsZero() || t.LastSynchronized.Before(current)) {
+			current = t.LastSynchronized
+		}
+		t.Rows, t.LastSynchronized, t.Lag = 0, time.Time{}, 0
+	}
+	b, err := json.Marshal(liveTables{PID: os.Getpid(), Tables: tables})
 	if err != nil {
 		return err
 	}
-	return store.Put(ctx, e.st, statusObject, b)
+	if !bytes.Equal(b, e.statusWritten) {
+		if err := store.Put(ctx, e.st, statusObject, b); err != nil {
+			return err
+		}
+		e.statusWritten = b
+	}
+	hb, err := json.Marshal(heartbeat{Updated: time.Now(), PID: os.Getpid(), Stopped: stopped, Current: current})
+	if err != nil {
+		return err
+	}
+	return store.Put(ctx, e.st, heartbeatObject, hb)
 }
 
 // untilDone cancels the run once every table is either failed, paused or streaming

@@ -269,3 +269,51 @@ func TestBadDataFailsItsTableOnly(t *testing.T) {
 	src.put("contact", "00000000-0000-0000-0000-000000000001", "bad now")
 	h.eventually("contact Failed", func() bool { return h.state("contact") == Failed })
 }
+
+// TestStatusFollowsStateNotCommits checks that a running sync's published
+// table list is rewritten when a table's state changes, not by each commit
+// (its size grows with the table count, #16), while ReadReport still shows
+// the committed row count and a running sync.
+func TestStatusFollowsStateNotCommits(t *testing.T) {
+	src := newFake("contact", "account")
+	seed(src, 10, "contact", "account")
+	h := start(t, src, t.TempDir(), Config{Tables: specs("contact", "account"), Workers: 2})
+	h.eventually("Completed", func() bool { return h.state("contact") == Completed && h.state("account") == Completed })
+	h.converged("contact", "account")
+	ctx := context.Background()
+	report := func() *Report {
+		r, err := ReadReport(ctx, h.st, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	h.eventually("the status to show both tables Completed", func() bool {
+		r := report()
+		return r.Running && len(r.Tables) == 2 && r.Tables[0].State == Completed && r.Tables[1].State == Completed
+	})
+	before, err := store.ReadAll(ctx, h.st, statusObject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		src.put("contact", fmt.Sprintf("00000000-0000-0000-0000-%012d", 100+i), "new")
+	}
+	h.converged("contact")
+	h.eventually("ROWS to count the new rows", func() bool {
+		r := report()
+		return r.Running && r.Tables[1].Name == "contact" && r.Tables[1].Rows == h.lk.State().Tables["contact"].Rows && r.Tables[1].Lag < Duration(5*time.Second)
+	})
+	time.Sleep(2 * statusEvery)
+	after, err := store.ReadAll(ctx, h.st, statusObject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(before) != string(after) {
+		t.Fatalf("commits rewrote the table list:\n%s\n%s", before, after)
+	}
+	h.stop()
+	if r := report(); r.Running {
+		t.Fatal("status shows a stopped sync as running")
+	}
+}

@@ -88,21 +88,39 @@ type SourceStatus struct {
 // source's disk fills for a link that is stopped or too slow.
 const RetainedWarning = 1 << 30
 
-// statusObject is where a running sync publishes its live status. It is a
-// convenience for `lakelink status`, not part of the lake's truth: losing it
-// loses nothing.
-const statusObject = "_lakelink/status.json"
+// A running sync publishes its live status in two objects: statusObject,
+// each table's live state, rewritten only when a table's state, error or
+// copy progress changes; and heartbeatObject, small, every second, which
+// says the sync runs and how current its streaming tables are. Row counts
+// and the committed sync times come from the lake state, which status reads
+// anyway, so a one-row change rewrites neither the table list nor anything
+// that grows with the number of tables (#16). They are a convenience for
+// `lakelink status`, not part of the lake's truth: losing them loses nothing.
+const (
+	statusObject    = "_lakelink/status.json"
+	heartbeatObject = "_lakelink/heartbeat.json"
+)
 
-// liveStatus is the content of statusObject.
-type liveStatus struct {
-	Updated time.Time `json:"updated"`
-	PID     int       `json:"pid"`
-	// Stopped is set by the last status a sync writes as it exits.
-	Stopped bool          `json:"stopped,omitempty"`
-	Tables  []TableStatus `json:"tables"`
+// liveTables is the content of statusObject. Its TableStatus entries carry
+// no Rows, LastSynchronized or Lag: those move with every commit.
+type liveTables struct {
+	PID    int           `json:"pid"`
+	Tables []TableStatus `json:"tables"`
 }
 
-// staleAfter is how old a live status may be before status treats the sync
+// heartbeat is the content of heartbeatObject.
+type heartbeat struct {
+	Updated time.Time `json:"updated"`
+	PID     int       `json:"pid"`
+	// Stopped is set by the last heartbeat a sync writes as it exits.
+	Stopped bool `json:"stopped,omitempty"`
+	// Current is when the least recently polled of the streaming tables
+	// was last known to be current with the source: every Completed table
+	// of the live status was current then (zero when none streams).
+	Current time.Time `json:"current,omitzero"`
+}
+
+// staleAfter is how old a heartbeat may be before status treats the sync
 // as not running.
 const staleAfter = 5 * time.Second
 
@@ -113,17 +131,17 @@ func ReadReport(ctx context.Context, st store.Store, now time.Time) (*Report, er
 		return nil, err
 	}
 	r := &Report{Link: state.Link}
-	var live liveStatus
-	b, err := store.ReadAll(ctx, st, statusObject)
-	switch {
-	case errors.Is(err, store.ErrNotExist):
-	case err != nil:
+	var hb heartbeat
+	if err := readJSON(ctx, st, heartbeatObject, &hb); err != nil {
 		return nil, err
-	default:
-		if err := json.Unmarshal(b, &live); err != nil {
-			return nil, fmt.Errorf("%s: %w", statusObject, err)
+	}
+	r.Running = !hb.Updated.IsZero() && !hb.Stopped && now.Sub(hb.Updated) < staleAfter
+	var live liveTables
+	if r.Running {
+		if err := readJSON(ctx, st, statusObject, &live); err != nil {
+			return nil, err
 		}
-		r.Running = !live.Stopped && now.Sub(live.Updated) < staleAfter
+		r.Running = live.PID == hb.PID
 	}
 	byName := map[string]TableStatus{}
 	if r.Running {
@@ -132,9 +150,18 @@ func ReadReport(ctx context.Context, st store.Store, now time.Time) (*Report, er
 		}
 	}
 	for name, ts := range state.Tables {
+		committed := fromLake(ts, now)
 		s, ok := byName[name]
 		if !ok {
-			s = fromLake(ts, now)
+			byName[name] = committed
+			continue
+		}
+		s.Rows, s.LastSynchronized = committed.Rows, committed.LastSynchronized
+		if s.State == Completed && hb.Current.After(s.LastSynchronized) {
+			s.LastSynchronized = hb.Current
+		}
+		if !s.LastSynchronized.IsZero() {
+			s.Lag = Duration(now.Sub(s.LastSynchronized))
 		}
 		byName[name] = s
 	}
@@ -143,6 +170,21 @@ func ReadReport(ctx context.Context, st store.Store, now time.Time) (*Report, er
 	}
 	sort.Slice(r.Tables, func(i, j int) bool { return r.Tables[i].Name < r.Tables[j].Name })
 	return r, nil
+}
+
+// readJSON decodes the object name into v; a missing object leaves v as is.
+func readJSON(ctx context.Context, st store.Store, name string, v any) error {
+	b, err := store.ReadAll(ctx, st, name)
+	switch {
+	case errors.Is(err, store.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
 
 // fromLake derives a table's status from its committed state alone.
