@@ -169,7 +169,7 @@ type Lake struct {
 	// its size and logBytes the size of the records after it, guarded by
 	// mu (see checkpointDue).
 	lastCheckpoint, checkpointBytes, logBytes int64
-	closed         atomic.Bool
+	closed                                    atomic.Bool
 }
 
 // newSession returns a random token for object names; tests replace it to
