@@ -50,20 +50,27 @@ func TestMain(m *testing.M) {
 // non-zero exit unless wantCode says otherwise.
 func run(t *testing.T, wantCode int, args ...string) string {
 	t.Helper()
+	out, errs, code := runExit(t, args...)
+	if code != wantCode {
+		t.Fatalf("lakelink %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, wantCode, out, errs)
+	}
+	return out
+}
+
+// runExit runs lakelink with args and returns its stdout, stderr and exit
+// code.
+func runExit(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	if code != wantCode {
-		t.Fatalf("lakelink %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, wantCode, out.String(), errb.String())
-	}
-	return out.String()
+	return out.String(), errb.String(), code
 }
 
 func writeProfile(t *testing.T, dir, url, tables string) string {

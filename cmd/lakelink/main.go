@@ -41,7 +41,10 @@ func main() {
 	err := newRoot().ExecuteContext(ctx)
 	endProfile()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "lakelink:", err)
+		var ee *exitError
+		if !errors.As(err, &ee) || !ee.silent {
+			fmt.Fprintln(os.Stderr, "lakelink:", err)
+		}
 		var ec interface{ ExitCode() int }
 		if errors.As(err, &ec) {
 			os.Exit(ec.ExitCode())

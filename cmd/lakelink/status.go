@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,16 +29,24 @@ func newStatusCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "status -c link.yaml",
-		Short: "Show every table's state, row count, last synchronized on, lag and last error",
-		Args:  cobra.NoArgs,
+		Short: "Show every table's state, row count, last synchronized on, lag, reason and what to do",
+		Long: `status lists every table of the lake with its state, row count (what select count(*)
+returns), last synchronized on, lag, the reason of its state and since when, then what to
+do for each table that needs it. While a sync runs it shows the sync's live view.
+
+Exit codes: 0 when no table needs action; 1 when some table is Failed, Paused,
+SourceUnreachable or LakeUnwritable, lake maintenance fails, or the source's replication
+slot cannot be read or retains too much WAL (the report says what to do); 2 when the
+lake's state cannot be read at all (no report).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, p, err := lf.open()
 			if err != nil {
-				return err
+				return &exitError{code: 2, msg: err.Error()}
 			}
 			r, err := sync.ReadReport(cmd.Context(), st, time.Now())
 			if err != nil {
-				return err
+				return &exitError{code: 2, msg: fmt.Sprintf("lake %s: %v", st.Root(), err)}
 			}
 			if p != nil && p.Source.Type == "postgres" {
 				// An unreachable source is part of the report, not a
@@ -50,9 +59,16 @@ func newStatusCmd() *cobra.Command {
 			if asJSON {
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(r)
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
+			} else {
+				printReport(os.Stdout, r, st)
 			}
-			printReport(os.Stdout, r, st)
+			if r.NeedsAction() {
+				// The report says what; the exit code is for scripts.
+				return &exitError{code: 1, silent: true}
+			}
 			return nil
 		},
 	}
@@ -72,12 +88,35 @@ func printReport(w io.Writer, r *sync.Report, st *store.Local) {
 	for _, t := range r.Tables {
 		last, lag := "-", "-"
 		if !t.LastSynchronized.IsZero() {
-			last = t.LastSynchronized.UTC().Format("2006-01-02 15:04:05Z")
+			last = t.LastSynchronized.UTC().Format(timeLayout)
 			lag = time.Duration(t.Lag).Round(10 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", t.Name, t.State, t.Rows, last, lag, t.Error)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", t.Name, t.State, t.Rows, last, lag, oneLine(t.Error))
 	}
 	tw.Flush()
+	// What to do, table by table: the table above is for scanning, this
+	// for acting.
+	first := true
+	for _, t := range r.Tables {
+		if t.Action == "" {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nneeds attention:")
+			first = false
+		}
+		since := ""
+		if !t.Since.IsZero() {
+			since = " since " + t.Since.UTC().Format(timeLayout)
+		}
+		fmt.Fprintf(w, "  %s: %s%s: %s\n    action: %s\n", t.Name, t.State, since, t.Error, t.Action)
+	}
+	if m := r.Maintenance; m != nil {
+		fmt.Fprintf(w, "\nlake maintenance failing since %s: %s\n  action: %s\n", m.Since.UTC().Format(timeLayout), m.Error, m.Action)
+	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "\nwarning: %s\n", warn)
+	}
 	if s := r.Source; s != nil && s.Error != "" {
 		fmt.Fprintf(w, "\nreplication slot: cannot be read: %s\n", s.Error)
 	} else if s != nil {
@@ -87,6 +126,13 @@ func printReport(w io.Writer, r *sync.Report, st *store.Local) {
 		}
 	}
 }
+
+// timeLayout is how status prints times: UTC, to the second.
+const timeLayout = "2006-01-02 15:04:05Z"
+
+// oneLine keeps a table line on one line: an error's line breaks become
+// spaces.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 

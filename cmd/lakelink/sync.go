@@ -16,10 +16,12 @@ import (
 
 func init() { commands = append(commands, newSyncCmd) }
 
-// exitError carries a process exit code other than 1.
+// exitError carries a process exit code other than 1, or a failure whose
+// output already said everything (silent: no message on stderr).
 type exitError struct {
-	code int
-	msg  string
+	code   int
+	msg    string
+	silent bool
 }
 
 func (e *exitError) Error() string { return e.msg }

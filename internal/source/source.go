@@ -92,7 +92,12 @@ type Events interface {
 	// Throttled reports that the source asked lakelink to wait (HTTP 429,
 	// service protection) before reading table again.
 	Throttled(table string, reason string)
-	// Unthrottled reports that reads of table go through again.
+	// Unreachable reports that reads of table fail in a way worth
+	// retrying that is not throttling (the connection is refused or
+	// broken, the service answers 5xx): the source keeps retrying.
+	Unreachable(table string, reason string)
+	// Unthrottled reports that reads of table go through again, after
+	// Throttled or Unreachable.
 	Unthrottled(table string)
 }
 

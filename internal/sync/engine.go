@@ -17,8 +17,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	gosync "sync"
 	"time"
@@ -90,15 +92,57 @@ type Engine struct {
 	// statusWritten is the table list last published; only statusLoop
 	// uses it, and Run after statusLoop ended.
 	statusWritten []byte
+	// lakeFault is the lake's own failure (writes refused: a read-only
+	// folder, a full disk) while it lasts: the last failed commit's
+	// error, or the failed write of the live status, and since when.
+	// Every table that is not Failed or Paused shows LakeUnwritable
+	// meanwhile. A commit that succeeds clears commitFault; a status
+	// written to the lake clears statusFault.
+	commitFault, statusFault fault
+	// maintainFault is the lake maintenance failing, while it does.
+	maintainFault fault
+	// fellBack is set while the live status goes to the fallback file
+	// (fallbackStatusPath).
+	fellBack bool
+}
+
+// fault is a failure that lasts until something succeeds again.
+type fault struct {
+	err   string
+	since time.Time
+}
+
+// set records err, keeping since when it started.
+func (f *fault) set(err error, now time.Time) {
+	if f.err == "" {
+		f.since = now
+	}
+	f.err = err.Error()
+}
+
+func (f *fault) clear() { *f = fault{} }
+
+// lakeFault is the lake's failure, commits first.
+func (e *Engine) lakeFault() fault {
+	if e.commitFault.err != "" {
+		return e.commitFault
+	}
+	return e.statusFault
 }
 
 // table is the engine's live view of one table. Guarded by Engine.mu.
 type table struct {
-	spec      Spec
-	state     State
-	copied    int64
-	err       string
-	throttled bool
+	spec  Spec
+	state State
+	// since is when state was last set to a different state.
+	since  time.Time
+	copied int64
+	err    string
+	// wait is Throttled or SourceUnreachable while the source retries
+	// the table's reads, with waitErr and waitSince; "" otherwise.
+	wait      State
+	waitErr   string
+	waitSince time.Time
 	streaming bool
 	// caughtUp is when the source last said the table was current.
 	caughtUp time.Time
@@ -108,6 +152,23 @@ type table struct {
 	// define is a new table's definition, committed with the first batch
 	// of its copy rather than on its own (one commit less per table).
 	define *lake.Definition
+}
+
+// setState moves t to state s, noting since when.
+func (t *table) setState(s State) {
+	if t.state != s || t.since.IsZero() {
+		t.since = time.Now()
+	}
+	t.state = s
+}
+
+// setWait shows the source's retries of t's reads as state s (Throttled,
+// SourceUnreachable) with reason, or ends them (s == "").
+func (t *table) setWait(s State, reason string) {
+	if s != t.wait {
+		t.waitSince = time.Now()
+	}
+	t.wait, t.waitErr = s, reason
 }
 
 // New returns an engine for cfg. Pass it as the source's Events so that
@@ -139,12 +200,17 @@ func New(cfg Config) *Engine {
 
 // Throttled implements source.Events.
 func (e *Engine) Throttled(name, reason string) {
-	e.update(name, func(t *table) { t.throttled = true; t.err = reason })
+	e.update(name, func(t *table) { t.setWait(Throttled, reason) })
+}
+
+// Unreachable implements source.Events.
+func (e *Engine) Unreachable(name, reason string) {
+	e.update(name, func(t *table) { t.setWait(SourceUnreachable, reason) })
 }
 
 // Unthrottled implements source.Events.
 func (e *Engine) Unthrottled(name string) {
-	e.update(name, func(t *table) { t.throttled = false; t.err = "" })
+	e.update(name, func(t *table) { t.setWait("", "") })
 }
 
 // SetTables replaces the linked tables of a running engine (the profile was
@@ -238,13 +304,15 @@ func (e *Engine) Status() []TableStatus {
 	now := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	lf := e.lakeFault()
 	out := make([]TableStatus, 0, len(e.tables))
 	for name, t := range e.tables {
-		s := TableStatus{Name: name, State: t.state, Copied: t.copied, Error: t.err}
-		if ts, ok := state.Tables[name]; ok {
+		s := TableStatus{Name: name, State: t.state, Since: t.since, Copied: t.copied, Error: t.err}
+		ts, inLake := state.Tables[name]
+		if inLake {
 			s.Rows = ts.Rows
 			s.LastSynchronized = ts.LastSynchronized
-			if s.Error == "" && ts.Phase == lake.Failed {
+			if s.Error == "" && (ts.Phase == lake.Failed || reinitialising(ts)) {
 				s.Error = ts.Reason
 			}
 		}
@@ -254,34 +322,81 @@ func (e *Engine) Status() []TableStatus {
 		if !s.LastSynchronized.IsZero() {
 			s.Lag = Duration(now.Sub(s.LastSynchronized))
 		}
-		if t.throttled {
-			s.State = Throttled
+		// The table's own stop outranks the link's troubles: it stays
+		// whatever the lake or the source does. Then the lake (nothing
+		// of any table commits), then the source's retries of this
+		// table's reads.
+		switch {
+		case t.state == Failed || t.state == Paused:
+		case lf.err != "":
+			s.State, s.Error, s.Since = LakeUnwritable, lf.err, lf.since
+		case t.wait != "":
+			s.State, s.Error, s.Since = t.wait, t.waitErr, t.waitSince
+		case t.state == InProgress && inLake && reinitialising(ts):
+			s.State = Reinitialising
 		}
+		s.Action = action(s.State, name)
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
+// commit commits tts in one lake commit, noting whether the lake took it:
+// a failure that is no table's own (tableError) and no other writer's is
+// the lake refusing writes, which the status shows until a commit passes.
 func (e *Engine) commit(tts ...lake.TableTx) error {
 	_, err := e.lk.Commit(e.commitCtx, lake.Tx{Tables: tts})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case err == nil:
+		e.commitFault.clear()
+	case isLakeFault(err):
+		e.commitFault.set(err, time.Now())
+	}
 	return err
+}
+
+// isLakeFault reports whether a commit error is the lake refusing writes, to
+// be retried with back-off, rather than one table's fault (which stops
+// that table) or another writer's commit (which stops the sync).
+func isLakeFault(err error) bool {
+	var ce *lake.ConflictError
+	return err != nil && tableError(err) == "" && !errors.As(err, &ce) && !errors.Is(err, context.Canceled)
 }
 
 // reconcileLoop brings the set of synced tables in line with the profile, at
 // start and whenever SetTables is called.
+// A lake that refuses the commits of a round is retried with back-off; the
+// change stream starts after the first round that passes.
 func (e *Engine) reconcileLoop(ctx context.Context) error {
-	for first := true; ; first = false {
-		if err := e.reconcile(ctx); err != nil {
+	first := true
+	var wait time.Duration
+	for {
+		err := e.reconcile(ctx)
+		var retry <-chan time.Time
+		switch {
+		case err == nil:
+			wait = 0
+			if first {
+				close(e.reconciled)
+				first = false
+			}
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case !isLakeFault(err):
 			return err
-		}
-		if first {
-			close(e.reconciled)
+		default:
+			wait = maintainBackoff(wait, time.Second, true)
+			e.log.Error("the lake refuses a commit: retrying", "in", wait, "err", err)
+			retry = time.After(wait)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-e.specCh:
+		case <-retry:
 		}
 	}
 }
@@ -328,7 +443,8 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 		e.mu.Unlock()
 		return nil
 	}
-	t := &table{spec: sp, state: NotStarted}
+	t := &table{spec: sp}
+	t.setState(NotStarted)
 	e.tables[sp.Name] = t
 	e.mu.Unlock()
 
@@ -362,13 +478,18 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 				e.pause(sp.Name, err)
 				return nil
 			}
+			// Forgotten, so that the retry of the round looks at the
+			// table again.
+			e.mu.Lock()
+			delete(e.tables, sp.Name)
+			e.mu.Unlock()
 			return err
 		}
 		ts = e.lk.State().Tables[sp.Name]
 	}
 	e.mu.Lock()
 	if ts.Phase == lake.Completed {
-		t.state = Completed
+		t.setState(Completed)
 		t.streaming = true
 		t.cursorCommitted = time.Now()
 		e.mu.Unlock()
@@ -376,7 +497,7 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 		return nil
 	}
 	if ts.Phase == lake.InProgress && ts.Cursor != "" {
-		t.state = InProgress
+		t.setState(InProgress)
 	}
 	e.mu.Unlock()
 	// Sent without the lock: the copy workers take it.
@@ -411,7 +532,7 @@ func sameSchema(a, b *schema.Table) bool {
 // when the lake knows the table, in the lake too.
 func (e *Engine) fail(name string, err error) {
 	e.log.Error("table failed", "table", name, "err", err)
-	e.update(name, func(t *table) { t.state = Failed; t.err = err.Error(); t.streaming = false })
+	e.update(name, func(t *table) { t.setState(Failed); t.err = err.Error(); t.streaming = false })
 	if _, ok := e.lk.State().Tables[name]; ok {
 		if cerr := e.commit(lake.TableTx{Name: name, Phase: lake.Failed, Reason: err.Error()}); cerr != nil {
 			e.log.Error("recording the failure in the lake", "table", name, "err", cerr)
@@ -426,7 +547,7 @@ func (e *Engine) fail(name string, err error) {
 func (e *Engine) pause(name string, err error) {
 	reason := fmt.Sprintf("%v; run lakelink sync -c <profile> --reinit %s", err, name)
 	e.log.Error("table paused", "table", name, "err", err)
-	e.update(name, func(t *table) { t.state = Paused; t.err = reason; t.streaming = false })
+	e.update(name, func(t *table) { t.setState(Paused); t.err = reason; t.streaming = false })
 	if ts, ok := e.lk.State().Tables[name]; ok && ts.Reason != reason {
 		if cerr := e.commit(lake.TableTx{Name: name, Phase: lake.Failed, Reason: reason}); cerr != nil {
 			e.log.Error("recording the pause in the lake", "table", name, "err", cerr)
@@ -445,14 +566,36 @@ func (e *Engine) stop(name string, err error) {
 	e.fail(name, err)
 }
 
+// copyWorker runs the copies of the queue. A copy the lake refuses (a
+// read-only folder, a full disk) is retried with back-off, resuming from
+// its last commit, until the lake takes it.
 func (e *Engine) copyWorker(ctx context.Context) error {
 	for {
+		var name string
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case name := <-e.copyq:
-			if err := e.copyTable(ctx, name); err != nil {
+		case name = <-e.copyq:
+		}
+		for wait := time.Duration(0); ; {
+			err := e.copyTable(ctx, name)
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			if !isLakeFault(err) {
 				return err
+			}
+			// Staged files fail before any commit: the lake's fault all
+			// the same.
+			e.mu.Lock()
+			e.commitFault.set(err, time.Now())
+			e.mu.Unlock()
+			wait = maintainBackoff(wait, time.Second, true)
+			e.log.Error("the lake refuses the copy: retrying", "table", name, "in", wait, "err", err)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
 			}
 		}
 	}
@@ -477,7 +620,7 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 		e.mu.Unlock()
 		return nil
 	}
-	t.state = InProgress
+	t.setState(InProgress)
 	t.cancelCopy = cancel
 	e.mu.Unlock()
 	if e.cfg.Progress != nil {
@@ -633,7 +776,7 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 	}
 	e.log.Info("initial sync completed", "table", name)
 	e.update(name, func(t *table) {
-		t.state = Completed
+		t.setState(Completed)
 		t.err = ""
 		t.streaming = true
 		t.cancelCopy = nil
@@ -718,7 +861,8 @@ func (e *Engine) streamFailed(err error) error {
 		e.mu.Lock()
 		t, ok := e.tables[ce.Table]
 		if ok {
-			t.streaming, t.state, t.copied = false, InProgress, 0
+			t.streaming, t.copied = false, 0
+			t.setState(InProgress)
 		}
 		e.mu.Unlock()
 		if ok {
@@ -730,16 +874,30 @@ func (e *Engine) streamFailed(err error) error {
 	if errors.As(err, &lerr) {
 		return err
 	}
+	var cerr *commitError
+	if errors.As(err, &cerr) {
+		// The status shows LakeUnwritable (commitFault) until a commit
+		// passes.
+		e.log.Error("the lake refuses the change stream's commit: restarting the stream", "err", err)
+		return nil
+	}
 	e.log.Error("change stream failed: restarting it", "err", err)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, t := range e.tables {
 		if t.streaming {
-			t.err = err.Error()
+			t.setWait(SourceUnreachable, err.Error())
 		}
 	}
 	return nil
 }
+
+// commitError is a commit of the change stream that failed: the lake's
+// error, not the source's, when it ends the stream.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
 
 // streamCursors returns the committed cursors of the tables to stream.
 func (e *Engine) streamCursors() map[string]string {
@@ -788,6 +946,10 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 		}
 		t := e.tables[name]
 		t.err = ""
+		if t.wait == SourceUnreachable {
+			// The stream delivers the table again.
+			t.setWait("", "")
+		}
 		if _, evolving := idx[name]; !evolving && !changed[name] {
 			// Only a batch without changes says the table is current: a
 			// batch with changes may have more behind it.
@@ -820,7 +982,7 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 		name := tableError(err)
 		i, ok := idx[name]
 		if name == "" || !ok {
-			return err
+			return &commitError{err}
 		}
 		e.stop(name, err)
 		txs = append(txs[:i], txs[i+1:]...)
@@ -856,6 +1018,13 @@ func (e *Engine) maintainLoop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		e.mu.Lock()
+		if err != nil {
+			e.maintainFault.set(err, time.Now())
+		} else {
+			e.maintainFault.clear()
+		}
+		e.mu.Unlock()
 		wait = maintainBackoff(wait, e.cfg.MaintainEvery, err != nil)
 		if err != nil {
 			// A full disk or a read-only lake fails every round: retrying
@@ -894,8 +1063,71 @@ func (e *Engine) statusLoop(ctx context.Context) error {
 }
 
 // writeStatus publishes the heartbeat and, when a table's live state
-// changed since the last time, the table list (see statusObject).
+// changed since the last time, the table list (see statusObject). When the
+// lake refuses them, the status says so (LakeUnwritable: an idle link
+// commits nothing, so this may be the first sign of a read-only lake) and
+// both go to the fallback file on this machine instead, which lakelink
+// status also reads; the fallback is removed once the lake takes the
+// status again. It returns an error only when neither took it.
 func (e *Engine) writeStatus(ctx context.Context, stopped bool) error {
+	tables, hb := e.liveStatus(stopped)
+	b, err := json.Marshal(tables)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(b, e.statusWritten) {
+		if err = store.Put(ctx, e.st, statusObject, b); err == nil {
+			e.statusWritten = b
+		}
+	}
+	if err == nil {
+		err = putJSON(ctx, e.st, heartbeatObject, hb)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	e.mu.Lock()
+	started := err != nil && e.statusFault.err == ""
+	if err == nil {
+		e.statusFault.clear()
+	} else {
+		e.statusFault.set(fmt.Errorf("writing the live status %s: %w", e.st.Location(statusObject), err), time.Now())
+	}
+	fellBack := e.fellBack
+	e.fellBack = err != nil
+	e.mu.Unlock()
+	path, perr := fallbackStatusPath(e.st)
+	if err == nil {
+		if fellBack && perr == nil {
+			if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				return rerr
+			}
+		}
+		return nil
+	}
+	// The lake's table list may be stale now: rewritten once it takes
+	// writes again.
+	e.statusWritten = nil
+	if started {
+		e.log.Error("the lake refuses the live status: publishing it on this machine until it takes it again", "err", err, "fallback", path)
+	}
+	if perr != nil {
+		return errors.Join(err, perr)
+	}
+	// Taken again: it now shows the refusal.
+	tables, hb = e.liveStatus(stopped)
+	fb, merr := json.Marshal(fallbackStatus{Heartbeat: hb, Tables: tables})
+	if merr != nil {
+		return merr
+	}
+	if ferr := writeFileAtomic(path, fb); ferr != nil {
+		return errors.Join(err, ferr)
+	}
+	return nil
+}
+
+// liveStatus is the live status to publish now.
+func (e *Engine) liveStatus(stopped bool) (liveTables, heartbeat) {
 	tables := e.Status()
 	var current time.Time
 	for i := range tables {
@@ -905,21 +1137,48 @@ func (e *Engine) writeStatus(ctx context.Context, stopped bool) error {
 		}
 		t.Rows, t.LastSynchronized, t.Lag = 0, time.Time{}, 0
 	}
-	b, err := json.Marshal(liveTables{PID: os.Getpid(), Tables: tables})
+	lt := liveTables{PID: os.Getpid(), Tables: tables}
+	e.mu.Lock()
+	if f := e.maintainFault; f.err != "" {
+		lt.Maintenance = &Problem{Error: f.err, Since: f.since, Action: maintainAction}
+	}
+	e.mu.Unlock()
+	return lt, heartbeat{Updated: time.Now(), PID: os.Getpid(), Stopped: stopped, Current: current}
+}
+
+// putJSON writes v as the object name.
+func putJSON(ctx context.Context, st store.Store, name string, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(b, e.statusWritten) {
-		if err := store.Put(ctx, e.st, statusObject, b); err != nil {
-			return err
-		}
-		e.statusWritten = b
+	return store.Put(ctx, st, name, b)
+}
+
+// maintainAction is what to do about failing lake maintenance.
+const maintainAction = "free space on the lake's disk or make the lake folder writable; maintenance retries with back-off (at most 30 s apart) and the tables stay current meanwhile"
+
+// writeFileAtomic replaces the file path with data: a reader sees the old
+// content or the new, never a mix.
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
 	}
-	hb, err := json.Marshal(heartbeat{Updated: time.Now(), PID: os.Getpid(), Stopped: stopped, Current: current})
+	f, err := os.CreateTemp(filepath.Dir(path), ".status-*")
 	if err != nil {
 		return err
 	}
-	return store.Put(ctx, e.st, heartbeatObject, hb)
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
 }
 
 // untilDone cancels the run once every table is either failed, paused or streaming

@@ -2,9 +2,13 @@ package sync
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -13,32 +17,84 @@ import (
 )
 
 // State is a table's sync state as lakelink status shows it: Synapse's
-// names, plus Throttled and Paused while a running sync waits.
+// names (NotStarted, InProgress, Completed, Failed), plus the states a
+// running sync reports while it waits. Every state is the table's own: one
+// table's Failed, Paused or Reinitialising leaves the others as they are.
+// docs/sync.md has the transitions.
 type State string
 
 // Table states.
 const (
 	NotStarted State = "NotStarted"
 	InProgress State = "InProgress"
-	Completed  State = "Completed"
-	Failed     State = "Failed"
-	Throttled  State = "Throttled"
-	Paused     State = "Paused"
+	// Reinitialising: the table is copied afresh (a TRUNCATE, --reinit,
+	// an expired cursor, changed options); the reason says why.
+	Reinitialising State = "Reinitialising"
+	Completed      State = "Completed"
+	Failed         State = "Failed"
+	// Throttled: the source asked lakelink to wait (HTTP 429).
+	Throttled State = "Throttled"
+	// SourceUnreachable: reads of the table fail (connection refused or
+	// lost, 5xx) and are retried.
+	SourceUnreachable State = "SourceUnreachable"
+	// LakeUnwritable: commits to the lake fail (a read-only folder, a full
+	// disk) and are retried; nothing is lost meanwhile.
+	LakeUnwritable State = "LakeUnwritable"
+	Paused         State = "Paused"
 )
+
+// NeedsAction reports whether a table in state s waits for someone to do
+// something (the Action of its status), as opposed to a state lakelink
+// leaves by itself. It decides the exit code of lakelink status.
+func (s State) NeedsAction() bool {
+	switch s {
+	case Failed, Paused, SourceUnreachable, LakeUnwritable:
+		return true
+	}
+	return false
+}
+
+// action is what the user should do about a table in state s, "" when
+// nothing.
+func action(s State, table string) string {
+	switch s {
+	case Throttled:
+		return "none: lakelink waits as the source asks and resumes by itself; if it lasts, lower source.requests_per_second or share the service's limits with fewer clients"
+	case SourceUnreachable:
+		return "check that the source is up and reachable from this host (the error says what failed); lakelink retries with back-off (at most 30 s apart) and resumes by itself"
+	case LakeUnwritable:
+		return "make the lake folder writable (permissions, a read-only mount) or free space on its disk; lakelink retries with back-off and resumes from its last commit, losing nothing"
+	case Paused:
+		return "run lakelink sync -c <profile> --reinit " + table + " to copy it afresh under the new schema"
+	case Failed:
+		return "fix the cause the error names, then restart lakelink sync (a Failed table is copied afresh at start), or remove the table from the profile"
+	}
+	return ""
+}
 
 // TableStatus is one table's line of lakelink status.
 type TableStatus struct {
 	Name  string `json:"name"`
 	State State  `json:"state"`
-	// Rows counts records (in-place) or changes (append-only), as committed.
+	// Since is when the table entered State, as far as the reporter knows
+	// (a running sync: since it saw it; the lake alone: the commit that
+	// recorded it, when that is known).
+	Since time.Time `json:"since,omitzero"`
+	// Rows counts what select count(*) returns for the table as committed:
+	// records (in-place) or changes (append-only).
 	Rows int64 `json:"rows"`
 	// Copied counts the rows the running initial sync has committed.
 	Copied           int64     `json:"copied,omitempty"`
 	LastSynchronized time.Time `json:"last_synchronized,omitzero"`
 	// Lag is how far the lake may be behind the source: the time since the
 	// table was last known to be current.
-	Lag   Duration `json:"lag_seconds"`
-	Error string   `json:"error,omitempty"`
+	Lag Duration `json:"lag_seconds"`
+	// Error is the reason of the state: the error of Failed, Paused,
+	// SourceUnreachable, LakeUnwritable and Throttled, why the table is
+	// re-initialised.
+	Error string `json:"error,omitempty"`
+	// Action is what to do about the state, empty when nothing.
+	Action string `json:"action,omitempty"`
 }
 
 // Duration marshals as seconds.
@@ -64,11 +120,40 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 type Report struct {
 	Link string `json:"link"`
 	// Running is true when a sync process reported within the last few seconds.
-	Running bool          `json:"running"`
+	Running bool `json:"running"`
+	// Updated is when the running sync last reported.
+	Updated time.Time     `json:"updated,omitzero"`
 	Tables  []TableStatus `json:"tables"`
+	// Maintenance is set while the running sync's lake maintenance
+	// (compaction, snapshots, model.json) fails: the tables stay current,
+	// but their files are not compacted or published meanwhile.
+	Maintenance *Problem `json:"maintenance,omitempty"`
 	// Source reports on the source's side of the link where it keeps
 	// state for it (a Postgres replication slot).
 	Source *SourceStatus `json:"source,omitempty"`
+	// Warnings are what status could not read and did without (a damaged
+	// live status).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Problem is a failure of the link as a whole, with since when it lasts
+// and what to do.
+type Problem struct {
+	Error  string    `json:"error"`
+	Since  time.Time `json:"since"`
+	Action string    `json:"action"`
+}
+
+// NeedsAction reports whether some table, the lake maintenance or the
+// source's replication slot waits for someone to act: the exit code 1 of
+// lakelink status.
+func (r *Report) NeedsAction() bool {
+	for _, t := range r.Tables {
+		if t.State.NeedsAction() {
+			return true
+		}
+	}
+	return r.Maintenance != nil || (r.Source != nil && (r.Source.Error != "" || r.Source.Warning != ""))
 }
 
 // SourceStatus is what the source holds back for the link.
@@ -106,6 +191,8 @@ const (
 type liveTables struct {
 	PID    int           `json:"pid"`
 	Tables []TableStatus `json:"tables"`
+	// Maintenance is set while lake maintenance fails.
+	Maintenance *Problem `json:"maintenance,omitempty"`
 }
 
 // heartbeat is the content of heartbeatObject.
@@ -124,27 +211,66 @@ type heartbeat struct {
 // as not running.
 const staleAfter = 5 * time.Second
 
-// ReadReport builds the status of the lake in st at time now.
+// fallbackStatusPath is where a running sync publishes its live status
+// (fallbackStatus) while the lake refuses it (a read-only folder, a full
+// disk), so that lakelink status on the same machine still shows what the
+// sync sees: a file under the user's cache directory named by a hash of
+// the lake's status object location.
+func fallbackStatusPath(st store.Store) (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find the user's cache directory for the fallback live status: %w", err)
+	}
+	sum := sha256.Sum256([]byte(st.Location(statusObject)))
+	return filepath.Join(base, "lakelink-status", hex.EncodeToString(sum[:8])+".json"), nil
+}
+
+// fallbackStatus is the content of the fallback file: both objects.
+type fallbackStatus struct {
+	Heartbeat heartbeat  `json:"heartbeat"`
+	Tables    liveTables `json:"tables"`
+}
+
+// readLive reads the live status: the lake's objects, or the fallback file
+// when its heartbeat is newer. A live status that cannot be read or parsed
+// is a warning, not a reason to show no table: it is a convenience, not
+// the lake's truth.
+func readLive(ctx context.Context, st store.Store) (live liveTables, hb heartbeat, warnings []string) {
+	if err := readJSON(ctx, st, heartbeatObject, &hb); err != nil {
+		warnings = append(warnings, fmt.Sprintf("the live status is damaged or unreadable (%v): showing the committed state", err))
+		hb = heartbeat{}
+	}
+	if err := readJSON(ctx, st, statusObject, &live); err != nil {
+		warnings = append(warnings, fmt.Sprintf("the live status is damaged or unreadable (%v): showing the committed state", err))
+		hb = heartbeat{}
+	}
+	if p, err := fallbackStatusPath(st); err == nil {
+		if b, err := os.ReadFile(p); err == nil {
+			var fb fallbackStatus
+			if err := json.Unmarshal(b, &fb); err != nil {
+				warnings = append(warnings, fmt.Sprintf("the fallback live status %s is damaged (%v)", p, err))
+			} else if fb.Heartbeat.Updated.After(hb.Updated) {
+				live, hb = fb.Tables, fb.Heartbeat
+			}
+		}
+	}
+	return live, hb, warnings
+}
+
+// ReadReport builds the status of the lake in st at time now. It fails
+// only when the lake's committed state cannot be read.
 func ReadReport(ctx context.Context, st store.Store, now time.Time) (*Report, error) {
 	state, err := lake.ReadState(ctx, st)
 	if err != nil {
 		return nil, err
 	}
 	r := &Report{Link: state.Link}
-	var hb heartbeat
-	if err := readJSON(ctx, st, heartbeatObject, &hb); err != nil {
-		return nil, err
-	}
-	r.Running = !hb.Updated.IsZero() && !hb.Stopped && now.Sub(hb.Updated) < staleAfter
-	var live liveTables
-	if r.Running {
-		if err := readJSON(ctx, st, statusObject, &live); err != nil {
-			return nil, err
-		}
-		r.Running = live.PID == hb.PID
-	}
+	live, hb, warnings := readLive(ctx, st)
+	r.Warnings = warnings
+	r.Running = !hb.Updated.IsZero() && !hb.Stopped && now.Sub(hb.Updated) < staleAfter && live.PID == hb.PID
 	byName := map[string]TableStatus{}
 	if r.Running {
+		r.Updated, r.Maintenance = hb.Updated, live.Maintenance
 		for _, t := range live.Tables {
 			byName[t.Name] = t
 		}
@@ -190,16 +316,25 @@ func readJSON(ctx context.Context, st store.Store, name string, v any) error {
 // fromLake derives a table's status from its committed state alone.
 func fromLake(ts *lake.TableState, now time.Time) TableStatus {
 	s := TableStatus{Name: ts.Name, Rows: ts.Rows, LastSynchronized: ts.LastSynchronized, Error: ts.Reason}
-	switch ts.Phase {
-	case lake.Completed:
+	switch {
+	case ts.Phase == lake.Completed:
 		s.State = Completed
-	case lake.Failed:
+	case ts.Phase == lake.Failed:
 		s.State = Failed
+	case reinitialising(ts):
+		s.State = Reinitialising
 	default:
 		s.State = InProgress
 	}
+	s.Action = action(s.State, ts.Name)
 	if !ts.LastSynchronized.IsZero() {
 		s.Lag = Duration(now.Sub(ts.LastSynchronized))
 	}
 	return s
+}
+
+// reinitialising reports whether a table's copy in progress is a copy
+// afresh (its data was reset) rather than its first.
+func reinitialising(ts *lake.TableState) bool {
+	return ts.Phase == lake.InProgress && ts.Generation > 1
 }

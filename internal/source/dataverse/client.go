@@ -117,7 +117,7 @@ func (e *retryable) Unwrap() error { return e.err }
 // inside one attempt, so a connection dropped mid-page repeats the page
 // rather than losing or duplicating rows.
 func (c *client) get(ctx context.Context, table, url string, prefer string, read func(io.Reader) error) error {
-	throttled := false
+	waiting := notWaiting
 	var authFailing time.Time
 	op := func() (struct{}, error) {
 		err := c.attempt(ctx, table, url, prefer, read)
@@ -139,10 +139,21 @@ func (c *client) get(ctx context.Context, table, url string, prefer string, read
 			}
 			return struct{}{}, nil
 		}
-		if !throttled && c.events != nil && table != "" {
-			c.events.Throttled(table, r.Error())
+		// 429 is the service asking to wait; anything else retried
+		// (a refused or broken connection, 5xx) is the service being
+		// unreachable, which the status tells apart (#15 case 12).
+		kind := unreachable
+		if r.status == http.StatusTooManyRequests {
+			kind = throttledKind
 		}
-		throttled = true
+		if kind != waiting && c.events != nil && table != "" {
+			if kind == throttledKind {
+				c.events.Throttled(table, r.Error())
+			} else {
+				c.events.Unreachable(table, r.Error())
+			}
+		}
+		waiting = kind
 		return struct{}{}, err
 	}
 	notify := func(err error, wait time.Duration) {
@@ -152,11 +163,20 @@ func (c *client) get(ctx context.Context, table, url string, prefer string, read
 		backoff.WithBackOff(c.backoff()),
 		backoff.WithMaxElapsedTime(0),
 		backoff.WithNotify(notify))
-	if throttled && c.events != nil && table != "" {
+	if waiting != notWaiting && c.events != nil && table != "" {
 		c.events.Unthrottled(table)
 	}
 	return err
 }
+
+// waitKind is what a retry loop last reported through Events.
+type waitKind int
+
+const (
+	notWaiting waitKind = iota
+	throttledKind
+	unreachable
+)
 
 // attempt makes one request. It returns a *retryable error (possibly
 // joined with a *backoff.RetryAfterError) for failures worth repeating.

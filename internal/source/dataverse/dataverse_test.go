@@ -24,10 +24,11 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
-// events records Throttled/Unthrottled calls.
+// events records Throttled/Unreachable/Unthrottled calls.
 type events struct {
 	mu          sync.Mutex
 	throttled   map[string]int
+	unreachable map[string]int
 	unthrottled map[string]int
 }
 
@@ -38,6 +39,15 @@ func (e *events) Throttled(table, reason string) {
 		e.throttled = map[string]int{}
 	}
 	e.throttled[table]++
+}
+
+func (e *events) Unreachable(table, reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.unreachable == nil {
+		e.unreachable = map[string]int{}
+	}
+	e.unreachable[table]++
 }
 
 func (e *events) Unthrottled(table string) {
@@ -376,10 +386,13 @@ func TestRetries(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		set  func(*fake)
+		// throttled: the retries are reported as Throttled (429), else
+		// as Unreachable.
+		throttled bool
 	}{
-		{"throttled", func(f *fake) { f.throttle = 5 }},
-		{"unavailable", func(f *fake) { f.unavailable = 5 }},
-		{"cut mid-page", func(f *fake) { f.cut = 3 }},
+		{"throttled", func(f *fake) { f.throttle = 5 }, true},
+		{"unavailable", func(f *fake) { f.unavailable = 5 }, false},
+		{"cut mid-page", func(f *fake) { f.cut = 3 }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, srv := newFake(t)
@@ -400,8 +413,12 @@ func TestRetries(t *testing.T) {
 			if len(seen) != 10 {
 				t.Errorf("got %d rows, want 10", len(seen))
 			}
-			if ev.throttled["account"] == 0 || ev.unthrottled["account"] != ev.throttled["account"] {
-				t.Errorf("events: throttled %v, unthrottled %v", ev.throttled, ev.unthrottled)
+			reported, other := ev.unreachable["account"], ev.throttled["account"]
+			if tc.throttled {
+				reported, other = other, reported
+			}
+			if reported == 0 || other != 0 || ev.unthrottled["account"] != reported {
+				t.Errorf("events: throttled %v, unreachable %v, unthrottled %v", ev.throttled, ev.unreachable, ev.unthrottled)
 			}
 		})
 	}
