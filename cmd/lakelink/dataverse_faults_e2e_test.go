@@ -68,9 +68,8 @@ func changesArrived(t *testing.T, profile, label, account, contact string, limit
 }
 
 // unreachableState is what status shows for a table whose source cannot
-// be reached. TODO(#15 case 12): "SourceUnreachable" once the engine tells
-// an unreachable source from throttling; until then it shows Throttled.
-const unreachableState = "Throttled"
+// be reached.
+const unreachableState = "SourceUnreachable"
 
 // TestDataverseUnreachable stops the emulator under a running sync for
 // unreachableFor and starts it again on the same address with the same
