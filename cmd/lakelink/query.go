@@ -21,7 +21,7 @@ func newQueryCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   `query -c link.yaml [--format table|csv|json|jsonl] "SQL"`,
-		Short: "Run SQL on the lake database: <table>, <table>_partitioned, the metadata tables, sys.*",
+		Short: "Run one SELECT on the read-only lake database: <table>, <table>_partitioned, the metadata tables, sys.*",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !verbose {

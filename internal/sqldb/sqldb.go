@@ -17,7 +17,6 @@ package sqldb
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -122,13 +121,7 @@ func OpenWith(ctx context.Context, st store.Store, load func(context.Context) (*
 // open opens the database; root is the lake root when opts.CacheDir is its
 // DefaultCacheDir (see newCache).
 func open(ctx context.Context, st store.Store, load func(context.Context) (*lake.State, error), opts Options, root string) (*DB, error) {
-	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
-		// UTC makes TIMESTAMPTZ text and date functions independent of
-		// the machine's zone. The pool opens connections long after Open
-		// returns, so this must not depend on Open's context.
-		_, err := execer.ExecContext(context.Background(), "SET TimeZone = 'UTC'", nil)
-		return err
-	})
+	connector, err := duckdb.NewConnector("", nil)
 	if err != nil {
 		return nil, fmt.Errorf("start the lake database (DuckDB): %w", err)
 	}
@@ -143,7 +136,7 @@ func open(ctx context.Context, st store.Store, load func(context.Context) (*lake
 		objects:   map[string]object{},
 		nextID:    1000,
 	}
-	if err := db.setup(ctx); err != nil {
+	if err := db.setup(ctx, opts.CacheDir); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -167,17 +160,22 @@ func open(ctx context.Context, st store.Store, load func(context.Context) (*lake
 // sorts now and then even with spilling ("failed to pin block").
 const memoryLimit = "384MB"
 
-// setup bounds DuckDB's memory and creates what does not depend on the
-// state: the metadata tables and the sys catalog. Extensions are never
-// installed from the network: the ones the views need (json, icu) are
-// built in.
-func (db *DB) setup(ctx context.Context) error {
+// setup bounds DuckDB's memory, locks its configuration (guard.go: files
+// only under the lake root and cacheDir) and creates what does not depend
+// on the state: the metadata tables and the sys catalog. Extensions are
+// never installed from the network: the ones the views need (json, icu)
+// are built in.
+func (db *DB) setup(ctx context.Context, cacheDir string) error {
 	spill, err := os.MkdirTemp("", "lakelink-sqldb-")
 	if err != nil {
 		return fmt.Errorf("create the lake database's spill directory: %w", err)
 	}
 	db.spill = spill
 	stmts := []string{
+		// UTC makes TIMESTAMPTZ text and date functions independent of
+		// the machine's zone; GLOBAL, so that every connection of the
+		// pool has it once the configuration is locked.
+		"SET GLOBAL TimeZone = 'UTC'",
 		"SET autoinstall_known_extensions = false",
 		"SET autoload_known_extensions = false",
 		"SET memory_limit = " + quoteString(memoryLimit),
@@ -187,6 +185,11 @@ func (db *DB) setup(ctx context.Context) error {
 		"SET enable_external_file_cache = false",
 		"SET temp_directory = " + quoteString(spill),
 	}
+	dirs := []string{db.st.Location("")}
+	if cacheDir != "" {
+		dirs = append(dirs, cacheDir)
+	}
+	stmts = append(stmts, lockDown(dirs)...)
 	for _, m := range metaTables {
 		stmts = append(stmts, fmt.Sprintf("CREATE TABLE %s (%s)", quoteIdent(m.name), strings.Join(m.columns, ", ")))
 	}
@@ -201,13 +204,22 @@ func (db *DB) setup(ctx context.Context) error {
 
 // Query refreshes the views if the committed state changed (its Seq), then
 // runs query. Safe for concurrent use: a query sees the state of one commit,
-// at least as new as the last commit before Query was called.
+// at least as new as the last commit before Query was called. query must be
+// one SELECT statement: anything else (a write, a setting, an extension,
+// several statements) fails with a *NotAllowedError before any of it runs,
+// and a read outside the lake fails (guard.go).
 func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	for attempt := 0; ; attempt++ {
 		if err := db.refresh(ctx); err != nil {
 			return nil, err
 		}
+		if attempt == 0 {
+			if err := db.checkQuery(ctx, query); err != nil {
+				return nil, err
+			}
+		}
 		rows, err := db.sql.QueryContext(ctx, query, args...)
+		err = db.explainAccess(err)
 		// A damaged cache file must not fail the query: its entry is
 		// dropped, the views go back to its CSV file and the query runs
 		// again. Each retry drops at least one entry.

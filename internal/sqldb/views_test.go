@@ -2,7 +2,6 @@ package sqldb
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -250,20 +249,5 @@ func TestClashingColumnNames(t *testing.T) {
 	}
 	if got := query(t, db, `SELECT id_3, versionnumber, isdelete_2 FROM pgtable`); !slices.Equal(got, []string{"2|2|no"}) {
 		t.Errorf("rows: got %q", got)
-	}
-}
-
-// TestCopyExport: docs/sql.md advises COPY for big exports.
-func TestCopyExport(t *testing.T) {
-	l := newTestLake(t)
-	tab := nameTable("account")
-	tab.Files = []lake.File{l.write("account/2020_1_1.csv", row(1, "a", 1, false)+row(2, "b", 1, false))}
-	tab.Changes = []lake.File{l.write("_lakelink/changes/account/1.csv", row(2, "", 2, true))}
-	l.commit(tab)
-	db := l.open()
-	out := filepath.Join(t.TempDir(), "account.parquet")
-	query(t, db, `COPY (SELECT * FROM account) TO `+quoteString(out)+` (FORMAT parquet)`)
-	if got := query(t, db, `SELECT name FROM read_parquet(`+quoteString(out)+`)`); !slices.Equal(got, []string{"a"}) {
-		t.Errorf("exported %q, want the one live row", got)
 	}
 }
