@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/store"
 )
 
@@ -657,7 +658,15 @@ func (l *Lake) partitionOf(ts *TableState, ix layoutIndexes, line []byte, now ti
 				continue
 			}
 			if v, err := decodeValue(ts.Columns[ix.partCol].Type, string(line[start:end])); err == nil && v != nil {
+				// As the partitioner: a time outside 1..9999 or an
+				// infinite one goes to the fixed partition.
+				if _, ok := v.(schema.InfiniteTime); ok {
+					return noPartition(ts.Options.Granularity)
+				}
 				if tm, ok := v.(time.Time); ok {
+					if y := tm.UTC().Year(); y < 1 || y > 9999 {
+						return noPartition(ts.Options.Granularity)
+					}
 					return tm.UTC().Format(partitionLayout(ts.Options.Granularity))
 				}
 			}

@@ -72,7 +72,7 @@ func (e *ValueError) Error() string {
 	if e.Column == "" {
 		return fmt.Sprintf("table %s, Id %s: %v", e.Table, e.ID, e.Err)
 	}
-	return fmt.Sprintf("table %s, column %s, Id %s: %v; the source connector must deliver values as package schema documents", e.Table, e.Column, e.ID, e.Err)
+	return fmt.Sprintf("table %s, column %s, Id %s: %v; lakelink cannot write this value", e.Table, e.Column, e.ID, e.Err)
 }
 
 func (e *ValueError) Unwrap() error { return e.Err }
@@ -118,12 +118,25 @@ func encodeValue(buf []byte, t schema.Type, v any) ([]byte, error) {
 		}
 		return append(buf, "False"...), nil
 	case schema.DateTime, schema.DateTimeOffset:
+		if inf, ok := v.(schema.InfiniteTime); ok {
+			switch inf {
+			case schema.Infinity:
+				return append(buf, `"infinity"`...), nil
+			case schema.NegInfinity:
+				return append(buf, `"-infinity"`...), nil
+			}
+			return buf, fmt.Errorf("infinite time %d is neither Infinity nor NegInfinity", inf)
+		}
 		tm, ok := v.(time.Time)
 		if !ok {
 			return buf, fmt.Errorf("want a time.Time, got %T", v)
 		}
-		if y := tm.Year(); y < 1 || y > 9999 {
-			return buf, fmt.Errorf("year %d is outside 1..9999, which readers cannot parse", y)
+		// The lake database reads the wall clock, then applies the offset:
+		// both must be in its range.
+		_, off := tm.Zone()
+		if !schema.TimeInRange(tm) || !schema.TimeInRange(tm.UTC().Add(time.Duration(off)*time.Second)) {
+			return buf, fmt.Errorf("%s is outside the times the lake can hold (%s to %s UTC)",
+				tm.Format(time.RFC3339Nano), schema.MinTime.Format(time.RFC3339), schema.MaxTime.Format(time.RFC3339Nano))
 		}
 		buf = append(buf, '"')
 		if t == schema.DateTime {
@@ -162,9 +175,9 @@ func encodeValue(buf []byte, t schema.Type, v any) ([]byte, error) {
 // appendDateTime appends t as t.AppendFormat(buf, dateTimeOffsetLayout)
 // does when withOffset, else as t.AppendFormat(buf, dateTimeLayout), byte for
 // byte. It is hand-written because interpreting the layout for every value
-// took a third of the CPU time of encoding rows; years outside 1..9999 (no
-// reader parses them; encodeValue rejects them, except a DateTime whose UTC
-// year crosses the bound) take the general path.
+// took a third of the CPU time of encoding rows; years outside 1..9999
+// (rare: BC dates and five-digit years, written in ISO 8601's expanded form
+// as AppendFormat writes it) take the general path.
 func appendDateTime(buf []byte, t time.Time, withOffset bool) []byte {
 	// One pass from Unix seconds to the civil date and clock in t's zone,
 	// where Date, Clock and Zone would each convert again.
@@ -314,10 +327,16 @@ func decodeValue(t schema.Type, raw string) (any, error) {
 			return false, nil
 		}
 		return nil, fmt.Errorf("boolean field %q is neither True nor False", raw)
-	case schema.DateTime:
-		return time.Parse(dateTimeLayout, s)
-	case schema.DateTimeOffset:
-		return time.Parse(dateTimeOffsetLayout, s)
+	case schema.DateTime, schema.DateTimeOffset:
+		if quoted {
+			switch s {
+			case "infinity":
+				return schema.Infinity, nil
+			case "-infinity":
+				return schema.NegInfinity, nil
+			}
+		}
+		return parseDateTime(s, t == schema.DateTimeOffset)
 	case schema.Decimal:
 		if !isDecimal(s) {
 			return nil, fmt.Errorf("decimal field %q", raw)
@@ -333,6 +352,48 @@ func decodeValue(t schema.Type, raw string) (any, error) {
 		return strconv.ParseFloat(s, 64)
 	}
 	return nil, fmt.Errorf("unknown column type %q", t)
+}
+
+// parseDateTime reads a dateTime (or, withOffset, a dateTimeOffset) field's
+// text as encodeValue writes it, years outside 1..9999 included: the year
+// is "-" and four digits or more below year 1 (ISO 8601's astronomical
+// numbering, -0001 being 2 BC), and may have more than four digits above
+// 9999, as time.Time.AppendFormat writes it and DuckDB reads it.
+func parseDateTime(s string, withOffset bool) (time.Time, error) {
+	layout := dateTimeLayout
+	if withOffset {
+		layout = dateTimeOffsetLayout
+	}
+	digits := s
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		digits = s[1:]
+	}
+	n := skipDigits(digits)
+	year, _ := strconv.Atoi(digits[:min(n, 7)])
+	// The canonical form only: four digits, or more without a leading
+	// zero; never "-0000".
+	if n < 4 || n > 7 || n == len(digits) || n > 4 && digits[0] == '0' || neg && year == 0 {
+		return time.Time{}, fmt.Errorf("date-time field %q is not in the lake's ISO 8601 form", s)
+	}
+	if neg {
+		year = -year
+	}
+	if !neg && n == 4 {
+		return time.Parse(layout, s)
+	}
+	// The rest parses in a leap year, then takes the real year: a
+	// February 29 of a year without one does not survive time.Date's
+	// normalisation, which the check below catches.
+	rest, err := time.Parse(layout, "2000"+digits[n:])
+	if err != nil {
+		return time.Time{}, fmt.Errorf("date-time field %q: %w", s, err)
+	}
+	tm := time.Date(year, rest.Month(), rest.Day(), rest.Hour(), rest.Minute(), rest.Second(), rest.Nanosecond(), rest.Location())
+	if tm.Day() != rest.Day() {
+		return time.Time{}, fmt.Errorf("date-time field %q: day out of range", s)
+	}
+	return tm, nil
 }
 
 // unquote returns the text of a raw field and whether it was quoted.

@@ -39,6 +39,16 @@ func TestValueRoundTrip(t *testing.T) {
 		{"datetime min", schema.DateTime, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), `"0001-01-01T00:00:00.0000000Z"`},
 		{"datetime max", schema.DateTime, time.Date(9999, 12, 31, 23, 59, 59, 999999900, time.UTC), `"9999-12-31T23:59:59.9999999Z"`},
 		{"datetimeoffset", schema.DateTimeOffset, time.Date(2020, 1, 1, 0, 15, 0, 0, est), `"2020-01-01T00:15:00.0000000-05:00"`},
+		{"1 BC", schema.DateTime, time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), `"0000-01-01T00:00:00.0000000Z"`},
+		{"4713 BC", schema.DateTime, time.Date(-4712, 11, 24, 12, 0, 0, 0, time.UTC), `"-4712-11-24T12:00:00.0000000Z"`},
+		{"BC leap day", schema.DateTimeOffset, time.Date(-4, 2, 29, 1, 2, 3, 400, time.UTC), `"-0004-02-29T01:02:03.0000004+00:00"`},
+		{"year 10000", schema.DateTime, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), `"10000-01-01T00:00:00.0000000Z"`},
+		{"lake min", schema.DateTime, schema.MinTime, `"-290308-12-22T00:00:00.0000000Z"`},
+		{"lake max", schema.DateTimeOffset, schema.MaxTime, `"294247-01-10T04:00:54.7758060+00:00"`},
+		{"infinity", schema.DateTime, schema.Infinity, `"infinity"`},
+		{"-infinity", schema.DateTimeOffset, schema.NegInfinity, `"-infinity"`},
+		{"numeric as text", schema.String, "NaN", `"NaN"`},
+		{"json null", schema.JSON, "null", `"null"`},
 		{"decimal 38 digits", schema.Decimal, "-1234567890123456789012345678.0123456789", `-1234567890123456789012345678.0123456789`},
 		{"double", schema.Double, 1.5e300, `1.5e+300`},
 		{"double tiny", schema.Double, -4.9e-324, `-5e-324`},
@@ -97,7 +107,10 @@ func TestValueErrors(t *testing.T) {
 		{"float decimal", schema.Decimal, 1.5},
 		{"exponent decimal", schema.Decimal, "1e5"},
 		{"string date", schema.DateTime, "2020-01-01"},
-		{"year 10000", schema.DateTime, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"after the lake's last time", schema.DateTime, schema.MaxTime.Add(time.Microsecond)},
+		{"before the lake's first time", schema.DateTimeOffset, schema.MinTime.Add(-time.Nanosecond)},
+		{"wall clock before the first time", schema.DateTimeOffset, schema.MinTime.In(time.FixedZone("", -3600))},
+		{"bad infinity", schema.DateTime, schema.InfiniteTime(2)},
 		{"int bool", schema.Boolean, 1},
 		{"float32", schema.Double, float32(1)},
 		{"unknown type", schema.Type("money"), "1"},
@@ -312,6 +325,40 @@ func FuzzDateTime(f *testing.F) {
 			}
 			if got, want := appendDateTime([]byte("x"), in, withOffset), in.AppendFormat([]byte("x"), layout); !bytes.Equal(got, want) {
 				t.Fatalf("%v (offset %v): %q, AppendFormat writes %q", in, withOffset, got, want)
+			}
+		}
+	})
+}
+
+// FuzzDateTimeRoundTrip checks that every time the lake can hold, BC and
+// five-digit years included, reads back from its field as written (to the
+// 100 ns the layout keeps), and that no field makes the reader panic.
+func FuzzDateTimeRoundTrip(f *testing.F) {
+	f.Add(int64(0), uint32(0), 0, "")
+	f.Add(int64(-62198755200), uint32(5), 0, `"-0001-01-01T00:00:00.0000000Z"`)
+	f.Add(int64(-210866803200), uint32(0), 3600, `"10000-02-29T00:00:00.0000000Z"`)
+	f.Add(int64(9223372036854), uint32(775806000), 0, `"-0000-01-01T00:00:00.0000000Z"`)
+	f.Add(int64(-9223372022400), uint32(0), -60, `"infinity"`)
+	f.Fuzz(func(t *testing.T, secs int64, nanos uint32, offset int, raw string) {
+		for _, typ := range []schema.Type{schema.DateTime, schema.DateTimeOffset} {
+			_, _ = decodeValue(typ, raw)
+		}
+		tm := time.Unix(secs, int64(nanos%1e9)).In(time.FixedZone("", offset%(18*3600)/60*60))
+		for _, typ := range []schema.Type{schema.DateTime, schema.DateTimeOffset} {
+			field, err := encodeValue(nil, typ, tm)
+			if err != nil {
+				_, off := tm.Zone()
+				if schema.TimeInRange(tm) && schema.TimeInRange(tm.UTC().Add(time.Duration(off)*time.Second)) {
+					t.Fatalf("%v (%s): %v", tm, typ, err)
+				}
+				continue
+			}
+			back, err := decodeValue(typ, string(field))
+			if err != nil {
+				t.Fatalf("%v (%s) written as %s: %v", tm, typ, field, err)
+			}
+			if got, ok := back.(time.Time); !ok || !got.Equal(tm.Truncate(100*time.Nanosecond)) {
+				t.Fatalf("%v (%s) written as %s reads back as %v", tm, typ, field, back)
 			}
 		}
 	})

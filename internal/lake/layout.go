@@ -359,6 +359,14 @@ const (
 	NoPartitionMonth = "0001-01"
 )
 
+// noPartition is the fixed partition of granularity g.
+func noPartition(g Granularity) string {
+	if g == Month {
+		return NoPartitionMonth
+	}
+	return NoPartitionYear
+}
+
 // partitioner names the partitions of the rows of one commit: from the
 // partition column's value, or NoPartition. It keeps the last name it
 // formatted, since consecutive rows mostly share a partition, so that
@@ -375,10 +383,7 @@ type partitioner struct {
 // newPartitioner returns the partitioner of a table whose layout is cols
 // and whose partition column is col ("" for none).
 func newPartitioner(g Granularity, cols []Column, col string) *partitioner {
-	p := &partitioner{g: g, col: -1, none: NoPartitionYear, lastKey: -1}
-	if g == Month {
-		p.none = NoPartitionMonth
-	}
+	p := &partitioner{g: g, col: -1, none: noPartition(g), lastKey: -1}
 	if col != "" {
 		for i, c := range cols {
 			if c.Name == col {

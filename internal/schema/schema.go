@@ -10,13 +10,33 @@
 //	String, JSON    string (JSON holds the raw JSON text)
 //	Int64           int64
 //	Boolean         bool
-//	DateTime        time.Time (written in UTC)
-//	DateTimeOffset  time.Time (its offset is kept)
+//	DateTime        time.Time (written in UTC), or an InfiniteTime
+//	DateTimeOffset  time.Time (its offset is kept), or an InfiniteTime
 //	Decimal         string, plain decimal notation ("-1234.50"), exact
 //	Double          float64
 //
-// A nil value, or a column missing from the map, is NULL.
+// A nil value, or a column missing from the map, is NULL. Times lie within
+// MinTime..MaxTime; years outside 1..9999 are fine (1 BC is year 0).
 package schema
+
+import (
+	"math"
+	"time"
+)
+
+// MinTime and MaxTime bound the finite DateTime and DateTimeOffset values:
+// the range of the lake database's TIMESTAMP (DuckDB's), so that every value
+// a source delivers reads back. MaxTime is exact to the microsecond.
+var (
+	MinTime = time.Date(-290308, 12, 22, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.UnixMicro(math.MaxInt64 - 1).UTC()
+)
+
+// TimeInRange reports whether t lies within MinTime..MaxTime, counting only
+// its microseconds (the lake database keeps no more).
+func TimeInRange(t time.Time) bool {
+	return !t.Before(MinTime) && t.Before(MaxTime.Add(time.Microsecond))
+}
 
 // Type is a CDM data type, spelled as in model.json.
 type Type string
@@ -32,6 +52,18 @@ const (
 	Decimal        Type = "decimal"
 	Double         Type = "double"
 	JSON           Type = "json"
+)
+
+// InfiniteTime is a DateTime or DateTimeOffset value after (Infinity) or
+// before (NegInfinity) every time: PostgreSQL's 'infinity' and '-infinity'.
+// The lake writes them as "infinity" and "-infinity", which the lake
+// database reads as DuckDB's infinite timestamps.
+type InfiniteTime int8
+
+// The two infinite times.
+const (
+	Infinity    InfiniteTime = 1
+	NegInfinity InfiniteTime = -1
 )
 
 // Column is one source column.

@@ -145,7 +145,25 @@ func text(v any, dbType string) string {
 	}
 }
 
+// DuckDB's infinite timestamps and dates as the Go driver returns them:
+// the extreme microsecond and day counts.
+var (
+	infTimestamp    = time.UnixMicro(math.MaxInt64)
+	negInfTimestamp = time.UnixMicro(-math.MaxInt64)
+	infDate         = time.Unix(math.MaxInt32*86400, 0)
+	negInfDate      = time.Unix(-math.MaxInt32*86400, 0)
+)
+
+// timeText shows a time as DuckDB's shell does, infinities as "infinity"
+// and "-infinity"; years before 1 in ISO 8601's astronomical numbering
+// ("-0001" is 2 BC), years after 9999 with all their digits.
 func timeText(t time.Time, dbType string) string {
+	switch {
+	case t.Equal(infTimestamp) || dbType == "DATE" && t.Equal(infDate):
+		return "infinity"
+	case t.Equal(negInfTimestamp) || dbType == "DATE" && t.Equal(negInfDate):
+		return "-infinity"
+	}
 	switch dbType {
 	case "DATE":
 		return t.Format("2006-01-02")
@@ -205,6 +223,9 @@ func jsonable(v any) any {
 		}
 		return v
 	case time.Time:
+		if v.Equal(infTimestamp) || v.Equal(negInfTimestamp) {
+			return timeText(v, "TIMESTAMP")
+		}
 		return v.Format(time.RFC3339Nano)
 	case []byte:
 		return `\x` + hex.EncodeToString(v)

@@ -29,7 +29,9 @@ const formatQuery = `SELECT * FROM (VALUES
 	 CAST('-Infinity' AS DOUBLE), NULL, NULL, NULL, NULL, NULL, NULL, NULL),
 	(4, '', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
 	(5, '中文 😀 wide', 0, 1e300, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-	(6, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
+	(6, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+	(7, 'infinite', NULL, NULL, NULL, TIMESTAMP 'infinity', TIMESTAMPTZ '-infinity', NULL, NULL, DATE 'infinity', NULL),
+	(8, 'BC and five digits', NULL, NULL, NULL, TIMESTAMP '-0001-03-01 12:00:00', TIMESTAMPTZ '12345-06-07 00:00:00+00', NULL, NULL, DATE '-infinity', NULL)
 ) AS t(n, "text", amount, ratio, flag, stamp, stamp_tz, ref, doc, day, list) ORDER BY n`
 
 func TestFormatGolden(t *testing.T) {
@@ -49,13 +51,13 @@ func TestFormatGolden(t *testing.T) {
 			switch format {
 			case "csv":
 				recs, err := csv.NewReader(bytes.NewReader(buf.Bytes())).ReadAll()
-				if err != nil || len(recs) != 7 {
-					t.Errorf("CSV output does not parse back into 7 records: %d, %v", len(recs), err)
+				if err != nil || len(recs) != 9 {
+					t.Errorf("CSV output does not parse back into 9 records: %d, %v", len(recs), err)
 				}
 			case "json":
 				var v []map[string]any
-				if err := json.Unmarshal(buf.Bytes(), &v); err != nil || len(v) != 6 {
-					t.Errorf("JSON output is not an array of 6 objects: %v", err)
+				if err := json.Unmarshal(buf.Bytes(), &v); err != nil || len(v) != 8 {
+					t.Errorf("JSON output is not an array of 8 objects: %v", err)
 				}
 			case "jsonl":
 				for i, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {

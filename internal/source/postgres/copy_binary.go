@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/lakelink/lakelink/internal/schema"
 )
 
 // The copy asks for a few types in binary format: the server then skips
@@ -59,15 +61,17 @@ func decodeBinary(oid uint32, v []byte) (any, error) {
 		return int64(binary.BigEndian.Uint64(v)), nil
 	case oidTimestamp, oidTimestamptz:
 		us := int64(binary.BigEndian.Uint64(v))
-		if us == math.MaxInt64 || us == math.MinInt64 {
-			// ±infinity, which no CDM type holds: NULL, as in text.
-			return nil, nil
+		switch us {
+		case math.MaxInt64:
+			return schema.Infinity, nil
+		case math.MinInt64:
+			return schema.NegInfinity, nil
 		}
 		sec, frac := us/1e6, us%1e6
 		if frac < 0 {
 			sec, frac = sec-1, frac+1e6
 		}
-		return time.Unix(pgEpoch+sec, frac*1e3).UTC(), nil
+		return lakeTime(time.Unix(pgEpoch+sec, frac*1e3).UTC()), nil
 	}
 	return nil, fmt.Errorf("no binary decoder for type %d", oid)
 }

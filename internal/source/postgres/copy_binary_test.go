@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"strconv"
 	"testing"
@@ -36,8 +37,9 @@ func TestDecodeBinary(t *testing.T) {
 		{"timestamptz", oidTimestamptz, usSince2000(ts), ts, false},
 		{"timestamp before 2000", oidTimestamp, usSince2000(time.Date(1999, 12, 31, 23, 59, 59, 999999000, time.UTC)), time.Date(1999, 12, 31, 23, 59, 59, 999999000, time.UTC), false},
 		{"timestamp BC", oidTimestamp, usSince2000(time.Date(-43, 3, 15, 12, 0, 0, 0, time.UTC)), time.Date(-43, 3, 15, 12, 0, 0, 0, time.UTC), false},
-		{"infinity", oidTimestamptz, be64(math.MaxInt64), nil, false},
-		{"-infinity", oidTimestamp, be64(math.MinInt64), nil, false},
+		{"infinity", oidTimestamptz, be64(math.MaxInt64), schema.Infinity, false},
+		{"-infinity", oidTimestamp, be64(math.MinInt64), schema.NegInfinity, false},
+		{"after the lake's last time", oidTimestamp, be64(math.MaxInt64 - 1), schema.Infinity, false},
 		{"short", oidInt8, be32(1), nil, true},
 		{"long bool", oidBool, []byte{0, 1}, nil, true},
 		{"unknown type", oidNumeric, be64(1), nil, true},
@@ -104,11 +106,19 @@ func FuzzDecodeBinary(f *testing.F) {
 			t.Fatal(err)
 		}
 		tm, ok := got.(time.Time)
-		if !ok || tm.Year() < 1 || tm.Year() > 9999 {
+		if !ok {
+			// Infinite: only ±infinity and times past the lake's last.
+			if n != math.MaxInt64 && n != math.MinInt64 && !time.Unix(pgEpoch+n/1e6+1, 0).After(schema.MaxTime) {
+				t.Fatalf("%d: binary %v, a finite time", n, got)
+			}
 			return
 		}
-		// The server's ISO output under TimeZone=UTC.
+		// The server's ISO output under TimeZone=UTC: BC years count
+		// from 1 with a suffix.
 		text := tm.Format("2006-01-02 15:04:05.999999") + "+00"
+		if y := tm.Year(); y <= 0 {
+			text = fmt.Sprintf("%04d", 1-y) + tm.Format("-01-02 15:04:05.999999") + "+00 BC"
+		}
 		want, err := decoder{kind: kindTimestamptz}.decode([]byte(text))
 		if err != nil || got != want {
 			t.Fatalf("%d: binary %v, text %q gives %v (%v)", n, got, text, want, err)

@@ -54,9 +54,11 @@ type decoder struct {
 	delim byte
 }
 
-// decode converts a non-NULL text value. Values no CDM type can hold
-// (numeric NaN and ±Infinity, date and timestamp ±infinity) become NULL,
-// as docs/postgres.md says.
+// decode converts a non-NULL text value, as docs/postgres.md's type table
+// says: date and timestamp ±infinity become schema's infinite times, and
+// times after schema.MaxTime (which the lake cannot hold) too. NaN in a
+// numeric(p,s) column becomes NULL: no decimal holds it (an unconstrained
+// numeric is text, NaN and ±Infinity included).
 //
 // It takes bytes (as they come off the wire) so that numbers, booleans and
 // times are parsed without first copying the text into a string.
@@ -86,10 +88,16 @@ func (d decoder) decode(text []byte) (any, error) {
 		return nil, fmt.Errorf("boolean %q is neither t nor f", text)
 	case kindDate, kindTimestamp, kindTimestamptz:
 		switch string(text) {
-		case "infinity", "-infinity":
-			return nil, nil
+		case "infinity":
+			return schema.Infinity, nil
+		case "-infinity":
+			return schema.NegInfinity, nil
 		}
-		return parseTime(string(text))
+		t, err := parseTime(string(text))
+		if err != nil {
+			return nil, err
+		}
+		return lakeTime(t), nil
 	case kindBytea:
 		b, ok := bytes.CutPrefix(text, []byte(`\x`))
 		if !ok {
@@ -104,6 +112,17 @@ func (d decoder) decode(text []byte) (any, error) {
 		return arrayJSON(string(text), d.delim, d.elem)
 	}
 	return nil, fmt.Errorf("unknown value kind %d", d.kind)
+}
+
+// lakeTime is t, or schema.Infinity when t is after schema.MaxTime
+// (PostgreSQL's timestamps reach 294276 AD and its dates 5874897 AD, the
+// lake's times 294247 AD). PostgreSQL's earliest time, 4713 BC, is far
+// inside the lake's range.
+func lakeTime(t time.Time) any {
+	if t.After(schema.MaxTime) {
+		return schema.Infinity
+	}
+	return t
 }
 
 // parseTime reads PostgreSQL's ISO output of date, timestamp and timestamptz:

@@ -33,6 +33,9 @@ const (
 	oidJSONB       = 3802
 )
 
+// maxDecimalPrecision is the widest numeric(p,s) that maps to a decimal.
+const maxDecimalPrecision = 38
+
 // pgType is the part of pg_type the mapping needs.
 type pgType struct {
 	typtype  byte   // b base, d domain, e enum, c composite, r range, m multirange, p pseudo
@@ -140,6 +143,12 @@ func (c *typeCache) column(ctx context.Context, q querier, oid uint32, mod int32
 		case oidName:
 			ct.col.MaxLength = 63
 		case oidNumeric:
+			// Only numeric(p,s) with p <= 38 fits a decimal every
+			// reader holds (DuckDB's and SQL Server's widest is 38
+			// digits). An unconstrained numeric (up to 131072 digits
+			// before the point, NaN, ±Infinity) or a wider one is its
+			// exact text, so no value can make the column unreadable.
+			ct.dec.kind = kindString
 			if bmod >= 4 {
 				p := int((bmod - 4) >> 16 & 0xffff)
 				// The scale is an 11-bit signed field since PostgreSQL 15.
@@ -148,7 +157,13 @@ func (c *typeCache) column(ctx context.Context, q querier, oid uint32, mod int32
 					// numeric(p,-s) holds integers of up to p-s digits.
 					p, s = p-s, 0
 				}
-				ct.col.Precision, ct.col.Scale = p, s
+				// numeric(p,s) with s > p (PostgreSQL 15) holds
+				// fractions below 10^(p-s): decimal(s,s) holds them.
+				p = max(p, s)
+				if p <= maxDecimalPrecision {
+					ct.dec.kind = kindDecimal
+					ct.col.Precision, ct.col.Scale = p, s
+				}
 			}
 		}
 	}
