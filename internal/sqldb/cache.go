@@ -337,7 +337,13 @@ func (c *cache) convert(ctx context.Context, j job) error {
 			touch(final)
 			return nil
 		}
-		c.log.Warn("lake database: an existing Parquet cache file is unreadable; converting the CSV file again", "cache", final, "err", err)
+		if _, statErr := os.Stat(final); errors.Is(statErr, fs.ErrNotExist) {
+			// Removed meanwhile (by another process's eviction): a race,
+			// not damage; converted again without a warning.
+			c.log.Debug("lake database: a Parquet cache file went away; converting the CSV file again", "cache", final)
+		} else {
+			c.log.Warn("lake database: an existing Parquet cache file is unreadable; converting the CSV file again", "cache", final, "err", err)
+		}
 		if err := os.Remove(final); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove the unreadable cache file %s: %w", final, err)
 		}
@@ -352,8 +358,8 @@ func (c *cache) convert(ctx context.Context, j job) error {
 		return fmt.Errorf("create the cache directory %s: %w", c.dir, err)
 	}
 	if c.root != "" {
-		if err := os.WriteFile(filepath.Join(c.dir, rootFile), []byte(c.root), 0o644); err != nil {
-			return fmt.Errorf("record the lake root in %s: %w", c.dir, err)
+		if err := c.recordRoot(); err != nil {
+			return err
 		}
 	}
 	groupRows, err := rowGroupSize(j.csv, j.size)
@@ -554,9 +560,30 @@ func convertList(cols []column) string {
 // rootFile, in a DefaultCacheDir, holds the lake root it caches.
 const rootFile = "lake-root"
 
+// recordRoot writes rootFile unless it holds the root already, under a
+// temporary name renamed into place: another process's sweepLakes must
+// never read it empty or half written (it once removed live caches so).
+func (c *cache) recordRoot() error {
+	p := filepath.Join(c.dir, rootFile)
+	if b, err := os.ReadFile(p); err == nil && string(b) == c.root {
+		return nil
+	}
+	tmp := fmt.Sprintf("%s.%d.%d.tmp", p, os.Getpid(), time.Now().UnixNano())
+	if err := os.WriteFile(tmp, []byte(c.root), 0o644); err != nil {
+		return fmt.Errorf("record the lake root in %s: %w", c.dir, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("record the lake root in %s: %w", c.dir, err)
+	}
+	return nil
+}
+
 // sweepLakes removes the default cache directories (siblings of c.dir)
-// whose lake no longer exists, such as those of temporary lakes; a
-// directory without rootFile is not lakelink's to judge and stays.
+// whose lake no longer exists, such as those of temporary lakes, once
+// nothing in them changed for staleTemp (a process that still uses one
+// converts or touches its files). A directory whose rootFile is missing,
+// empty or not an absolute path is not lakelink's to judge and stays.
 func (c *cache) sweepLakes() {
 	parent := filepath.Dir(c.dir)
 	ents, err := os.ReadDir(parent)
@@ -569,7 +596,7 @@ func (c *cache) sweepLakes() {
 			continue
 		}
 		root, err := os.ReadFile(filepath.Join(dir, rootFile))
-		if err != nil {
+		if err != nil || !filepath.IsAbs(string(root)) || recentlyUsed(dir) {
 			continue
 		}
 		if _, err := os.Stat(string(root)); errors.Is(err, fs.ErrNotExist) {
@@ -578,6 +605,26 @@ func (c *cache) sweepLakes() {
 			}
 		}
 	}
+}
+
+// recentlyUsed reports whether anything in dir (or dir itself) changed
+// within staleTemp, or dir cannot be listed.
+func recentlyUsed(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	cutoff := time.Now().Add(-staleTemp)
+	if fi, err := os.Stat(dir); err != nil || fi.ModTime().After(cutoff) {
+		return true
+	}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || fi.ModTime().After(cutoff) {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultCacheDir is where Open keeps the Parquet cache of the lake whose

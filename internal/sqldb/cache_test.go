@@ -505,19 +505,31 @@ func TestRowGroupSize(t *testing.T) {
 }
 
 // TestCacheLakeSweep: a default cache directory records its lake, and the
-// caches of lakes that no longer exist go; others stay.
+// caches of lakes that no longer exist go once unused for an hour; others
+// stay (issue #15, case 17: a cache another process is writing, or whose
+// lake-root is empty or relative, is not removed).
 func TestCacheLakeSweep(t *testing.T) {
 	parent := t.TempDir()
 	gone := filepath.Join(parent, "gone")
 	kept := filepath.Join(parent, "kept")
 	foreign := filepath.Join(parent, "foreign")
-	for dir, root := range map[string]string{gone: filepath.Join(t.TempDir(), "deleted lake"), kept: t.TempDir(), foreign: ""} {
+	empty := filepath.Join(parent, "empty")
+	relative := filepath.Join(parent, "relative")
+	recent := filepath.Join(parent, "recent")
+	deleted := filepath.Join(t.TempDir(), "deleted lake")
+	old := time.Now().Add(-2 * staleTemp)
+	for dir, root := range map[string]string{gone: deleted, kept: t.TempDir(), foreign: "-", empty: "", relative: "lake", recent: deleted} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if root != "" {
+		if root != "-" {
 			if err := os.WriteFile(filepath.Join(dir, rootFile), []byte(root), 0o644); err != nil {
 				t.Fatal(err)
+			}
+		}
+		if dir != recent {
+			for _, p := range []string{filepath.Join(dir, rootFile), dir} {
+				_ = os.Chtimes(p, old, old)
 			}
 		}
 	}
@@ -532,7 +544,7 @@ func TestCacheLakeSweep(t *testing.T) {
 	}
 	defer db.Close()
 	warm(t, db)
-	for dir, want := range map[string]bool{gone: false, kept: true, foreign: true, own: true} {
+	for dir, want := range map[string]bool{gone: false, kept: true, foreign: true, own: true, empty: true, relative: true, recent: true} {
 		if _, err := os.Stat(dir); (err == nil) != want {
 			t.Errorf("%s: exists %v, want %v", dir, err == nil, want)
 		}
