@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -93,6 +94,73 @@ func TestLakeReadOnly(t *testing.T) {
 	if _, _, code := runExit(t, "status", "-c", profile); code != 0 {
 		t.Errorf("status exits %d once the lake is writable again, want 0", code)
 	}
+	alive(t, cmd, errb)
+	assertSameRows(t, srv.URL, profile, "contact", "contacts", "contactid")
+	assertSameRows(t, srv.URL, profile, "account", "accounts", "accountid")
+	stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
+}
+
+// TestLakeDiskFull runs the lake on a small tmpfs and fills it under a
+// running sync: status shows LakeUnwritable with "no space left on
+// device" while the sync retries (maintenance backs off too, see
+// TestMaintainBackoff), query still reads, and once space is freed the
+// changes made meanwhile arrive and the lake equals the source.
+func TestLakeDiskFull(t *testing.T) {
+	srv := emulatortest.StartServer(t, emulator.Config{Scale: 200, Seed: 8})
+	dir := t.TempDir()
+	lakeDir := filepath.Join(dir, "lake")
+	if err := os.Mkdir(lakeDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mount(t, "-t", "tmpfs", "-o", "size=8m", "tmpfs", lakeDir)
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", lakeDir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", lakeDir, err, out)
+		}
+	})
+	profile := writeProfile(t, dir, srv.URL, "  - name: contact\n  - name: account\n")
+	cmd, errb := startSync(t, profile)
+	waitStatus(t, profile, "both tables Completed", func(s statusJSON) bool {
+		return s.Running && tableState(s, "contact") == "Completed" && tableState(s, "account") == "Completed"
+	})
+	account, contact := faultTargets(t, srv.URL)
+
+	// The filler takes every free block of the tmpfs.
+	filler := filepath.Join(lakeDir, "filler.bin")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(block); err != nil {
+			break
+		}
+	}
+	f.Close()
+	const label = "while full"
+	sourceChanges(t, srv.URL, label, account, contact)
+	waitStatus(t, profile, "LakeUnwritable", func(s statusJSON) bool {
+		st, msg := tableStatus(s, "contact")
+		return st == "LakeUnwritable" && strings.Contains(msg, "no space left on device")
+	})
+	if out, _, code := runExit(t, "status", "-c", profile); code != 1 || !strings.Contains(out, "free space") {
+		t.Errorf("status exit %d, want 1 with the action:\n%s", code, out)
+	}
+	if n := queryCSV(t, profile, "SELECT count(*) FROM account")[0][0]; n == "0" {
+		t.Errorf("query of a full lake counts %s accounts", n)
+	}
+	time.Sleep(3 * time.Second)
+	alive(t, cmd, errb)
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	took := changesArrived(t, profile, label, account, contact, time.Minute)
+	t.Logf("changes made while the lake was full arrived %v after space was freed", took.Round(100*time.Millisecond))
+	waitStatus(t, profile, "both tables Completed again", func(s statusJSON) bool {
+		return tableState(s, "contact") == "Completed" && tableState(s, "account") == "Completed"
+	})
 	alive(t, cmd, errb)
 	assertSameRows(t, srv.URL, profile, "contact", "contacts", "contactid")
 	assertSameRows(t, srv.URL, profile, "account", "accounts", "accountid")
