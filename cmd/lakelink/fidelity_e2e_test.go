@@ -176,6 +176,18 @@ func hostileFloat(r *rand.Rand, special bool) *string {
 	return ptr(strconv.FormatFloat(f, 'g', -1, 64))
 }
 
+// hostileNumericText returns an unconstrained numeric as PostgreSQL prints
+// it (the lake keeps that text exactly): beyond decimal(38,10), NaN and the
+// infinities included (issue #15, cases 7 and 9).
+func hostileNumericText(r *rand.Rand) *string {
+	values := []string{"NaN", "Infinity", "-Infinity", "1" + strings.Repeat("0", 30), "0." + strings.Repeat("0", 29) + "1",
+		"-12.50", "0", strings.Repeat("9", 60) + "." + strings.Repeat("9", 40)}
+	if r.IntN(8) == 0 {
+		return nil
+	}
+	return ptr(values[r.IntN(len(values))])
+}
+
 func hostileBool(r *rand.Rand) *string {
 	return [](*string){nil, ptr("true"), ptr("false")}[r.IntN(3)]
 }
@@ -543,11 +555,12 @@ func TestFidelityPostgres(t *testing.T) {
 		{"ts", kTime, func(r *rand.Rand) *string { return hostileTime(r, false) }},
 		{"tz", kTime, func(r *rand.Rand) *string { return hostileTime(r, false) }},
 		{"b", kBool, hostileBool},
+		{"u", kText, hostileNumericText},
 	}
 	c := pgtest.Start(t)
 	dsn := c.CreateDB(t, "hostile")
 	c.Exec(t, "hostile", `CREATE TABLE hostile (id integer PRIMARY KEY, t text, v varchar(40), n numeric(38,10),
-		f double precision, d date, ts timestamp, tz timestamptz, b boolean)`)
+		f double precision, d date, ts timestamp, tz timestamptz, b boolean, u numeric)`)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -572,9 +585,9 @@ func TestFidelityPostgres(t *testing.T) {
 		}
 		// Text parameters with casts: PostgreSQL parses every value itself.
 		_, err := conn.Exec(ctx, `INSERT INTO hostile VALUES ($1::integer, $2, $3, $4::numeric, $5::float8, $6::date,
-			$7::timestamp, ($8::timestamp AT TIME ZONE 'UTC'), $9::boolean)
+			$7::timestamp, ($8::timestamp AT TIME ZONE 'UTC'), $9::boolean, $10::numeric)
 			ON CONFLICT (id) DO UPDATE SET t = $2, v = $3, n = $4::numeric, f = $5::float8, d = $6::date,
-			ts = $7::timestamp, tz = ($8::timestamp AT TIME ZONE 'UTC'), b = $9::boolean`, args...)
+			ts = $7::timestamp, tz = ($8::timestamp AT TIME ZONE 'UTC'), b = $9::boolean, u = $10::numeric`, args...)
 		if err != nil {
 			t.Fatalf("row %s: %v", row.id, err)
 		}
