@@ -132,6 +132,11 @@ func steadyRun(ctx context.Context, o *Options, n int) (steady, error) {
 	r.idleCPU = (procCPU(sc.pid()) - cpu0).Seconds() / el.Seconds()
 	r.idleBytes = float64(writtenBytes(sc.pid())-w0) / el.Seconds()
 
+	// A cold cache of the lake database, in the run's own folder: a cache
+	// left by an earlier run of a lake at the same path is not this lake's.
+	if err := os.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache")); err != nil {
+		return r, err
+	}
 	db, err := sqldb.Open(ctx, st, lake.NewReader(st).State)
 	if err != nil {
 		return r, err
