@@ -148,6 +148,7 @@ func (l *Lake) commitSwap(ctx context.Context, build func(cur *State, now time.T
 		return err
 	}
 	rec.Seq, rec.Committed, rec.Link = cur.Seq+1, now, l.opts.Link
+	rec.StreamCursor, rec.StreamSynced = cur.StreamCursor, cur.StreamSynced
 	size, err := writeRecord(ctx, l.st, cur, rec)
 	if err != nil {
 		if errors.Is(err, errUncertain) {

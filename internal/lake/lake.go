@@ -104,6 +104,12 @@ func (o Options) withDefaults() Options {
 // Tx is one atomic commit: every table of it changes, or none does.
 type Tx struct {
 	Tables []TableTx
+	// StreamCursor, if non-empty, is the stream's new position: the
+	// cursor of every table that follows it (State.StreamCursor).
+	StreamCursor string
+	// StreamCaughtUp says every table that follows the stream is current
+	// as of this commit: it sets State.StreamSynced.
+	StreamCaughtUp bool
 }
 
 // TableTx is what one commit does to one table.
@@ -122,8 +128,13 @@ type TableTx struct {
 	// Stage holds rows already written (see Stage); its files join the
 	// table after Changes.
 	Stage *Stage
-	// Cursor is the table's new source position, if non-empty.
+	// Cursor is the table's new source position, if non-empty; the table
+	// no longer follows the stream.
 	Cursor string
+	// Follow makes a Completed table's cursor the stream's from this
+	// commit on (State.StreamCursor); the commit must carry a stream
+	// position at or past the table's own cursor.
+	Follow bool
 	// Phase is the table's new phase, if non-empty. Completed sets
 	// InitialSyncCompleted and makes Maintain take the first snapshot.
 	Phase Phase
@@ -271,12 +282,19 @@ func (l *Lake) Commit(ctx context.Context, tx Tx) (*State, error) {
 		return nil, err
 	}
 	base := l.state.Load()
-	if len(tx.Tables) == 0 {
+	if len(tx.Tables) == 0 && (tx.StreamCursor == "" || tx.StreamCursor == base.StreamCursor) && !tx.StreamCaughtUp {
 		return base, nil
 	}
 	now := l.opts.Now().UTC()
 	seq := base.Seq + 1
-	rec := &record{Seq: seq, Committed: now, Link: l.opts.Link, Tables: map[string]*TableState{}}
+	rec := &record{Seq: seq, Committed: now, Link: l.opts.Link, Tables: map[string]*TableState{},
+		StreamCursor: base.StreamCursor, StreamSynced: base.StreamSynced}
+	if tx.StreamCursor != "" {
+		rec.StreamCursor = tx.StreamCursor
+	}
+	if tx.StreamCaughtUp {
+		rec.StreamSynced = now
+	}
 	w := &commitWork{}
 	fail := func(err error) (*State, error) {
 		l.deleteQuietly(ctx, w.written)
@@ -473,6 +491,10 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 	}
 	if ttx.Cursor != "" {
 		ts.Cursor = ttx.Cursor
+		ts.FollowsStream = false
+	}
+	if ttx.Follow {
+		ts.FollowsStream = true
 	}
 	switch ttx.Phase {
 	case "":
@@ -484,6 +506,9 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 		}
 	default:
 		return nil, fmt.Errorf("commit: table %s: unknown phase %q", ttx.Name, ttx.Phase)
+	}
+	if ts.Phase != Completed {
+		ts.FollowsStream = false
 	}
 	if ttx.CaughtUp {
 		ts.LastSynchronized = now

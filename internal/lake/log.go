@@ -62,17 +62,21 @@ func (e *ConflictError) Error() string {
 var errUncertain = errors.New("the commit record may have been written")
 
 // record is one commit record: the full new state of every table the commit
-// touched (nil for a dropped table) and the full garbage list. On the wire a
-// table's Source and Columns are null when the commit did not change them
-// (they are the largest part of a TableState, and most commits only add a
-// file or move a cursor); apply then keeps the previous ones. A table
-// always has columns (its system columns), so null cannot mean empty.
+// touched (nil for a dropped table), the stream's position and the full
+// garbage list. On the wire a table's Source and Columns are null when the
+// commit did not change them (they are the largest part of a TableState,
+// and most commits only add a file or move a cursor); apply then keeps the
+// previous ones. A table always has columns (its system columns), so null
+// cannot mean empty.
 type record struct {
 	Seq       int64                  `json:"seq"`
 	Committed time.Time              `json:"committed"`
 	Link      string                 `json:"link"`
 	Tables    map[string]*TableState `json:"tables"`
-	Garbage   []Garbage              `json:"garbage"`
+	// StreamCursor and StreamSynced are the State's after this commit.
+	StreamCursor string    `json:"stream_cursor,omitempty"`
+	StreamSynced time.Time `json:"stream_synced,omitzero"`
+	Garbage      []Garbage `json:"garbage"`
 }
 
 func seqName(dir string, seq int64) string {
@@ -100,7 +104,8 @@ func emptyState() *State { return &State{Tables: map[string]*TableState{}} }
 
 // apply returns the state after rec; s is not modified.
 func (s *State) apply(rec *record) *State {
-	next := &State{Seq: rec.Seq, Committed: rec.Committed, Link: rec.Link, Tables: make(map[string]*TableState, len(s.Tables)), Garbage: rec.Garbage}
+	next := &State{Seq: rec.Seq, Committed: rec.Committed, Link: rec.Link, Tables: make(map[string]*TableState, len(s.Tables)), Garbage: rec.Garbage,
+		StreamCursor: rec.StreamCursor, StreamSynced: rec.StreamSynced}
 	for k, v := range s.Tables {
 		next.Tables[k] = v
 	}

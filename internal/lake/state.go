@@ -19,6 +19,15 @@ type State struct {
 	Link string `json:"link"`
 	// Tables by name.
 	Tables map[string]*TableState `json:"tables"`
+	// StreamCursor is the position of the link's change stream, for a
+	// source whose stream serves all its tables from one position (a
+	// PostgreSQL slot): the cursor of every table that FollowsStream.
+	// Committing it moves them all at once, so an idle table's cursor keeps
+	// up with the stream without a write per table (issue #15, case 2).
+	StreamCursor string `json:"stream_cursor,omitempty"`
+	// StreamSynced is the last commit at which the stream said every table
+	// that follows it was current.
+	StreamSynced time.Time `json:"stream_synced,omitzero"`
 	// Garbage lists objects no table names any more, waiting for the grace
 	// period to pass before they are deleted, so that a reader that loaded
 	// an older state never finds one of its files missing.
@@ -96,6 +105,23 @@ type Snapshot struct {
 	Files []File    `json:"files"`
 }
 
+// Cursor returns where ts's source position is: the stream's when the
+// table follows it, else its own.
+func (s *State) Cursor(ts *TableState) string {
+	if ts.FollowsStream && s.StreamCursor != "" {
+		return s.StreamCursor
+	}
+	return ts.Cursor
+}
+
+// Synchronized returns the last time the source said ts was current.
+func (s *State) Synchronized(ts *TableState) time.Time {
+	if ts.FollowsStream && s.StreamSynced.After(ts.LastSynchronized) {
+		return s.StreamSynced
+	}
+	return ts.LastSynchronized
+}
+
 // TableState is the committed state of one table.
 type TableState struct {
 	Name    string        `json:"name"`
@@ -119,6 +145,11 @@ type TableState struct {
 	// Cursor is the source position the table's data is current to: a Copy
 	// resume cursor while InProgress, a Stream cursor once Completed.
 	Cursor string `json:"cursor"`
+	// FollowsStream says the table's stream cursor is the lake's
+	// StreamCursor, not Cursor: every change before it has been committed
+	// for this table. Only a Completed table follows; a commit that sets
+	// the table's own Cursor, resets it or changes its phase ends it.
+	FollowsStream bool `json:"follows_stream,omitempty"`
 	// Rows counts records (in-place) or change rows (append-only).
 	Rows int64 `json:"rows"`
 	// InitialSyncCompleted is when the initial copy finished.

@@ -54,6 +54,7 @@ type Cluster struct {
 	cmd   *exec.Cmd
 	runAs *syscall.Credential
 	done  chan error
+	args  []string // the server's command line, for Restart
 }
 
 // Start starts a cluster for t and stops it when t ends.
@@ -224,26 +225,68 @@ func start(settings ...string) (c *Cluster, err error) {
 	for _, kv := range settings {
 		args = append(args, "-c", kv)
 	}
-	c.cmd = c.command("postgres", args...)
-	logFile, err := os.Create(filepath.Join(dir, "server.log"))
+	c.args = args
+	if err := c.run(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// run starts the server on the cluster's data directory and waits until it
+// accepts connections.
+func (c *Cluster) run() error {
+	c.cmd = c.command("postgres", c.args...)
+	logFile, err := os.OpenFile(filepath.Join(c.Dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("create server log: %w", err)
+		return fmt.Errorf("open server log: %w", err)
 	}
 	defer logFile.Close()
 	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
 	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start postgres: %w", err)
+		return fmt.Errorf("start postgres: %w", err)
 	}
 	c.done = make(chan error, 1)
-	go func() { c.done <- c.cmd.Wait() }()
+	go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(c.cmd, c.done)
 	if err := c.watchdog(); err != nil {
-		return nil, err
+		return err
 	}
 	if err := c.waitReady(30 * time.Second); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-		return nil, fmt.Errorf("%w\nserver log:\n%s", err, log)
+		log, _ := os.ReadFile(filepath.Join(c.Dir, "server.log"))
+		return fmt.Errorf("%w\nserver log:\n%s", err, log)
 	}
-	return c, nil
+	return nil
+}
+
+// Restart stops the server (fast mode, as pg_ctl restart does: sessions
+// and walsenders are disconnected) and starts it again on the same data,
+// port and socket, failing t unless it comes back.
+func (c *Cluster) Restart(t testing.TB) {
+	t.Helper()
+	if err := c.shutdown(); err != nil {
+		t.Fatalf("pgtest: restart: %v", err)
+	}
+	if err := c.run(); err != nil {
+		t.Fatalf("pgtest: restart: %v", err)
+	}
+}
+
+// shutdown stops the server process (fast mode), killing it if it does not
+// stop within 30 s.
+func (c *Cluster) shutdown() error {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return nil
+	}
+	var err error
+	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.done:
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		err = errors.New("postgres did not stop within 30s after SIGINT; killed it")
+	}
+	c.cmd = nil
+	return err
 }
 
 // watchdog stops the server and removes its directory if the test binary
@@ -346,16 +389,8 @@ func (c *Cluster) CreateDB(t testing.TB, name string) string {
 // Stop shuts the server down (fast mode) and removes its directory.
 func (c *Cluster) Stop() error {
 	var errs []error
-	if c.cmd != nil && c.cmd.Process != nil {
-		_ = c.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-c.done:
-		case <-time.After(30 * time.Second):
-			_ = c.cmd.Process.Kill()
-			<-c.done
-			errs = append(errs, errors.New("postgres did not stop within 30s after SIGINT; killed it"))
-		}
-		c.cmd = nil
+	if err := c.shutdown(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Dir != "" {
 		if err := os.RemoveAll(c.Dir); err != nil {

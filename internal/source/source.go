@@ -78,6 +78,13 @@ type Batch struct {
 	Changes []Change
 	// Cursors holds, for each table the batch advances, the position after it.
 	Cursors map[string]string
+	// Position, when set, says every table of the stream is at this one
+	// cursor (all of Cursors equal it): the engine may commit it once for
+	// all of them (lake.State.StreamCursor) instead of a cursor per table.
+	// A source that sets it releases (acknowledges) a position only when
+	// emit accepted a batch whose Position reached it, so that an idle
+	// table's committed cursor is never behind what the source released.
+	Position string
 	// Done marks the last batch of a Copy.
 	Done bool
 	// Schemas holds the new description of each table whose schema changed

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"sort"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -84,6 +85,9 @@ type Engine struct {
 	copyq    chan string
 	streamCh chan struct{}
 	specCh   chan struct{}
+	// streamed is set when the change stream commits a batch: the
+	// stream works, so its next failure backs off from the start.
+	streamed atomic.Bool
 	// reconciled is closed once every table of the profile has been looked
 	// at: the change stream starts only then, so that tables whose copies
 	// are done join it together and a source transaction spanning them is
@@ -311,7 +315,7 @@ func (e *Engine) Status() []TableStatus {
 		ts, inLake := state.Tables[name]
 		if inLake {
 			s.Rows = ts.Rows
-			s.LastSynchronized = ts.LastSynchronized
+			s.LastSynchronized = state.Synchronized(ts)
 			if s.Error == "" && (ts.Phase == lake.Failed || reinitialising(ts)) {
 				s.Error = ts.Reason
 			}
@@ -346,7 +350,12 @@ func (e *Engine) Status() []TableStatus {
 // a failure that is no table's own (tableError) and no other writer's is
 // the lake refusing writes, which the status shows until a commit passes.
 func (e *Engine) commit(tts ...lake.TableTx) error {
-	_, err := e.lk.Commit(e.commitCtx, lake.Tx{Tables: tts})
+	return e.commitTx(lake.Tx{Tables: tts})
+}
+
+// commitTx is commit for a whole Tx (the stream's carries its position).
+func (e *Engine) commitTx(tx lake.Tx) error {
+	_, err := e.lk.Commit(e.commitCtx, tx)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
@@ -838,6 +847,12 @@ func (e *Engine) streamLoop(ctx context.Context) error {
 			if err := e.streamFailed(err); err != nil {
 				return err
 			}
+			// A stream that committed a batch had recovered: its failure
+			// starts the back-off afresh (a PostgreSQL restart is retried
+			// after a second, not after the last outage's 30 s).
+			if e.streamed.Swap(false) {
+				backoff = 0
+			}
 			backoff = min(max(2*backoff, time.Second), 30*time.Second)
 			select {
 			case <-ctx.Done():
@@ -852,21 +867,32 @@ func (e *Engine) streamLoop(ctx context.Context) error {
 // its table back to an initial copy; other errors show in the status of the
 // streamed tables until the stream is restarted.
 func (e *Engine) streamFailed(err error) error {
-	var ce *source.CursorExpiredError
-	if errors.As(err, &ce) {
-		e.log.Warn("change cursor expired: re-initialising the table", "table", ce.Table, "reason", ce.Reason)
-		if cerr := e.commit(lake.TableTx{Name: ce.Table, Reset: ce.Error()}); cerr != nil {
+	if expired := expiredCursors(err); len(expired) > 0 {
+		// Every table named is reset in one commit and queued at once, so
+		// that their copies share one snapshot and the stream restarts
+		// once for all of them (#15 case 11).
+		var resets []lake.TableTx
+		for _, ce := range expired {
+			e.log.Warn("change cursor expired: re-initialising the table", "table", ce.Table, "reason", ce.Reason)
+			if _, ok := e.lk.State().Tables[ce.Table]; ok {
+				resets = append(resets, lake.TableTx{Name: ce.Table, Reset: ce.Error()})
+			}
+		}
+		if cerr := e.commit(resets...); cerr != nil {
 			return cerr
 		}
+		var queue []string
 		e.mu.Lock()
-		t, ok := e.tables[ce.Table]
-		if ok {
-			t.streaming, t.copied = false, 0
-			t.setState(InProgress)
+		for _, ce := range expired {
+			if t, ok := e.tables[ce.Table]; ok {
+				t.streaming, t.copied = false, 0
+				t.setState(InProgress)
+				queue = append(queue, ce.Table)
+			}
 		}
 		e.mu.Unlock()
-		if ok {
-			e.copyq <- ce.Table
+		for _, name := range queue {
+			e.copyq <- name
 		}
 		return nil
 	}
@@ -899,6 +925,24 @@ type commitError struct{ err error }
 func (e *commitError) Error() string { return e.err.Error() }
 func (e *commitError) Unwrap() error { return e.err }
 
+// expiredCursors returns the *source.CursorExpiredError of every table an
+// error of Stream names (a source joins one per table with errors.Join).
+func expiredCursors(err error) []*source.CursorExpiredError {
+	switch u := err.(type) {
+	case *source.CursorExpiredError:
+		return []*source.CursorExpiredError{u}
+	case interface{ Unwrap() []error }:
+		var out []*source.CursorExpiredError
+		for _, e := range u.Unwrap() {
+			out = append(out, expiredCursors(e)...)
+		}
+		return out
+	case interface{ Unwrap() error }:
+		return expiredCursors(u.Unwrap())
+	}
+	return nil
+}
+
 // streamCursors returns the committed cursors of the tables to stream.
 func (e *Engine) streamCursors() map[string]string {
 	state := e.lk.State()
@@ -907,24 +951,33 @@ func (e *Engine) streamCursors() map[string]string {
 	out := map[string]string{}
 	for name, t := range e.tables {
 		if ts, ok := state.Tables[name]; ok && t.streaming && ts.Phase == lake.Completed {
-			out[name] = ts.Cursor
+			out[name] = state.Cursor(ts)
 		}
 	}
 	return out
 }
 
 // onStream commits one batch of the change stream.
+//
+// A batch with a Position puts every table of the stream at one cursor:
+// it is committed once, as the lake's stream cursor, which every streamed
+// table follows, in the same commit as the data. So an idle table's cursor
+// never falls behind what the source releases (#15 case 2) and no commit
+// writes a cursor per idle table. Without a Position (a source with a
+// cursor per table, or a stream still catching up to a table that just
+// joined it) tables' own cursors are committed: at once when they have
+// changes, at most every CursorEvery when idle.
 func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 	now := time.Now()
-	var txs []lake.TableTx
+	var tx lake.Tx
 	idx := map[string]int{}
 	add := func(name string) *lake.TableTx {
 		if i, ok := idx[name]; ok {
-			return &txs[i]
+			return &tx.Tables[i]
 		}
-		idx[name] = len(txs)
-		txs = append(txs, lake.TableTx{Name: name, CaughtUp: true})
-		return &txs[len(txs)-1]
+		idx[name] = len(tx.Tables)
+		tx.Tables = append(tx.Tables, lake.TableTx{Name: name, CaughtUp: true})
+		return &tx.Tables[len(tx.Tables)-1]
 	}
 	changed := map[string]bool{}
 	for _, c := range b.Changes {
@@ -941,7 +994,19 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 		}
 	}
 	for name, c := range b.Cursors {
+		ts := state.Tables[name]
 		if !live(name) {
+			// A table taken out of the link while this stream runs must
+			// not follow the stream's cursor past changes it no longer
+			// gets (its own stop normally ended that already).
+			if b.Position != "" && ts != nil && ts.FollowsStream {
+				reason := "removed from the link"
+				if t, ok := e.tables[name]; ok && t.err != "" {
+					reason = t.err
+				}
+				ftx := add(name)
+				ftx.CaughtUp, ftx.Phase, ftx.Reason = false, lake.Failed, reason
+			}
 			continue
 		}
 		t := e.tables[name]
@@ -950,30 +1015,47 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 			// The stream delivers the table again.
 			t.setWait("", "")
 		}
-		if _, evolving := idx[name]; !evolving && !changed[name] {
+		_, evolving := idx[name]
+		idle := !evolving && !changed[name]
+		if idle {
 			// Only a batch without changes says the table is current: a
 			// batch with changes may have more behind it.
 			t.caughtUp = now
-			// An idle table's newer cursor is committed now and then,
-			// not on every poll: the old one stays valid meanwhile.
-			if now.Sub(t.cursorCommitted) < e.cfg.CursorEvery {
-				continue
+		}
+		if b.Position != "" {
+			if ts == nil || !ts.FollowsStream {
+				add(name).Follow = true
 			}
+			continue
+		}
+		// An idle table's newer cursor is committed now and then, not on
+		// every poll: the old one stays valid meanwhile.
+		if idle && now.Sub(t.cursorCommitted) < e.cfg.CursorEvery {
+			continue
 		}
 		add(name).Cursor = c
 	}
 	for _, c := range b.Changes {
 		if live(c.Table) {
-			tx := add(c.Table)
-			tx.Changes = append(tx.Changes, c)
+			ttx := add(c.Table)
+			ttx.Changes = append(ttx.Changes, c)
 		}
 	}
 	e.mu.Unlock()
-	if len(txs) == 0 {
+	if b.Position != "" {
+		if b.Position != state.StreamCursor {
+			tx.StreamCursor = b.Position
+		}
+		if len(b.Changes) == 0 && (tx.StreamCursor != "" || now.Sub(state.StreamSynced) >= e.cfg.CursorEvery) {
+			tx.StreamCaughtUp = true
+		}
+	}
+	if len(tx.Tables) == 0 && tx.StreamCursor == "" && !tx.StreamCaughtUp {
+		e.streamed.Store(true)
 		return nil
 	}
 	for {
-		err := e.commit(txs...)
+		err := e.commitTx(tx)
 		if err == nil {
 			break
 		}
@@ -985,20 +1067,18 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 			return &commitError{err}
 		}
 		e.stop(name, err)
-		txs = append(txs[:i], txs[i+1:]...)
+		tx.Tables = append(tx.Tables[:i], tx.Tables[i+1:]...)
 		delete(idx, name)
 		for n, j := range idx {
 			if j > i {
 				idx[n] = j - 1
 			}
 		}
-		if len(txs) == 0 {
-			return nil
-		}
 	}
+	e.streamed.Store(true)
 	e.mu.Lock()
-	for _, tx := range txs {
-		if t, ok := e.tables[tx.Name]; ok && tx.Cursor != "" {
+	for _, ttx := range tx.Tables {
+		if t, ok := e.tables[ttx.Name]; ok && ttx.Cursor != "" {
 			t.cursorCommitted = now
 		}
 	}

@@ -276,7 +276,9 @@ func ReadReport(ctx context.Context, st store.Store, now time.Time) (*Report, er
 		}
 	}
 	for name, ts := range state.Tables {
-		committed := fromLake(ts, now)
+		c := *ts
+		c.LastSynchronized = state.Synchronized(ts)
+		committed := fromLake(&c, now)
 		s, ok := byName[name]
 		if !ok {
 			byName[name] = committed

@@ -43,8 +43,13 @@ const (
 	statusInterval = 5 * time.Second
 	// batchWindow is how long a batch waits for more transactions.
 	batchWindow = 100 * time.Millisecond
-	// idleInterval is how often an idle stream reports fresh cursors.
+	// idleInterval is how often an idle stream reports that its tables are
+	// current.
 	idleInterval = time.Second
+	// idleAdvance is how often an idle stream moves its position to the
+	// server's (the WAL moves without changes of the linked tables: other
+	// tables, other databases, checkpoints): each move is a lake commit.
+	idleAdvance = 10 * time.Second
 	// splitFactor: a transaction with more than splitFactor*BatchRows changes
 	// is split across batches (the only case where a batch holds part of a
 	// transaction), in parts of partFactor*BatchRows changes. Small parts
@@ -140,13 +145,18 @@ type stream struct {
 	rels   map[uint32]*rel
 	row    rowMsg // the row message being handled; its columns are reused
 	// recent holds the values last delivered for rows with large values.
-	recent  map[recentKey]recentRow
-	pos     pglogrepl.LSN
-	recvd   pglogrepl.LSN
-	txn     *txnState
-	batch   source.Batch
-	started time.Time // when the pending batch got its first transaction
-	out     chan outBatch
+	recent map[recentKey]recentRow
+	pos    pglogrepl.LSN
+	recvd  pglogrepl.LSN
+	// top is the highest cursor the stream started from: once pos reaches
+	// it every table is at pos, and batches carry it as their Position.
+	top pglogrepl.LSN
+	// nextAdvance is when a keepalive may next move an idle pos.
+	nextAdvance time.Time
+	txn         *txnState
+	batch       source.Batch
+	started     time.Time // when the pending batch got its first transaction
+	out         chan outBatch
 	// committed is the position of the last batch emit accepted.
 	committed atomic.Uint64
 	wantIdle  bool
@@ -186,6 +196,7 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 		if start == 0 || lsn < start {
 			start = lsn
 		}
+		st.top = max(st.top, lsn)
 	}
 	if err := st.check(ctx, names); err != nil {
 		return err
@@ -264,20 +275,30 @@ func (st *stream) start(ctx context.Context, start pglogrepl.LSN) error {
 	}
 }
 
-// check refuses cursors the slot can no longer serve.
+// check refuses cursors the slot can no longer serve: the error joins a
+// *source.CursorExpiredError for every table concerned (all of them when
+// the slot is gone), so that the engine copies them afresh together, under
+// one snapshot, rather than one per stream restart (#15 case 11).
 func (st *stream) check(ctx context.Context, names []string) error {
 	s := st.s
+	all := func(reason string) error {
+		errs := make([]error, len(names))
+		for i, name := range names {
+			errs[i] = &source.CursorExpiredError{Table: name, Reason: reason}
+		}
+		return errors.Join(errs...)
+	}
 	var confirmed *string
 	var walStatus *string
 	err := s.pool.QueryRow(ctx, `SELECT confirmed_flush_lsn::text, wal_status FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()`, s.slot).Scan(&confirmed, &walStatus)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return &source.CursorExpiredError{Table: names[0], Reason: "replication slot " + s.slot + " does not exist in this database (dropped, or never created)"}
+		return all("replication slot " + s.slot + " does not exist in this database (dropped, or never created)")
 	}
 	if err != nil {
 		return fmt.Errorf("postgres source %s: read slot %s: %w", s.where, s.slot, err)
 	}
 	if walStatus != nil && *walStatus == "lost" {
-		return &source.CursorExpiredError{Table: names[0], Reason: "replication slot " + s.slot + " lost WAL it needed (max_slot_wal_keep_size)"}
+		return all("replication slot " + s.slot + " lost WAL it needed (max_slot_wal_keep_size)")
 	}
 	var flushed pglogrepl.LSN
 	if confirmed != nil {
@@ -286,14 +307,14 @@ func (st *stream) check(ctx context.Context, names []string) error {
 		}
 	}
 	published := map[uint32]bool{}
-	var all bool
+	var allTables bool
 	rows, err := s.pool.Query(ctx, `SELECT p.puballtables, r.prrelid FROM pg_publication p LEFT JOIN pg_publication_rel r ON r.prpubid = p.oid WHERE p.pubname = $1`, s.pub)
 	if err != nil {
 		return fmt.Errorf("postgres source %s: read publication %s: %w", s.where, s.pub, err)
 	}
 	for rows.Next() {
 		var rel *uint32
-		if err := rows.Scan(&all, &rel); err != nil {
+		if err := rows.Scan(&allTables, &rel); err != nil {
 			return fmt.Errorf("postgres source %s: read publication %s: %w", s.where, s.pub, err)
 		}
 		if rel != nil {
@@ -303,20 +324,21 @@ func (st *stream) check(ctx context.Context, names []string) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("postgres source %s: read publication %s: %w", s.where, s.pub, err)
 	}
+	var errs []error
 	for _, name := range names {
 		for oid, tb := range st.tables {
 			if tb.t.name != name {
 				continue
 			}
-			if tb.cursor < flushed {
-				return &source.CursorExpiredError{Table: name, Reason: fmt.Sprintf("slot %s already confirmed %s, past the table's cursor %s", s.slot, flushed, tb.cursor)}
-			}
-			if !all && !published[oid] {
-				return &source.CursorExpiredError{Table: name, Reason: "the table is not in publication " + s.pub + ", so its changes were not kept"}
+			switch {
+			case tb.cursor < flushed:
+				errs = append(errs, &source.CursorExpiredError{Table: name, Reason: fmt.Sprintf("slot %s already confirmed %s, past the table's cursor %s", s.slot, flushed, tb.cursor)})
+			case !allTables && !published[oid]:
+				errs = append(errs, &source.CursorExpiredError{Table: name, Reason: "the table is not in publication " + s.pub + ", so its changes were not kept"})
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // flushLimit is what the slot may confirm given that emit accepted
@@ -442,8 +464,9 @@ func (st *stream) message(ctx context.Context, msg pgproto3.BackendMessage) erro
 			if err != nil {
 				return fmt.Errorf("postgres source %s: slot %s: %w", st.s.where, st.s.slot, err)
 			}
-			if st.txn == nil && ka.ServerWALEnd > st.pos {
+			if st.txn == nil && ka.ServerWALEnd > st.pos && (st.pos < st.top || !time.Now().Before(st.nextAdvance)) {
 				st.pos = ka.ServerWALEnd
+				st.nextAdvance = time.Now().Add(idleAdvance)
 			}
 			st.recvd = max(st.recvd, ka.ServerWALEnd)
 			if ka.ReplyRequested {
@@ -938,13 +961,22 @@ func (st *stream) commit(ctx context.Context, m *pglogrepl.CommitMessage) error 
 
 // flush hands the pending batch to the emitter. A complete batch carries
 // cursors for every table of the stream; a part of a transaction none.
+//
+// Only a batch with a Position moves the slot's confirmed position: until
+// the stream reaches the highest cursor it started from (a table that just
+// joined, copied at a later point), the engine commits only the cursors of
+// tables with changes, so the slot must stay where every table's committed
+// cursor still is.
 func (st *stream) flush(ctx context.Context, partial bool) error {
 	ob := outBatch{batch: st.batch}
 	if !partial {
-		ob.pos = st.pos
 		ob.batch.Cursors = make(map[string]string, len(st.tables))
 		for _, tb := range st.tables {
 			ob.batch.Cursors[tb.t.name] = max(tb.cursor, st.pos).String()
+		}
+		if st.pos >= st.top {
+			ob.pos = st.pos
+			ob.batch.Position = st.pos.String()
 		}
 	}
 	st.batch = source.Batch{}
