@@ -394,6 +394,11 @@ type compaction struct {
 	// change replaces the folded change files, in their place (they are
 	// the oldest), when change files are merged rather than folded.
 	change *File
+	// replace maps a removed file to the one that takes its place in the
+	// table's file order (mergeSlots); added files go at the end.
+	replace map[string]File
+	// namer names the new files (publish.go).
+	namer namer
 }
 
 // foldFactor times CompactRows bounds the change rows one compaction
@@ -423,7 +428,7 @@ const foldFactor = 10
 func (l *Lake) compact(ctx context.Context, ts *TableState, limit int64) (*compaction, error) {
 	now := l.opts.Now().UTC()
 	ix := indexesOf(ts)
-	c := &compaction{table: ts.Name, generation: ts.Generation}
+	c := &compaction{table: ts.Name, generation: ts.Generation, namer: l.namer()}
 	var rows int64
 	for _, f := range ts.Changes {
 		if rows >= limit && len(c.folded) > 0 {
@@ -503,8 +508,12 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, limit int64) (*compa
 		return err
 	})
 	for j, f := range rewritten {
-		c.removed = append(c.removed, ts.Files[idxs[j]].Path)
+		old := ts.Files[idxs[j]]
+		c.removed = append(c.removed, old.Path)
 		if f != nil {
+			// The rewrite is published under the name of the file it
+			// replaces.
+			f.Name = old.Name
 			c.added = append(c.added, *f)
 		}
 	}
@@ -740,6 +749,9 @@ func (c *compaction) apply(ts *TableState, now time.Time) (*TableState, []string
 	nts := *ts
 	nts.Files = nil
 	for _, f := range ts.Files {
+		if r, ok := c.replace[f.Path]; ok {
+			nts.Files = append(nts.Files, r)
+		}
 		if !removed[f.Path] {
 			nts.Files = append(nts.Files, f)
 		}
@@ -760,14 +772,18 @@ func (c *compaction) apply(ts *TableState, now time.Time) (*TableState, []string
 			nts.Rows += f.Rows
 		}
 	}
+	c.namer.name(&nts)
 	return &nts, append(append([]string(nil), c.removed...), c.folded...), true
 }
 
 func (c *compaction) tableName() string { return c.table }
 
 func (c *compaction) written() []string {
-	out := make([]string, 0, len(c.added)+1)
+	out := make([]string, 0, len(c.added)+len(c.replace)+1)
 	for _, f := range c.added {
+		out = append(out, f.Path)
+	}
+	for _, f := range c.replace {
 		out = append(out, f.Path)
 	}
 	if c.change != nil {
@@ -791,7 +807,7 @@ func (l *Lake) mergeChanges(ctx context.Context, ts *TableState) (*compaction, e
 	if err != nil {
 		return nil, err
 	}
-	c := &compaction{table: ts.Name, generation: ts.Generation}
+	c := &compaction{table: ts.Name, generation: ts.Generation, namer: l.namer()}
 	for _, f := range ts.Changes {
 		if err := l.copyInto(ctx, ow, f); err != nil {
 			_ = ow.w.Abort()
@@ -845,9 +861,13 @@ func (l *Lake) mergeable(ts *TableState, f File, crowded bool) bool {
 
 // mergeSmallFiles concatenates the mergeable files of each partition that
 // has collected smallFilesToMerge of them into files of at most MaxFileRows
-// rows: append-only tables get a new file per commit. Rows are copied byte
-// for byte, in order.
-func (l *Lake) mergeSmallFiles(ctx context.Context, ts *TableState) (*compaction, error) {
+// rows. Rows are copied byte for byte, in order. An append-only table's
+// files are merged only within their published file (mergeSlots), so that
+// published files only grow; settle merges those at once.
+func (l *Lake) mergeSmallFiles(ctx context.Context, ts *TableState, settle bool) (*compaction, error) {
+	if ts.Options.AppendOnly {
+		return l.mergeSlots(ctx, ts, settle)
+	}
 	name := ts.Name
 	files := map[string]int{}
 	for _, f := range ts.Files {
@@ -870,7 +890,7 @@ func (l *Lake) mergeSmallFiles(ctx context.Context, ts *TableState) (*compaction
 	}
 	sort.Strings(parts)
 	now := l.opts.Now().UTC()
-	c := &compaction{table: name, generation: ts.Generation}
+	c := &compaction{table: name, generation: ts.Generation, namer: l.namer()}
 	fail := func(err error) (*compaction, error) {
 		for _, f := range c.added {
 			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)

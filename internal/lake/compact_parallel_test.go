@@ -249,7 +249,7 @@ func TestCompactionErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := &failingStore{Local: newStore(t), prefix: "account/"}
+			st := &failingStore{Local: newStore(t), prefix: dataDir + "account/"}
 			st.left.Store(1 << 30)
 			c := newClock()
 			l, err := Open(ctxT(t), st, Options{Link: "test", Now: c.now, Grace: time.Minute, CompactAge: time.Hour, SnapshotsToKeep: -1})
@@ -303,7 +303,7 @@ func TestCompactionErrors(t *testing.T) {
 			if tt.creates >= 0 {
 				st.left.Store(tt.creates)
 			}
-			before, err := st.List(ctxT(t), "account/")
+			before, err := st.List(ctxT(t), dataDir+"account/")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -311,12 +311,12 @@ func TestCompactionErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) || tt.bad != "" && !strings.Contains(err.Error(), "table account: "+tt.file(ts)) {
 				t.Fatalf("error %v, want one with %q", err, tt.want)
 			}
-			after, err := st.List(ctxT(t), "account/")
+			after, err := st.List(ctxT(t), dataDir+"account/")
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(after) != len(before) {
-				t.Fatalf("%d objects under account/ after a failed compaction, %d before", len(after), len(before))
+				t.Fatalf("%d objects under %saccount/ after a failed compaction, %d before", len(after), dataDir, len(before))
 			}
 		})
 	}

@@ -35,11 +35,16 @@ func named(s *State) map[string]bool {
 	return m
 }
 
-// isOrphanCandidate reports whether name is a data object lakelink writes.
+// isOrphanCandidate reports whether name is a data object lakelink writes:
+// a change file, a partition file (under _lakelink/data/; lakes written
+// before Synapse names kept them in the table folders, named alike) or a
+// snapshot. Published files (<table>/2024.csv) and a finished incremental
+// folder's files are derived output, never orphans.
 func isOrphanCandidate(name string) bool {
 	if strings.HasPrefix(name, changesDir) {
 		return strings.HasSuffix(name, ".csv")
 	}
+	name = strings.TrimPrefix(name, dataDir)
 	if m := dataFileRE.FindStringSubmatch(name); m != nil {
 		return !reservedNames[m[1]] && !strings.HasPrefix(m[1], "_")
 	}
@@ -61,6 +66,7 @@ func (l *Lake) removeOrphans(ctx context.Context, s *State) error {
 	if err != nil {
 		return fmt.Errorf("listing the lake to remove orphans: %w", err)
 	}
+	l.notePublished(objs, s)
 	keep := named(s)
 	cutoff := l.opts.Now().Add(-l.opts.Grace)
 	n := 0

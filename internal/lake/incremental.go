@@ -53,8 +53,10 @@ func (l *Lake) tableDir(name string, now time.Time) string {
 	return l.folderOf(now) + "/" + name
 }
 
-// folderOfPath returns the incremental folder of an object name, or "".
+// folderOfPath returns the incremental folder of an object name, or "":
+// a partition file of the state (under _lakelink/data/) or a published one.
 func folderOfPath(name string) string {
+	name = strings.TrimPrefix(name, dataDir)
 	if !isIncrementalObject(name) {
 		return ""
 	}
@@ -158,8 +160,9 @@ func (l *Lake) loadFolders(ctx context.Context, s *State) error {
 	return nil
 }
 
-// finishFolder writes a folder's manifests: every table, with the folder's
-// files of each as its partitions.
+// finishFolder publishes a folder's Synapse-named files and writes its
+// manifests: every table, with its published files in the folder as its
+// partitions.
 func (l *Lake) finishFolder(ctx context.Context, s *State, folder string) error {
 	// Written once, so not through the change-detecting cache.
 	put := func(ctx context.Context, name string, data []byte) (bool, error) {
@@ -168,11 +171,9 @@ func (l *Lake) finishFolder(ctx context.Context, s *State, folder string) error 
 	sub := &State{Seq: s.Seq, Tables: map[string]*TableState{}}
 	for name, ts := range s.Tables {
 		c := *ts
-		var files []File
-		for _, f := range ts.Files {
-			if folderOfPath(f.Path) == folder {
-				files = append(files, f)
-			}
+		files, err := l.publishFolder(ctx, folder, ts)
+		if err != nil {
+			return err
 		}
 		c.Snapshots = []Snapshot{{Files: files}}
 		sub.Tables[name] = &c

@@ -513,6 +513,7 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 	if ttx.CaughtUp {
 		ts.LastSynchronized = now
 	}
+	l.namer().name(ts)
 	return ts, nil
 }
 
@@ -662,15 +663,16 @@ func (l *Lake) writeObject(ctx context.Context, name string, data []byte, rows i
 
 // partitionName names a new partition file:
 //
-//	<dir>/<partition>_<generation>_<session>_<n>.csv
+//	_lakelink/data/<dir>/<partition>_<generation>_<session>_<n>.csv
 //
-// dir is the table's folder, inside the interval's folder in incremental mode.
-// The partition comes before the first "_", as consumers expect. The session
+// dir is the table's name, inside the interval's folder in incremental mode.
+// The files live under _lakelink/, out of the table folders, where their
+// Synapse-named copies are published (publish.go). The session
 // token is random per Open and n counts within it, so names never collide,
 // not with a crashed writer's orphans and not with a concurrent writer that
 // is about to lose the commit race: no object is ever overwritten.
 func (l *Lake) partitionName(dir string, ts *TableState, partition string) string {
-	return fmt.Sprintf("%s/%s_%d_%s_%d.csv", dir, partition, ts.Generation, l.session, l.counter.Add(1))
+	return fmt.Sprintf("%s%s/%s_%d_%s_%d.csv", dataDir, dir, partition, ts.Generation, l.session, l.counter.Add(1))
 }
 
 // changeName names a new merge-on-read change file, kept out of the table

@@ -39,8 +39,8 @@ func TestCommitInPlace(t *testing.T) {
 		t.Fatalf("after the first copy batch: %+v", ts)
 	}
 	for _, f := range ts.Files {
-		if !strings.HasPrefix(f.Path, "account/"+f.Partition+"_1_") {
-			t.Errorf("file %s is not named for partition %s, generation 1", f.Path, f.Partition)
+		if !strings.HasPrefix(f.Path, dataDir+"account/"+f.Partition+"_1_") || f.Name != f.Partition {
+			t.Errorf("file %s (published as %s) is not named for partition %s, generation 1", f.Path, f.Name, f.Partition)
 		}
 	}
 	c.add(time.Second)
@@ -280,7 +280,7 @@ func TestGarbageAndOrphans(t *testing.T) {
 		t.Fatalf("garbage list not emptied: %+v", l.State().Garbage)
 	}
 	// Orphans: written by a writer that died before its commit record.
-	for _, name := range []string{"account/2023_2_deadbeef_1.csv", "_lakelink/changes/account/2_deadbeef_2.csv", "account/Snapshot/2023_1700000000.csv", "account/Snapshot/2023_1700000000_2.csv"} {
+	for _, name := range []string{"account/2023_2_deadbeef_1.csv", dataDir + "account/2023_2_deadbeef_3.csv", "_lakelink/changes/account/2_deadbeef_2.csv", "account/Snapshot/2023_1700000000.csv", "account/Snapshot/2023_1700000000_2.csv"} {
 		if err := store.Put(ctxT(t), st, name, []byte("x\n")); err != nil {
 			t.Fatal(err)
 		}
@@ -294,7 +294,7 @@ func TestGarbageAndOrphans(t *testing.T) {
 	objs, _ := st.List(ctxT(t), "")
 	var left []string
 	for _, o := range objs {
-		if strings.HasSuffix(o.Name, ".csv") && !strings.HasPrefix(o.Name, "OptionsetMetadata/") {
+		if strings.HasSuffix(o.Name, ".csv") && !strings.HasPrefix(o.Name, "OptionsetMetadata/") && !publishedRE.MatchString(o.Name) {
 			left = append(left, o.Name)
 		}
 	}

@@ -87,7 +87,7 @@ func (l *Lake) maintain(ctx context.Context, settle bool) (bool, error) {
 			// Files stay in the folder of their interval.
 			return nil, nil
 		}
-		c, err := l.mergeSmallFiles(ctx, ts)
+		c, err := l.mergeSmallFiles(ctx, ts, settle)
 		if c == nil || err != nil {
 			return nil, err
 		}

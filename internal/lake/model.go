@@ -39,6 +39,11 @@ type derivedCache struct {
 	// hashes of each derived file as last written, so that only files
 	// whose content changed are rewritten; guarded by Lake.maintainMu.
 	hashes map[string][32]byte
+	// published maps table -> published stem -> the object it is a copy
+	// of ("" when emptied, unknownSource when found in the store at
+	// Open), so that only changed ones are copied (publish.go); guarded
+	// by Lake.maintainMu.
+	published map[string]map[string]string
 }
 
 // markDerived records the tables a commit touched. Called with mu held.
@@ -87,6 +92,9 @@ func (l *Lake) writeDerived(ctx context.Context, s *State, dirty map[string]bool
 	sort.Strings(names)
 	for _, name := range names {
 		ts := s.Tables[name]
+		if err := l.publishTable(ctx, name, ts); err != nil {
+			return err
+		}
 		if ts == nil {
 			for _, p := range []string{trickleDir + name + "-model.json", trickleDir + name + "-EntityMetadata.json"} {
 				if err := l.st.Delete(ctx, p); err != nil {
@@ -277,7 +285,14 @@ func (l *Lake) entity(ts *TableState) entity {
 	}
 	if n := len(ts.Snapshots); n > 0 {
 		for _, f := range ts.Snapshots[n-1].Files {
-			e.Partitions = append(e.Partitions, partition{Name: f.Partition, Location: locationURI(l.st.Location(f.Path))})
+			// The name is the stem of the live file the entry is a copy
+			// of: consumers read <table>/<name>.csv. Snapshots taken
+			// before files had Synapse names carry only the partition.
+			name := f.Name
+			if name == "" {
+				name = f.Partition
+			}
+			e.Partitions = append(e.Partitions, partition{Name: name, Location: locationURI(l.st.Location(f.Path))})
 		}
 	}
 	return e

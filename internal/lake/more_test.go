@@ -154,7 +154,7 @@ func TestUnlink(t *testing.T) {
 			l := openLake(t, st, c)
 			mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}), Changes: []source.Change{account(1, 1, "a", t0)}, Phase: Completed}}})
 			mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{account(1, 2, "b", t0)}}}})
-			// A reset leaves garbage in the table folder, which unlink removes.
+			// A reset leaves garbage under _lakelink/data/, which unlink removes.
 			mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Reset: "test", Changes: []source.Change{account(1, 3, "c", t0)}}}})
 			if err := l.Maintain(ctxT(t)); err != nil {
 				t.Fatal(err)
@@ -176,7 +176,7 @@ func TestUnlink(t *testing.T) {
 				want = "Microsoft.Athena.TrickleFeedService/account-EntityMetadata.json,Microsoft.Athena.TrickleFeedService/account-model.json," +
 					"OptionsetMetadata/GlobalOptionsetMetadata.csv,OptionsetMetadata/OptionsetMetadata.csv,OptionsetMetadata/StateMetadata.csv," +
 					"OptionsetMetadata/StatusMetadata.csv,OptionsetMetadata/TargetMetadata.csv,README.txt," +
-					ts.Files[0].Path + ",model.json"
+					"account/" + ts.Files[0].Name + ".csv,model.json"
 			}
 			if strings.Join(left, ",") != want {
 				t.Fatalf("left %v, want %s", left, want)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -27,16 +26,18 @@ func (l *Lake) snapshotDue(ts *TableState, now time.Time) bool {
 	return now.Sub(last) >= l.opts.SnapshotInterval && ts.Changed.After(last)
 }
 
-// takeSnapshot copies the live files of ts into Snapshot/, one copy per
-// file, named after the file's partition:
+// takeSnapshot copies the published files of ts into Snapshot/, one copy
+// per published file, named after it:
 //
-//	<table>/Snapshot/<partition>_<unix-epoch>.csv      its first file
-//	<table>/Snapshot/<partition>_<unix-epoch>_<k>.csv  its k-th, k >= 2
+//	<table>/Snapshot/<name>_<unix-epoch>.csv   e.g. 2024_1710496922.csv, 2024_001_1710496922.csv
 //
 // Consumers group files by the part before the first "_", so a partition's
-// copies read as one. Partition files are immutable, so the store copies
+// copies read as one, and model.json names each entry after the live file
+// it copies (<name>). Partition files are immutable, so the store copies
 // them without rewriting their bytes where it can (a hard link, a
-// server-side copy).
+// server-side copy); only a published file of an append-only table made of
+// several files not merged yet is written, as their concatenation. ts is
+// one committed state, so the snapshot is the table as of one commit.
 //
 // The epoch is the first second from now (and after the previous snapshot)
 // at which no name of the snapshot is taken by an object the state names,
@@ -48,45 +49,31 @@ func (l *Lake) takeSnapshot(ctx context.Context, ts *TableState, now time.Time) 
 	if n := len(ts.Snapshots); n > 0 && ts.Snapshots[n-1].Taken.Unix() >= epoch {
 		epoch = ts.Snapshots[n-1].Taken.Unix() + 1
 	}
-	byPart := map[string][]File{}
-	for _, f := range ts.Files {
-		byPart[f.Partition] = append(byPart[f.Partition], f)
-	}
-	parts := slices.Sorted(maps.Keys(byPart))
-	// copies[i] is the k-th (from 1) live file of its partition.
-	type copyOf struct {
-		src File
-		k   int
-	}
-	var copies []copyOf
-	for _, p := range parts {
-		for i, f := range byPart[p] {
-			copies = append(copies, copyOf{f, i + 1})
-		}
-	}
-	name := func(c copyOf) string {
-		if c.k == 1 {
-			return fmt.Sprintf("%s/Snapshot/%s_%d.csv", ts.Name, c.src.Partition, epoch)
-		}
-		return fmt.Sprintf("%s/Snapshot/%s_%d_%d.csv", ts.Name, c.src.Partition, epoch, c.k)
+	slots := slotsOf(l.namer().named(ts))
+	name := func(s slot) string {
+		return fmt.Sprintf("%s/Snapshot/%s_%d.csv", ts.Name, s.name, epoch)
 	}
 	taken := named(l.State())
-	for slices.ContainsFunc(copies, func(c copyOf) bool { return taken[name(c)] }) {
+	for slices.ContainsFunc(slots, func(s slot) bool { return taken[name(s)] }) {
 		epoch++
 	}
-	snap := &Snapshot{Taken: time.Unix(epoch, 0).UTC(), Files: make([]File, len(copies))}
+	snap := &Snapshot{Taken: time.Unix(epoch, 0).UTC(), Files: make([]File, len(slots))}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(snapshotCopies)
-	for i, c := range copies {
-		to := name(c)
-		snap.Files[i] = File{Path: to, Partition: c.src.Partition, Rows: c.src.Rows, Bytes: c.src.Bytes, Written: now}
-		g.Go(func() error { return l.st.Copy(gctx, c.src.Path, to) })
+	for i, s := range slots {
+		to := name(s)
+		g.Go(func() error {
+			f, err := l.concat(gctx, to, s.partition, s.files)
+			f.Name, f.Written = s.name, now
+			snap.Files[i] = f
+			return err
+		})
 	}
 	if err := g.Wait(); err != nil {
 		// No object the state names has any of these names, so deleting
 		// them all removes only copies this call made.
-		for _, f := range snap.Files {
-			_ = l.st.Delete(context.WithoutCancel(ctx), f.Path)
+		for _, s := range slots {
+			_ = l.st.Delete(context.WithoutCancel(ctx), name(s))
 		}
 		return nil, err
 	}

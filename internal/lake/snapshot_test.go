@@ -15,9 +15,9 @@ import (
 	"github.com/lakelink/lakelink/internal/store"
 )
 
-// TestSnapshotFiles: every live file becomes one snapshot file, shared with
-// the live file rather than rewritten, named <partition>_<epoch>.csv for a
-// partition's first file and <partition>_<epoch>_<k>.csv for its k-th.
+// TestSnapshotFiles: every published file becomes one snapshot file, shared
+// with the live file rather than rewritten, named <name>_<epoch>.csv after
+// the published file: 2023_<epoch>.csv, 2023_001_<epoch>.csv, ...
 func TestSnapshotFiles(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -25,8 +25,8 @@ func TestSnapshotFiles(t *testing.T) {
 		want    []string
 	}{
 		{"one file", [][]int{{2023, 2023}}, []string{"2023_E"}},
-		{"one partition, three files", [][]int{{2023}, {2023, 2023}, {2023}}, []string{"2023_E", "2023_E_2", "2023_E_3"}},
-		{"two partitions", [][]int{{2024, 2023}, {2024}}, []string{"2023_E", "2024_E", "2024_E_2"}},
+		{"one partition, three files", [][]int{{2023}, {2023, 2023}, {2023}}, []string{"2023_E", "2023_001_E", "2023_002_E"}},
+		{"two partitions", [][]int{{2024, 2023}, {2024}}, []string{"2023_E", "2024_E", "2024_001_E"}},
 		{"empty table", nil, nil},
 	}
 	for _, tt := range tests {
@@ -60,10 +60,10 @@ func TestSnapshotFiles(t *testing.T) {
 			if !slices.Equal(got, tt.want) {
 				t.Fatalf("snapshot files %v, want %v", got, tt.want)
 			}
-			// The k-th snapshot file of a partition is its k-th live file.
-			live := map[string][]File{}
+			// A snapshot file is a copy of the live file of its name.
+			live := map[string]File{}
 			for _, f := range ts.Files {
-				live[f.Partition] = append(live[f.Partition], f)
+				live[f.Name] = f
 			}
 			model, err := store.ReadAll(ctxT(t), st, "model.json")
 			if err != nil {
@@ -71,8 +71,7 @@ func TestSnapshotFiles(t *testing.T) {
 			}
 			var rows int64
 			for _, f := range snap.Files {
-				src := live[f.Partition][0]
-				live[f.Partition] = live[f.Partition][1:]
+				src := live[f.Name]
 				if f.Rows != src.Rows || f.Bytes != src.Bytes || !f.Written.Equal(c.now()) {
 					t.Errorf("%s: %d rows, %d bytes, written %v; live file %s has %d rows, %d bytes", f.Path, f.Rows, f.Bytes, f.Written, src.Path, src.Rows, src.Bytes)
 				}
@@ -113,11 +112,11 @@ func TestSnapshotEpoch(t *testing.T) {
 		{"free", 0, nil, e},
 		{"after the previous snapshot", e, nil, e + 1},
 		{"first name taken", 0, []string{fmt.Sprintf("account/Snapshot/2023_%d.csv", e)}, e + 1},
-		{"second name taken", 0, []string{fmt.Sprintf("account/Snapshot/2023_%d_2.csv", e)}, e + 1},
+		{"second name taken", 0, []string{fmt.Sprintf("account/Snapshot/2023_001_%d.csv", e)}, e + 1},
 		{"other partition taken", 0, []string{fmt.Sprintf("account/Snapshot/2024_%d.csv", e)}, e + 1},
-		{"two seconds taken", 0, []string{fmt.Sprintf("account/Snapshot/2023_%d_2.csv", e), fmt.Sprintf("account/Snapshot/2024_%d.csv", e+1)}, e + 2},
+		{"two seconds taken", 0, []string{fmt.Sprintf("account/Snapshot/2023_001_%d.csv", e), fmt.Sprintf("account/Snapshot/2024_%d.csv", e+1)}, e + 2},
 		{"other table", 0, []string{fmt.Sprintf("contact/Snapshot/2023_%d.csv", e)}, e},
-		{"a third file not there", 0, []string{fmt.Sprintf("account/Snapshot/2023_%d_3.csv", e)}, e},
+		{"a third file not there", 0, []string{fmt.Sprintf("account/Snapshot/2023_002_%d.csv", e)}, e},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,7 +144,7 @@ func TestSnapshotEpoch(t *testing.T) {
 			if snap.Taken.Unix() != tt.want {
 				t.Fatalf("epoch %d, want %d (now %d)", snap.Taken.Unix(), tt.want, e)
 			}
-			want := []string{"2023_%d", "2023_%d_2", "2024_%d"}
+			want := []string{"2023_%d", "2023_001_%d", "2024_%d"}
 			for i, f := range snap.Files {
 				if w := fmt.Sprintf("account/Snapshot/"+want[i]+".csv", tt.want); f.Path != w {
 					t.Errorf("file %d: %s, want %s", i, f.Path, w)
@@ -177,7 +176,7 @@ func (f *failingCopy) Copy(ctx context.Context, from, to string) error {
 // snapshot in the state and none of its files in the store; the next round
 // takes it.
 func TestSnapshotCopyFails(t *testing.T) {
-	st := &failingCopy{Store: newStore(t), suffix: "_2.csv"}
+	st := &failingCopy{Store: newStore(t), suffix: "/2023_001_" + fmt.Sprint(newClock().now().Unix()) + ".csv"}
 	st.armed.Store(true)
 	c := newClock()
 	l := openLake(t, st, c)

@@ -92,8 +92,14 @@ type File struct {
 	// Partition is the partition the file belongs to ("2024", "2024-03"), or
 	// empty for a change file of a merge-on-read table.
 	Partition string `json:"partition,omitempty"`
-	Rows      int64  `json:"rows"`
-	Bytes     int64  `json:"bytes"`
+	// Name is the Synapse name (stem) the file is published under,
+	// <table>/<Name>.csv: "2024", then "2024_001", ... for a partition
+	// split in several files (see publish.go). The files of an
+	// append-only table that share a Name are one published file, in
+	// order. Empty for change files and in incremental-update folder mode.
+	Name  string `json:"name,omitempty"`
+	Rows  int64  `json:"rows"`
+	Bytes int64  `json:"bytes"`
 	// Written is when the file was written; compaction uses the age of
 	// the oldest change file.
 	Written time.Time `json:"written,omitzero"`
