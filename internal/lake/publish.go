@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -232,26 +231,33 @@ func (l *Lake) publishTable(ctx context.Context, name string, ts *TableState) er
 	for _, s := range slotsOf(l.namer().named(ts)) {
 		want[s.name] = s.files[0].Path
 	}
-	var mu sync.Mutex
+	var stale []string
+	for _, stem := range slices.Sorted(maps.Keys(want)) {
+		if pub[stem] != want[stem] {
+			stale = append(stale, stem)
+		}
+	}
+	done := make([]bool, len(stale))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(publishCopies)
-	for _, stem := range slices.Sorted(maps.Keys(want)) {
+	for i, stem := range stale {
 		src := want[stem]
-		if pub[stem] == src {
-			continue
-		}
 		g.Go(func() error {
 			to := name + "/" + stem + ".csv"
 			if err := l.st.Copy(gctx, src, to); err != nil {
 				return fmt.Errorf("publishing %s of table %s as %s: %w", src, name, to, err)
 			}
-			mu.Lock()
-			pub[stem] = src
-			mu.Unlock()
+			done[i] = true
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err := g.Wait()
+	for i, stem := range stale {
+		if done[i] {
+			pub[stem] = want[stem]
+		}
+	}
+	if err != nil {
 		return err
 	}
 	for _, stem := range slices.Sorted(maps.Keys(pub)) {
