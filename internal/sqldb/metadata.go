@@ -42,7 +42,10 @@ var metaTables = []metaTable{
 	{
 		name: "GlobalOptionsetMetadata",
 		columns: []string{"OptionSetName VARCHAR", `"Option" INTEGER`, "IsUserLocalizedLabel BOOLEAN",
-			"LocalizedLabelLanguageCode INTEGER", "LocalizedLabel VARCHAR", "GlobalOptionSetName VARCHAR", "EntityName VARCHAR"},
+			"LocalizedLabelLanguageCode INTEGER", "LocalizedLabel VARCHAR", "GlobalOptionSetName VARCHAR", "EntityName VARCHAR",
+			// The eighth column of the lake's file (docs/lake-format.md):
+			// FastTrack's scripts read it; Dataverse sources leave it empty.
+			"ExternalValue VARCHAR"},
 		rows: func(t *schema.Table, _ func(string) string) [][]any {
 			var out [][]any
 			for _, set := range t.OptionSets {
@@ -50,7 +53,7 @@ var metaTables = []metaTable{
 					continue
 				}
 				for _, o := range set.Options {
-					out = append(out, []any{set.Column, o.Value, o.UserLocalized, o.Language, o.Label, set.Global, t.Name})
+					out = append(out, []any{set.Column, o.Value, o.UserLocalized, o.Language, o.Label, set.Global, t.Name, nil})
 				}
 			}
 			return out

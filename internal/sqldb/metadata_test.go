@@ -69,7 +69,7 @@ func TestMetadataJoin(t *testing.T) {
 			"opportunity|salesstage|1|true|1031|Entwickeln",
 			"opportunity|salesstage|1|false|1033|Develop",
 		}},
-		{"global options", `SELECT * FROM GlobalOptionsetMetadata`, []string{"budgetstatus|2|false|1033|Can Buy|budgetstatus|opportunity"}},
+		{"global options", `SELECT * FROM GlobalOptionsetMetadata`, []string{"budgetstatus|2|false|1033|Can Buy|budgetstatus|opportunity|NULL"}},
 		{"global join", `SELECT o.name, g.LocalizedLabel FROM opportunity o JOIN GlobalOptionsetMetadata g
 			ON g.EntityName='opportunity' AND g.OptionSetName='budgetstatus' AND g.Option=o.budgetstatus ORDER BY o.name`,
 			[]string{"Big deal|Can Buy", "Small deal|Can Buy"}},
@@ -121,7 +121,7 @@ func TestCatalog(t *testing.T) {
 		JOIN sys.external_file_formats f ON f.file_format_id = t.file_format_id
 		ORDER BY t.name`)
 	want := []string{
-		"GlobalOptionsetMetadata|OptionsetMetadata/GlobalOptionsetMetadata.csv|7|test|NONE|SynapseLinkCsv|DELIMITEDTEXT|,|\"|1",
+		"GlobalOptionsetMetadata|OptionsetMetadata/GlobalOptionsetMetadata.csv|8|test|NONE|SynapseLinkCsv|DELIMITEDTEXT|,|\"|1",
 		"OptionsetMetadata|OptionsetMetadata/OptionsetMetadata.csv|6|test|NONE|SynapseLinkCsv|DELIMITEDTEXT|,|\"|1",
 		"StateMetadata|OptionsetMetadata/StateMetadata.csv|5|test|NONE|SynapseLinkCsv|DELIMITEDTEXT|,|\"|1",
 		"StatusMetadata|OptionsetMetadata/StatusMetadata.csv|6|test|NONE|SynapseLinkCsv|DELIMITEDTEXT|,|\"|1",
