@@ -140,15 +140,46 @@ func crashWriter(dir string) error {
 	}()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
 		k++
-		if _, err := l.Commit(ctx, crashTx(k)); err != nil {
+		tx := crashTx(k)
+		if k%3 == 1 && k%crashResetEvery != 0 && k%crashEvolveEvery != 0 {
+			if err := stageTx(ctx, l, &tx); err != nil {
+				return err
+			}
+		}
+		if _, err := l.Commit(ctx, tx); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// stageTx moves the changes of tx into stages, one change per part with a
+// pause after each, as a source transaction larger than a batch arrives:
+// kills land in the middle of such transactions too.
+func stageTx(ctx context.Context, l *Lake, tx *Tx) error {
+	for i := range tx.Tables {
+		ttx := &tx.Tables[i]
+		stage := l.StageTx
+		if ts := l.State().Tables[ttx.Name]; ts != nil && ts.Phase == InProgress {
+			stage = l.Stage
+		}
+		st, err := stage(ttx.Name)
+		if err != nil {
+			return err
+		}
+		for _, ch := range ttx.Changes {
+			if err := st.Add(ctx, []source.Change{ch}); err != nil {
+				return err
+			}
+			time.Sleep(time.Millisecond)
+		}
+		ttx.Changes, ttx.Stage = nil, st
+	}
+	return nil
+}
+
 // TestCrashSafety kills a writer with SIGKILL at random instants, many
-// times, and checks after each kill that the committed state is a prefix of
+// times (also in the middle of transactions it stages part by part), and checks after each kill that the committed state is a prefix of
 // the batches applied, that every object it names is there and whole, and
 // that Open removes the orphans.
 func TestCrashSafety(t *testing.T) {

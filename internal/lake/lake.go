@@ -126,7 +126,8 @@ type TableTx struct {
 	Drop    bool
 	Changes []source.Change
 	// Stage holds rows already written (see Stage); its files join the
-	// table after Changes.
+	// table after Changes. A commit that fails leaves it to the caller, to
+	// commit again or Abort.
 	Stage *Stage
 	// Cursor is the table's new source position, if non-empty; the table
 	// no longer follows the stream.
@@ -313,6 +314,14 @@ func (l *Lake) Commit(ctx context.Context, tx Tx) (*State, error) {
 	}
 	rec.Garbage = appendGarbage(base.Garbage, w.garbage, now)
 	size, err := writeRecord(ctx, l.st, base, rec)
+	if err == nil || errors.Is(err, errUncertain) {
+		// The record may name the stages' files: they are the lake's now.
+		for i := range tx.Tables {
+			if st := tx.Tables[i].Stage; st != nil {
+				st.spent = true
+			}
+		}
+	}
 	if err != nil {
 		if errors.Is(err, errUncertain) {
 			// Learn at once whether the record landed, so that State
@@ -484,7 +493,7 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 		ts.Changed = now
 	}
 	if ttx.Stage != nil {
-		if err := l.applyStage(ts, ttx.Stage, w); err != nil {
+		if err := l.applyStage(ts, ttx.Stage, now); err != nil {
 			return nil, err
 		}
 		ts.Changed = now

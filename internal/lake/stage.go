@@ -4,34 +4,57 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/lakelink/lakelink/internal/source"
 )
 
-// Stage writes the rows of an initial copy into open partition files across
-// several batches, for one later commit (TableTx.Stage) to name. A copy
-// committed batch by batch writes one small file per batch (10 000 rows)
-// and a commit record per batch that lists them all; staged, a copy writes
-// files of up to MaxFileRows rows, and a commit every few of them.
+// Stage writes rows across several batches into objects no state names,
+// for one later commit (TableTx.Stage) to name. Three kinds:
+//
+//   - Stage, the initial copy of a table: a copy committed batch by batch
+//     writes one small file per batch (10 000 rows) and a commit record per
+//     batch that lists them all; staged, a copy writes files of up to
+//     MaxFileRows rows, and a commit every few of them. The engine commits
+//     it every few seconds (sync.copyCommitEvery), when Full and at the end
+//     of the copy.
+//   - StageTx, the changes of one source transaction too large for a batch:
+//     written part by part as they arrive (bounded memory), made visible by
+//     the one commit at the transaction's end (issue #15, case 10).
+//   - StageReplace, a fresh copy of a table built beside its committed data,
+//     which readers keep seeing until the one commit that swaps the copy in
+//     (TableTx.Reset with the stage; issue #15, case 3).
 //
 // A file that is full is published (flushed, synced, renamed) in the
-// background while the copy goes on into the next one, so that the copy
-// never waits for a file to reach the disk; the engine commits a stage
-// every few seconds (sync.copyCommitEvery) and at the end of the copy.
+// background while the rows go on into the next one, so that the writer
+// never waits for a file to reach the disk. The last two kinds never ask
+// for a commit: when too many partitions are open they publish them.
 //
 // Invariants:
 //   - every row added is in exactly one file of the stage, open, being
 //     published or published, in the order added;
 //   - nothing a stage wrote is named by the lake until the commit that
 //     carries it, so a crash leaves only orphans (removed by Open) and the
-//     copy resumes from the cursor of the last commit;
-//   - a stage belongs to one generation of its table, in phase InProgress:
-//     a commit of it after a reset or the end of the copy is refused.
+//     writer resumes from the cursor of the last commit;
+//   - a stage belongs to one generation of its table in one phase (and, for
+//     StageReplace, to the next generation, whose layout it was begun
+//     with): a commit of it after a reset or a phase change is refused;
+//   - a commit that fails before its record is written leaves the stage as
+//     it was, to be committed again (a retry without another table) or
+//     aborted; once a record naming it may have landed, Abort deletes
+//     nothing.
 type Stage struct {
-	l       *Lake
-	ts      *TableState
+	l  *Lake
+	ts *TableState
+	// baseCols is the table's layout when the stage began; Define evolves
+	// ts's, which the commit then adopts.
+	baseCols []Column
+	evolved  bool
+	// bounded stages never need a commit (StageTx, StageReplace).
+	bounded bool
 	open    map[string]*objWriter
 	closing []*publishing
 	changes []File
@@ -40,7 +63,12 @@ type Stage struct {
 	// maxRows and maxBytes are the largest rows of one partition one Add
 	// brought: a file that could not take as many again is full.
 	maxRows, maxBytes int64
-	crowded, done     bool
+	crowded           bool
+	// finished: the files are closed (finish ran), files and ferr hold
+	// its outcome; spent: committed (or possibly so) or aborted.
+	finished, spent bool
+	files           []File
+	ferr            error
 }
 
 // publishing is a full file being published in the background.
@@ -61,13 +89,77 @@ func (l *Lake) Stage(name string) (*Stage, error) {
 	if ts == nil || ts.Phase != InProgress {
 		return nil, fmt.Errorf("stage: table %s is not being copied (it is not in the lake, or its initial copy is over)", name)
 	}
-	return &Stage{l: l, ts: ts, open: map[string]*objWriter{}}, nil
+	return l.newStage(ts, false), nil
+}
+
+// StageTx starts a stage for the changes of one source transaction of
+// table name, which must be in the lake with its initial copy done.
+func (l *Lake) StageTx(name string) (*Stage, error) {
+	ts := l.State().Tables[name]
+	if ts == nil || ts.Phase != Completed {
+		return nil, fmt.Errorf("stage: table %s does not stream changes (it is not in the lake, or its initial copy is not done)", name)
+	}
+	return l.newStage(ts, true), nil
+}
+
+// StageReplace starts a stage for a fresh copy of table name under d, to be
+// committed with TableTx{Reset, Define: d, Stage}: the commit drops the
+// table's data and names the stage's files at once, so readers see the old
+// data until then and the new data from then on, never an empty or partial
+// table.
+func (l *Lake) StageReplace(name string, d Definition) (*Stage, error) {
+	cur := l.State().Tables[name]
+	if cur == nil {
+		return nil, fmt.Errorf("stage: table %s is not in the lake: copy it as a new table", name)
+	}
+	if d.Source == nil || d.Source.Name != name {
+		return nil, fmt.Errorf("stage: table %s: a replacement needs the table's own description", name)
+	}
+	cols, err := newLayout(d.Source)
+	if err != nil {
+		return nil, err
+	}
+	ts := &TableState{Name: name, Options: effectiveOptions(&d, l.opts.Incremental.Enabled), Source: d.Source, Columns: cols, Phase: InProgress, Generation: cur.Generation + 1}
+	return l.newStage(ts, true), nil
+}
+
+func (l *Lake) newStage(ts *TableState, bounded bool) *Stage {
+	return &Stage{l: l, ts: ts, baseCols: ts.Columns, bounded: bounded, open: map[string]*objWriter{}}
+}
+
+// Define evolves the layout of the stage's rows to come, for a schema
+// change in the middle of a source transaction (StageTx): rows staged so far
+// keep the layout they were written with (files of their own), the commit
+// adopts the evolved layout. A description equal to the current one is a
+// no-op; one the layout cannot follow in place is a *LayoutError.
+func (s *Stage) Define(d Definition) error {
+	if s.finished || s.spent {
+		return errors.New("stage: already committed or aborted")
+	}
+	if d.Source == nil || d.Source.Name != s.ts.Name {
+		return fmt.Errorf("stage: table %s: Define needs the table's own description", s.ts.Name)
+	}
+	if sameSource(s.ts.Source, d.Source) {
+		return nil
+	}
+	if opts := effectiveOptions(&d, s.l.opts.Incremental.Enabled); opts != s.ts.Options {
+		return &LayoutError{Table: s.ts.Name, Problem: fmt.Sprintf("the options changed from %+v to %+v", s.ts.Options, opts)}
+	}
+	cols, err := evolveLayout(s.ts.Columns, d.Source)
+	if err != nil {
+		return err
+	}
+	s.publishAll()
+	ts := *s.ts
+	ts.Columns, ts.Source = cols, d.Source
+	s.ts, s.evolved = &ts, true
+	return nil
 }
 
 // Add writes changes into the stage's files. On an error the stage is
 // spent: Abort it.
 func (s *Stage) Add(ctx context.Context, changes []source.Change) error {
-	if s.done {
+	if s.finished || s.spent {
 		return errors.New("stage: already committed or aborted")
 	}
 	now := s.l.opts.Now().UTC()
@@ -114,6 +206,11 @@ func (s *Stage) write(ctx context.Context, p string, pb *partBuf, now time.Time)
 	for first < len(pb.ends) {
 		ow := s.open[p]
 		if ow == nil {
+			if s.bounded && len(s.open) >= stageOpenFiles {
+				// No commit comes before the stage's end: the open
+				// files are published instead.
+				s.publishAll()
+			}
 			var err error
 			ow, err = s.l.createObject(ctx, s.l.partitionName(s.l.tableDir(s.ts.Name, now), s.ts, p), p, now)
 			if err != nil {
@@ -121,7 +218,7 @@ func (s *Stage) write(ctx context.Context, p string, pb *partBuf, now time.Time)
 			}
 			s.written = append(s.written, ow.file.Path)
 			s.open[p] = ow
-			if len(s.open) >= stageOpenFiles {
+			if !s.bounded && len(s.open) >= stageOpenFiles {
 				s.crowded = true
 			}
 		}
@@ -160,26 +257,31 @@ func (s *Stage) publish(p string) {
 	s.closing = append(s.closing, pub)
 }
 
+// publishAll closes every open file in the background.
+func (s *Stage) publishAll() {
+	for _, p := range slices.Sorted(maps.Keys(s.open)) {
+		s.publish(p)
+	}
+}
+
 // Full reports whether the stage needs a commit now: it keeps many
 // partitions open. Full files need none: they are published in the
-// background, and a commit would close the next file, just begun.
+// background, and a commit would close the next file, just begun. A stage
+// of a transaction or a replacement is never Full.
 func (s *Stage) Full() bool { return s.crowded }
 
 // finish closes the open files, waits for the files being published and
-// returns every file of the stage; the stage is spent.
+// returns every file of the stage; no row can be added after it. A second
+// call returns the same (a commit retried without another table).
 func (s *Stage) finish() ([]File, error) {
-	if s.done {
+	if s.spent {
 		return nil, errors.New("stage: already committed or aborted")
 	}
-	s.done = true
-	parts := make([]string, 0, len(s.open))
-	for p := range s.open {
-		parts = append(parts, p)
+	if s.finished {
+		return s.files, s.ferr
 	}
-	sort.Strings(parts)
-	for _, p := range parts {
-		s.publish(p)
-	}
+	s.finished = true
+	s.publishAll()
 	files := make([]File, 0, len(s.closing))
 	var errs []error
 	for _, pub := range s.closing {
@@ -187,15 +289,20 @@ func (s *Stage) finish() ([]File, error) {
 		files = append(files, pub.file)
 		errs = append(errs, pub.err)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if s.ferr = errors.Join(errs...); s.ferr == nil {
+		s.files = files
 	}
-	return files, nil
+	return s.files, s.ferr
 }
 
-// Abort discards the stage and deletes what it wrote.
+// Abort discards the stage and deletes what it wrote, unless a commit
+// record naming it may have landed (then the lake owns its files: a
+// record that did not land leaves them to the orphan clean-up).
 func (s *Stage) Abort() {
-	s.done = true
+	if s.spent {
+		return
+	}
+	s.spent = true
 	for p, ow := range s.open {
 		_ = ow.w.Abort()
 		delete(s.open, p)
@@ -207,19 +314,32 @@ func (s *Stage) Abort() {
 }
 
 // applyStage adds the files of stage st to ts, the table's new state in a
-// commit; w learns what to delete should the commit fail.
-func (l *Lake) applyStage(ts *TableState, st *Stage, w *commitWork) error {
+// commit. The stage's objects stay the stage's until the record is
+// written (Commit then calls spend).
+func (l *Lake) applyStage(ts *TableState, st *Stage, now time.Time) error {
 	if st.l != l {
 		return fmt.Errorf("commit: table %s: the stage belongs to another lake", ts.Name)
 	}
-	if st.ts.Name != ts.Name || st.ts.Generation != ts.Generation || ts.Phase != InProgress {
+	if st.spent {
+		return fmt.Errorf("commit: table %s: the stage was already committed or aborted", ts.Name)
+	}
+	if st.ts.Name != ts.Name || st.ts.Generation != ts.Generation || ts.Phase != st.ts.Phase {
 		st.Abort()
-		return fmt.Errorf("commit: table %s: the stage was begun for generation %d of the table during its initial copy; the table is now generation %d in phase %s: copy again", ts.Name, st.ts.Generation, ts.Generation, ts.Phase)
+		return fmt.Errorf("commit: table %s: the stage was begun for generation %d of the table in phase %s; the table is now generation %d in phase %s: write it again", ts.Name, st.ts.Generation, st.ts.Phase, ts.Generation, ts.Phase)
+	}
+	if !slices.Equal(ts.Columns, st.baseCols) {
+		st.Abort()
+		return fmt.Errorf("commit: table %s: the table's layout changed while the stage was written: write it again", ts.Name)
 	}
 	files, err := st.finish()
-	w.written = append(w.written, st.written...)
 	if err != nil {
 		return err
+	}
+	if st.evolved {
+		if !sameSource(ts.Source, st.ts.Source) {
+			ts.Described = now
+		}
+		ts.Columns, ts.Source = st.ts.Columns, st.ts.Source
 	}
 	ts.Files = append(append([]File(nil), ts.Files...), files...)
 	if len(st.changes) > 0 {

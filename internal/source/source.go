@@ -87,6 +87,12 @@ type Batch struct {
 	Position string
 	// Done marks the last batch of a Copy.
 	Done bool
+	// Partial marks a part of one source transaction too large for a
+	// batch; it has no Cursors. The batches after it carry the rest, up
+	// to the first that is not Partial, which ends the transaction: the
+	// engine makes the parts visible in the lake together with it, in one
+	// commit, so readers never see a transaction half applied.
+	Partial bool
 	// Schemas holds the new description of each table whose schema changed
 	// at the source before this batch's changes; the engine commits it with
 	// the batch, so the layout evolves exactly where the data does.

@@ -108,6 +108,11 @@ type Engine struct {
 	// fellBack is set while the live status goes to the fallback file
 	// (fallbackStatusPath).
 	fellBack bool
+	// txStages holds, per table, the parts of the source transaction in
+	// flight (source.Batch.Partial), staged until the batch that ends the
+	// transaction commits them all at once. Only the stream's emitter
+	// (onStream) uses it, and streamLoop once that Stream has returned.
+	txStages map[string]*lake.Stage
 }
 
 // fault is a failure that lasts until something succeeds again.
@@ -199,6 +204,7 @@ func New(cfg Config) *Engine {
 		streamCh:   make(chan struct{}, 1),
 		specCh:     make(chan struct{}, 1),
 		reconciled: make(chan struct{}),
+		txStages:   map[string]*lake.Stage{},
 	}
 }
 
@@ -833,14 +839,17 @@ func (e *Engine) streamLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			stop()
 			<-done
+			e.abortTxStages()
 			return ctx.Err()
 		case <-e.streamCh:
 			time.Sleep(streamRestartDelay)
 			stop()
 			<-done
+			e.abortTxStages()
 			backoff = 0
 		case err := <-done:
 			stop()
+			e.abortTxStages()
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -957,6 +966,82 @@ func (e *Engine) streamCursors() map[string]string {
 	return out
 }
 
+// abortTxStages drops the parts of a transaction a Stream that ended
+// staged: the next Stream delivers the whole transaction again, from the
+// committed cursors.
+func (e *Engine) abortTxStages() {
+	for name, st := range e.txStages {
+		st.Abort()
+		delete(e.txStages, name)
+	}
+}
+
+// liveSpecs returns the specs of the tables the stream delivers.
+func (e *Engine) liveSpecs() map[string]Spec {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string]Spec{}
+	for name, t := range e.tables {
+		if t.streaming {
+			out[name] = t.spec
+		}
+	}
+	return out
+}
+
+// stageTx writes the schemas and changes b has for the tables to stage
+// (streamed ones for which stage says so) into their transaction stages,
+// each begun at its table's first part. A table whose data or schema the
+// lake refuses is stopped, its stage dropped; any other error is the
+// lake's.
+func (e *Engine) stageTx(b source.Batch, live map[string]Spec, stage func(string) bool) error {
+	byTable := map[string][]source.Change{}
+	var names []string
+	want := func(name string) bool {
+		_, ok := live[name]
+		return ok && stage(name)
+	}
+	for _, c := range b.Changes {
+		if !want(c.Table) {
+			continue
+		}
+		if _, ok := byTable[c.Table]; !ok {
+			names = append(names, c.Table)
+		}
+		byTable[c.Table] = append(byTable[c.Table], c)
+	}
+	for name := range b.Schemas {
+		if _, ok := byTable[name]; !ok && want(name) {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		st := e.txStages[name]
+		var err error
+		if st == nil {
+			if st, err = e.lk.StageTx(name); err != nil {
+				return err
+			}
+			e.txStages[name] = st
+		}
+		if d := b.Schemas[name]; d != nil {
+			err = st.Define(lake.Definition{Source: d, Options: live[name].Options})
+		}
+		if err == nil {
+			err = st.Add(e.commitCtx, byTable[name])
+		}
+		if err != nil {
+			st.Abort()
+			delete(e.txStages, name)
+			if tableError(err) != name {
+				return err
+			}
+			e.stop(name, err)
+		}
+	}
+	return nil
+}
+
 // onStream commits one batch of the change stream.
 //
 // A batch with a Position puts every table of the stream at one cursor:
@@ -967,7 +1052,20 @@ func (e *Engine) streamCursors() map[string]string {
 // cursor per table, or a stream still catching up to a table that just
 // joined it) tables' own cursors are committed: at once when they have
 // changes, at most every CursorEvery when idle.
+//
+// A part of a source transaction (Batch.Partial) is staged; the batch that
+// ends the transaction commits the staged parts of every table with the
+// rest of its changes, in one commit (issue #15, case 10).
 func (e *Engine) onStream(_ context.Context, b source.Batch) error {
+	streamed := e.liveSpecs()
+	if b.Partial {
+		return e.stageTx(b, streamed, func(string) bool { return true })
+	}
+	if len(e.txStages) > 0 {
+		if err := e.stageTx(b, streamed, func(name string) bool { return e.txStages[name] != nil }); err != nil {
+			return err
+		}
+	}
 	now := time.Now()
 	var tx lake.Tx
 	idx := map[string]int{}
@@ -983,13 +1081,23 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 	for _, c := range b.Changes {
 		changed[c.Table] = true
 	}
+	staged := func(name string) bool { return e.txStages[name] != nil }
+	for name, st := range e.txStages {
+		if _, ok := streamed[name]; !ok {
+			st.Abort()
+			delete(e.txStages, name)
+			continue
+		}
+		changed[name] = true
+		add(name).Stage = st
+	}
 	state := e.lk.State()
 	e.mu.Lock()
 	live := func(name string) bool { t, ok := e.tables[name]; return ok && t.streaming }
 	for name, d := range b.Schemas {
 		// A source may repeat a description it already sent; only a change
-		// is worth a commit.
-		if ts := state.Tables[name]; live(name) && (ts == nil || !sameSchema(ts.Source, d)) {
+		// is worth a commit. A staged table's went into its stage.
+		if ts := state.Tables[name]; live(name) && !staged(name) && (ts == nil || !sameSchema(ts.Source, d)) {
 			add(name).Define = &lake.Definition{Source: d, Options: e.tables[name].spec.Options}
 		}
 	}
@@ -1036,7 +1144,7 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 		add(name).Cursor = c
 	}
 	for _, c := range b.Changes {
-		if live(c.Table) {
+		if live(c.Table) && !staged(c.Table) {
 			ttx := add(c.Table)
 			ttx.Changes = append(ttx.Changes, c)
 		}
@@ -1067,6 +1175,10 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 			return &commitError{err}
 		}
 		e.stop(name, err)
+		if st := e.txStages[name]; st != nil {
+			st.Abort()
+			delete(e.txStages, name)
+		}
 		tx.Tables = append(tx.Tables[:i], tx.Tables[i+1:]...)
 		delete(idx, name)
 		for n, j := range idx {
@@ -1076,6 +1188,7 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 		}
 	}
 	e.streamed.Store(true)
+	clear(e.txStages)
 	e.mu.Lock()
 	for _, ttx := range tx.Tables {
 		if t, ok := e.tables[ttx.Name]; ok && ttx.Cursor != "" {

@@ -150,7 +150,10 @@ func TestHugeTransactionSplit(t *testing.T) {
 		if len(b.Changes) > splitFactor*100 {
 			t.Fatalf("batch of %d changes", len(b.Changes))
 		}
-		if b.Cursors == nil {
+		if b.Partial != (b.Cursors == nil) {
+			t.Fatalf("batch of %d changes: Partial %v with cursors %v", len(b.Changes), b.Partial, b.Cursors)
+		}
+		if b.Partial {
 			parts++
 		} else {
 			complete++

@@ -969,6 +969,7 @@ func (st *stream) commit(ctx context.Context, m *pglogrepl.CommitMessage) error 
 // cursor still is.
 func (st *stream) flush(ctx context.Context, partial bool) error {
 	ob := outBatch{batch: st.batch}
+	ob.batch.Partial = partial
 	if !partial {
 		ob.batch.Cursors = make(map[string]string, len(st.tables))
 		for _, tb := range st.tables {
