@@ -141,7 +141,7 @@ func crashWriter(dir string) error {
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
 		k++
 		tx := crashTx(k)
-		if k%3 == 1 && k%crashResetEvery != 0 && k%crashEvolveEvery != 0 {
+		if k%5 == 1 && k%crashResetEvery != 0 && k%crashEvolveEvery != 0 {
 			if err := stageTx(ctx, l, &tx); err != nil {
 				return err
 			}
@@ -154,7 +154,7 @@ func crashWriter(dir string) error {
 }
 
 // stageTx moves the changes of tx into stages, one change per part with a
-// pause after each, as a source transaction larger than a batch arrives:
+// pause after the first, as a source transaction larger than a batch arrives:
 // kills land in the middle of such transactions too.
 func stageTx(ctx context.Context, l *Lake, tx *Tx) error {
 	for i := range tx.Tables {
@@ -167,11 +167,13 @@ func stageTx(ctx context.Context, l *Lake, tx *Tx) error {
 		if err != nil {
 			return err
 		}
-		for _, ch := range ttx.Changes {
+		for j, ch := range ttx.Changes {
 			if err := st.Add(ctx, []source.Change{ch}); err != nil {
 				return err
 			}
-			time.Sleep(time.Millisecond)
+			if j == 0 {
+				time.Sleep(time.Millisecond)
+			}
 		}
 		ttx.Changes, ttx.Stage = nil, st
 	}
