@@ -96,7 +96,10 @@ func newCache(db *sql.DB, dir string, limit int64, log *slog.Logger, root string
 	c := &cache{
 		dir: dir, root: root, limit: limit, grace: cacheGrace, log: log, sql: db,
 		ready: map[string]bool{}, failed: map[string]bool{}, dropped: map[string]int{}, pending: map[string]bool{}, live: map[string]bool{},
-		wake: make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel,
+		// Nothing is swept before setLive names the live entries: with an
+		// empty set the first sweep would evict a warm cache.
+		swept: true,
+		wake:  make(chan struct{}, 1), done: make(chan struct{}), cancel: cancel,
 	}
 	go c.run(ctx)
 	return c

@@ -108,7 +108,7 @@ func TestCacheSwitch(t *testing.T) {
 	next := *tab
 	next.Files = append(slices.Clone(tab.Files), l.write("account/2022_1_1.csv", row(7, "n7", 1, false)))
 	l.commit(&next)
-	if err := db.refresh(t.Context()); err != nil {
+	if err := db.refresh(t.Context(), need{}); err != nil {
 		t.Fatal(err)
 	}
 	live = db.views[sqlName{mainSchema, "account"}]

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/schema"
@@ -167,6 +168,9 @@ type external struct {
 	name     string
 	location string
 	columns  int
+	// modified is when a commit last changed what the view shows (zero:
+	// unknown, the commit it was first seen at stands).
+	modified time.Time
 }
 
 // externals lists the SQL tables of st as sys.external_tables rows, sorted
@@ -178,9 +182,13 @@ func externals(st *lake.State) []external {
 		if len(t.Columns) == 0 {
 			continue // no layout, no view (DB.plan)
 		}
+		var snapshot time.Time
+		if n := len(t.Snapshots); n > 0 {
+			snapshot = t.Snapshots[n-1].Taken
+		}
 		out = append(out,
-			external{name: t.Name, location: t.Name + "/*.csv", columns: len(t.Columns)},
-			external{name: t.Name + partitionedSuffix, location: t.Name + "/Snapshot/*.csv", columns: len(t.Columns)})
+			external{name: t.Name, location: t.Name + "/*.csv", columns: len(t.Columns), modified: t.Changed},
+			external{name: t.Name + partitionedSuffix, location: t.Name + "/Snapshot/*.csv", columns: len(t.Columns), modified: snapshot})
 	}
 	for _, m := range metaTables {
 		out = append(out, external{name: m.name, location: "OptionsetMetadata/" + m.name + ".csv", columns: len(m.columns)})
@@ -259,8 +267,11 @@ func (db *DB) refreshCatalog(ctx context.Context, tx *sql.Tx, st *lake.State, ob
 		if !ok {
 			o = object{id: *nextID, created: st.Committed, modified: st.Committed}
 			*nextID++
-			objects[e.name] = o
 		}
+		if !e.modified.IsZero() {
+			o.modified = e.modified
+		}
+		objects[e.name] = o
 		rows = append(rows, []any{e.name, o.id, nil, 1, 0, "U", "USER_TABLE", o.created, o.modified,
 			false, false, false, e.columns, true, dataSourceID, fileFormatID, e.location, "VALUE",
 			0.0, nil, nil, nil, nil, nil, nil})

@@ -1,7 +1,12 @@
 package sqldb
 
 import (
+	"errors"
+	"regexp"
 	"strings"
+	"unicode"
+
+	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/lakelink/lakelink/internal/lake"
 )
@@ -188,4 +193,140 @@ func (d viewDef) external() string {
 		return d.table.Name + partitionedSuffix
 	}
 	return d.table.Name
+}
+
+// need is what a statement needs the catalog to hold. Views are created
+// when a statement first needs them, not all at Open: on a lake of
+// thousands of tables creating every view takes seconds, a query of one
+// table needs one.
+type need struct {
+	// all: every view, the metadata tables and the catalog (a statement
+	// that lists the catalog: SHOW TABLES, information_schema,
+	// duckdb_tables(), ...; and WaitCache).
+	all bool
+	// words are the statement's identifiers and quoted texts, lower-cased:
+	// every view named like one of them is created (a column or alias
+	// named like a table costs that view, never a wrong answer).
+	words map[string]bool
+	// listing: the statement is SHOW, DESCRIBE, SUMMARIZE or PRAGMA; it
+	// needs every view unless it names one (DESCRIBE orders).
+	listing bool
+}
+
+// introspection are words of statements that read the catalog itself, so
+// that every view must exist first; so do words starting with duckdb_,
+// pg_ or sqlite_ (duckdb_tables(), pg_catalog.pg_class, sqlite_master).
+var introspection = map[string]bool{"information_schema": true, "show_tables": true, "show_tables_expanded": true}
+
+// needOf reads what the statement q needs: every run of identifier
+// characters, and the text inside each pair of double or single quotes
+// (a quoted name such as "line items" or "public.orders", a table name
+// given as a string to query_table('orders')). It over-approximates on
+// purpose and never parses SQL: a name it misses still resolves, since
+// Query creates a view that DuckDB reports missing and runs the statement
+// again.
+func needOf(q string) need {
+	n := need{words: map[string]bool{}}
+	first := true
+	word := func(w string) {
+		w = strings.ToLower(w)
+		if first {
+			n.listing = w == "show" || w == "describe" || w == "summarize" || w == "pragma"
+			first = false
+		}
+		n.words[w] = true
+		if introspection[w] || strings.HasPrefix(w, "duckdb_") || strings.HasPrefix(w, "pg_") || strings.HasPrefix(w, "sqlite_") {
+			n.all = true
+		}
+	}
+	start := -1
+	for i, r := range q {
+		if r == '_' || r == '$' || unicode.IsLetter(r) || unicode.IsDigit(r) {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 {
+			word(q[start:i])
+			start = -1
+		}
+	}
+	if start >= 0 {
+		word(q[start:])
+	}
+	for _, quote := range []byte{'"', '\''} {
+		parts := strings.Split(q, string(quote))
+		for i := 1; i < len(parts); i += 2 {
+			// A doubled quote inside splits into an empty part: glue it back.
+			text := parts[i]
+			for i+2 < len(parts) && parts[i+1] == "" {
+				text += string(quote) + parts[i+2]
+				i += 2
+			}
+			n.words[strings.ToLower(text)] = true
+		}
+	}
+	return n
+}
+
+// missingTable finds the name in DuckDB's error for a table that does not
+// exist: `Table with name orders does not exist!`, `Table with name
+// "nosch.t" does not exist because schema "nosch" does not exist`.
+var missingTable = regexp.MustCompile(`Table with name (.+?) does not exist`)
+
+// missingNeed is what a statement that failed with err needs, when err
+// says a table does not exist: the name DuckDB reports, and its parts.
+func missingNeed(err error) (need, bool) {
+	var de *duckdb.Error
+	if !errors.As(err, &de) || de.Type != duckdb.ErrorTypeCatalog {
+		return need{}, false
+	}
+	m := missingTable.FindStringSubmatch(de.Msg)
+	if m == nil {
+		return need{}, false
+	}
+	name := strings.ToLower(strings.Trim(m[1], `"`))
+	n := need{words: map[string]bool{name: true}}
+	for _, part := range strings.Split(name, ".") {
+		n.words[part] = true
+	}
+	return n, true
+}
+
+// nameIndex maps each lower-case view name (without its schema) to the
+// views of that name, for need.words.
+func nameIndex(defs map[sqlName]viewDef) map[string][]sqlName {
+	index := make(map[string][]sqlName, len(defs))
+	for n := range defs {
+		k := strings.ToLower(n.name)
+		index[k] = append(index[k], n)
+	}
+	return index
+}
+
+// metaWords and catalogWords are the names (lower case) of the metadata
+// and catalog tables: a statement that names one needs them filled.
+var metaWords, catalogWords = func() (map[string]bool, map[string]bool) {
+	meta, catalog := map[string]bool{}, map[string]bool{}
+	for _, m := range metaTables {
+		meta[strings.ToLower(m.name)] = true
+	}
+	for _, c := range catalogTables {
+		catalog[c.name] = true
+	}
+	return meta, catalog
+}()
+
+// wants reports whether n needs any of words.
+func (n need) wants(words map[string]bool) bool {
+	if n.all {
+		return true
+	}
+	for w := range words {
+		if n.words[w] {
+			return true
+		}
+	}
+	return false
 }

@@ -118,7 +118,7 @@ func TestLargeTable(t *testing.T) {
 	next.Changes = append(next.Changes, l.write("_lakelink/changes/salesorder/x.csv", row(5, "", 99, true)))
 	l.commit(&next)
 	start = time.Now()
-	if err := db.refresh(t.Context()); err != nil {
+	if err := db.refresh(t.Context(), need{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("refresh after a one-row commit: %v", time.Since(start))
@@ -184,7 +184,7 @@ func BenchmarkRefresh(b *testing.B) {
 				tab.Changes = []lake.File{l.write("_lakelink/changes/table000/1.csv", row(1, "b", 2, false))}
 				next := tab
 				l.commit(&next)
-				if err := db.refresh(context.Background()); err != nil {
+				if err := db.refresh(context.Background(), need{all: true}); err != nil {
 					b.Fatal(err)
 				}
 			}

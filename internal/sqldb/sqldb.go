@@ -49,13 +49,24 @@ type DB struct {
 	mu      sync.Mutex
 	loaded  bool
 	seq     int64
-	gen     int64              // the cache generation the views were planned with
-	views   map[sqlName]string // view -> its SQL
-	schemas map[string]bool    // schemas the views made (never main or sys)
-	meta    map[string]string  // table -> fingerprint of its metadata rows
-	catalog string             // fingerprint of sys.external_tables and sys.external_data_sources
-	objects map[string]object  // sys.external_tables identity, stable across refreshes
-	nextID  int
+	gen     int64                // the cache generation the views were planned with
+	defs    map[sqlName]viewDef  // every view the state at seq needs (viewNames)
+	index   map[string][]sqlName // nameIndex(defs)
+	views   map[sqlName]string   // the views created so far (a subset of defs) -> their SQL
+	schemas map[string]bool      // schemas the views made (never main or sys)
+	metaOn  bool                 // the metadata tables are filled (once a statement needed them)
+	meta    map[string]string    // table -> fingerprint of its metadata rows
+	// catalogOn: sys.external_tables and sys.external_data_sources are
+	// filled (once a statement needed them); catalog fingerprints them.
+	catalogOn bool
+	catalog   string
+	objects   map[string]object // sys.external_tables identity, stable across refreshes
+	nextID    int
+
+	// live hands the cache the keys of every file the latest state names
+	// (liveKeys), computed in the background: on thousands of tables that
+	// takes longer than a query of one.
+	live *liveSet
 }
 
 // object is what sys.external_tables remembers of a SQL table.
@@ -135,6 +146,7 @@ func open(ctx context.Context, st store.Store, load func(context.Context) (*lake
 		meta:      map[string]string{},
 		objects:   map[string]object{},
 		nextID:    1000,
+		live:      &liveSet{quit: make(chan struct{})},
 	}
 	if err := db.setup(ctx, opts.CacheDir); err != nil {
 		db.Close()
@@ -147,7 +159,7 @@ func open(ctx context.Context, st store.Store, load func(context.Context) (*lake
 		}
 		db.cache = newCache(db.sql, opts.CacheDir, opts.CacheLimit, log, root)
 	}
-	if err := db.refresh(ctx); err != nil {
+	if err := db.refresh(ctx, need{}); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -207,10 +219,13 @@ func (db *DB) setup(ctx context.Context, cacheDir string) error {
 // at least as new as the last commit before Query was called. query must be
 // one SELECT statement: anything else (a write, a setting, an extension,
 // several statements) fails with a *NotAllowedError before any of it runs,
-// and a read outside the lake fails (guard.go).
+// and a read outside the lake fails (guard.go). Views are created when a
+// statement first names them (needOf); one that DuckDB still reports
+// missing is created and the statement run again.
 func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	n := needOf(query)
 	for attempt := 0; ; attempt++ {
-		if err := db.refresh(ctx); err != nil {
+		if err := db.refresh(ctx, n); err != nil {
 			return nil, err
 		}
 		if attempt == 0 {
@@ -220,22 +235,60 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 		}
 		rows, err := db.sql.QueryContext(ctx, query, args...)
 		err = db.explainAccess(err)
+		if err == nil || attempt == maxRetries {
+			return rows, err
+		}
+		if more, ok := missingNeed(err); ok && db.creates(more) {
+			for w := range more.words {
+				n.words[w] = true
+			}
+			continue
+		}
 		// A damaged cache file must not fail the query: its entry is
 		// dropped, the views go back to its CSV file and the query runs
 		// again. Each retry drops at least one entry.
-		if err == nil || db.cache == nil || attempt == maxRetries || !(db.cache.blame(err) || db.cache.check(ctx, err)) {
+		if db.cache == nil || !(db.cache.blame(err) || db.cache.check(ctx, err)) {
 			return rows, err
 		}
 	}
 }
 
+// creates reports whether n names a view that the catalog lacks.
+func (db *DB) creates(n need) bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return !db.holds(n)
+}
+
+// holds reports whether the catalog holds what n needs. db.mu is held and
+// db.defs is of the state the catalog shows.
+func (db *DB) holds(n need) bool {
+	if n.all {
+		return len(db.views) == len(db.defs) && db.metaOn && db.catalogOn
+	}
+	if (!db.metaOn && n.wants(metaWords)) || (!db.catalogOn && n.wants(catalogWords)) {
+		return false
+	}
+	named := false
+	for w := range n.words {
+		for _, name := range db.index[w] {
+			named = true
+			if _, ok := db.views[name]; !ok {
+				return false
+			}
+		}
+	}
+	// SHOW TABLES, DESCRIBE: the listing needs every view.
+	return named || !n.listing || len(db.views) == len(db.defs)
+}
+
 // maxRetries bounds the retries of a query (and of a refresh) that failed
-// on damaged cache files.
+// on damaged cache files or on views not created yet.
 const maxRetries = 100
 
-// WaitCache returns once the Parquet cache holds every partition and
-// snapshot file of the latest committed state (or their conversion failed)
-// and the views read it, or when ctx ends. Queries never need it; a
+// WaitCache creates every view, then returns once the Parquet cache holds
+// every partition and snapshot file of the latest committed state (or
+// their conversion failed) and the views read it, or when ctx ends. Queries never need it; a
 // short-lived process (a one-off query) can call it before Close to leave
 // a warm cache to the next, since Close stops a running conversion. With
 // the cache off it returns at once.
@@ -246,7 +299,7 @@ func (db *DB) WaitCache(ctx context.Context) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if err := db.refresh(ctx); err != nil {
+		if err := db.refresh(ctx, need{all: true}); err != nil {
 			return err
 		}
 		db.mu.Lock()
@@ -265,6 +318,7 @@ func (db *DB) WaitCache(ctx context.Context) error {
 
 // Close releases DuckDB and its spill directory. Rows still open fail.
 func (db *DB) Close() error {
+	db.live.stop()
 	if db.cache != nil {
 		db.cache.close()
 	}
@@ -275,10 +329,11 @@ func (db *DB) Close() error {
 	return err
 }
 
-// refresh brings the catalog to the latest committed state. Only views and
-// metadata that differ from what the catalog holds are replaced, all in one
-// transaction: queries running meanwhile keep the catalog they started with.
-func (db *DB) refresh(ctx context.Context) error {
+// refresh brings the catalog to the latest committed state, with the views
+// n needs and those created before. Only views and metadata that differ
+// from what the catalog holds are replaced, all in one transaction:
+// queries running meanwhile keep the catalog they started with.
+func (db *DB) refresh(ctx context.Context, n need) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	state, err := db.load(ctx)
@@ -293,10 +348,10 @@ func (db *DB) refresh(ctx context.Context) error {
 		if db.cache != nil {
 			gen = db.cache.generation()
 		}
-		if db.loaded && state.Seq == db.seq && gen == db.gen {
+		if db.loaded && state.Seq == db.seq && gen == db.gen && db.holds(n) {
 			return nil
 		}
-		err := db.apply(ctx, state, gen)
+		err := db.apply(ctx, state, gen, n)
 		// DuckDB reads a Parquet file's footer when it creates a view
 		// over it: an unreadable cache file fails the refresh, so the
 		// views are planned again without it (each attempt drops at
@@ -308,23 +363,45 @@ func (db *DB) refresh(ctx context.Context) error {
 	}
 }
 
-// apply replaces the catalog's views, metadata and sys catalog with those
-// of state, planned with the cache at generation gen. db.mu is held.
-func (db *DB) apply(ctx context.Context, state *lake.State, gen int64) error {
-	defs, err := viewNames(state)
-	if err != nil {
-		return err
+// apply brings the catalog to state, planned with the cache at generation
+// gen: the views created before that state still has and those n needs
+// are created or replaced, views of removed tables dropped; the metadata
+// and sys catalog tables are refilled once a statement needed them.
+// db.mu is held.
+func (db *DB) apply(ctx context.Context, state *lake.State, gen int64, n need) error {
+	defs, index := db.defs, db.index
+	if !db.loaded || state.Seq != db.seq {
+		var err error
+		if defs, err = viewNames(state); err != nil {
+			return err
+		}
+		index = nameIndex(defs)
 	}
-	views, live := db.plan(defs)
-	meta, metaRows := plannedMeta(state)
+	want := map[sqlName]viewDef{}
+	listed := false
+	for w := range n.words {
+		for _, name := range index[w] {
+			want[name] = defs[name]
+			listed = true
+		}
+	}
+	if n.all || (n.listing && !listed) {
+		want = defs
+	}
+	for name := range db.views {
+		if d, ok := defs[name]; ok {
+			want[name] = d
+		}
+	}
+	views, live := db.plan(want)
+	metaOn := db.metaOn || n.wants(metaWords)
+	catalogOn := db.catalogOn || n.wants(catalogWords)
 
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("refresh the lake database to commit %d: %w", state.Seq, err)
 	}
 	defer func() { _ = tx.Rollback() }() // a no-op after Commit
-	objects := maps.Clone(db.objects)
-	nextID := db.nextID
 	for name := range db.views {
 		if _, ok := views[name]; !ok {
 			if _, err := tx.ExecContext(ctx, "DROP VIEW IF EXISTS "+name.sql()); err != nil {
@@ -352,17 +429,6 @@ func (db *DB) apply(ctx context.Context, state *lake.State, gen int64) error {
 		if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+name.sql()+" AS "+body); err != nil {
 			return fmt.Errorf("create the view %s at commit %d: %w", name, state.Seq, err)
 		}
-		if defs[name].alias {
-			continue
-		}
-		ext := defs[name].external()
-		o, ok := objects[ext]
-		if !ok {
-			o = object{id: nextID, created: state.Committed}
-			nextID++
-		}
-		o.modified = state.Committed
-		objects[ext] = o
 	}
 	for schema := range db.schemas {
 		if !schemas[schema] {
@@ -373,21 +439,30 @@ func (db *DB) apply(ctx context.Context, state *lake.State, gen int64) error {
 			}
 		}
 	}
-	if err := db.refreshMeta(ctx, tx, meta, metaRows); err != nil {
-		return err
+	meta := db.meta
+	if metaOn {
+		var metaRows map[string][][][]any
+		meta, metaRows = plannedMeta(state)
+		if err := db.refreshMeta(ctx, tx, meta, metaRows); err != nil {
+			return err
+		}
 	}
-	catalog, err := db.refreshCatalog(ctx, tx, state, objects, &nextID)
-	if err != nil {
-		return err
+	catalog, objects, nextID := db.catalog, db.objects, db.nextID
+	if catalogOn {
+		objects = maps.Clone(db.objects)
+		if catalog, err = db.refreshCatalog(ctx, tx, state, objects, &nextID); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("refresh the lake database to commit %d: %w", state.Seq, err)
 	}
 	if db.cache != nil {
-		db.cache.setLive(live)
+		db.live.set(db.cache, state, live)
 	}
 	db.gen = gen
-	db.loaded, db.seq, db.views, db.schemas, db.meta, db.catalog, db.objects, db.nextID = true, state.Seq, views, schemas, meta, catalog, objects, nextID
+	db.loaded, db.seq, db.defs, db.index, db.views, db.schemas = true, state.Seq, defs, index, views, schemas
+	db.metaOn, db.meta, db.catalogOn, db.catalog, db.objects, db.nextID = metaOn, meta, catalogOn, catalog, objects, nextID
 	return nil
 }
 
