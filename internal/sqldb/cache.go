@@ -340,6 +340,10 @@ func (c *cache) convert(ctx context.Context, j job) error {
 			touch(final)
 			return nil
 		}
+		if ctx.Err() != nil {
+			// Close interrupted the check: the entry is not damaged.
+			return fmt.Errorf("check the cache file %s: %w", final, ctx.Err())
+		}
 		if _, statErr := os.Stat(final); errors.Is(statErr, fs.ErrNotExist) {
 			// Removed meanwhile (by another process's eviction): a race,
 			// not damage; converted again without a warning.
