@@ -113,7 +113,7 @@ func stopCleanly(t *testing.T, cmd *exec.Cmd, sig syscall.Signal, limit time.Dur
 func TestBenchCommand(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "benchmarks.md")
 	run(t, 0, "bench", "--dir", t.TempDir(), "--out", out,
-		"--contacts", "3000", "--tables", "5", "--table-rows", "50", "--changes", "20", "--rate", "50",
+		"--contacts", "3000", "--tables", "5", "--table-rows", "50", "--changes", "20", "--rate", "50", "--steady-tables", "20",
 		"--pg-rows", "20000", "--pg-update", "5000", "--pgbench-time", "3s", "--runs", "2")
 	b, err := os.ReadFile(out)
 	if err != nil {
@@ -123,7 +123,7 @@ func TestBenchCommand(t *testing.T) {
 	if strings.Contains(doc, "failed:") {
 		t.Fatalf("a scenario failed:\n%s", doc)
 	}
-	for _, want := range []string{"Machine:", "initial sync of one big table", "small tables", "Change to SQL latency", "bulk update", "pgbench", "Best of 2 runs each"} {
+	for _, want := range []string{"Machine:", "initial sync of one big table", "small tables", "Change to SQL latency", "bulk update", "pgbench", "Best of 2 runs each", "Steady state"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("benchmarks.md lacks %q:\n%s", want, doc)
 		}

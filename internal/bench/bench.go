@@ -32,14 +32,17 @@ type Options struct {
 	// process, so that its peak memory is its own.
 	Binary string
 	// Sizes.
-	Contacts  int     // initial-sync scenario (default 1,000,000)
-	Tables    int     // many-tables scenario (default 300)
-	TableRows int     // rows per table there (default 1,000)
-	Changes   int     // latency scenario (default 1,000)
-	Rate      float64 // changes per second there (default 20)
-	PGRows    int     // Postgres initial-copy scenario (default 5,000,000)
-	PGUpdate  int     // Postgres bulk-update scenario (default 1,000,000)
-	PGBench   time.Duration
+	Contacts  int // initial-sync scenario (default 1,000,000)
+	Tables    int // many-tables scenario (default 300)
+	TableRows int // rows per table there (default 1,000)
+	Changes   int // latency scenario (default 1,000); the steady-state one makes at most 100
+	// SteadyTables is the large table count of the steady-state scenario
+	// (default 2,000); it compares it with 10 tables.
+	SteadyTables int
+	Rate         float64 // changes per second there (default 20)
+	PGRows       int     // Postgres initial-copy scenario (default 5,000,000)
+	PGUpdate     int     // Postgres bulk-update scenario (default 1,000,000)
+	PGBench      time.Duration
 	// Runs is how many times the Postgres throughput scenarios measure
 	// lakelink and the floor (default 3); each reports the best of both.
 	Runs int
@@ -59,6 +62,7 @@ func (o *Options) defaults() {
 	def(&o.Tables, 300)
 	def(&o.TableRows, 1_000)
 	def(&o.Changes, 1_000)
+	def(&o.SteadyTables, 2_000)
 	def(&o.PGRows, 5_000_000)
 	def(&o.PGUpdate, 1_000_000)
 	def(&o.Runs, 3)

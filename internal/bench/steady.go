@@ -25,9 +25,6 @@ func init() {
 	scenarios = append(scenarios, scenario{"steady-state", steadyState})
 }
 
-// steadyChanges is how many one-row changes each steady-state run times.
-const steadyChanges = 100
-
 // steady is what one steady-state run measured.
 type steady struct {
 	tables int
@@ -45,17 +42,13 @@ type steady struct {
 }
 
 // steadyState measures a running link that is caught up: the cost of one
-// one-row change with 10 linked tables and with many (o.Tables, default
-// 2000), idle CPU, and how soon a restarted sync streams again. The
+// one-row change with 10 linked tables and with many (o.SteadyTables),
+// idle CPU, and how soon a restarted sync streams again. The
 // figures of the two runs should be the same: the cost of a change follows
 // the change, not the number of tables.
 func steadyState(ctx context.Context, o *Options) (*Section, error) {
-	many := o.Tables
-	if many <= 300 {
-		many = 2000
-	}
 	var res []steady
-	for _, n := range []int{10, many} {
+	for _, n := range []int{10, o.SteadyTables} {
 		fmt.Fprintf(o.Log, "steady state with %d tables...\n", n)
 		r, err := steadyRun(ctx, o, n)
 		if err != nil {
@@ -64,6 +57,7 @@ func steadyState(ctx context.Context, o *Options) (*Section, error) {
 		res = append(res, r)
 	}
 	a, b := res[0], res[1]
+	changes := steadyChanges(o)
 	x := func(v, base float64) string {
 		if base <= 0 {
 			return "-"
@@ -73,7 +67,7 @@ func steadyState(ctx context.Context, o *Options) (*Section, error) {
 	col := fmt.Sprintf("%d tables", b.tables)
 	return &Section{
 		Name: fmt.Sprintf("Steady state: one-row changes with %d linked tables", b.tables),
-		What: fmt.Sprintf("A running `lakelink sync` of contact plus N emulator tables of 10 rows (poll 100 ms, idle back-off to 30 s), caught up and settled (first snapshots taken). %d single-row contact updates at 10/s; the floor column is the same with N = 10 (same run); ratio = N tables / 10 tables.", steadyChanges),
+		What: fmt.Sprintf("A running `lakelink sync` of contact plus N emulator tables of 10 rows (poll 100 ms, idle back-off to 30 s), caught up and settled (first snapshots taken). %d single-row contact updates at 10/s; the floor column is the same with N = 10 (same run); ratio = N tables / 10 tables.", changes),
 		Rows: [][5]string{
 			{"change to SQL, p50 (" + col + ")", secs(b.p50), secs(a.p50), x(b.p50.Seconds(), a.p50.Seconds()), "<= 1.2 x"},
 			{"bytes written per change", fmt.Sprintf("%.0f B", b.bytes), fmt.Sprintf("%.0f B", a.bytes), x(b.bytes, a.bytes), "<= 4 KB, <= 1.2 x"},
@@ -87,6 +81,9 @@ func steadyState(ctx context.Context, o *Options) (*Section, error) {
 	}, nil
 }
 
+// steadyChanges is how many one-row changes each steady-state run times.
+func steadyChanges(o *Options) int { return min(o.Changes, 100) }
+
 func steadyRun(ctx context.Context, o *Options, n int) (steady, error) {
 	r := steady{tables: n}
 	dir := filepath.Join(o.Dir, strconv.Itoa(n))
@@ -94,7 +91,7 @@ func steadyRun(ctx context.Context, o *Options, n int) (steady, error) {
 		return r, err
 	}
 	_, url, stop, err := serve(ctx, emulator.Config{Dir: filepath.Join(dir, "emulator"), Seed: 1, Scale: 10,
-		Counts: map[string]int{"contact": 2 * steadyChanges}, ExtraTables: n, ExtraRows: 10})
+		Counts: map[string]int{"contact": 2 * steadyChanges(o)}, ExtraTables: n, ExtraRows: 10})
 	if err != nil {
 		return r, err
 	}
@@ -127,7 +124,7 @@ func steadyRun(ctx context.Context, o *Options, n int) (steady, error) {
 
 	cpu0, w0 := procCPU(sc.pid()), writtenBytes(sc.pid())
 	t0 := time.Now()
-	sleep(ctx, 15*time.Second)
+	sleep(ctx, 10*time.Second)
 	el := time.Since(t0)
 	r.idleCPU = (procCPU(sc.pid()) - cpu0).Seconds() / el.Seconds()
 	r.idleBytes = float64(writtenBytes(sc.pid())-w0) / el.Seconds()
@@ -142,7 +139,7 @@ func steadyRun(ctx context.Context, o *Options, n int) (steady, error) {
 		return r, err
 	}
 	defer db.Close()
-	ids, err := contactIDs(ctx, db, steadyChanges)
+	ids, err := contactIDs(ctx, db, steadyChanges(o))
 	if err != nil {
 		return r, err
 	}
