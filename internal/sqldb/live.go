@@ -22,6 +22,7 @@ type liveSet struct {
 	all     map[string]bool // keys of every file of that state; nil before the first
 	planned map[string]bool // keys of the files the views read
 	quit    chan struct{}   // closed by stop
+	stopped sync.Once
 	wg      sync.WaitGroup
 }
 
@@ -52,9 +53,10 @@ func (l *liveSet) set(c *cache, state *lake.State, planned map[string]bool) {
 	}()
 }
 
-// stop ends the computations and waits for them.
+// stop ends the computations and waits for them; DB.Close may call it more
+// than once.
 func (l *liveSet) stop() {
-	close(l.quit)
+	l.stopped.Do(func() { close(l.quit) })
 	l.wg.Wait()
 }
 
