@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -41,7 +42,8 @@ func bigTable(t testing.TB, l *testLake, rows, perFile, changes int) *lake.Table
 		if err != nil {
 			t.Fatal(err)
 		}
-		bw := bufio.NewWriterSize(w, 1<<20)
+		cw := &countingWriter{w: w}
+		bw := bufio.NewWriterSize(cw, 1<<20)
 		fill(bw)
 		if err := bw.Flush(); err != nil {
 			t.Fatal(err)
@@ -49,7 +51,8 @@ func bigTable(t testing.TB, l *testLake, rows, perFile, changes int) *lake.Table
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		return lake.File{Path: name}
+		// Bytes as the lake records it: the cache's live set is keyed by it.
+		return lake.File{Path: name, Bytes: cw.n}
 	}
 	for start := 0; start < rows; start += perFile {
 		tab.Files = append(tab.Files, write(fmt.Sprintf("salesorder/2020_1_%d.csv", start/perFile), func(w *bufio.Writer) {
@@ -190,4 +193,16 @@ func BenchmarkRefresh(b *testing.B) {
 			}
 		})
 	}
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
