@@ -670,11 +670,11 @@ func (l *Lake) partitionOf(ts *TableState, ix layoutIndexes, line []byte, now ti
 				// As the partitioner: a time outside 1..9999 or an
 				// infinite one goes to the fixed partition.
 				if _, ok := v.(schema.InfiniteTime); ok {
-					return noPartition(ts.Options.Granularity)
+					return NoPartition
 				}
 				if tm, ok := v.(time.Time); ok {
 					if y := tm.UTC().Year(); y < 1 || y > 9999 {
-						return noPartition(ts.Options.Granularity)
+						return NoPartition
 					}
 					return tm.UTC().Format(partitionLayout(ts.Options.Granularity))
 				}

@@ -97,7 +97,7 @@ func TestCommitAppendOnly(t *testing.T) {
 		rows = append(rows, readRows(t, st, f.Path, ts.Columns)...)
 	}
 	// The delete has no createdon: it lands in the fixed partition.
-	if parts["2022-12"] != 2 || parts[NoPartitionMonth] != 1 {
+	if parts["2022-12"] != 2 || parts[NoPartition] != 1 {
 		t.Fatalf("partitions %v", parts)
 	}
 	// Files are in partition order; the versions tell the rows apart.
@@ -616,8 +616,8 @@ func TestPartitioner(t *testing.T) {
 		changes []source.Change
 		want    string
 	}{
-		{"no column", Year, "", []source.Change{at2(2020, 1)}, "0001"},
-		{"no column, month", Month, "", []source.Change{at2(2020, 1)}, "0001-01"},
+		{"no column", Year, "", []source.Change{at2(2020, 1)}, "1"},
+		{"no column, month", Month, "", []source.Change{at2(2020, 1)}, "1"},
 		{"years alternate", Year, "createdon", []source.Change{at2(2020, 1), at2(2021, 1), at2(2020, 5), at2(2020, 7)}, "2020 2021 2020 2020"},
 		{"months", Month, "createdon", []source.Change{at2(2020, 1), at2(2020, 2), at2(2020, 2), at2(2021, 2)}, "2020-01 2020-02 2020-02 2021-02"},
 		{"NULL, absent, delete, out of range", Year, "createdon", []source.Change{
@@ -625,7 +625,7 @@ func TestPartitioner(t *testing.T) {
 			{ID: "1"},
 			{ID: "1", Deleted: true},
 			{ID: "1", Columns: created, Values: []any{time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)}},
-		}, "0001 0001 0001 0001"},
+		}, "1 1 1 1"},
 		{"in UTC", Year, "createdon", []source.Change{{ID: "1", Columns: created, Values: []any{time.Date(2020, 12, 31, 20, 0, 0, 0, est)}}}, "2021"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -348,24 +348,13 @@ func columnIndex(cols []Column) map[string]int {
 
 // NoPartition names the partition of the rows that carry no partition
 // value: the table has no partition column, the value is NULL or out of
-// range, or the change is a delete (which has no values). It is fixed, not
+// range, or the change is a delete (which has no values). It is Synapse's
+// name for them, whatever the granularity: Synapse writes the rows of a
+// table without createdon to <table>/1.csv, and Azure/dataverse-to-sql
+// tells an unpartitioned table by its partition named "1". It is fixed, not
 // the time of the commit, so that such a row's file does not depend on when
-// it was written and a reader that prunes by partition name knows where to
-// find them: year 1 (.NET's DateTime.MinValue, what a .NET reader makes of
-// a missing date) sorts before every real partition. Month tables use the
-// first month of that year.
-const (
-	NoPartitionYear  = "0001"
-	NoPartitionMonth = "0001-01"
-)
-
-// noPartition is the fixed partition of granularity g.
-func noPartition(g Granularity) string {
-	if g == Month {
-		return NoPartitionMonth
-	}
-	return NoPartitionYear
-}
+// it was written, and it sorts before every real partition.
+const NoPartition = "1"
 
 // partitioner names the partitions of the rows of one commit: from the
 // partition column's value, or NoPartition. It keeps the last name it
@@ -383,7 +372,7 @@ type partitioner struct {
 // newPartitioner returns the partitioner of a table whose layout is cols
 // and whose partition column is col ("" for none).
 func newPartitioner(g Granularity, cols []Column, col string) *partitioner {
-	p := &partitioner{g: g, col: -1, none: noPartition(g), lastKey: -1}
+	p := &partitioner{g: g, col: -1, none: NoPartition, lastKey: -1}
 	if col != "" {
 		for i, c := range cols {
 			if c.Name == col {

@@ -56,8 +56,9 @@ const publishDelay = 5 * time.Second
 // publishCopies bounds the copies one table's publication runs at once.
 const publishCopies = 8
 
-// publishedRE matches a Synapse-named file in a table folder: table and stem.
-var publishedRE = regexp.MustCompile(`^([^/]+)/([0-9]{4}(?:-[0-9]{2})?(?:_[0-9]{3,})?)\.csv$`)
+// publishedRE matches a Synapse-named file in a table folder: table and
+// stem (a partition, NoPartition included, and its optional file number).
+var publishedRE = regexp.MustCompile(`^([^/]+)/((?:1|[0-9]{4}(?:-[0-9]{2})?)(?:_[0-9]{3,})?)\.csv$`)
 
 // unknownSource marks a published file found in the store whose source is
 // not known (after a restart): it is copied again.
