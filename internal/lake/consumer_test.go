@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -216,5 +218,101 @@ func TestConsumerOptionsetSplit(t *testing.T) {
 				t.Errorf("%s: %q splits into %q: entity or column unreadable", f.file, line, v)
 			}
 		}
+	}
+}
+
+// TestPublishDroppedTable: the published files (<table>/*.csv) and the
+// table manifests of a table dropped by a run that Maintain never followed,
+// or dropped right after Open, are removed, so a consumer listing
+// <table>/*.csv or Microsoft.Athena.TrickleFeedService/ finds no table the
+// link no longer has; a foreign folder is left alone (#9 §2).
+func TestPublishDroppedTable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// crash leaves the dropped table's derived files in place, as a
+		// run killed between the Drop commit and its flush does.
+		crash bool
+	}{{"dropped after open", false}, {"dropped, then killed before flushing", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newStore(t)
+			c := newClock()
+			l := openLake(t, st, c)
+			mustCommit(t, l, Tx{Tables: []TableTx{
+				{Name: "account", Define: define(accountSchema(), TableOptions{}), Changes: []source.Change{account(1, 1, "a", t0), account(2, 2, "b", t0.AddDate(-1, 0, 0))}, Phase: Completed},
+				{Name: "contact", Define: define(contactSchema(), TableOptions{}), Changes: []source.Change{contact(1, 1, "c")}, Phase: Completed},
+			}})
+			if err := l.Maintain(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.Put(ctxT(t), st, "other/2024.csv", []byte("not lakelink's\n")); err != nil {
+				t.Fatal(err)
+			}
+			before := map[string][]byte{}
+			objs, err := st.List(ctxT(t), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range objs {
+				if strings.HasPrefix(o.Name, "account/") || strings.HasPrefix(o.Name, trickleDir+"account-") {
+					before[o.Name], _ = store.ReadAll(ctxT(t), st, o.Name)
+				}
+			}
+			if len(before) < 4 {
+				t.Fatalf("account's derived files before the drop: %v", slices.Sorted(maps.Keys(before)))
+			}
+			l = openLake(t, st, c)
+			mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Drop: true}}})
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if tc.crash {
+				for name, data := range before {
+					if err := store.Put(ctxT(t), st, name, data); err != nil {
+						t.Fatal(err)
+					}
+				}
+				l = openLake(t, st, c)
+				if err := l.Maintain(ctxT(t)); err != nil {
+					t.Fatal(err)
+				}
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			objs, err = st.List(ctxT(t), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var left []string
+			foreign, contactLive := false, false
+			for _, o := range objs {
+				switch {
+				case strings.HasPrefix(o.Name, "account/") && !strings.HasPrefix(o.Name, "account/Snapshot/"),
+					strings.HasPrefix(o.Name, trickleDir+"account-"):
+					left = append(left, o.Name)
+				case o.Name == "other/2024.csv":
+					foreign = true
+				case o.Name == "contact/1.csv":
+					contactLive = true
+				}
+			}
+			if len(left) > 0 || !foreign || !contactLive {
+				t.Errorf("after the drop: account's files left %v, foreign file kept %v, contact published %v", left, foreign, contactLive)
+			}
+			m, err := store.ReadAll(ctxT(t), st, modelName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var model struct{ Entities []struct{ Name string } }
+			if err := json.Unmarshal(m, &model); err != nil {
+				t.Fatal(err)
+			}
+			if len(model.Entities) != 1 || model.Entities[0].Name != "contact" {
+				t.Errorf("model.json entities after the drop: %+v", model.Entities)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"path/filepath"
 	"sort"
@@ -79,8 +80,18 @@ func (l *Lake) flushDerived(ctx context.Context) error {
 func (l *Lake) writeDerived(ctx context.Context, s *State, dirty map[string]bool, all bool) error {
 	touched := dirty
 	if all {
-		touched = map[string]bool{}
+		// Besides every table of the state, the tables dropped since
+		// (dirty) and those whose published files are known but that the
+		// state no longer has (dropped while no Maintain ran, see
+		// notePublished): their derived files go.
+		touched = maps.Clone(dirty)
+		if touched == nil {
+			touched = map[string]bool{}
+		}
 		for name := range s.Tables {
+			touched[name] = true
+		}
+		for name := range l.derived.published {
 			touched[name] = true
 		}
 	}
@@ -102,6 +113,7 @@ func (l *Lake) writeDerived(ctx context.Context, s *State, dirty map[string]bool
 				}
 				delete(l.derived.hashes, p)
 			}
+			delete(l.derived.published, name)
 			lakeWide = true
 			continue
 		}

@@ -275,15 +275,27 @@ func (l *Lake) publishTable(ctx context.Context, name string, ts *TableState) er
 	return nil
 }
 
-// notePublished records the published files of the state's tables that a
-// listing of the store shows, so that the first publication after Open
-// copies each again (its source is unknown) and empties the ones no file
-// names. Objects of folders that are not tables of the state are not
-// lakelink's and are left alone.
+// notePublished records the published files of the tables that a listing
+// of the store shows, so that the first publication after Open copies each
+// again (its source is unknown) and empties the ones no file names. A table
+// folder is lakelink's when the state has the table, or when the lake still
+// holds the table's Microsoft.Athena.TrickleFeedService/<table>-model.json,
+// which lakelink writes for its tables only and deletes last when one is
+// dropped: then the table was dropped by a run that stopped before it
+// removed the derived files, and the first flush (writeDerived) removes
+// them. Other folders are not lakelink's and are left alone.
 func (l *Lake) notePublished(objs []store.Object, s *State) {
+	manifests := map[string]bool{}
+	for _, o := range objs {
+		if t, ok := strings.CutPrefix(o.Name, trickleDir); ok {
+			if t, ok := strings.CutSuffix(t, "-model.json"); ok {
+				manifests[t] = true
+			}
+		}
+	}
 	for _, o := range objs {
 		m := publishedRE.FindStringSubmatch(o.Name)
-		if m == nil || s.Tables[m[1]] == nil {
+		if m == nil || s.Tables[m[1]] == nil && !manifests[m[1]] {
 			continue
 		}
 		if l.derived.published == nil {
@@ -297,6 +309,14 @@ func (l *Lake) notePublished(objs []store.Object, s *State) {
 			src = ""
 		}
 		l.derived.published[m[1]][m[2]] = src
+	}
+	for t := range manifests {
+		if s.Tables[t] == nil && l.derived.published[t] == nil {
+			if l.derived.published == nil {
+				l.derived.published = map[string]map[string]string{}
+			}
+			l.derived.published[t] = map[string]string{}
+		}
 	}
 }
 
