@@ -213,8 +213,8 @@ func newest(ctx context.Context, st store.Store) (int64, *Holder, error) {
 func (l *Lease) Holder() Holder { return l.holder }
 
 // Lost is closed when another writer took the lease over (this one stalled
-// past its TTL, or its renewals failed for that long): the caller must stop
-// writing.
+// or could not renew past its TTL, and another writer started meanwhile):
+// the caller must stop writing. Failed renewals alone never close it.
 func (l *Lease) Lost() <-chan struct{} { return l.lost }
 
 func (l *Lease) renew() {
@@ -222,7 +222,6 @@ func (l *Lease) renew() {
 	every := l.opts.TTL / 3
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	lastOK := l.opts.Now()
 	for {
 		select {
 		case <-l.stop:
@@ -232,15 +231,15 @@ func (l *Lease) renew() {
 		ctx, cancel := context.WithTimeout(context.Background(), every)
 		err := l.renewOnce(ctx)
 		cancel()
-		switch {
-		case errors.Is(err, ErrLost):
-			l.markLost()
-			return
-		case err == nil:
-			lastOK = l.opts.Now()
-		case l.opts.Now().Sub(lastOK) >= l.opts.TTL:
-			// Unrenewed for a whole TTL: another writer may take over
-			// at any moment, so this one must stop.
+		// A renewal that fails (the lake cannot be read or written) is
+		// tried again at the next tick, however long that lasts: the
+		// lease is lost only when a newer object names another writer.
+		// A lake unwritable for longer than the TTL stops this writer's
+		// commits as much as its renewals, and a commit that lands after
+		// another writer took over is refused by the log's put-if-absent
+		// sequence, so waiting is safe; stopping would turn a storage
+		// outage into a sync that exits.
+		if errors.Is(err, ErrLost) {
 			l.markLost()
 			return
 		}

@@ -151,20 +151,7 @@ func TestRenewalLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.add(time.Hour) // long past the TTL, unless the holder renews
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, h, err := newest(ctx, st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Renewed.Equal(c.Now()) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the holder did not renew its lease")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitRenewed(t, st, c.Now())
 	if _, err := Acquire(ctx, st, writer(c, 200)); err == nil {
 		t.Fatal("a renewed lease was taken over")
 	}
@@ -181,4 +168,89 @@ func TestRenewalLoop(t *testing.T) {
 		t.Fatal("the first writer did not notice the takeover")
 	}
 	release(t, first)
+}
+
+// outage is a store whose reads and writes fail while down is set, as a
+// lake that is unreachable or read-only for a while.
+type outage struct {
+	store.Store
+	down atomic.Bool
+}
+
+var errDown = errors.New("lake unreachable")
+
+func (o *outage) Create(ctx context.Context, name string) (store.Writer, error) {
+	if o.down.Load() {
+		return nil, errDown
+	}
+	return o.Store.Create(ctx, name)
+}
+
+func (o *outage) List(ctx context.Context, prefix string) ([]store.Object, error) {
+	if o.down.Load() {
+		return nil, errDown
+	}
+	return o.Store.List(ctx, prefix)
+}
+
+// waitRenewed waits until the holder's object says it was renewed at now.
+func waitRenewed(t *testing.T, st store.Store, now time.Time) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		_, h, err := newest(context.Background(), st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Renewed.Equal(now) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the holder did not renew its lease")
+		}
+	}
+}
+
+// TestRenewalOutage: renewals failing for many TTLs do not lose the lease
+// (a storage outage must not end the sync); the holder renews when the
+// store is back, and learns it lost only if another writer took over.
+func TestRenewalOutage(t *testing.T) {
+	for _, takeover := range []bool{false, true} {
+		t.Run(map[bool]string{false: "nobody took over", true: "another writer took over"}[takeover], func(t *testing.T) {
+			ctx := context.Background()
+			base, c := newStore(t), newClock()
+			st := &outage{Store: base}
+			opts := writer(c, 100)
+			opts.TTL = 30 * time.Millisecond
+			first, err := Acquire(ctx, st, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer first.Release(ctx)
+			st.down.Store(true)
+			c.add(time.Hour) // the lease expired long ago, by the clock
+			if takeover {
+				second, err := Acquire(ctx, base, writer(c, 200))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer second.Release(ctx)
+			}
+			time.Sleep(20 * opts.TTL) // many failed renewals
+			select {
+			case <-first.Lost():
+				t.Fatal("failed renewals lost the lease")
+			default:
+			}
+			st.down.Store(false)
+			if !takeover {
+				waitRenewed(t, base, c.Now())
+				return
+			}
+			select {
+			case <-first.Lost():
+			case <-time.After(10 * time.Second):
+				t.Fatal("the first writer did not notice the takeover once the store was back")
+			}
+		})
+	}
 }
