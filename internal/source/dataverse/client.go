@@ -32,12 +32,17 @@ type HTTPError struct {
 	Message string
 }
 
-func (e *HTTPError) Error() string {
-	what := "request"
-	if e.Table != "" {
-		what = "table " + e.Table
+// subject names what a request was for in its errors: a table, or (for
+// requests of no one table, such as the list of tables) the environment.
+func subject(table string) string {
+	if table == "" {
+		return "dataverse request"
 	}
-	msg := fmt.Sprintf("dataverse %s: GET %s: HTTP %d", what, e.URL, e.Status)
+	return "dataverse table " + table
+}
+
+func (e *HTTPError) Error() string {
+	msg := fmt.Sprintf("%s: GET %s: HTTP %d", subject(e.Table), e.URL, e.Status)
 	if e.Code != "" || e.Message != "" {
 		msg += fmt.Sprintf(" (%s %s)", e.Code, e.Message)
 	}
@@ -186,7 +191,7 @@ func (c *client) attempt(ctx context.Context, table, url, prefer string, read fu
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return fmt.Errorf("dataverse table %s: bad URL %s: %w", table, url, err)
+		return fmt.Errorf("%s: bad URL %s: %w", subject(table), url, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("OData-Version", "4.0")
@@ -206,7 +211,7 @@ func (c *client) attempt(ctx context.Context, table, url, prefer string, read fu
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return &retryable{err: fmt.Errorf("dataverse table %s: GET %s: %w", table, url, err)}
+		return &retryable{err: fmt.Errorf("%s: GET %s: %w", subject(table), url, err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
@@ -218,7 +223,7 @@ func (c *client) attempt(ctx context.Context, table, url, prefer string, read fu
 			if body.err != nil {
 				// The body was cut short (connection lost mid-page): a
 				// transport failure, so read the page again.
-				return &retryable{err: fmt.Errorf("dataverse table %s: reading %s: %w", table, url, body.err)}
+				return &retryable{err: fmt.Errorf("%s: reading %s: %w", subject(table), url, body.err)}
 			}
 			return err
 		}
