@@ -34,9 +34,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/lakelink/lakelink/internal/proc"
 	"github.com/lakelink/lakelink/internal/store"
 )
 
@@ -123,10 +123,10 @@ func Acquire(ctx context.Context, st store.Store, opts Options) (*Lease, error) 
 		opts.Now = time.Now
 	}
 	if opts.Alive == nil {
-		opts.Alive = alive
+		opts.Alive = proc.Alive
 	}
 	if opts.Host == "" {
-		opts.Host, _ = os.Hostname()
+		opts.Host = proc.Host()
 	}
 	if opts.PID == 0 {
 		opts.PID = os.Getpid()
@@ -170,12 +170,6 @@ func takeable(h Holder, opts Options) bool {
 		return true
 	}
 	return h.Host == opts.Host && h.PID != opts.PID && !opts.Alive(h.PID)
-}
-
-// alive reports whether a process of this host has that pid.
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func objectName(n int64) string { return fmt.Sprintf("%s%020d.json", dir, n) }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lakelink/lakelink/internal/proc"
 )
 
 // The Parquet cache holds a typed Parquet copy of each partition and
@@ -271,6 +274,8 @@ func (c *cache) drop(key string) {
 func (c *cache) run(ctx context.Context) {
 	defer close(c.done)
 	if c.root != "" {
+		owner := c.own()
+		defer os.Remove(owner)
 		c.sweepLakes()
 	}
 	for {
@@ -586,11 +591,73 @@ func (c *cache) recordRoot() error {
 	return nil
 }
 
+// ownerPrefix begins the name of the file each process keeps in a
+// DefaultCacheDir while its lake database is open, owner-<host>-<pid>,
+// holding {"host","pid","since"}: sweepLakes removes a directory only when
+// every owner is proven dead. The name never matches entryName, so sweep
+// leaves it alone.
+const ownerPrefix = "owner-"
+
+// owner is the content of an owner file.
+type owner struct {
+	Host  string    `json:"host"`
+	PID   int       `json:"pid"`
+	Since time.Time `json:"since"`
+}
+
+// own writes this process's owner file into c.dir and returns its path
+// (empty when it could not be written: the directory is then only
+// protected by its recent use, as one of an older lakelink is).
+func (c *cache) own() string {
+	o := owner{Host: proc.Host(), PID: os.Getpid(), Since: time.Now().UTC()}
+	p := filepath.Join(c.dir, fmt.Sprintf("%s%s-%d", ownerPrefix, o.Host, o.PID))
+	data, err := json.Marshal(o)
+	if err == nil {
+		err = os.MkdirAll(c.dir, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(p, data, 0o644)
+	}
+	if err != nil {
+		c.log.Warn("lake database: record this process as a user of the Parquet cache", "dir", c.dir, "err", err)
+		return ""
+	}
+	return p
+}
+
+// ownedByLive reports whether a process that may still run owns dir: one
+// of this host whose pid runs, or one of another host (nothing here can
+// prove it dead), or an owner file that cannot be read. The files of
+// owners proven dead stay: removing them would make dir look recently used.
+func ownedByLive(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	host := proc.Host()
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ownerPrefix) {
+			continue
+		}
+		var o owner
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err == nil {
+			err = json.Unmarshal(data, &o)
+		}
+		if err != nil || o.Host != host || proc.Alive(o.PID) {
+			return true
+		}
+	}
+	return false
+}
+
 // sweepLakes removes the default cache directories (siblings of c.dir)
-// whose lake no longer exists, such as those of temporary lakes, once
-// nothing in them changed for staleTemp (a process that still uses one
-// converts or touches its files). A directory whose rootFile is missing,
-// empty or not an absolute path is not lakelink's to judge and stays.
+// whose lake no longer exists, such as those of temporary lakes, once no
+// owner may be alive (ownedByLive) and nothing in them changed for
+// staleTemp (a process of an older lakelink, which writes no owner file,
+// converts or touches its files while it runs). A directory whose rootFile
+// is missing, empty or not an absolute path is not lakelink's to judge and
+// stays.
 func (c *cache) sweepLakes() {
 	parent := filepath.Dir(c.dir)
 	ents, err := os.ReadDir(parent)
@@ -606,7 +673,7 @@ func (c *cache) sweepLakes() {
 		if err != nil || !filepath.IsAbs(string(root)) || recentlyUsed(dir) {
 			continue
 		}
-		if _, err := os.Stat(string(root)); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(string(root)); errors.Is(err, fs.ErrNotExist) && !ownedByLive(dir) {
 			if err := os.RemoveAll(dir); err != nil {
 				c.log.Warn("lake database: remove the Parquet cache of a lake that no longer exists", "dir", dir, "lake", string(root), "err", err)
 			}

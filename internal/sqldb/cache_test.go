@@ -516,11 +516,18 @@ func TestCacheLakeSweep(t *testing.T) {
 	empty := filepath.Join(parent, "empty")
 	relative := filepath.Join(parent, "relative")
 	recent := filepath.Join(parent, "recent")
+	elsewhere := filepath.Join(parent, "elsewhere")
 	deleted := filepath.Join(t.TempDir(), "deleted lake")
 	old := time.Now().Add(-2 * staleTemp)
-	for dir, root := range map[string]string{gone: deleted, kept: t.TempDir(), foreign: "-", empty: "", relative: "lake", recent: deleted} {
+	for dir, root := range map[string]string{gone: deleted, kept: t.TempDir(), foreign: "-", empty: "", relative: "lake", recent: deleted, elsewhere: deleted} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
+		}
+		if dir == elsewhere {
+			// Owned by a process of another host: nothing here proves it dead.
+			if err := os.WriteFile(filepath.Join(dir, ownerPrefix+"other-host-1"), []byte(`{"host":"other-host","pid":1}`), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if root != "-" {
 			if err := os.WriteFile(filepath.Join(dir, rootFile), []byte(root), 0o644); err != nil {
@@ -528,7 +535,7 @@ func TestCacheLakeSweep(t *testing.T) {
 			}
 		}
 		if dir != recent {
-			for _, p := range []string{filepath.Join(dir, rootFile), dir} {
+			for _, p := range []string{filepath.Join(dir, rootFile), filepath.Join(dir, ownerPrefix+"other-host-1"), dir} {
 				_ = os.Chtimes(p, old, old)
 			}
 		}
@@ -544,7 +551,7 @@ func TestCacheLakeSweep(t *testing.T) {
 	}
 	defer db.Close()
 	warm(t, db)
-	for dir, want := range map[string]bool{gone: false, kept: true, foreign: true, own: true, empty: true, relative: true, recent: true} {
+	for dir, want := range map[string]bool{gone: false, kept: true, foreign: true, own: true, empty: true, relative: true, recent: true, elsewhere: true} {
 		if _, err := os.Stat(dir); (err == nil) != want {
 			t.Errorf("%s: exists %v, want %v", dir, err == nil, want)
 		}
