@@ -184,18 +184,27 @@ type measured struct {
 // profiles numbers the children whose profiles go to Options.Profile.
 var profiles atomic.Int64
 
+// childEnv is the environment of a lakelink child: its store counters go
+// to statsFile and, when Options.Profile is set, its profiles to files
+// named after the lake folder and name.
+func childEnv(o *Options, statsFile, name string) []string {
+	env := append(os.Environ(), StatsEnv+"="+statsFile)
+	if o.Profile != "" {
+		prefix := filepath.Join(o.Profile, fmt.Sprintf("%s-%s", filepath.Base(o.Dir), name))
+		env = append(env, ProfileEnv+"="+prefix)
+		fmt.Fprintf(o.Log, "profiles: %s.{cpu,allocs}.pprof\n", prefix)
+	}
+	return env
+}
+
 // measure runs lakelink with args as a child process, with its store
 // counters and, when Options.Profile is set, its CPU and allocation
 // profiles, named after the command and a sequence number.
 func measure(ctx context.Context, o *Options, args ...string) (measured, error) {
 	cmd := exec.CommandContext(ctx, o.Binary, args...)
-	statsFile := filepath.Join(o.Dir, fmt.Sprintf(".stats-%d.json", profiles.Add(1)))
-	cmd.Env = append(os.Environ(), StatsEnv+"="+statsFile)
-	if o.Profile != "" {
-		prefix := filepath.Join(o.Profile, fmt.Sprintf("%s-%s-%d", filepath.Base(o.Dir), args[0], profiles.Load()))
-		cmd.Env = append(cmd.Env, ProfileEnv+"="+prefix)
-		fmt.Fprintf(o.Log, "profiles: %s.{cpu,allocs}.pprof\n", prefix)
-	}
+	n := profiles.Add(1)
+	statsFile := filepath.Join(o.Dir, fmt.Sprintf(".stats-%d.json", n))
+	cmd.Env = childEnv(o, statsFile, fmt.Sprintf("%s-%d", args[0], n))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -47,10 +48,19 @@ func serve(ctx context.Context, cfg emulator.Config) (*emulator.Emulator, string
 	return emu, "http://" + ln.Addr().String(), func() { srv.Close(); emu.Close() }, nil
 }
 
-// profile writes a Dataverse link profile for tables and returns its path.
-func profile(dir, url string, tables []string) (string, error) {
+// Poll intervals of the bench profiles: changes are read within 100 ms;
+// the latency and initial-sync scenarios keep idle tables at most 1 s
+// behind, the steady-state scenario lets them back off to 30 s.
+const (
+	pollInterval    = 100 * time.Millisecond
+	maxPollInterval = time.Second
+)
+
+// profile writes a Dataverse link profile for tables, polled every poll
+// and idle tables at most every maxPoll, and returns its path.
+func profile(dir, url string, tables []string, poll, maxPoll time.Duration) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "name: bench\nsource:\n  type: dataverse\n  url: %s\n  poll_interval: 100ms\n  max_poll_interval: 1s\n  requests_per_second: 1000\nlake:\n  path: ./lake\nsync:\n  workers: 8\ntables:\n", url)
+	fmt.Fprintf(&b, "name: bench\nsource:\n  type: dataverse\n  url: %s\n  poll_interval: %s\n  max_poll_interval: %s\n  requests_per_second: 1000\nlake:\n  path: ./lake\nsync:\n  workers: 8\ntables:\n", url, poll, maxPoll)
 	for _, t := range tables {
 		fmt.Fprintf(&b, "  - name: %s\n", t)
 	}
@@ -92,7 +102,7 @@ func dataverseInitial(ctx context.Context, o *Options) (*Section, error) {
 	floor := time.Since(t0)
 
 	fmt.Fprintln(o.Log, "lakelink sync --once...")
-	p, err := profile(o.Dir, url, []string{"contact"})
+	p, err := profile(o.Dir, url, []string{"contact"}, pollInterval, maxPollInterval)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +147,7 @@ func dataverseManyTables(ctx context.Context, o *Options) (*Section, error) {
 		raw += r
 	}
 	floor := time.Since(t0)
-	p, err := profile(o.Dir, url, names)
+	p, err := profile(o.Dir, url, names, pollInterval, maxPollInterval)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +183,7 @@ func changeLatency(ctx context.Context, o *Options) (*Section, error) {
 		return nil, err
 	}
 	defer stop()
-	p, err := profile(o.Dir, url, []string{"contact"})
+	p, err := profile(o.Dir, url, []string{"contact"}, pollInterval, maxPollInterval)
 	if err != nil {
 		return nil, err
 	}
@@ -245,23 +255,42 @@ func changeLatency(ctx context.Context, o *Options) (*Section, error) {
 
 // waitCompleted waits for table's initial sync in the lake at st.
 func waitCompleted(ctx context.Context, st store.Store, table string) error {
-	deadline := time.Now().Add(10 * time.Minute)
-	for time.Now().Before(deadline) {
+	err := waitUntil(ctx, 10*time.Minute, 50*time.Millisecond, func() (bool, error) {
 		r, err := sync.ReadReport(ctx, st, time.Now())
 		if err == nil {
 			for _, t := range r.Tables {
 				if t.Name == table && t.State == sync.Completed {
-					return nil
+					return true, nil
 				}
 			}
+		}
+		return false, nil
+	})
+	if errors.Is(err, errTimeout) {
+		return fmt.Errorf("%s did not complete its initial sync in 10 minutes", table)
+	}
+	return err
+}
+
+// errTimeout is waitUntil's error when its condition never held.
+var errTimeout = errors.New("timed out")
+
+// waitUntil checks done every tick until it holds or fails, for at most
+// timeout (then errTimeout) or until ctx ends.
+func waitUntil(ctx context.Context, timeout, tick time.Duration, done func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ok, err := done()
+		if ok || err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(tick):
 		}
 	}
-	return fmt.Errorf("%s did not complete its initial sync", table)
+	return errTimeout
 }
 
 func contactIDs(ctx context.Context, db *sqldb.DB, n int) ([]string, error) {

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -100,12 +101,9 @@ func steadyRun(ctx context.Context, o *Options, n int) (steady, error) {
 	for i := range n {
 		names = append(names, emulator.ExtraTableName(i))
 	}
-	p, err := profile(dir, url, names)
-	if err != nil {
-		return r, err
-	}
 	// Idle tables back off as far as the defaults let them.
-	if err := rewrite(p, "max_poll_interval: 1s", "max_poll_interval: 30s"); err != nil {
+	p, err := profile(dir, url, names, pollInterval, 30*time.Second)
+	if err != nil {
 		return r, err
 	}
 	st, err := store.NewLocal(filepath.Join(dir, "lake"))
@@ -192,14 +190,14 @@ func steadyRun(ctx context.Context, o *Options, n int) (steady, error) {
 	if err := c.Update(ctx, "contacts", ids[0], map[string]any{"lastname": "restarted"}); err != nil {
 		return r, err
 	}
-	for {
-		if time.Since(start) > 2*time.Minute {
-			return r, fmt.Errorf("a change made at restart was not visible after 2 minutes")
-		}
-		if visible(ctx, db, "SELECT count(*) FROM contact WHERE lastname = 'restarted'") {
-			break
-		}
-		sleep(ctx, 20*time.Millisecond)
+	err = waitUntil(ctx, 2*time.Minute, 20*time.Millisecond, func() (bool, error) {
+		return visible(ctx, db, "SELECT count(*) FROM contact WHERE lastname = 'restarted'"), nil
+	})
+	if errors.Is(err, errTimeout) {
+		return r, fmt.Errorf("a change made at restart was not visible after 2 minutes")
+	}
+	if err != nil {
+		return r, err
 	}
 	r.restart = time.Since(start)
 	fmt.Fprintf(o.Log, "%d tables: %+v\n", n, r)
@@ -215,7 +213,7 @@ type syncChild struct {
 
 func startSync(ctx context.Context, o *Options, profile, statsFile string) (*syncChild, error) {
 	cmd := exec.CommandContext(ctx, o.Binary, "sync", "-c", profile)
-	cmd.Env = append(os.Environ(), StatsEnv+"="+statsFile)
+	cmd.Env = childEnv(o, statsFile, fmt.Sprintf("steady-sync-%d", profiles.Add(1)))
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -240,23 +238,21 @@ func (s *syncChild) stats(ctx context.Context) (store.Stats, error) {
 	if err := s.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		return store.Stats{}, err
 	}
-	for range 200 {
-		if b, err := os.ReadFile(s.file); err == nil {
-			var st store.Stats
-			if json.Unmarshal(b, &st) == nil {
-				return st, nil
-			}
-		}
-		sleep(ctx, 25*time.Millisecond)
+	var st store.Stats
+	err := waitUntil(ctx, 5*time.Second, 25*time.Millisecond, func() (bool, error) {
+		b, err := os.ReadFile(s.file)
+		return err == nil && json.Unmarshal(b, &st) == nil, nil
+	})
+	if errors.Is(err, errTimeout) {
+		return st, fmt.Errorf("the sync did not report its store counters in %s within 5 s", s.file)
 	}
-	return store.Stats{}, fmt.Errorf("the sync did not report its store counters in %s", s.file)
+	return st, err
 }
 
 // waitSettled waits until all n tables are Completed and have their first
 // snapshot, then a few seconds more for the maintenance that follows.
 func waitSettled(ctx context.Context, st store.Store, n int) error {
-	deadline := time.Now().Add(20 * time.Minute)
-	for time.Now().Before(deadline) {
+	err := waitUntil(ctx, 20*time.Minute, 250*time.Millisecond, func() (bool, error) {
 		s, err := lake.ReadState(ctx, st)
 		if err == nil && len(s.Tables) == n {
 			ready := 0
@@ -266,20 +262,25 @@ func waitSettled(ctx context.Context, st store.Store, n int) error {
 				}
 			}
 			if ready == n {
-				sleep(ctx, 5*time.Second)
-				return nil
+				return true, nil
 			}
 		}
 		if r, err := sync.ReadReport(ctx, st, time.Now()); err == nil {
 			for _, t := range r.Tables {
 				if t.State == sync.Failed {
-					return fmt.Errorf("table %s failed: %s", t.Name, t.Error)
+					return false, fmt.Errorf("table %s failed: %s", t.Name, t.Error)
 				}
 			}
 		}
-		sleep(ctx, 250*time.Millisecond)
+		return false, nil
+	})
+	if errors.Is(err, errTimeout) {
+		return fmt.Errorf("the tables were not all Completed with a snapshot after 20 minutes")
 	}
-	return fmt.Errorf("the tables were not all Completed with a snapshot after 20 minutes")
+	if err == nil {
+		sleep(ctx, 5*time.Second)
+	}
+	return err
 }
 
 func lakeSeq(ctx context.Context, st store.Store) int64 {
@@ -306,14 +307,6 @@ func procCPU(pid int) time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	k, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+k) * 10 * time.Millisecond
-}
-
-func rewrite(path, old, repl string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(strings.Replace(string(b), old, repl, 1)), 0o644)
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -174,12 +174,19 @@ func TestConflict(t *testing.T) {
 	}
 }
 
+// withCheckpoints sets the checkpoint schedule (checkpointEvery,
+// checkpointMost, keepCommits) for the test t and restores it after.
+func withCheckpoints(t *testing.T, every, most, keep int64) {
+	e, m, k := checkpointEvery, checkpointMost, keepCommits
+	t.Cleanup(func() { checkpointEvery, checkpointMost, keepCommits = e, m, k })
+	checkpointEvery, checkpointMost, keepCommits = every, most, keep
+}
+
 // TestCheckpointsFollowTheLog checks that checkpoints of a lake of many
 // tables cost no more bytes than the records of commits that touch one
 // table each: a one-row commit's cost does not grow with the table count.
 func TestCheckpointsFollowTheLog(t *testing.T) {
-	defer func(e, m, k int64) { checkpointEvery, checkpointMost, keepCommits = e, m, k }(checkpointEvery, checkpointMost, keepCommits)
-	checkpointEvery, checkpointMost, keepCommits = 5, 1000, 100000
+	withCheckpoints(t, 5, 1000, 100000)
 	st := newStore(t)
 	c := newClock()
 	l := openLake(t, st, c)
@@ -221,8 +228,7 @@ func TestCheckpointsFollowTheLog(t *testing.T) {
 }
 
 func TestCheckpointsAndPruning(t *testing.T) {
-	defer func(e, m, k int64) { checkpointEvery, checkpointMost, keepCommits = e, m, k }(checkpointEvery, checkpointMost, keepCommits)
-	checkpointEvery, checkpointMost, keepCommits = 3, 3, 4
+	withCheckpoints(t, 3, 3, 4)
 	st := newStore(t)
 	c := newClock()
 	l := openLake(t, st, c)
@@ -327,8 +333,7 @@ func countData(objs []store.Object) int {
 }
 
 func TestReader(t *testing.T) {
-	defer func(e, m, k int64) { checkpointEvery, checkpointMost, keepCommits = e, m, k }(checkpointEvery, checkpointMost, keepCommits)
-	checkpointEvery, checkpointMost, keepCommits = 3, 3, 4
+	withCheckpoints(t, 3, 3, 4)
 	st := newStore(t)
 	c := newClock()
 	l := openLake(t, st, c)
