@@ -303,12 +303,20 @@ func (l *Lake) Commit(ctx context.Context, tx Tx) (*State, error) {
 	}
 	for i := range tx.Tables {
 		ttx := &tx.Tables[i]
-		if _, dup := rec.Tables[ttx.Name]; dup {
+		_, dup := rec.Tables[ttx.Name]
+		if _, moved := rec.Cursors[ttx.Name]; dup || moved {
 			return fail(fmt.Errorf("commit: table %s appears twice in one Tx; merge its batches", ttx.Name))
 		}
 		ts, err := l.applyTable(ctx, base.Tables[ttx.Name], ttx, now, w)
 		if err != nil {
 			return fail(err)
+		}
+		if cursorOnly(base.Tables[ttx.Name], ts, now) {
+			if rec.Cursors == nil {
+				rec.Cursors = map[string]string{}
+			}
+			rec.Cursors[ttx.Name] = ts.Cursor
+			continue
 		}
 		rec.Tables[ttx.Name] = ts
 	}

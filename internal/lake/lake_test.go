@@ -650,3 +650,68 @@ func TestPartitioner(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleCursorsRecordOnlyTheCursor checks that a commit that only moves
+// caught-up tables' cursors records each as a cursor alone, not the
+// table's whole state, so that one round of idle cursors of many tables
+// costs bytes per table, not per file of every table; and that the state
+// read back is the writer's. A commit with data, or one that changes
+// anything else, records the table in full.
+func TestIdleCursorsRecordOnlyTheCursor(t *testing.T) {
+	st := newStore(t)
+	c := newClock()
+	l := openLake(t, st, c)
+	var tx Tx
+	for i := range 50 {
+		s := accountSchema()
+		s.Name = fmt.Sprintf("t%03d", i)
+		ch := account(i, 1, "n", t0)
+		ch.Table = s.Name
+		tx.Tables = append(tx.Tables, TableTx{Name: s.Name, Define: define(s, TableOptions{}), Changes: []source.Change{ch}, Phase: Completed, Cursor: "c0"})
+	}
+	mustCommit(t, l, tx)
+	c.add(time.Minute)
+	tx = Tx{}
+	for i := range 50 {
+		tx.Tables = append(tx.Tables, TableTx{Name: fmt.Sprintf("t%03d", i), Cursor: fmt.Sprintf("c1-%d", i), CaughtUp: true})
+	}
+	s := mustCommit(t, l, tx)
+	rec, err := readRecord(ctxT(t), st, logName(s.Seq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Tables) != 0 || len(rec.Cursors) != 50 {
+		t.Fatalf("record of 50 idle cursors: %d tables in full, %d cursors; want 0 and 50", len(rec.Tables), len(rec.Cursors))
+	}
+	for i := range 50 {
+		ts := s.Tables[fmt.Sprintf("t%03d", i)]
+		if ts.Cursor != fmt.Sprintf("c1-%d", i) || !ts.LastSynchronized.Equal(c.now()) || len(ts.Files) == 0 || ts.Source == nil {
+			t.Fatalf("%s after its cursor commit: cursor %q, synchronized %v, %d files", ts.Name, ts.Cursor, ts.LastSynchronized, len(ts.Files))
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		ttx  TableTx
+	}{
+		{"a cursor with changes", TableTx{Name: "t001", Cursor: "c2", CaughtUp: true, Changes: []source.Change{func() source.Change { ch := account(1, 2, "m", t0); ch.Table = "t001"; return ch }()}}},
+		{"a cursor of a table not caught up", TableTx{Name: "t002", Cursor: "c2"}},
+		{"a cursor with a phase", TableTx{Name: "t003", Cursor: "c2", CaughtUp: true, Phase: Failed, Reason: "stopped"}},
+	} {
+		c.add(time.Second)
+		s := mustCommit(t, l, Tx{Tables: []TableTx{tc.ttx}})
+		rec, err := readRecord(ctxT(t), st, logName(s.Seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.Tables) != 1 || len(rec.Cursors) != 0 {
+			t.Fatalf("%s: %d tables in full, %d cursors; want the table in full", tc.name, len(rec.Tables), len(rec.Cursors))
+		}
+	}
+	read, err := ReadState(ctxT(t), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stateJSON(t, read) != stateJSON(t, l.State()) {
+		t.Fatalf("state read back differs from the writer's:\n%s\nwant\n%s", stateJSON(t, read), stateJSON(t, l.State()))
+	}
+}

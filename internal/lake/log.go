@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -68,11 +69,21 @@ var errUncertain = errors.New("the commit record may have been written")
 // and most commits only add a file or move a cursor); apply then keeps the
 // previous ones. A table always has columns (its system columns), so null
 // cannot mean empty.
+//
+// Cursors holds the tables whose commit only moved their own cursor while
+// they were caught up (an idle Dataverse table's new delta token): table
+// -> new cursor, which apply sets with LastSynchronized = Committed and
+// FollowsStream off. Such a table's full state would be most of the record
+// (its files and snapshots), so with thousands of idle tables their cursor
+// commits would cost bytes in proportion to the table count (#16). A
+// table is in Tables or Cursors, never both. A reader that ignores Cursors
+// keeps an older cursor of the same table, which names the same data.
 type record struct {
 	Seq       int64                  `json:"seq"`
 	Committed time.Time              `json:"committed"`
 	Link      string                 `json:"link"`
 	Tables    map[string]*TableState `json:"tables"`
+	Cursors   map[string]string      `json:"cursors,omitempty"`
 	// StreamCursor and StreamSynced are the State's after this commit.
 	StreamCursor string    `json:"stream_cursor,omitempty"`
 	StreamSynced time.Time `json:"stream_synced,omitzero"`
@@ -126,7 +137,43 @@ func (s *State) apply(rec *record) *State {
 			next.Tables[k] = v
 		}
 	}
+	for k, cur := range rec.Cursors {
+		if b := next.Tables[k]; b != nil {
+			c := *b
+			c.Cursor, c.FollowsStream, c.LastSynchronized = cur, false, rec.Committed
+			next.Tables[k] = &c
+		}
+	}
 	return next
+}
+
+// cursorOnly reports whether ts, a table's state after a commit at
+// committed, differs from base only as a record's Cursors entry says: a
+// new Cursor, FollowsStream off, LastSynchronized = committed. Every other
+// field must be the very same value (slices and pointers shared, not
+// copied), compared field by field so that a field added to TableState
+// later is covered too.
+func cursorOnly(base, ts *TableState, committed time.Time) bool {
+	if base == nil || ts == nil || ts.Cursor == "" || ts.FollowsStream || !ts.LastSynchronized.Equal(committed) {
+		return false
+	}
+	want := *base
+	want.Cursor, want.FollowsStream, want.LastSynchronized = ts.Cursor, false, ts.LastSynchronized
+	a, b := reflect.ValueOf(want), reflect.ValueOf(*ts)
+	for i := range a.NumField() {
+		fa, fb := a.Field(i), b.Field(i)
+		switch fa.Kind() {
+		case reflect.Slice, reflect.Pointer, reflect.Map:
+			if fa.Pointer() != fb.Pointer() || (fa.Kind() == reflect.Slice && fa.Len() != fb.Len()) {
+				return false
+			}
+		default:
+			if !reflect.DeepEqual(fa.Interface(), fb.Interface()) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // ReadState returns the latest committed state of the lake in st: the

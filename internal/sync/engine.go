@@ -60,7 +60,12 @@ type Config struct {
 	// MaintainEvery is how often the lake's deferred work runs; default 1s.
 	MaintainEvery time.Duration
 	// CursorEvery bounds how long an idle table's newer cursor stays
-	// uncommitted (delta tokens expire, WAL is retained); default 1m.
+	// uncommitted, and how old the committed StreamSynced of an idle
+	// stream gets; default 10m. The idle tables' newer cursors are
+	// committed together, in one commit every CursorEvery: an idle
+	// table's older cursor names the same data, so a restart from it reads
+	// nothing again, and Dataverse delta tokens stay valid for days
+	// (ExpireChangeTrackingInDays, 30 by default).
 	CursorEvery time.Duration
 	Logger      *slog.Logger
 	Progress    Progress
@@ -108,6 +113,9 @@ type Engine struct {
 	// fellBack is set while the live status goes to the fallback file
 	// (fallbackStatusPath).
 	fellBack bool
+	// cursorsCommitted is when the idle tables' newer cursors were last
+	// committed (table.idleCursor); only onStream uses it.
+	cursorsCommitted time.Time
 	// txStages holds, per table, the parts of the source transaction in
 	// flight (source.Batch.Partial), staged until the batch that ends the
 	// transaction commits them all at once. Only the stream's emitter
@@ -155,9 +163,12 @@ type table struct {
 	streaming bool
 	// caughtUp is when the source last said the table was current.
 	caughtUp time.Time
-	// cursorCommitted is when the table's cursor was last committed.
-	cursorCommitted time.Time
-	cancelCopy      context.CancelFunc
+	// idleCursor is a newer cursor of the table the stream delivered
+	// without changes and that is not committed yet ("" when none): the
+	// committed one names the same data. Reset when the table (re)joins
+	// the stream.
+	idleCursor string
+	cancelCopy context.CancelFunc
 	// define is a new table's definition, committed with the first batch
 	// of its copy rather than on its own (one commit less per table).
 	define *lake.Definition
@@ -190,7 +201,7 @@ func New(cfg Config) *Engine {
 		cfg.MaintainEvery = time.Second
 	}
 	if cfg.CursorEvery <= 0 {
-		cfg.CursorEvery = time.Minute
+		cfg.CursorEvery = 10 * time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -254,6 +265,7 @@ func signal(ch chan struct{}) {
 func (e *Engine) Run(ctx context.Context, src source.Source, lk *lake.Lake, st store.Store) error {
 	e.src, e.lk, e.st = src, lk, st
 	e.commitCtx = context.WithoutCancel(ctx)
+	e.cursorsCommitted = time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -506,7 +518,7 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 	if ts.Phase == lake.Completed {
 		t.setState(Completed)
 		t.streaming = true
-		t.cursorCommitted = time.Now()
+		t.idleCursor = ""
 		e.mu.Unlock()
 		signal(e.streamCh)
 		return nil
@@ -795,7 +807,7 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 		t.err = ""
 		t.streaming = true
 		t.cancelCopy = nil
-		t.cursorCommitted = time.Now()
+		t.idleCursor = ""
 	})
 	signal(e.streamCh)
 	return nil
@@ -976,17 +988,17 @@ func (e *Engine) abortTxStages() {
 	}
 }
 
-// liveSpecs returns the specs of the tables the stream delivers.
-func (e *Engine) liveSpecs() map[string]Spec {
+// liveSpec returns the spec of a table the stream delivers. A batch names
+// few tables of many: looking each up, rather than copying every streamed
+// table's spec per batch, keeps an idle poll's cost independent of the
+// table count (#16).
+func (e *Engine) liveSpec(name string) (Spec, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := map[string]Spec{}
-	for name, t := range e.tables {
-		if t.streaming {
-			out[name] = t.spec
-		}
+	if t, ok := e.tables[name]; ok && t.streaming {
+		return t.spec, true
 	}
-	return out
+	return Spec{}, false
 }
 
 // stageTx writes the schemas and changes b has for the tables to stage
@@ -994,11 +1006,11 @@ func (e *Engine) liveSpecs() map[string]Spec {
 // each begun at its table's first part. A table whose data or schema the
 // lake refuses is stopped, its stage dropped; any other error is the
 // lake's.
-func (e *Engine) stageTx(b source.Batch, live map[string]Spec, stage func(string) bool) error {
+func (e *Engine) stageTx(b source.Batch, stage func(string) bool) error {
 	byTable := map[string][]source.Change{}
 	var names []string
 	want := func(name string) bool {
-		_, ok := live[name]
+		_, ok := e.liveSpec(name)
 		return ok && stage(name)
 	}
 	for _, c := range b.Changes {
@@ -1025,7 +1037,8 @@ func (e *Engine) stageTx(b source.Batch, live map[string]Spec, stage func(string
 			e.txStages[name] = st
 		}
 		if d := b.Schemas[name]; d != nil {
-			err = st.Define(lake.Definition{Source: d, Options: live[name].Options})
+			sp, _ := e.liveSpec(name)
+			err = st.Define(lake.Definition{Source: d, Options: sp.Options})
 		}
 		if err == nil {
 			err = st.Add(e.commitCtx, byTable[name])
@@ -1057,12 +1070,11 @@ func (e *Engine) stageTx(b source.Batch, live map[string]Spec, stage func(string
 // ends the transaction commits the staged parts of every table with the
 // rest of its changes, in one commit (issue #15, case 10).
 func (e *Engine) onStream(_ context.Context, b source.Batch) error {
-	streamed := e.liveSpecs()
 	if b.Partial {
-		return e.stageTx(b, streamed, func(string) bool { return true })
+		return e.stageTx(b, func(string) bool { return true })
 	}
 	if len(e.txStages) > 0 {
-		if err := e.stageTx(b, streamed, func(name string) bool { return e.txStages[name] != nil }); err != nil {
+		if err := e.stageTx(b, func(name string) bool { return e.txStages[name] != nil }); err != nil {
 			return err
 		}
 	}
@@ -1083,7 +1095,7 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 	}
 	staged := func(name string) bool { return e.txStages[name] != nil }
 	for name, st := range e.txStages {
-		if _, ok := streamed[name]; !ok {
+		if _, ok := e.liveSpec(name); !ok {
 			st.Abort()
 			delete(e.txStages, name)
 			continue
@@ -1136,12 +1148,29 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 			}
 			continue
 		}
-		// An idle table's newer cursor is committed now and then, not on
-		// every poll: the old one stays valid meanwhile.
-		if idle && now.Sub(t.cursorCommitted) < e.cfg.CursorEvery {
+		// An idle table's newer cursor waits for the next round of idle
+		// cursors (below), not a commit per poll: the old one stays valid
+		// meanwhile.
+		if idle {
+			t.idleCursor = c
+			if ts != nil && c == state.Cursor(ts) {
+				t.idleCursor = ""
+			}
 			continue
 		}
+		t.idleCursor = ""
 		add(name).Cursor = c
+	}
+	if now.Sub(e.cursorsCommitted) >= e.cfg.CursorEvery {
+		// Every idle table's newer cursor, in this one commit; the lake
+		// records each as a cursor alone (a few hundred bytes), so this
+		// costs one commit per CursorEvery whatever the table count.
+		e.cursorsCommitted = now
+		for name, t := range e.tables {
+			if _, ok := idx[name]; !ok && t.streaming && t.idleCursor != "" {
+				add(name).Cursor = t.idleCursor
+			}
+		}
 	}
 	for _, c := range b.Changes {
 		if live(c.Table) && !staged(c.Table) {
@@ -1191,8 +1220,8 @@ func (e *Engine) onStream(_ context.Context, b source.Batch) error {
 	clear(e.txStages)
 	e.mu.Lock()
 	for _, ttx := range tx.Tables {
-		if t, ok := e.tables[ttx.Name]; ok && ttx.Cursor != "" {
-			t.cursorCommitted = now
+		if t, ok := e.tables[ttx.Name]; ok && ttx.Cursor != "" && ttx.Cursor == t.idleCursor {
+			t.idleCursor = ""
 		}
 	}
 	e.mu.Unlock()

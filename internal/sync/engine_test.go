@@ -2,7 +2,10 @@ package sync
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -315,5 +318,68 @@ func TestStatusFollowsStateNotCommits(t *testing.T) {
 	h.stop()
 	if r := report(); r.Running {
 		t.Fatal("status shows a stopped sync as running")
+	}
+}
+
+// TestIdleCursorsCommitTogether checks that the newer cursors of idle
+// tables (a Dataverse delta token moves with the environment's version,
+// changes or not) are committed together, in one commit per CursorEvery,
+// each as a cursor alone, rather than one commit per table.
+func TestIdleCursorsCommitTogether(t *testing.T) {
+	var names []string
+	for i := range 30 {
+		names = append(names, fmt.Sprintf("t%02d", i))
+	}
+	src := newFake(append([]string{"other"}, names...)...)
+	src.advance = true
+	seed(src, 2, names...)
+	dir := t.TempDir()
+	h := start(t, src, dir, Config{Tables: specs(names...), CursorEvery: 500 * time.Millisecond})
+	h.eventually("Completed", func() bool {
+		for _, n := range names {
+			if h.state(n) != Completed {
+				return false
+			}
+		}
+		return true
+	})
+	seq0 := h.lk.State().Seq
+	// A change of a table outside the link moves every idle table's token.
+	src.put("other", "00000000-0000-0000-0000-000000000001", "x")
+	want := fmt.Sprintf("v:%d", src.version)
+	h.eventually("every idle cursor committed", func() bool {
+		s := h.lk.State()
+		for _, n := range names {
+			if s.Cursor(s.Tables[n]) != want {
+				return false
+			}
+		}
+		return true
+	})
+	var commits, moved int
+	for seq := seq0 + 1; seq <= h.lk.State().Seq; seq++ {
+		b, err := os.ReadFile(filepath.Join(dir, "_lakelink", "log", fmt.Sprintf("%020d.json", seq)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec struct {
+			Cursors map[string]string `json:"cursors"`
+		}
+		if err := json.Unmarshal(b, &rec); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, c := range rec.Cursors {
+			if c == want {
+				n++
+			}
+		}
+		if n > 0 {
+			commits, moved = commits+1, moved+n
+		}
+	}
+	// One round of polls may straddle two rounds of cursor commits.
+	if commits > 2 || moved != len(names) {
+		t.Fatalf("the %d idle tables' new cursors took %d commits (%d cursors recorded alone); want at most 2 commits recording all %d", len(names), commits, moved, len(names))
 	}
 }

@@ -27,6 +27,10 @@ type fakeSource struct {
 	bad map[string]bool
 	// cols holds the Columns the changes of each table share.
 	cols map[string][]string
+	// advance makes a stream read's cursor the version counter at the
+	// read, as a Dataverse delta token moves with the environment's
+	// version whether the table changed or not.
+	advance bool
 }
 
 type fakeRow struct {
@@ -196,6 +200,9 @@ func (f *fakeSource) Stream(ctx context.Context, cursors map[string]string, emit
 					b.Changes = append(b.Changes, f.change(t, id, r))
 					top = max(top, r.version)
 				}
+			}
+			if f.advance {
+				top = max(top, f.version)
 			}
 			b.Cursors[t] = fmt.Sprintf("v:%d", top)
 			f.mu.Unlock()
