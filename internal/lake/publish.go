@@ -367,7 +367,8 @@ func (l *Lake) mergeSlots(ctx context.Context, ts *TableState, settle bool) (*co
 // folder, and returns them: per partition, runs of consecutive files up to
 // MaxFileRows rows and about 128 MB each make one file, a copy of the file
 // when the run is one file (the initial copy's large files), else their
-// concatenation (the small files of a stream's commits).
+// concatenation (the small files of a stream's commits); partition
+// NoPartition's upserts and deletes go to separate files (publishNoPartition).
 func (l *Lake) publishFolder(ctx context.Context, folder string, ts *TableState) ([]File, error) {
 	byPart := map[string][]File{}
 	for _, f := range ts.Files {
@@ -377,6 +378,16 @@ func (l *Lake) publishFolder(ctx context.Context, folder string, ts *TableState)
 	}
 	var out []File
 	for _, p := range slices.Sorted(maps.Keys(byPart)) {
+		if p == NoPartition {
+			files, err := l.publishNoPartition(ctx, folder, ts, byPart[p])
+			if err != nil {
+				return nil, fmt.Errorf("table %s, incremental folder %s: %w", ts.Name, folder, err)
+			}
+			if files != nil {
+				out = append(out, files...)
+				continue
+			}
+		}
 		var runs [][]File
 		var rows, bytes int64
 		for _, f := range byPart[p] {
@@ -421,4 +432,77 @@ func (l *Lake) concat(ctx context.Context, to, partition string, run []File) (Fi
 		}
 	}
 	return ow.close()
+}
+
+// publishNoPartition writes the Synapse-named files of partition NoPartition
+// of table ts in incremental folder folder when the partition's files hold
+// both deletes and upserts (upserts without a partition value meet the
+// deletes there), and returns them; it returns nil, writing nothing, when
+// every row is of one kind, and publishFolder then writes them as any
+// partition. Each file it writes holds only upserts or only deletes, as
+// Synapse's do: Estuary's capture takes a file's kind from its first row and
+// fails on a file that mixes them. Upserts come first (1.csv, 1_001.csv,
+// ...), then deletes, each file bounded as publishFolder's.
+func (l *Lake) publishNoPartition(ctx context.Context, folder string, ts *TableState, files []File) ([]File, error) {
+	ix := indexesOf(ts)
+	var deletes, upserts bool
+	for _, f := range files {
+		err := l.scanRecords(ctx, ts.Name, f.Path, ix, func(_ []byte, r rowKey) error {
+			deletes, upserts = deletes || r.deleted, upserts || !r.deleted
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !deletes || !upserts {
+		return nil, nil
+	}
+	var out []File
+	for _, wantDeleted := range []bool{false, true} {
+		var ow *objWriter
+		flush := func() error {
+			if ow == nil {
+				return nil
+			}
+			f, err := ow.close()
+			if err != nil {
+				return err
+			}
+			f.Name = slotName(NoPartition, len(out))
+			out, ow = append(out, f), nil
+			return nil
+		}
+		for _, f := range files {
+			err := l.scanRecords(ctx, ts.Name, f.Path, ix, func(line []byte, r rowKey) error {
+				if r.deleted != wantDeleted {
+					return nil
+				}
+				if ow != nil && (ow.file.Rows >= int64(l.opts.MaxFileRows) || ow.file.Bytes+int64(len(line)) >= int64(maxFileBytes)) {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+				if ow == nil {
+					stem := slotName(NoPartition, len(out))
+					w, err := l.createObject(ctx, folder+"/"+ts.Name+"/"+stem+".csv", NoPartition, l.opts.Now().UTC())
+					if err != nil {
+						return err
+					}
+					ow = w
+				}
+				return ow.row(line)
+			})
+			if err != nil {
+				if ow != nil {
+					_ = ow.w.Abort()
+				}
+				return nil, err
+			}
+		}
+		if err := flush(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
