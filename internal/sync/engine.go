@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	gosync "sync"
 	"sync/atomic"
@@ -113,6 +114,10 @@ type Engine struct {
 	// fellBack is set while the live status goes to the fallback file
 	// (fallbackStatusPath).
 	fellBack bool
+	// toDescribe lists the tables streaming from their committed
+	// description, to describe afresh (describeQueued); only
+	// reconcileLoop uses it.
+	toDescribe []string
 	// cursorsCommitted is when the idle tables' newer cursors were last
 	// committed (table.idleCursor); only onStream uses it.
 	cursorsCommitted time.Time
@@ -172,6 +177,11 @@ type table struct {
 	// define is a new table's definition, committed with the first batch
 	// of its copy rather than on its own (one commit less per table).
 	define *lake.Definition
+	// undescribed is open while the table streams from its committed
+	// description and the source has not described it afresh yet (see
+	// redescribe); describing is set while that runs.
+	undescribed chan struct{}
+	describing  bool
 }
 
 // setState moves t to state s, noting since when.
@@ -402,14 +412,17 @@ func (e *Engine) reconcileLoop(ctx context.Context) error {
 	var wait time.Duration
 	for {
 		err := e.reconcile(ctx)
+		if err == nil && first {
+			close(e.reconciled)
+			first = false
+		}
+		if err == nil {
+			err = e.describeQueued(ctx)
+		}
 		var retry <-chan time.Time
 		switch {
 		case err == nil:
 			wait = 0
-			if first {
-				close(e.reconciled)
-				first = false
-			}
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case !isLakeFault(err):
@@ -473,6 +486,23 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 	t := &table{spec: sp}
 	t.setState(NotStarted)
 	e.tables[sp.Name] = t
+	// A table that was streaming when the link stopped streams again at
+	// once, from its committed description, and is described afresh
+	// after the round (describeQueued) or before its first changes are
+	// committed (onStream), whichever comes first: a restart of
+	// thousands of tables does not wait for thousands of descriptions
+	// (#16). Its options can only have changed with its description
+	// (append-only) or the profile, which is checked here.
+	if ts := e.lk.State().Tables[sp.Name]; ts != nil && ts.Phase == lake.Completed && ts.Source != nil &&
+		ts.Options == e.lk.TableOptions(lake.Definition{Source: ts.Source, Options: sp.Options}) {
+		t.setState(Completed)
+		t.streaming = true
+		t.undescribed = make(chan struct{})
+		e.mu.Unlock()
+		e.toDescribe = append(e.toDescribe, sp.Name)
+		signal(e.streamCh)
+		return nil
+	}
 	e.mu.Unlock()
 
 	desc, err := e.src.Describe(ctx, sp.Name)
@@ -491,15 +521,7 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 		e.copyq <- sp.Name
 		return nil
 	}
-	var tx lake.TableTx
-	switch {
-	case ts.Options != e.lk.TableOptions(lake.Definition{Source: desc, Options: sp.Options}):
-		tx = lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options},
-			Reset: fmt.Sprintf("table options changed (%+v to %+v): copied afresh", ts.Options, sp.Options)}
-	case !sameSchema(ts.Source, desc):
-		tx = lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options}}
-	}
-	if tx.Name != "" {
+	if tx := e.redefinition(sp, ts, desc); tx.Name != "" {
 		if err := e.commit(tx); err != nil {
 			if tableError(err) == sp.Name {
 				e.pause(sp.Name, err)
@@ -529,6 +551,106 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 	e.mu.Unlock()
 	// Sent without the lock: the copy workers take it.
 	e.copyq <- sp.Name
+	return nil
+}
+
+// redefinition is the commit a table the lake has as ts needs for the
+// source's description desc: a reset when its options changed, a Define
+// when the description did, nothing (Name "") otherwise.
+func (e *Engine) redefinition(sp Spec, ts *lake.TableState, desc *schema.Table) lake.TableTx {
+	switch {
+	case ts.Options != e.lk.TableOptions(lake.Definition{Source: desc, Options: sp.Options}):
+		return lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options},
+			Reset: fmt.Sprintf("table options changed (%+v to %+v): copied afresh", ts.Options, sp.Options)}
+	case !sameSchema(ts.Source, desc):
+		return lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options}}
+	}
+	return lake.TableTx{}
+}
+
+// describeQueued describes afresh, one at a time, the tables that started
+// streaming from their committed description (addTable), until none is
+// left or the profile changed (the next round goes on with the rest).
+func (e *Engine) describeQueued(ctx context.Context) error {
+	for len(e.toDescribe) > 0 {
+		if len(e.specCh) > 0 {
+			return nil
+		}
+		if err := e.redescribe(ctx, e.toDescribe[0]); err != nil {
+			return err
+		}
+		e.toDescribe = e.toDescribe[1:]
+	}
+	return nil
+}
+
+// redescribe describes a table that streams from its committed
+// description and commits what changed, as addTable does before a table
+// streams: a new description, or a reset and a copy afresh when its
+// options changed. describeQueued and onStream both call it; the first
+// does the work, the other waits for it. It returns an error only when the
+// lake refuses the commit; the table is then described again later.
+func (e *Engine) redescribe(ctx context.Context, name string) error {
+	e.mu.Lock()
+	t := e.tables[name]
+	if t == nil || t.undescribed == nil {
+		e.mu.Unlock()
+		return nil
+	}
+	done := t.undescribed
+	if t.describing {
+		e.mu.Unlock()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	t.describing = true
+	sp := t.spec
+	e.mu.Unlock()
+	err := e.describeStreaming(ctx, sp)
+	e.mu.Lock()
+	t.describing = false
+	t.undescribed = nil
+	if err != nil {
+		t.undescribed = make(chan struct{})
+	}
+	close(done)
+	e.mu.Unlock()
+	return err
+}
+
+func (e *Engine) describeStreaming(ctx context.Context, sp Spec) error {
+	desc, err := e.src.Describe(ctx, sp.Name)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		e.fail(sp.Name, err)
+		return nil
+	}
+	ts := e.lk.State().Tables[sp.Name]
+	tx := lake.TableTx{}
+	if ts != nil {
+		tx = e.redefinition(sp, ts, desc)
+	}
+	if tx.Name == "" {
+		return nil
+	}
+	if err := e.commit(tx); err != nil {
+		if tableError(err) == sp.Name {
+			e.pause(sp.Name, err)
+			return nil
+		}
+		return err
+	}
+	if tx.Reset != "" {
+		e.update(sp.Name, func(t *table) { t.streaming, t.copied = false, 0; t.setState(InProgress) })
+		signal(e.streamCh)
+		e.copyq <- sp.Name
+	}
 	return nil
 }
 
@@ -1055,6 +1177,30 @@ func (e *Engine) stageTx(b source.Batch, stage func(string) bool) error {
 	return nil
 }
 
+// describeChanged describes afresh, before their changes are committed,
+// the tables of b with changes that stream from their committed
+// description (see addTable): their changes may name columns the
+// committed description lacks.
+func (e *Engine) describeChanged(ctx context.Context, b source.Batch) error {
+	var names []string
+	e.mu.Lock()
+	for _, c := range b.Changes {
+		if t := e.tables[c.Table]; t != nil && t.undescribed != nil && !slices.Contains(names, c.Table) {
+			names = append(names, c.Table)
+		}
+	}
+	e.mu.Unlock()
+	for _, name := range names {
+		if err := e.redescribe(ctx, name); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			return &commitError{err}
+		}
+	}
+	return nil
+}
+
 // onStream commits one batch of the change stream.
 //
 // A batch with a Position puts every table of the stream at one cursor:
@@ -1069,7 +1215,10 @@ func (e *Engine) stageTx(b source.Batch, stage func(string) bool) error {
 // A part of a source transaction (Batch.Partial) is staged; the batch that
 // ends the transaction commits the staged parts of every table with the
 // rest of its changes, in one commit (issue #15, case 10).
-func (e *Engine) onStream(_ context.Context, b source.Batch) error {
+func (e *Engine) onStream(ctx context.Context, b source.Batch) error {
+	if err := e.describeChanged(ctx, b); err != nil {
+		return err
+	}
 	if b.Partial {
 		return e.stageTx(b, func(string) bool { return true })
 	}

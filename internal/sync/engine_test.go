@@ -383,3 +383,46 @@ func TestIdleCursorsCommitTogether(t *testing.T) {
 		t.Fatalf("the %d idle tables' new cursors took %d commits (%d cursors recorded alone); want at most 2 commits recording all %d", len(names), commits, moved, len(names))
 	}
 }
+
+// TestRestartStreamsBeforeDescribing checks that a restart streams the
+// tables that were streaming at once, from their committed descriptions,
+// while the source has not described any of them yet; that each is then
+// described once; and that a table's changes are committed only once it
+// has been described afresh.
+func TestRestartStreamsBeforeDescribing(t *testing.T) {
+	dir := t.TempDir()
+	src := newFake("contact", "account")
+	seed(src, 10, "contact", "account")
+	h := start(t, src, dir, Config{Tables: specs("contact", "account")})
+	h.eventually("Completed", func() bool { return h.state("contact") == Completed && h.state("account") == Completed })
+	h.converged("contact", "account")
+	h.stop()
+	h.db.Close()
+
+	src.mu.Lock()
+	src.gate = make(chan struct{})
+	src.described, src.streams = 0, 0
+	src.mu.Unlock()
+	h2 := start(t, src, dir, Config{Tables: specs("contact", "account")})
+	h2.eventually("the stream to start while no table is described", func() bool {
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return src.streams > 0
+	})
+	if h2.state("contact") != Completed || h2.state("account") != Completed {
+		t.Fatalf("states before any description: %+v", h2.eng.Status())
+	}
+	src.put("contact", "00000000-0000-0000-0000-000000000003", "changed after the restart")
+	changed := fmt.Sprintf("00000000-0000-0000-0000-000000000003/%d", src.version)
+	time.Sleep(200 * time.Millisecond)
+	if got, err := h2.lakeRows("contact"); err != nil || slices.Contains(got, changed) {
+		t.Fatalf("contact rows %v (%v) before contact was described afresh; want its change to wait for that", got, err)
+	}
+	close(src.gate)
+	h2.converged("contact", "account")
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.described != 2 {
+		t.Fatalf("%d Describe calls after the restart; want one per table", src.described)
+	}
+}

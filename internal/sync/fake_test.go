@@ -31,6 +31,10 @@ type fakeSource struct {
 	// read, as a Dataverse delta token moves with the environment's
 	// version whether the table changed or not.
 	advance bool
+	// gate, when set, holds every Describe until it is closed;
+	// described and streams count Describe and Stream calls.
+	gate               chan struct{}
+	described, streams int
 }
 
 type fakeRow struct {
@@ -89,7 +93,18 @@ func (f *fakeSource) Tables(context.Context) ([]source.TableInfo, error) {
 	return out, nil
 }
 
-func (f *fakeSource) Describe(_ context.Context, table string) (*schema.Table, error) {
+func (f *fakeSource) Describe(ctx context.Context, table string) (*schema.Table, error) {
+	f.mu.Lock()
+	gate := f.gate
+	f.described++
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if _, ok := f.tables[table]; !ok {
 		return nil, fmt.Errorf("no table %s", table)
 	}
@@ -177,6 +192,9 @@ func (f *fakeSource) Copy(ctx context.Context, table, resume string, emit func(c
 }
 
 func (f *fakeSource) Stream(ctx context.Context, cursors map[string]string, emit func(context.Context, source.Batch) error) error {
+	f.mu.Lock()
+	f.streams++
+	f.mu.Unlock()
 	pos := map[string]int64{}
 	for t, c := range cursors {
 		var v int64

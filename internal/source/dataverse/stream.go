@@ -33,7 +33,8 @@ import (
 
 // tableState is where Stream is with one table.
 type tableState struct {
-	name     string
+	name string
+	// l is the wire layout; nil until the table's first read loads it.
 	l        *layout
 	cur      cursor
 	due      time.Time
@@ -57,6 +58,8 @@ type result struct {
 	checked bool
 	l       *layout
 	schema  *schema.Table
+	// loaded is the layout the read loaded first, when the table had none.
+	loaded *layout
 }
 
 // Stream follows the tables' delta links. Each page becomes one Batch; a
@@ -87,10 +90,12 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 		if !cur.Delta {
 			return fmt.Errorf("dataverse table %s: Stream was given the cursor of an unfinished Copy; finish the copy first (Copy with this cursor)", n)
 		}
-		l, err := s.layout(ctx, n)
-		if err != nil {
-			return err
-		}
+		// A table Describe has not seen loads its layout at its first
+		// read, not here: a restart of thousands of tables polls the
+		// first ones at once instead of reading every layout first (#16).
+		s.mu.Lock()
+		l := s.layouts[n]
+		s.mu.Unlock()
 		tables = append(tables, &tableState{name: n, l: l, cur: cur, due: now, interval: s.cfg.PollInterval, schemaDue: now.Add(s.cfg.SchemaInterval)})
 	}
 	if len(tables) == 0 {
@@ -124,13 +129,22 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 			check := !t.paging && !time.Now().Before(t.schemaDue)
 			go func(t *tableState, l *layout, cur cursor) {
 				defer wg.Done()
+				var loaded *layout
+				if l == nil {
+					var err error
+					if l, err = s.layout(fetchCtx, t.name); err != nil {
+						results <- result{t: t, err: err}
+						return
+					}
+					loaded = l
+				}
 				if check {
 					l2, tbl, err := s.checkSchema(fetchCtx, t.name, l)
-					results <- result{t: t, checked: true, l: l2, schema: tbl, err: err}
+					results <- result{t: t, checked: true, l: l2, schema: tbl, err: err, loaded: loaded}
 					return
 				}
 				p, err := s.readPage(fetchCtx, l, cur.Link, cur.Max+1)
-				results <- result{t: t, p: p, err: err}
+				results <- result{t: t, p: p, err: err, loaded: loaded}
 			}(t, t.l, t.cur)
 		}
 		var wakeC <-chan time.Time
@@ -145,6 +159,9 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 		case r := <-results:
 			inflight--
 			r.t.busy = false
+			if r.loaded != nil {
+				r.t.l = r.loaded
+			}
 			if r.err != nil {
 				return r.err
 			}
