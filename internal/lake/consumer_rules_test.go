@@ -37,8 +37,9 @@ type wantRow struct {
 // workload drives a lake through what every consumer test reads: an initial
 // copy, then streamed inserts, updates and deletes over many rounds, a
 // column added half-way (older rows stay narrower), values that need
-// quoting (commas, quotes, CR LF), and a table without a partition column
-// whose rows and deletes share the fixed partition.
+// quoting (commas, quotes, CR LF), a table without a partition column
+// whose rows and deletes share the fixed partition, and a stop of 40 minutes
+// (incremental intervals without a folder).
 type workload struct {
 	t    *testing.T
 	st   *store.Local
@@ -56,6 +57,7 @@ const (
 	linkTable   = "accountlink"
 	workRounds  = 24
 	evolveRound = 12
+	gapRound    = 18
 )
 
 // linkSchema is a table without createdon, as Dataverse's many-to-many
@@ -165,6 +167,10 @@ func (w *workload) run(appendOnly bool, consume func(round int)) {
 	consume(-1)
 	for r := range workRounds {
 		w.c.add(4 * time.Minute)
+		if r == gapRound {
+			// lakelink does not run for two intervals: they get no folder.
+			w.c.add(40 * time.Minute)
+		}
 		txs := []TableTx{}
 		var chs []source.Change
 		if r == evolveRound {
