@@ -121,7 +121,15 @@ type TableTx struct {
 	Define *Definition
 	// Reset, when non-empty, re-initialises the table: a new Generation,
 	// all its data dropped, Phase InProgress. It is the reason shown.
+	// With a StageReplace stage, the stage's copy replaces the data in
+	// the same commit, so readers never see the table empty.
 	Reset string
+	// Reinit, when non-empty, records that the table is being copied
+	// afresh beside its committed data (StageReplace), for that reason
+	// (TableState.Reinit): its data stays as it is, readable, and it
+	// stops following the stream. The Reset that swaps the copy in ends
+	// it. It needs a table the lake has, and no Reset.
+	Reinit string
 	// Drop removes the table from the lake; its files become garbage.
 	Drop    bool
 	Changes []source.Change
@@ -307,9 +315,15 @@ func (l *Lake) Commit(ctx context.Context, tx Tx) (*State, error) {
 		if _, moved := rec.Cursors[ttx.Name]; dup || moved {
 			return fail(fmt.Errorf("commit: table %s appears twice in one Tx; merge its batches", ttx.Name))
 		}
-		ts, err := l.applyTable(ctx, base.Tables[ttx.Name], ttx, now, w)
+		bts := base.Tables[ttx.Name]
+		ts, err := l.applyTable(ctx, bts, ttx, now, w)
 		if err != nil {
 			return fail(err)
+		}
+		if ts != nil && bts != nil && bts.FollowsStream && !ts.FollowsStream && ttx.Cursor == "" && ts.Generation == bts.Generation {
+			// A table that leaves the stream (Reinit, Failed) keeps
+			// the position it was current to as its own cursor.
+			ts.Cursor = base.Cursor(bts)
 		}
 		if cursorOnly(base.Tables[ttx.Name], ts, now) {
 			if rec.Cursors == nil {
@@ -486,6 +500,12 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 	if ttx.Reset != "" && base == nil {
 		ts.Reason = ttx.Reset
 	}
+	if ttx.Reinit != "" {
+		if base == nil || ttx.Reset != "" {
+			return nil, fmt.Errorf("commit: table %s: Reinit needs a table the lake has, and no Reset in the same TableTx", ttx.Name)
+		}
+		ts.Reinit = ttx.Reinit
+	}
 	if ttx.Reset != "" && base != nil {
 		w.garbage = append(w.garbage, tableObjects(base)...)
 		cols, err := newLayout(ts.Source)
@@ -524,7 +544,7 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 	default:
 		return nil, fmt.Errorf("commit: table %s: unknown phase %q", ttx.Name, ttx.Phase)
 	}
-	if ts.Phase != Completed {
+	if ts.Phase != Completed || ts.Reinit != "" {
 		ts.FollowsStream = false
 	}
 	if ttx.CaughtUp {

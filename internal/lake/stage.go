@@ -323,9 +323,9 @@ func (l *Lake) applyStage(ts *TableState, st *Stage, now time.Time) error {
 	if st.spent {
 		return fmt.Errorf("commit: table %s: the stage was already committed or aborted", ts.Name)
 	}
-	if st.ts.Name != ts.Name || st.ts.Generation != ts.Generation || ts.Phase != st.ts.Phase {
+	if st.ts.Name != ts.Name || st.ts.Generation != ts.Generation || ts.Phase != st.ts.Phase || ts.Options != st.ts.Options {
 		st.Abort()
-		return fmt.Errorf("commit: table %s: the stage was begun for generation %d of the table in phase %s; the table is now generation %d in phase %s: write it again", ts.Name, st.ts.Generation, st.ts.Phase, ts.Generation, ts.Phase)
+		return fmt.Errorf("commit: table %s: the stage was begun for generation %d of the table in phase %s with options %+v; the table is now generation %d in phase %s with options %+v: write it again", ts.Name, st.ts.Generation, st.ts.Phase, st.ts.Options, ts.Generation, ts.Phase, ts.Options)
 	}
 	if !slices.Equal(ts.Columns, st.baseCols) {
 		st.Abort()

@@ -148,6 +148,11 @@ type TableState struct {
 	Phase     Phase      `json:"phase"`
 	// Reason explains Failed, or why the table was last re-initialised.
 	Reason string `json:"reason,omitempty"`
+	// Reinit, when set, says why the table is being copied afresh beside
+	// its data (TableTx.Reinit): the data named here is the old copy,
+	// which readers keep seeing until the commit that swaps the new one
+	// in clears it. A writer that restarts copies the table afresh again.
+	Reinit string `json:"reinit,omitempty"`
 	// Cursor is the source position the table's data is current to: a Copy
 	// resume cursor while InProgress, a Stream cursor once Completed.
 	Cursor string `json:"cursor"`
