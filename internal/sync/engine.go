@@ -182,6 +182,9 @@ type table struct {
 	// redescribe); describing is set while that runs.
 	undescribed chan struct{}
 	describing  bool
+	// reinit says why the running copy is a fresh copy built beside the
+	// table's committed data (state Reinitialising), "" for a first copy.
+	reinit string
 }
 
 // setState moves t to state s, noting since when.
@@ -280,10 +283,21 @@ func (e *Engine) Run(ctx context.Context, src source.Source, lk *lake.Lake, st s
 	defer cancel()
 
 	for _, name := range e.cfg.Reinit {
-		if _, ok := lk.State().Tables[name]; !ok {
+		ts, ok := lk.State().Tables[name]
+		if !ok {
 			return fmt.Errorf("--reinit %s: the lake has no such table", name)
 		}
-		tx := lake.TableTx{Name: name, Reset: "re-initialised on request (--reinit)"}
+		const why = "re-initialised on request (--reinit)"
+		if hasData(ts) {
+			// Copied afresh beside its data, which readers keep seeing
+			// until the copy is swapped in; recorded, so that a
+			// restart before then copies it afresh again (#15 case 3).
+			if err := e.commit(lake.TableTx{Name: name, Reinit: why}); err != nil {
+				return err
+			}
+			continue
+		}
+		tx := lake.TableTx{Name: name, Reset: why}
 		// The reset carries the table's current description, so that a
 		// change the layout cannot follow in place (a column's type) is
 		// applied by it rather than refused again (#15 case 6).
@@ -340,11 +354,18 @@ func (e *Engine) Status() []TableStatus {
 	out := make([]TableStatus, 0, len(e.tables))
 	for name, t := range e.tables {
 		s := TableStatus{Name: name, State: t.state, Since: t.since, Copied: t.copied, Error: t.err}
+		if s.Error == "" && t.state == Reinitialising {
+			s.Error = t.reinit
+		}
 		ts, inLake := state.Tables[name]
 		if inLake {
 			s.Rows = ts.Rows
 			s.LastSynchronized = state.Synchronized(ts)
-			if s.Error == "" && (ts.Phase == lake.Failed || reinitialising(ts)) {
+			switch {
+			case s.Error != "":
+			case ts.Reinit != "" && ts.Phase != lake.Failed:
+				s.Error = ts.Reinit
+			case ts.Phase == lake.Failed || reinitialising(ts):
 				s.Error = ts.Reason
 			}
 		}
@@ -493,7 +514,7 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 	// thousands of tables does not wait for thousands of descriptions
 	// (#16). Its options can only have changed with its description
 	// (append-only) or the profile, which is checked here.
-	if ts := e.lk.State().Tables[sp.Name]; ts != nil && ts.Phase == lake.Completed && ts.Source != nil &&
+	if ts := e.lk.State().Tables[sp.Name]; ts != nil && ts.Phase == lake.Completed && ts.Source != nil && ts.Reinit == "" &&
 		ts.Options == e.lk.TableOptions(lake.Definition{Source: ts.Source, Options: sp.Options}) {
 		t.setState(Completed)
 		t.streaming = true
@@ -537,6 +558,13 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 		ts = e.lk.State().Tables[sp.Name]
 	}
 	e.mu.Lock()
+	if ts.Reinit != "" {
+		t.setState(Reinitialising)
+		t.reinit = ts.Reinit
+		e.mu.Unlock()
+		e.copyq <- sp.Name
+		return nil
+	}
 	if ts.Phase == lake.Completed {
 		t.setState(Completed)
 		t.streaming = true
@@ -555,13 +583,20 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 }
 
 // redefinition is the commit a table the lake has as ts needs for the
-// source's description desc: a reset when its options changed, a Define
-// when the description did, nothing (Name "") otherwise.
+// source's description desc: a copy afresh when its options changed (a
+// Reinit beside its data, or a reset when it has none), a Define when the
+// description did, nothing (Name "") otherwise or when the table is being
+// copied afresh already (the copy takes desc: the old layout need not
+// follow it).
 func (e *Engine) redefinition(sp Spec, ts *lake.TableState, desc *schema.Table) lake.TableTx {
 	switch {
+	case ts.Reinit != "":
 	case ts.Options != e.lk.TableOptions(lake.Definition{Source: desc, Options: sp.Options}):
-		return lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options},
-			Reset: fmt.Sprintf("table options changed (%+v to %+v): copied afresh", ts.Options, sp.Options)}
+		why := fmt.Sprintf("table options changed (%+v to %+v): copied afresh", ts.Options, sp.Options)
+		if hasData(ts) {
+			return lake.TableTx{Name: sp.Name, Reinit: why}
+		}
+		return lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options}, Reset: why}
 	case !sameSchema(ts.Source, desc):
 		return lake.TableTx{Name: sp.Name, Define: &lake.Definition{Source: desc, Options: sp.Options}}
 	}
@@ -646,8 +681,15 @@ func (e *Engine) describeStreaming(ctx context.Context, sp Spec) error {
 		}
 		return err
 	}
-	if tx.Reset != "" {
-		e.update(sp.Name, func(t *table) { t.streaming, t.copied = false, 0; t.setState(InProgress) })
+	if tx.Reset != "" || tx.Reinit != "" {
+		e.update(sp.Name, func(t *table) {
+			t.streaming, t.copied = false, 0
+			t.setState(InProgress)
+			if tx.Reinit != "" {
+				t.setState(Reinitialising)
+				t.reinit = tx.Reinit
+			}
+		})
 		signal(e.streamCh)
 		e.copyq <- sp.Name
 	}
@@ -759,7 +801,14 @@ const copyCommitEvery = 10 * time.Second
 const copyAttempts = 5
 
 // copyTable runs the initial copy of one table, resuming from the committed
-// cursor when there is one. It returns an error only for lake failures.
+// cursor when there is one. A table with committed data (a re-copy: an
+// expired cursor, --reinit, changed options, a retry of a Failed table, a
+// copy restarted from the beginning) is copied afresh beside that data
+// into one replacement stage, which the copy's last batch swaps in with
+// one commit: readers see the old data until then, never an empty or
+// partial table (#15 case 3). Such a copy commits nothing before its end,
+// so a restart copies the table afresh again. It returns an error only for
+// lake failures.
 func (e *Engine) copyTable(ctx context.Context, name string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -769,7 +818,9 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 		e.mu.Unlock()
 		return nil
 	}
-	t.setState(InProgress)
+	if t.state != Reinitialising {
+		t.setState(InProgress)
+	}
 	t.cancelCopy = cancel
 	e.mu.Unlock()
 	if e.cfg.Progress != nil {
@@ -778,11 +829,15 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 
 	// Batches go into a lake stage: written at once, committed with the
 	// cursor of the last one when the stage is Full, every
-	// copyCommitEvery, at a new schema and at the end.
+	// copyCommitEvery, at a new schema and at the end. A replacement
+	// (reinit != "") is committed at the end only, under def, the
+	// description it began with.
 	var lakeErr error
 	var stage *lake.Stage
 	var staged string
 	var stagedSince time.Time
+	var reinit string
+	var def *lake.Definition
 	// commitStage commits the staged rows and their cursor with tx.
 	commitStage := func(tx lake.TableTx) error {
 		tx.Name, tx.Stage, tx.Cursor = name, stage, staged
@@ -795,12 +850,15 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 		return nil
 	}
 	flush := func() error {
-		if stage == nil {
+		if stage == nil || reinit != "" {
 			return nil
 		}
 		return commitStage(lake.TableTx{})
 	}
 	emit := func(_ context.Context, b source.Batch) error {
+		if reinit != "" {
+			return e.emitReplace(name, b, &stage, &staged, def, reinit, &lakeErr)
+		}
 		e.mu.Lock()
 		def := t.define
 		t.define = nil
@@ -852,6 +910,9 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 	}
 
 	var err error
+	// expired is set when the committed resume cursor expired: the copy
+	// starts afresh.
+	expired := ""
 	for attempt := 1; ; attempt++ {
 		ts := e.lk.State().Tables[name]
 		e.mu.Lock()
@@ -861,21 +922,42 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 			return nil // dropped meanwhile
 		}
 		resume := ""
-		if ts != nil && ts.Phase == lake.InProgress {
+		if ts != nil && ts.Phase == lake.InProgress && ts.Reinit == "" && expired == "" {
 			resume = ts.Cursor
 		}
-		// A fresh copy must not land on top of earlier data: rows deleted
-		// at the source since would survive it.
-		if ts != nil && resume == "" && (len(ts.Files) > 0 || len(ts.Changes) > 0) {
-			why := "initial sync restarted from the beginning"
-			if ts.Phase == lake.Failed {
-				why = "retrying after: " + ts.Reason
+		reinit, def = "", nil
+		switch {
+		case resume != "" || ts == nil:
+		case hasData(ts):
+			// A fresh copy must not land on top of earlier data (rows
+			// deleted at the source since would survive it): it
+			// replaces the data.
+			reinit = reinitReason(ts, expired)
+			desc, derr := e.src.Describe(ctx, name)
+			if derr != nil {
+				err = derr
+				break
 			}
-			if err := e.commit(lake.TableTx{Name: name, Reset: why}); err != nil {
+			def = &lake.Definition{Source: desc, Options: t.spec.Options}
+			e.update(name, func(t *table) {
+				t.setState(Reinitialising)
+				t.reinit, t.copied = reinit, 0
+			})
+		case ts.Phase != lake.InProgress || expired != "":
+			// Nothing to keep: the table starts its copy afresh.
+			if err := e.commit(lake.TableTx{Name: name, Reset: reinitReason(ts, expired)}); err != nil {
 				return err
 			}
 		}
-		err = e.src.Copy(ctx, name, resume, emit)
+		if def != nil || reinit == "" {
+			err = e.src.Copy(ctx, name, resume, emit)
+		}
+		if reinit != "" && stage != nil {
+			// A replacement is whole or nothing: the next attempt (or
+			// restart) copies the table afresh again.
+			stage.Abort()
+			stage = nil
+		}
 		// Rows staged before a failure or a stop are kept: their
 		// cursor resumes the copy after them. A copy cancelled because
 		// its table left the link (or the sync stops) may fail to: the
@@ -888,11 +970,7 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 		}
 		if errors.Is(err, source.ErrCursorExpired) {
 			e.log.Warn("copy cannot resume: copying afresh", "table", name, "err", err)
-			if ts != nil {
-				if cerr := e.commit(lake.TableTx{Name: name, Reset: err.Error()}); cerr != nil {
-					return cerr
-				}
-			}
+			expired = err.Error()
 			e.update(name, func(t *table) { t.copied = 0 })
 			continue
 		}
@@ -926,13 +1004,83 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 	e.log.Info("initial sync completed", "table", name)
 	e.update(name, func(t *table) {
 		t.setState(Completed)
-		t.err = ""
+		t.err, t.reinit = "", ""
 		t.streaming = true
 		t.cancelCopy = nil
 		t.idleCursor = ""
 	})
 	signal(e.streamCh)
 	return nil
+}
+
+// emitReplace is the emit of a fresh copy of table name built beside its
+// data (see copyTable): every batch goes into one replacement stage, begun
+// under def at the first batch; a new schema evolves the stage's layout;
+// the last batch swaps the copy in, with the cursor the stream starts
+// from, in one commit that also ends the table's Reinit.
+func (e *Engine) emitReplace(name string, b source.Batch, stage **lake.Stage, staged *string, def *lake.Definition, why string, lakeErr *error) error {
+	fail := func(err error) error {
+		if *stage != nil {
+			(*stage).Abort()
+			*stage = nil
+		}
+		*lakeErr = err
+		return err
+	}
+	if *stage == nil {
+		if d := b.Schemas[name]; d != nil {
+			def.Source = d
+		}
+		st, err := e.lk.StageReplace(name, *def)
+		if err != nil {
+			return fail(err)
+		}
+		*stage = st
+	} else if d := b.Schemas[name]; d != nil {
+		if err := (*stage).Define(lake.Definition{Source: d, Options: def.Options}); err != nil {
+			return fail(err)
+		}
+	}
+	if err := (*stage).Add(e.commitCtx, b.Changes); err != nil {
+		return fail(err)
+	}
+	*staged = b.Cursors[name]
+	e.update(name, func(t *table) { t.copied += int64(len(b.Changes)) })
+	if e.cfg.Progress != nil {
+		e.cfg.Progress.Copied(name, len(b.Changes))
+	}
+	if !b.Done {
+		return nil
+	}
+	st := *stage
+	*stage = nil
+	err := e.commit(lake.TableTx{Name: name, Reset: why, Define: def, Stage: st, Cursor: *staged,
+		Phase: lake.Completed, Reason: why, CaughtUp: true})
+	if err != nil {
+		st.Abort()
+		*lakeErr = err
+	}
+	return err
+}
+
+// hasData reports whether a table's committed state names data that a
+// fresh copy must replace rather than empty first.
+func hasData(ts *lake.TableState) bool {
+	return ts != nil && (len(ts.Files) > 0 || len(ts.Changes) > 0)
+}
+
+// reinitReason says why a table is copied afresh: its Reinit, the cursor
+// that expired, the failure retried, or a copy that starts over.
+func reinitReason(ts *lake.TableState, expired string) string {
+	switch {
+	case ts.Reinit != "":
+		return ts.Reinit
+	case expired != "":
+		return expired
+	case ts.Phase == lake.Failed:
+		return "retrying after: " + ts.Reason
+	}
+	return "initial sync restarted from the beginning"
 }
 
 // streamRestartDelay gathers tables that complete close together into one
@@ -1011,14 +1159,22 @@ func (e *Engine) streamLoop(ctx context.Context) error {
 // streamed tables until the stream is restarted.
 func (e *Engine) streamFailed(err error) error {
 	if expired := expiredCursors(err); len(expired) > 0 {
-		// Every table named is reset in one commit and queued at once, so
-		// that their copies share one snapshot and the stream restarts
-		// once for all of them (#15 case 11).
+		// Every table named is marked in one commit and queued at once,
+		// so that their copies share one snapshot and the stream
+		// restarts once for all of them (#15 case 11). A table with data
+		// keeps it, readable, until its fresh copy replaces it (#15 case
+		// 3); the mark also takes it off the stream's position.
 		var resets []lake.TableTx
+		shadowed := map[string]bool{}
 		for _, ce := range expired {
 			e.log.Warn("change cursor expired: re-initialising the table", "table", ce.Table, "reason", ce.Reason)
-			if _, ok := e.lk.State().Tables[ce.Table]; ok {
-				resets = append(resets, lake.TableTx{Name: ce.Table, Reset: ce.Error()})
+			if ts, ok := e.lk.State().Tables[ce.Table]; ok {
+				tx := lake.TableTx{Name: ce.Table, Reset: ce.Error()}
+				if hasData(ts) {
+					tx = lake.TableTx{Name: ce.Table, Reinit: ce.Error()}
+					shadowed[ce.Table] = true
+				}
+				resets = append(resets, tx)
 			}
 		}
 		if cerr := e.commit(resets...); cerr != nil {
@@ -1030,6 +1186,10 @@ func (e *Engine) streamFailed(err error) error {
 			if t, ok := e.tables[ce.Table]; ok {
 				t.streaming, t.copied = false, 0
 				t.setState(InProgress)
+				if shadowed[ce.Table] {
+					t.setState(Reinitialising)
+					t.reinit = ce.Error()
+				}
 				queue = append(queue, ce.Table)
 			}
 		}

@@ -35,6 +35,9 @@ type fakeSource struct {
 	// described and streams count Describe and Stream calls.
 	gate               chan struct{}
 	described, streams int
+	// copyDelay is a pause before each page of a copy, so that a copy
+	// lasts long enough to be watched.
+	copyDelay time.Duration
 }
 
 type fakeRow struct {
@@ -158,6 +161,14 @@ func (f *fakeSource) Copy(ctx context.Context, table, resume string, emit func(c
 		}
 	}
 	for {
+		f.mu.Lock()
+		delay := f.copyDelay
+		f.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
 		f.mu.Lock()
 		var ids []string
 		for id, r := range f.tables[table] {

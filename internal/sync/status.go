@@ -27,8 +27,11 @@ type State string
 const (
 	NotStarted State = "NotStarted"
 	InProgress State = "InProgress"
-	// Reinitialising: the table is copied afresh (a TRUNCATE, --reinit,
-	// an expired cursor, changed options); the reason says why.
+	// Reinitialising: the table is copied afresh (--reinit, an expired
+	// cursor, changed options, a retry of a Failed table); the reason says
+	// why. A table with data is copied beside it: readers see the old
+	// rows (Rows) until the copy (Copied rows so far) replaces them in
+	// one commit.
 	Reinitialising State = "Reinitialising"
 	Completed      State = "Completed"
 	Failed         State = "Failed"
@@ -319,10 +322,12 @@ func readJSON(ctx context.Context, st store.Store, name string, v any) error {
 func fromLake(ts *lake.TableState, now time.Time) TableStatus {
 	s := TableStatus{Name: ts.Name, Rows: ts.Rows, LastSynchronized: ts.LastSynchronized, Error: ts.Reason}
 	switch {
-	case ts.Phase == lake.Completed:
-		s.State = Completed
 	case ts.Phase == lake.Failed:
 		s.State = Failed
+	case ts.Reinit != "":
+		s.State, s.Error = Reinitialising, ts.Reinit
+	case ts.Phase == lake.Completed:
+		s.State = Completed
 	case reinitialising(ts):
 		s.State = Reinitialising
 	default:
@@ -336,7 +341,8 @@ func fromLake(ts *lake.TableState, now time.Time) TableStatus {
 }
 
 // reinitialising reports whether a table's copy in progress is a copy
-// afresh (its data was reset) rather than its first.
+// afresh rather than its first: built beside its data (Reinit), or begun
+// after its data was reset.
 func reinitialising(ts *lake.TableState) bool {
-	return ts.Phase == lake.InProgress && ts.Generation > 1
+	return ts.Reinit != "" || ts.Phase == lake.InProgress && ts.Generation > 1
 }
