@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	gosync "sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lakelink/lakelink/internal/demo"
+	"github.com/lakelink/lakelink/internal/emulator"
+	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
+	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/pgtest"
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+// Issue 15 case 19, readers' part (and case 3): `lakelink query` in a loop
+// while `lakelink sync` commits, compacts and re-initialises a table:
+// zero failed reads, and never an empty or partial table that the source
+// has rows in. The source only gains rows meanwhile, so every count a
+// reader sees must be at least the source's count when the readers began.
+
+// readers runs `lakelink query` counting table's rows in a loop until the
+// test calls stop, which fails the test on any failed read or any count
+// below floor, and returns how many reads passed.
+type readers struct {
+	t       *testing.T
+	stopped chan struct{}
+	done    chan struct{}
+	mu      gosync.Mutex
+	reads   int
+	fails   []string
+	low     []string
+	// phase names what the sync does now, for the failure messages;
+	// phases counts the reads made in each.
+	phase  atomic.Value
+	phases map[string]int
+}
+
+func startReaders(t *testing.T, profile, table string, floor int) *readers {
+	r := &readers{t: t, stopped: make(chan struct{}), done: make(chan struct{}), phases: map[string]int{}}
+	r.phase.Store("streaming")
+	sql := fmt.Sprintf(`SELECT count(*) FROM %q`, table)
+	go func() {
+		defer close(r.done)
+		for {
+			select {
+			case <-r.stopped:
+				return
+			default:
+			}
+			phase := r.phase.Load().(string)
+			out, errs, code := runExit(t, "query", "-c", profile, "--format", "csv", sql)
+			r.mu.Lock()
+			r.reads++
+			r.phases[phase]++
+			// The CSV is a header and one count.
+			n, err := -1, error(nil)
+			lines := strings.Fields(out)
+			if len(lines) == 2 {
+				n, err = strconv.Atoi(lines[1])
+			}
+			switch {
+			case code != 0 || len(lines) != 2 || err != nil:
+				r.fails = append(r.fails, fmt.Sprintf("while %s: exit %d: %s%s", phase, code, out, errs))
+			case n < floor:
+				r.low = append(r.low, fmt.Sprintf("%d rows while %s", n, phase))
+			}
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// during notes what the sync does from now on.
+func (r *readers) during(phase string) { r.phase.Store(phase) }
+
+func (r *readers) stop(floor int) {
+	r.t.Helper()
+	close(r.stopped)
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.fails) > 0 {
+		r.t.Errorf("%d of %d reads failed; the first: %s", len(r.fails), r.reads, r.fails[0])
+	}
+	if len(r.low) > 0 {
+		r.t.Errorf("%d of %d reads counted fewer rows than the source's %d (an empty or partial table): %s", len(r.low), r.reads, floor, strings.Join(r.low[:min(len(r.low), 10)], "; "))
+	}
+	r.t.Logf("%d reads: %v", r.reads, r.phases)
+}
+
+// editProfile rewrites the profile with edit, atomically: the readers read
+// it all the while.
+func editProfile(t *testing.T, profile string, edit func(string) string) {
+	t.Helper()
+	body, err := os.ReadFile(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := profile + ".new"
+	if err := os.WriteFile(tmp, []byte(edit(string(body))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, profile); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// generation returns table's committed generation and its pending change
+// rows (those compaction has not folded in yet).
+func generation(t *testing.T, lakeDir, table string) (gen int, pending int64) {
+	t.Helper()
+	st, err := store.NewLocal(lakeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := lake.ReadState(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := s.Tables[table]
+	if ts == nil {
+		t.Fatalf("the lake has no table %s", table)
+	}
+	for _, f := range ts.Changes {
+		pending += f.Rows
+	}
+	return ts.Generation, pending
+}
+
+// reinitialised waits, after a sync began to re-initialise table, until
+// it is Completed in a new generation, checking that status showed it
+// Reinitialising with the old rows meanwhile if it caught it so.
+func reinitialised(t *testing.T, profile, lakeDir, table string, before, oldRows int) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		s := readStatus(t, profile)
+		for _, tb := range s.Tables {
+			if tb.Name == table && tb.State == "Reinitialising" && (tb.Rows < int64(oldRows) || tb.Error == "") {
+				t.Errorf("status while re-initialising %s: rows %d (readers count at least %d), reason %q", table, tb.Rows, oldRows, tb.Error)
+			}
+		}
+		if gen, _ := generation(t, lakeDir, table); gen > before && s.Running && tableState(s, table) == "Completed" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not re-initialised within 90 s; status %+v", table, s)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestReadersWhilePostgresReinitialises: a table of 150 000 rows, streamed
+// into (an insert every 100 ms), compacted (an UPDATE of every row, one
+// source transaction), then re-initialised three ways (--reinit, its
+// partition option changed, the replication slot dropped), while readers
+// count it in a loop.
+func TestReadersWhilePostgresReinitialises(t *testing.T) {
+	const rows = 150_000
+	c := pgtest.Start(t)
+	dsn := c.CreateDB(t, "readers")
+	c.Exec(t, "readers", `CREATE TABLE items (id int PRIMARY KEY, v text)`,
+		fmt.Sprintf(`INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, %d) g`, rows))
+	dir := t.TempDir()
+	lakeDir := filepath.Join(dir, "lake")
+	profile := filepath.Join(dir, "link.yaml")
+	pgTablesProfile(t, profile, dsn, "public.items")
+	const table = "public.items"
+	cmd, _ := startSync(t, profile)
+	waitStatus(t, profile, "items Completed", func(s statusJSON) bool { return s.Running && tableState(s, table) == "Completed" })
+	countIs(t, profile, table, rows)
+
+	r := startReaders(t, profile, table, rows)
+	defer r.stop(rows)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The source gains a row every 100 ms throughout; inserted says how
+	// many once the test stops it.
+	inserted := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { inserted <- n }()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("connect to insert: %v", err)
+			return
+		}
+		defer conn.Close(context.Background())
+		for ctx.Err() == nil {
+			if _, err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO items VALUES (%d, 'new')`, rows+n+1)); err != nil {
+				if ctx.Err() == nil {
+					t.Errorf("insert %d: %v", rows+n+1, err)
+				}
+				return
+			}
+			n++
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+
+	// Compaction: an UPDATE of every row leaves as many pending changes,
+	// which the next maintenance round folds into the table's files.
+	r.during("compacting")
+	c.Exec(t, "readers", `UPDATE items SET v = 'u' || id WHERE id <= 150000`)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got := queryCSV(t, profile, `SELECT count(*) FROM "public.items" WHERE v LIKE 'u%'`)[0][0]
+		// The inserts go on: a few of their rows may be pending.
+		if _, pending := generation(t, lakeDir, table); got == fmt.Sprint(rows) && pending < 1000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the UPDATE was not applied and compacted within 60 s (%s rows updated in the lake)", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	for _, how := range []struct {
+		name  string
+		args  []string
+		setup func()
+	}{
+		{"--reinit", []string{"--reinit", table}, nil},
+		{"the partition option changed", nil, func() {
+			editProfile(t, profile, func(p string) string { return p + "    partition: month\n" })
+		}},
+		{"the slot dropped", nil, func() { c.Exec(t, "readers", `SELECT pg_drop_replication_slot('lakelink_faults')`) }},
+	} {
+		r.during("restarting for " + how.name)
+		stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
+		before, _ := generation(t, lakeDir, table)
+		if how.setup != nil {
+			how.setup()
+		}
+		r.during("re-initialising after " + how.name)
+		cmd, _ = startSync(t, profile, how.args...)
+		reinitialised(t, profile, lakeDir, table, before, rows)
+		r.during("streaming after " + how.name)
+	}
+	cancel()
+	countIs(t, profile, table, rows+<-inserted)
+	stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
+}
+
+// TestReadersWhileDataverseReinitialises: contact is re-initialised with
+// --reinit, then by a change of its partition option, while contacts are
+// created at the source and readers count it in a loop. The re-copies read
+// the source slowly (pages of 100 at 10 requests a second), so that they
+// last seconds.
+func TestReadersWhileDataverseReinitialises(t *testing.T) {
+	srv := emulatortest.StartServer(t, emulator.Config{Scale: 2000, Seed: 3})
+	dir := t.TempDir()
+	lakeDir := filepath.Join(dir, "lake")
+	profile := writeProfile(t, dir, srv.URL, "  - name: contact\n")
+	const table = "contact"
+	run(t, 0, "sync", "-c", profile, "--once")
+	rows := len(sourceRows(t, srv.URL, "contacts", "contactid"))
+	countIs(t, profile, table, rows)
+	editProfile(t, profile, func(p string) string {
+		return strings.Replace(p, "requests_per_second: 500", "requests_per_second: 10\n  page_size: 100", 1)
+	})
+
+	r := startReaders(t, profile, table, rows)
+	defer r.stop(rows)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	created := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { created <- n }()
+		cl := &demo.Client{URL: srv.URL}
+		for ctx.Err() == nil {
+			if _, err := cl.Create(ctx, "contacts", map[string]any{"lastname": fmt.Sprint("reader ", n)}); err != nil {
+				if ctx.Err() == nil {
+					t.Errorf("create a contact: %v", err)
+				}
+				return
+			}
+			n++
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+
+	var cmd *exec.Cmd
+	for _, how := range []struct {
+		name  string
+		args  []string
+		setup func()
+	}{
+		{"--reinit", []string{"--reinit", table}, nil},
+		{"the partition option changed", nil, func() {
+			editProfile(t, profile, func(p string) string { return p + "    partition: month\n" })
+		}},
+	} {
+		if cmd != nil {
+			r.during("restarting for " + how.name)
+			stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
+		}
+		before, _ := generation(t, lakeDir, table)
+		if how.setup != nil {
+			how.setup()
+		}
+		r.during("re-initialising after " + how.name)
+		cmd, _ = startSync(t, profile, how.args...)
+		reinitialised(t, profile, lakeDir, table, before, rows)
+		r.during("streaming after " + how.name)
+	}
+	cancel()
+	countIs(t, profile, table, rows+<-created)
+	stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
+}
