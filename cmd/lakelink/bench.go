@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -76,14 +77,41 @@ func startProfile() func() {
 	if prefix == "" && statsFile == "" {
 		return func() {}
 	}
-	var cpu *os.File
-	if prefix != "" {
-		f, err := os.Create(prefix + ".cpu.pprof")
+	var (
+		cpuMu sync.Mutex
+		cpu   *os.File
+	)
+	startCPU := func(name string) {
+		f, err := os.Create(name)
 		if err == nil && pprof.StartCPUProfile(f) == nil {
 			cpu = f
 		} else {
-			fmt.Fprintf(os.Stderr, "lakelink: no CPU profile at %s.cpu.pprof: %v\n", prefix, err)
+			fmt.Fprintf(os.Stderr, "lakelink: no CPU profile at %s: %v\n", name, err)
 		}
+	}
+	stopCPU := func() {
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			_ = cpu.Close()
+			cpu = nil
+		}
+	}
+	if prefix != "" {
+		startCPU(prefix + ".cpu.pprof")
+		// SIGUSR2 ends the CPU profile so far and starts the next,
+		// PREFIX.1.cpu.pprof, PREFIX.2...: the steady-state bench
+		// profiles the idle sync alone (bench.ProfileEnv).
+		usr2 := make(chan os.Signal, 1)
+		signal.Notify(usr2, syscall.SIGUSR2)
+		go func() {
+			for n := 1; ; n++ {
+				<-usr2
+				cpuMu.Lock()
+				stopCPU()
+				startCPU(fmt.Sprintf("%s.%d.cpu.pprof", prefix, n))
+				cpuMu.Unlock()
+			}
+		}()
 	}
 	writeStats := func() {
 		if b, err := json.Marshal(store.LocalStats()); err == nil {
@@ -102,10 +130,9 @@ func startProfile() func() {
 		}()
 	}
 	return func() {
-		if cpu != nil {
-			pprof.StopCPUProfile()
-			_ = cpu.Close()
-		}
+		cpuMu.Lock()
+		stopCPU()
+		cpuMu.Unlock()
 		if prefix != "" {
 			if f, err := os.Create(prefix + ".allocs.pprof"); err == nil {
 				_ = pprof.Lookup("allocs").WriteTo(f, 0)

@@ -166,7 +166,8 @@ func child(ctx context.Context, o *Options, args ...string) (time.Duration, int6
 // measure itself (cmd/lakelink reads them at start and writes at exit).
 const (
 	// ProfileEnv is a path prefix: the child writes PREFIX.cpu.pprof and
-	// PREFIX.allocs.pprof.
+	// PREFIX.allocs.pprof; each SIGUSR2 ends the CPU profile and starts
+	// the next, PREFIX.1.cpu.pprof, PREFIX.2.cpu.pprof...
 	ProfileEnv = "LAKELINK_BENCH_PROFILE"
 	// StatsEnv is a file the child writes its store.Stats to, as JSON.
 	StatsEnv = "LAKELINK_BENCH_STATS"

@@ -64,7 +64,11 @@ func (l *Lake) maintain(ctx context.Context, settle bool) (bool, error) {
 	// Step 1: compaction, or merging of change files or small files where
 	// nothing is compacted.
 	var compacted atomic.Bool
-	errs = append(errs, l.step(ctx, func(ts *TableState) (work, error) {
+	mayWork := func(ts *TableState) bool {
+		return l.compactionDue(ts, now, due[ts.Name], settle) || len(ts.Changes) >= changeFilesToMerge ||
+			!l.opts.Incremental.Enabled && mayMergeFiles(ts)
+	}
+	errs = append(errs, l.step(ctx, mayWork, func(ts *TableState) (work, error) {
 		if l.compactionDue(ts, now, due[ts.Name], settle) {
 			limit := foldFactor * int64(l.opts.CompactRows)
 			switch {
@@ -100,7 +104,8 @@ func (l *Lake) maintain(ctx context.Context, settle bool) (bool, error) {
 	// for the next snapshot: waiting for none would starve snapshots of a
 	// table that changes every second. A table whose compaction failed
 	// still has older change files and is skipped.
-	errs = append(errs, l.step(ctx, func(ts *TableState) (work, error) {
+	snapshotDue := func(ts *TableState) bool { return due[ts.Name] && !l.opts.Incremental.Enabled }
+	errs = append(errs, l.step(ctx, snapshotDue, func(ts *TableState) (work, error) {
 		if !due[ts.Name] || l.opts.Incremental.Enabled {
 			return nil, nil
 		}
@@ -159,10 +164,22 @@ type work interface {
 // variable so that the golden test makes object names deterministic.
 var maintainWorkers = 4
 
-// step prepares work for every table with prepare, in parallel, then
-// publishes all of it in one commit. A table whose preparation fails is
-// reported and skipped; the others go on.
-func (l *Lake) step(ctx context.Context, prepare func(ts *TableState) (work, error)) []error {
+// mayMergeFiles reports whether ts has enough partition files for
+// mergeSmallFiles to find a merge: two in a published file of an
+// append-only table, smallFilesToMerge in a partition of an in-place one.
+func mayMergeFiles(ts *TableState) bool {
+	if ts.Options.AppendOnly {
+		return len(ts.Files) >= 2
+	}
+	return len(ts.Files) >= smallFilesToMerge
+}
+
+// step prepares work with prepare for every table that mayWork, a cheap
+// test of whether prepare can find any (an idle round of thousands of
+// tables starts no goroutine per table, #16), in parallel, then publishes
+// all of it in one commit. A table whose preparation fails is reported and
+// skipped; the others go on.
+func (l *Lake) step(ctx context.Context, mayWork func(ts *TableState) bool, prepare func(ts *TableState) (work, error)) []error {
 	s := l.State()
 	names := sortedTables(s)
 	works := make([]work, len(names))
@@ -172,6 +189,9 @@ func (l *Lake) step(ctx context.Context, prepare func(ts *TableState) (work, err
 	g.SetLimit(maintainWorkers)
 	for i, name := range names {
 		ts := s.Tables[name]
+		if !mayWork(ts) {
+			continue
+		}
 		g.Go(func() error {
 			if gctx.Err() != nil {
 				return gctx.Err()

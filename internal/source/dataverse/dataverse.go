@@ -42,6 +42,9 @@ const (
 	// DefaultConcurrency is how many requests a Stream keeps in flight; the
 	// service protection limit on concurrent requests per user is 52.
 	DefaultConcurrency = 4
+	// idleConnsPerHost is the connections kept open for reuse: a Stream's
+	// reads and the initial copies' (sync.workers, 8 by default).
+	idleConnsPerHost = 16
 	// DefaultSchemaInterval is how often Stream looks for column changes.
 	DefaultSchemaInterval = 5 * time.Minute
 )
@@ -119,7 +122,13 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		cfg.SchemaInterval = DefaultSchemaInterval
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 2 * time.Minute}
+		// The default transport keeps 2 idle connections per host: a
+		// Stream's Concurrency reads plus the copies' requests then open a
+		// new connection (a TLS handshake against Dataverse) for most
+		// requests (#16).
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = idleConnsPerHost
+		cfg.HTTPClient = &http.Client{Timeout: 2 * time.Minute, Transport: tr}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

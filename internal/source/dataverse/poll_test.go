@@ -1,7 +1,9 @@
 package dataverse
 
 import (
+	"container/heap"
 	"context"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -90,5 +92,34 @@ func TestRequestBudget(t *testing.T) {
 	// A full bucket (20) plus 1.5 s at 20/s.
 	if n > 20+30+2 || n < 20 {
 		t.Errorf("6 tables polled every 1 ms made %d requests in 1.5 s, want about 50 (budget 20/s)", n)
+	}
+}
+
+// TestDueHeapOrder checks that the stream's next read is the table due
+// first, ties going to the first by name, as the scan it replaced picked.
+func TestDueHeapOrder(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		due  []time.Duration // by table order
+		want []int
+	}{
+		{"all due at once", []time.Duration{0, 0, 0, 0}, []int{0, 1, 2, 3}},
+		{"by due", []time.Duration{3, 1, 2, 0}, []int{3, 1, 2, 0}},
+		{"ties by name", []time.Duration{2, 1, 2, 1}, []int{1, 3, 0, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var h dueHeap
+			for i, d := range tc.due {
+				heap.Push(&h, &tableState{order: i, due: t0.Add(d * time.Second)})
+			}
+			var got []int
+			for h.Len() > 0 {
+				got = append(got, heap.Pop(&h).(*tableState).order)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("read order %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -1,9 +1,11 @@
 package dataverse
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -42,7 +44,8 @@ type tableState struct {
 	// changed is true once the delta read in progress returned a change;
 	// paging is true while that read has more pages.
 	changed, paging bool
-	busy            bool
+	// order is the table's place by name, which breaks ties of due.
+	order int
 	// schemaDue is when the table's attributes are read again.
 	schemaDue time.Time
 }
@@ -96,13 +99,18 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 		s.mu.Lock()
 		l := s.layouts[n]
 		s.mu.Unlock()
-		tables = append(tables, &tableState{name: n, l: l, cur: cur, due: now, interval: s.cfg.PollInterval, schemaDue: now.Add(s.cfg.SchemaInterval)})
+		tables = append(tables, &tableState{name: n, l: l, cur: cur, due: now, interval: s.cfg.PollInterval, schemaDue: now.Add(s.cfg.SchemaInterval), order: len(tables)})
 	}
 	if len(tables) == 0 {
 		<-ctx.Done()
 		return ctx.Err()
 	}
 
+	// idle holds the tables without a read in flight, the one due first on
+	// top: picking the next read costs O(log n), not a scan of every table
+	// per read (#16).
+	idle := dueHeap(slices.Clone(tables))
+	heap.Init(&idle)
 	fetchCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -114,16 +122,13 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 	for {
 		// Start every due read there is room for, earliest first.
 		var wake time.Time
-		for inflight < s.cfg.Concurrency {
-			t := earliest(tables)
-			if t == nil {
-				break
-			}
+		for inflight < s.cfg.Concurrency && len(idle) > 0 {
+			t := idle[0]
 			if time.Until(t.due) > 0 {
 				wake = t.due
 				break
 			}
-			t.busy = true
+			heap.Pop(&idle)
 			inflight++
 			wg.Add(1)
 			check := !t.paging && !time.Now().Before(t.schemaDue)
@@ -158,7 +163,6 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 		case <-wakeC:
 		case r := <-results:
 			inflight--
-			r.t.busy = false
 			if r.loaded != nil {
 				r.t.l = r.loaded
 			}
@@ -169,11 +173,10 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 				if err := s.deliverSchema(ctx, r, emit); err != nil {
 					return err
 				}
-				continue
-			}
-			if err := s.deliver(ctx, r.t, r.p, emit); err != nil {
+			} else if err := s.deliver(ctx, r.t, r.p, emit); err != nil {
 				return err
 			}
+			heap.Push(&idle, r.t)
 		}
 	}
 }
@@ -288,13 +291,22 @@ func withSelect(link, sel string) string {
 	return path + "?" + strings.Join(params, "&")
 }
 
-// earliest returns the idle table due first, or nil.
-func earliest(tables []*tableState) *tableState {
-	var best *tableState
-	for _, t := range tables {
-		if !t.busy && (best == nil || t.due.Before(best.due)) {
-			best = t
-		}
+// dueHeap orders tables by when their next read is due, then by name.
+type dueHeap []*tableState
+
+func (h dueHeap) Len() int { return len(h) }
+func (h dueHeap) Less(i, j int) bool {
+	if !h[i].due.Equal(h[j].due) {
+		return h[i].due.Before(h[j].due)
 	}
-	return best
+	return h[i].order < h[j].order
+}
+func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)   { *h = append(*h, x.(*tableState)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return t
 }
