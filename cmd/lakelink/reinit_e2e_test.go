@@ -140,20 +140,29 @@ func generation(t *testing.T, lakeDir, table string) (gen int, pending int64) {
 }
 
 // reinitialised waits, after a sync began to re-initialise table, until
-// it is Completed in a new generation, checking that status showed it
-// Reinitialising with the old rows meanwhile if it caught it so.
-func reinitialised(t *testing.T, profile, lakeDir, table string, before, oldRows int) {
+// it is Completed in a new generation. Whenever status shows the table
+// Reinitialising it must show the old rows (what readers count) and the
+// reason; it reports whether status was seen so with rows copied, and the
+// text status with the copy's progress.
+func reinitialised(t *testing.T, profile, lakeDir, table string, before, oldRows int) (progress bool) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		s := readStatus(t, profile)
 		for _, tb := range s.Tables {
-			if tb.Name == table && tb.State == "Reinitialising" && (tb.Rows < int64(oldRows) || tb.Error == "") {
+			if tb.Name != table || tb.State != "Reinitialising" {
+				continue
+			}
+			if tb.Rows < int64(oldRows) || tb.Error == "" {
 				t.Errorf("status while re-initialising %s: rows %d (readers count at least %d), reason %q", table, tb.Rows, oldRows, tb.Error)
+			}
+			if tb.Copied > 0 && !progress {
+				text := run(t, 0, "status", "-c", profile)
+				progress = strings.Contains(text, "Reinitialising (") && strings.Contains(text, " copied)")
 			}
 		}
 		if gen, _ := generation(t, lakeDir, table); gen > before && s.Running && tableState(s, table) == "Completed" {
-			return
+			return progress
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not re-initialised within 90 s; status %+v", table, s)
@@ -320,7 +329,10 @@ func TestReadersWhileDataverseReinitialises(t *testing.T) {
 		}
 		r.during("re-initialising after " + how.name)
 		cmd, _ = startSync(t, profile, how.args...)
-		reinitialised(t, profile, lakeDir, table, before, rows)
+		// The copy lasts seconds: status shows its progress.
+		if !reinitialised(t, profile, lakeDir, table, before, rows) {
+			t.Errorf("after %s, status never showed %s Reinitialising with the rows copied so far", how.name, table)
+		}
 		r.during("streaming after " + how.name)
 	}
 	cancel()

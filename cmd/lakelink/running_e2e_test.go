@@ -15,7 +15,7 @@ type statusJSON struct {
 	Running bool
 	Tables  []struct {
 		Name, State, Error string
-		Rows               int64
+		Rows, Copied       int64
 	}
 }
 

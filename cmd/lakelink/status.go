@@ -91,7 +91,13 @@ func printReport(w io.Writer, r *sync.Report, st *store.Local) {
 			last = t.LastSynchronized.UTC().Format(timeLayout)
 			lag = time.Duration(t.Lag).Round(10 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", t.Name, t.State, t.Rows, last, lag, oneLine(t.Error))
+		state := string(t.State)
+		if t.Copied > 0 && (t.State == sync.InProgress || t.State == sync.Reinitialising) {
+			// A copy's progress; ROWS is what readers count meanwhile
+			// (a re-copy's old rows).
+			state += fmt.Sprintf(" (%d copied)", t.Copied)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", t.Name, state, t.Rows, last, lag, oneLine(t.Error))
 	}
 	tw.Flush()
 	// What to do, table by table: the table above is for scanning, this

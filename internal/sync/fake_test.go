@@ -38,6 +38,8 @@ type fakeSource struct {
 	// copyDelay is a pause before each page of a copy, so that a copy
 	// lasts long enough to be watched.
 	copyDelay time.Duration
+	// resumeExpired makes a Copy that resumes report its cursor expired.
+	resumeExpired bool
 }
 
 type fakeRow struct {
@@ -154,7 +156,11 @@ func (f *fakeSource) Copy(ctx context.Context, table, resume string, emit func(c
 		return fmt.Errorf("%s: transient failure", table)
 	}
 	start, after := f.version, ""
+	expired := f.resumeExpired
 	f.mu.Unlock()
+	if resume != "" && expired {
+		return &source.CursorExpiredError{Table: table, Reason: "test: the copy's snapshot is gone"}
+	}
 	if resume != "" {
 		if _, err := fmt.Sscanf(resume, "p:%d:%s", &start, &after); err != nil {
 			return fmt.Errorf("bad resume cursor %q", resume)

@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/source"
+	"github.com/lakelink/lakelink/internal/store"
 )
 
 // watcher counts a table's rows in SQL in a loop, as a reader of the lake
@@ -183,5 +186,51 @@ func TestReinitWithoutDataCopiesAsBefore(t *testing.T) {
 	h.converged("contact")
 	if ts := h.lk.State().Tables["contact"]; ts.Generation != gen+1 || ts.Reinit != "" {
 		t.Fatalf("generation %d reinit %q, want %d and none", ts.Generation, ts.Reinit, gen+1)
+	}
+}
+
+// TestCopyRestartedKeepsItsRows: a first copy that committed part of the
+// table and cannot resume (its cursor expired) is copied afresh beside
+// the rows it committed, which readers keep counting until the whole copy
+// replaces them.
+func TestCopyRestartedKeepsItsRows(t *testing.T) {
+	dir := t.TempDir()
+	src := newFake("contact")
+	src.pageSize = 3
+	seed(src, 30, "contact")
+	// A first copy stopped after 9 rows, as a lake holds it.
+	st, err := store.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := lake.Open(context.Background(), st, lake.Options{Link: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := src.Describe(context.Background(), "contact")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var part []source.Change
+	src.mu.Lock()
+	for i := range 9 {
+		id := fmt.Sprintf("00000000-0000-0000-0000-%012d", i)
+		part = append(part, src.change("contact", id, src.tables["contact"][id]))
+	}
+	src.resumeExpired, src.copyDelay = true, 20*time.Millisecond
+	src.mu.Unlock()
+	if _, err := lk.Commit(context.Background(), lake.Tx{Tables: []lake.TableTx{{Name: "contact", Define: &lake.Definition{Source: desc, Options: specs("contact")[0].Options},
+		Changes: part, Cursor: "p:30:" + part[8].ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	lk.Close()
+
+	h := start(t, src, dir, Config{Tables: specs("contact")})
+	w := h.watch("contact")
+	h.reinitialising("contact", 9, "snapshot is gone")
+	h.converged("contact")
+	w.end(t, 9, 30)
+	if ts := h.lk.State().Tables["contact"]; ts.Generation != 2 || ts.Phase != lake.Completed {
+		t.Fatalf("generation %d phase %s after the copy, want 2 and Completed", ts.Generation, ts.Phase)
 	}
 }
