@@ -267,7 +267,9 @@ func TestReadersWhilePostgresReinitialises(t *testing.T) {
 }
 
 // TestReadersWhileDataverseReinitialises: contact is re-initialised with
-// --reinit, then by a change of its partition option, while contacts are
+// --reinit, with --reinit again killed (SIGKILL) in the middle of its copy
+// and restarted without it, then by a change of its partition option,
+// while contacts are
 // created at the source and readers count it in a loop. The re-copies read
 // the source slowly (pages of 100 at 10 requests a second), so that they
 // last seconds.
@@ -315,6 +317,23 @@ func TestReadersWhileDataverseReinitialises(t *testing.T) {
 		setup func()
 	}{
 		{"--reinit", []string{"--reinit", table}, nil},
+		{"a kill -9 in the middle of --reinit", nil, func() {
+			// The killed sync leaves the old rows and the mark: the
+			// next start copies the table afresh again.
+			killed, _ := startSync(t, profile, "--reinit", table)
+			waitStatus(t, profile, "the re-copy under way", func(s statusJSON) bool {
+				for _, tb := range s.Tables {
+					if tb.Name == table && tb.State == "Reinitialising" && tb.Copied > 0 {
+						return true
+					}
+				}
+				return false
+			})
+			if err := killed.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			_ = killed.Wait()
+		}},
 		{"the partition option changed", nil, func() {
 			editProfile(t, profile, func(p string) string { return p + "    partition: month\n" })
 		}},
