@@ -276,7 +276,10 @@ func signal(ch chan struct{}) {
 // all (the lake cannot be written, another sync owns it); a table's failure
 // shows in its status.
 func (e *Engine) Run(ctx context.Context, src source.Source, lk *lake.Lake, st store.Store) error {
+	// Under mu: Status may be called from the start, and reads lk.
+	e.mu.Lock()
 	e.src, e.lk, e.st = src, lk, st
+	e.mu.Unlock()
 	e.commitCtx = context.WithoutCancel(ctx)
 	e.cursorsCommitted = time.Now()
 	ctx, cancel := context.WithCancel(ctx)
@@ -346,10 +349,13 @@ func (e *Engine) Run(ctx context.Context, src source.Source, lk *lake.Lake, st s
 
 // Status returns every table's current status.
 func (e *Engine) Status() []TableStatus {
-	state := e.lk.State()
 	now := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.lk == nil {
+		return nil // Run has not begun
+	}
+	state := e.lk.State()
 	lf := e.lakeFault()
 	out := make([]TableStatus, 0, len(e.tables))
 	for name, t := range e.tables {
