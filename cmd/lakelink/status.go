@@ -16,6 +16,7 @@ import (
 	"github.com/lakelink/lakelink/internal/config"
 	"github.com/lakelink/lakelink/internal/link"
 	"github.com/lakelink/lakelink/internal/source/postgres"
+	"github.com/lakelink/lakelink/internal/sqldb"
 	"github.com/lakelink/lakelink/internal/store"
 	"github.com/lakelink/lakelink/internal/sync"
 )
@@ -44,7 +45,7 @@ lake's state cannot be read at all (no report).`,
 			if err != nil {
 				return &exitError{code: 2, msg: err.Error()}
 			}
-			r, err := sync.ReadReport(cmd.Context(), st, time.Now())
+			r, err := sync.ReadReport(cmd.Context(), st, time.Now(), sqldb.CountRows)
 			if err != nil {
 				return &exitError{code: 2, msg: fmt.Sprintf("lake %s: %v", st.Root(), err)}
 			}

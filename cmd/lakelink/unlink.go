@@ -30,7 +30,7 @@ func newUnlinkCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := sync.ReadReport(ctx, st, time.Now())
+			r, err := sync.ReadReport(ctx, st, time.Now(), nil)
 			if err != nil {
 				return err
 			}

@@ -256,7 +256,7 @@ func changeLatency(ctx context.Context, o *Options) (*Section, error) {
 // waitCompleted waits for table's initial sync in the lake at st.
 func waitCompleted(ctx context.Context, st store.Store, table string) error {
 	err := waitUntil(ctx, 10*time.Minute, 50*time.Millisecond, func() (bool, error) {
-		r, err := sync.ReadReport(ctx, st, time.Now())
+		r, err := sync.ReadReport(ctx, st, time.Now(), nil)
 		if err == nil {
 			for _, t := range r.Tables {
 				if t.Name == table && t.State == sync.Completed {

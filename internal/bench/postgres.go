@@ -257,7 +257,7 @@ sample:
 		if err := pgScalar(ctx, dsn, `SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint FROM pg_replication_slots WHERE slot_name = 'lakelink_bench'`, &b); err == nil {
 			lagBytes = append(lagBytes, b)
 		}
-		if r, err := sync.ReadReport(ctx, st, time.Now()); err == nil {
+		if r, err := sync.ReadReport(ctx, st, time.Now(), nil); err == nil {
 			var worst time.Duration
 			for _, t := range r.Tables {
 				worst = max(worst, time.Duration(t.Lag))

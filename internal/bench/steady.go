@@ -306,7 +306,7 @@ func waitSettled(ctx context.Context, st store.Store, n int) error {
 				return true, nil
 			}
 		}
-		if r, err := sync.ReadReport(ctx, st, time.Now()); err == nil {
+		if r, err := sync.ReadReport(ctx, st, time.Now(), nil); err == nil {
 			for _, t := range r.Tables {
 				if t.State == sync.Failed {
 					return false, fmt.Errorf("table %s failed: %s", t.Name, t.Error)

@@ -162,6 +162,10 @@ type TableState struct {
 	// the table's own Cursor, resets it or changes its phase ends it.
 	FollowsStream bool `json:"follows_stream,omitempty"`
 	// Rows counts records (in-place) or change rows (append-only).
+	// Invariant: it is what select count(*) returns unless the table is
+	// in-place with Changes; those are counted by compaction only, since
+	// an upsert may be new or an update and only the keys tell
+	// (sqldb.CountRows counts such tables for lakelink status).
 	Rows int64 `json:"rows"`
 	// InitialSyncCompleted is when the initial copy finished.
 	InitialSyncCompleted time.Time `json:"initial_sync_completed,omitzero"`

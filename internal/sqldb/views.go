@@ -266,7 +266,7 @@ type fileSet struct {
 // result is the same.
 func liveView(t *lake.TableState, cols []column, base fileSet, changes []string) string {
 	id, version, del := find(cols, idColumn), find(cols, versionColumn), find(cols, deleteColumn)
-	if t.Options.AppendOnly || len(changes) == 0 || id == "" {
+	if !merges(t, cols) {
 		all := base
 		all.csv = append(slices.Clip(all.csv), changes...)
 		return plainView(cols, all)
@@ -276,6 +276,14 @@ func liveView(t *lake.TableState, cols []column, base fileSet, changes []string)
 	}
 	changed := "(SELECT " + convertList(cols) + ", " + fileColumn + " FROM " + readFiles(cols, changes, true) + ")"
 	return mergeView(typed(cols), typedFiles(cols, base), changed, id, version, del)
+}
+
+// merges reports whether the <table> view of t (columns cols) merges change
+// files into its partition files: an in-place table with changes that no
+// compaction folded in yet. Only then may its view count other than
+// t.Rows (CountRows).
+func merges(t *lake.TableState, cols []column) bool {
+	return !t.Options.AppendOnly && len(t.Changes) > 0 && find(cols, idColumn) != ""
 }
 
 // mergeView is the merge-on-read of the partition rows base and the change

@@ -178,7 +178,7 @@ func TestOnceReturnsWhenCurrent(t *testing.T) {
 			t.Errorf("%s: %s", s.Name, s.State)
 		}
 	}
-	r, err := ReadReport(context.Background(), st, time.Now().Add(time.Minute))
+	r, err := ReadReport(context.Background(), st, time.Now().Add(time.Minute), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestStatusFollowsStateNotCommits(t *testing.T) {
 	h.converged("contact", "account")
 	ctx := context.Background()
 	report := func() *Report {
-		r, err := ReadReport(ctx, h.st, time.Now())
+		r, err := ReadReport(ctx, h.st, time.Now(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

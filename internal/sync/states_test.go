@@ -86,7 +86,7 @@ func TestDamagedLiveStatus(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := ReadReport(context.Background(), h.st, time.Now())
+	r, err := ReadReport(context.Background(), h.st, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
