@@ -673,6 +673,8 @@ func TestConsumerFastTrack(t *testing.T) {
 		// written, from Synapse Link as from lakelink.
 		if round >= 4 {
 			f.run()
+		} else {
+			f.checkOptionsets()
 		}
 	})
 	f.run()
@@ -698,6 +700,7 @@ func TestConsumerFastTrack(t *testing.T) {
 //   - rows bind by position: at most as wide as the schema, at least up to
 //     IsDelete, never narrower than an earlier row of the file; a folder's
 //     schema must start with the previous folder's (columns only appended);
+//   - values have the formats of the sourced schema (estuaryFormat);
 //   - documents reduce last-write-wins by Id; a delete removes it.
 type estuary struct {
 	t       *testing.T
@@ -721,6 +724,11 @@ func (e *estuary) sweep() {
 	inProgress, ok := folderTime(string(data))
 	if !ok {
 		t.Fatalf("estuary: changelog.info %q is no ISO 8601 time (fromisoformat)", data)
+	}
+	// The folder in progress exists, its model.json empty of entities
+	// until it is finished.
+	if es, err := readEntities(t, filepath.Join(e.root, string(data), modelName), false); err != nil || len(es) != 0 {
+		t.Fatalf("estuary: the folder in progress %s: model.json has %d entities: %v", data, len(es), err)
 	}
 	dirs, err := os.ReadDir(e.root)
 	if err != nil {
@@ -846,6 +854,11 @@ func (e *estuary) readFolder(folder, table string) {
 					t.Fatalf("estuary: %s mixes deletes and upserts (row %d): each CSV must hold only one kind", f.path, k+1)
 				}
 				widest = len(rec)
+				for c, fl := range rec {
+					if err := estuaryFormat(ent.Attributes[c], fl); err != nil {
+						t.Fatalf("estuary: %s row %d column %s: %v", f.path, k+1, ent.Attributes[c].Name, err)
+					}
+				}
 				if pass {
 					delete(docs, rec[id].v)
 					continue
@@ -855,6 +868,45 @@ func (e *estuary) readFolder(folder, table string) {
 			}
 		}
 	}
+}
+
+// estuaryFormat checks a value against the capture's sourced schema
+// (models.py): guid a 36-character UUID, int64 and decimal numeric strings,
+// SinkCreatedOn and SinkModifiedOn "M/d/yyyy h:mm:ss AM/PM" of 19 to 22
+// characters, other dateTime values ISO 8601 with 7 fractional digits (28
+// characters), booleans True or False.
+func estuaryFormat(a cdmAttr, f csvField) error {
+	if f.null() {
+		return nil
+	}
+	v := f.v
+	switch a.DataType {
+	case "guid":
+		if len(v) != 36 || strings.Count(v, "-") != 4 || strings.Trim(v, "0123456789abcdefABCDEF-") != "" {
+			return fmt.Errorf("%q is no uuid", v)
+		}
+	case "int64":
+		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+			return err
+		}
+	case "decimal":
+		if _, ok := new(big.Rat).SetString(v); !ok {
+			return fmt.Errorf("%q is no number", v)
+		}
+	case "dateTime":
+		layout, lo, hi := "2006-01-02T15:04:05.0000000Z", 28, 28
+		if a.Name == "SinkCreatedOn" || a.Name == "SinkModifiedOn" {
+			layout, lo, hi = "1/2/2006 3:04:05 PM", 19, 22
+		}
+		if _, err := time.Parse(layout, v); err != nil || len(v) < lo || len(v) > hi {
+			return fmt.Errorf("%q is not a Synapse %s", v, a.DataType)
+		}
+	case "boolean":
+		if v != "True" && v != "False" {
+			return fmt.Errorf("%q is no boolean", v)
+		}
+	}
+	return nil
 }
 
 // TestConsumerEstuary: Estuary's capture, sweeping after every round of an
