@@ -104,6 +104,9 @@ func encodeSegment(ts *TableState, rows *rowEncoder, changes []source.Change, ou
 		if ch.Table != "" && ch.Table != ts.Name {
 			return fmt.Errorf("commit: table %s: change of Id %s belongs to table %s", ts.Name, ch.ID, ch.Table)
 		}
+		if ch.Truncate {
+			return fmt.Errorf("commit: table %s: a truncate reached the row encoder; the lake applies truncates before encoding (applyTruncates)", ts.Name)
+		}
 		if ch.ID == "" {
 			return fmt.Errorf("commit: table %s: a change has an empty Id; the source must give every record a key", ts.Name)
 		}

@@ -131,7 +131,9 @@ type TableTx struct {
 	// it. It needs a table the lake has, and no Reset.
 	Reinit string
 	// Drop removes the table from the lake; its files become garbage.
-	Drop    bool
+	Drop bool
+	// Changes apply in order; a truncate among them (source.Change.
+	// Truncate) empties the table at its place (truncate.go).
 	Changes []source.Change
 	// Stage holds rows already written (see Stage); its files join the
 	// table after Changes. A commit that fails leaves it to the caller, to
@@ -515,13 +517,20 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 		*ts = TableState{Name: ts.Name, Options: ts.Options, Source: ts.Source, Columns: cols, Phase: InProgress, Reason: ttx.Reset, Generation: base.Generation + 1, Changed: now, Described: now}
 	}
 	if len(ttx.Changes) > 0 {
-		if err := l.writeChanges(ctx, ts, ttx.Changes, now, w); err != nil {
+		if ttx.Stage != nil && hasTruncate(ttx.Changes) {
+			return nil, fmt.Errorf("commit: table %s: a truncate in Changes cannot precede a Stage; add it to the stage (Stage.Add)", ttx.Name)
+		}
+		changes, err := l.applyTruncates(ctx, ts, ttx.Changes, now, w)
+		if err != nil {
+			return nil, err
+		}
+		if err := l.writeChanges(ctx, ts, changes, now, w); err != nil {
 			return nil, err
 		}
 		ts.Changed = now
 	}
 	if ttx.Stage != nil {
-		if err := l.applyStage(ts, ttx.Stage, now); err != nil {
+		if err := l.applyStage(ts, ttx.Stage, now, w); err != nil {
 			return nil, err
 		}
 		ts.Changed = now

@@ -64,6 +64,9 @@ type Stage struct {
 	// brought: a file that could not take as many again is full.
 	maxRows, maxBytes int64
 	crowded           bool
+	// truncated: an in-place table's rows were truncated in the stage
+	// (source.Change.Truncate); its commit empties the table first.
+	truncated bool
 	// finished: the files are closed (finish ran), files and ferr hold
 	// its outcome; spent: committed (or possibly so) or aborted.
 	finished, spent bool
@@ -156,11 +159,20 @@ func (s *Stage) Define(d Definition) error {
 	return nil
 }
 
-// Add writes changes into the stage's files. On an error the stage is
-// spent: Abort it.
+// Add writes changes into the stage's files. A truncate among them
+// applies as in a commit (truncate.go): in an in-place table it discards
+// what the stage holds and makes its commit empty the table first; in an
+// append-only one it adds the deletes of the records live at its place. On
+// an error the stage is spent: Abort it.
 func (s *Stage) Add(ctx context.Context, changes []source.Change) error {
 	if s.finished || s.spent {
 		return errors.New("stage: already committed or aborted")
+	}
+	if hasTruncate(changes) {
+		var err error
+		if changes, err = s.truncate(ctx, changes); err != nil {
+			return err
+		}
 	}
 	now := s.l.opts.Now().UTC()
 	enc, err := encodeChanges(s.ts, changes, now)
@@ -197,6 +209,66 @@ func (s *Stage) Add(ctx context.Context, changes []source.Change) error {
 	}
 	s.rows += rowsAdded(s.ts, enc, len(changes))
 	return nil
+}
+
+// truncate applies the truncates of changes (see Add) and returns the
+// changes left to add.
+func (s *Stage) truncate(ctx context.Context, changes []source.Change) ([]source.Change, error) {
+	if !s.ts.Options.AppendOnly {
+		last := -1
+		for i, c := range changes {
+			if c.Truncate {
+				last = i
+			}
+		}
+		s.discard()
+		s.truncated = true
+		return changes[last+1:], nil
+	}
+	// The records live at the first truncate are the table's committed
+	// ones and the stage's so far, the changes before it included.
+	first := slices.IndexFunc(changes, func(c source.Change) bool { return c.Truncate })
+	if first > 0 {
+		if err := s.Add(ctx, changes[:first]); err != nil {
+			return nil, err
+		}
+	}
+	s.publishAll()
+	staged, err := s.published()
+	if err != nil {
+		return nil, err
+	}
+	live, err := s.l.liveRecords(ctx, s.ts, slices.Concat(s.ts.Files, staged))
+	if err != nil {
+		return nil, err
+	}
+	return live.expand(s.ts.Name, changes[first:]), nil
+}
+
+// discard deletes every row the stage holds; it stays open for more.
+func (s *Stage) discard() {
+	for p, ow := range s.open {
+		_ = ow.w.Abort()
+		delete(s.open, p)
+	}
+	for _, pub := range s.closing {
+		<-pub.done
+	}
+	s.l.deleteQuietly(context.Background(), s.written)
+	s.closing, s.changes, s.written, s.rows = nil, nil, nil, 0
+}
+
+// published waits for the files being published and returns them, in the
+// order they were closed.
+func (s *Stage) published() ([]File, error) {
+	files := make([]File, 0, len(s.closing))
+	var errs []error
+	for _, pub := range s.closing {
+		<-pub.done
+		files = append(files, pub.file)
+		errs = append(errs, pub.err)
+	}
+	return files, errors.Join(errs...)
 }
 
 // write appends the rows of pb to partition p's open file, closing it and
@@ -282,14 +354,8 @@ func (s *Stage) finish() ([]File, error) {
 	}
 	s.finished = true
 	s.publishAll()
-	files := make([]File, 0, len(s.closing))
-	var errs []error
-	for _, pub := range s.closing {
-		<-pub.done
-		files = append(files, pub.file)
-		errs = append(errs, pub.err)
-	}
-	if s.ferr = errors.Join(errs...); s.ferr == nil {
+	files, err := s.published()
+	if s.ferr = err; s.ferr == nil {
 		s.files = files
 	}
 	return s.files, s.ferr
@@ -303,20 +369,14 @@ func (s *Stage) Abort() {
 		return
 	}
 	s.spent = true
-	for p, ow := range s.open {
-		_ = ow.w.Abort()
-		delete(s.open, p)
-	}
-	for _, pub := range s.closing {
-		<-pub.done
-	}
-	s.l.deleteQuietly(context.Background(), s.written)
+	s.discard()
 }
 
 // applyStage adds the files of stage st to ts, the table's new state in a
-// commit. The stage's objects stay the stage's until the record is
-// written (Commit then calls spend).
-func (l *Lake) applyStage(ts *TableState, st *Stage, now time.Time) error {
+// commit w collects, first emptying it when the stage holds a truncate.
+// The stage's objects stay the stage's until the record is written (Commit
+// then calls spend).
+func (l *Lake) applyStage(ts *TableState, st *Stage, now time.Time, w *commitWork) error {
 	if st.l != l {
 		return fmt.Errorf("commit: table %s: the stage belongs to another lake", ts.Name)
 	}
@@ -334,6 +394,9 @@ func (l *Lake) applyStage(ts *TableState, st *Stage, now time.Time) error {
 	files, err := st.finish()
 	if err != nil {
 		return err
+	}
+	if st.truncated {
+		truncateData(ts, now, w)
 	}
 	if st.evolved {
 		if !sameSource(ts.Source, st.ts.Source) {

@@ -19,7 +19,9 @@ import (
 //     release what the batch's cursors cover (acknowledge an LSN, say).
 //   - Delivery is at least once: after a restart from a committed cursor a
 //     source may deliver a change again. The lake applies changes
-//     idempotently by (ID, Version), so that is safe.
+//     idempotently by (ID, Version), so that is safe. A truncate
+//     (Change.Truncate) delivered again comes with every change after it
+//     again, so the table converges all the same.
 //   - Version strictly increases across the successive changes of one ID.
 type Source interface {
 	// Tables lists the tables the source can link.
@@ -61,6 +63,17 @@ type Change struct {
 	Version int64
 	// Deleted marks a delete; Values is then nil.
 	Deleted bool
+	// Truncate marks the removal of every record of Table at this point
+	// (PostgreSQL's TRUNCATE): the table is empty after it, and the
+	// changes of Table that follow it, in this batch and later ones,
+	// apply to the empty table. ID, Columns and Values are empty; Version
+	// orders it among the table's changes like any change, above every
+	// version the table held before. A source never delivers, after a
+	// truncate, a change of the table with a lower version. The lake
+	// applies it in the commit of the batch that carries it: an in-place
+	// table's data is dropped, an append-only table records a delete of
+	// every record (docs/sync.md, "TRUNCATE").
+	Truncate bool
 	// Columns names Values, in order; a column it leaves out is NULL.
 	// Changes a source decoded under one schema share one Columns slice,
 	// which is never modified after it is handed out: a consumer maps it

@@ -72,15 +72,19 @@ func (c *collector) emit(_ context.Context, b source.Batch) error {
 }
 
 // rows folds the batches into the latest values per table and ID, applying
-// changes as the lake does: by highest version.
+// changes as the lake does: by highest version, a truncate emptying the
+// table.
 func (c *collector) rows() map[string]map[string]source.Change {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := map[string]map[string]source.Change{}
 	for _, b := range c.batches {
 		for _, ch := range b.Changes {
-			if out[ch.Table] == nil {
+			if out[ch.Table] == nil || ch.Truncate {
 				out[ch.Table] = map[string]source.Change{}
+			}
+			if ch.Truncate {
+				continue
 			}
 			if prev, ok := out[ch.Table][ch.ID]; ok && prev.Version >= ch.Version {
 				continue

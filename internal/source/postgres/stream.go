@@ -124,18 +124,16 @@ func (p recentRow) value(cols []string, i int) (any, bool) {
 }
 
 type txnState struct {
-	commit    pglogrepl.LSN
-	seq       int64
-	changes   []source.Change
-	schemas   map[string]*schema.Table
-	truncated string
-	split     bool // parts of the transaction went out already
+	commit  pglogrepl.LSN
+	seq     int64
+	changes []source.Change
+	schemas map[string]*schema.Table
+	split   bool // parts of the transaction went out already
 }
 
 type outBatch struct {
 	batch source.Batch
 	pos   pglogrepl.LSN // committed position once emitted; 0 for a part of a transaction
-	sync  chan struct{} // when set, closed once every earlier batch is emitted
 }
 
 type stream struct {
@@ -227,10 +225,6 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 	go func() {
 		defer close(emitErr)
 		for ob := range st.out {
-			if ob.sync != nil {
-				close(ob.sync)
-				continue
-			}
 			if err := emit(cctx, ob.batch); err != nil {
 				emitErr <- err
 				cancel()
@@ -523,9 +517,21 @@ func (st *stream) decoded(ctx context.Context, m pglogrepl.Message) error {
 	case *pglogrepl.RelationMessage:
 		return st.relation(ctx, m)
 	case *pglogrepl.TruncateMessage:
+		// Every table truncated, CASCADE included (pgoutput names each
+		// relation the statement emptied), gets a truncate in the
+		// transaction's order: the lake empties it there (#15 case 4).
 		for _, id := range m.RelationIDs {
-			if r, ok := st.deliver(id); ok && st.txn.truncated == "" {
-				st.txn.truncated = r.st.t.name
+			r, ok := st.deliver(id)
+			if !ok {
+				continue
+			}
+			for k := range st.recent {
+				if k.oid == r.st.t.oid {
+					delete(st.recent, k)
+				}
+			}
+			if err := st.add(ctx, r, source.Change{Truncate: true}); err != nil {
+				return err
 			}
 		}
 	case *pglogrepl.CommitMessage:
@@ -915,25 +921,6 @@ func (st *stream) commit(ctx context.Context, m *pglogrepl.CommitMessage) error 
 	st.txn = nil
 	if txn == nil {
 		return nil
-	}
-	if txn.truncated != "" {
-		// Emit what came before, wait until it is committed, then ask for
-		// the table to be copied afresh: a TRUNCATE names no rows.
-		if len(st.batch.Changes) > 0 || st.batch.Schemas != nil {
-			if err := st.flush(ctx, false); err != nil {
-				return err
-			}
-		}
-		done := make(chan struct{})
-		if err := st.send(ctx, outBatch{sync: done}); err != nil {
-			return err
-		}
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		return &source.CursorExpiredError{Table: txn.truncated, Reason: fmt.Sprintf("the table was truncated at LSN %s", m.CommitLSN)}
 	}
 	st.pos = max(st.pos, m.TransactionEndLSN)
 	if len(txn.changes) == 0 && txn.schemas == nil {

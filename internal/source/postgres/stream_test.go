@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -327,38 +329,79 @@ func TestToastUnchangedColumnDropped(t *testing.T) {
 	}
 }
 
-func TestTruncateExpiresCursor(t *testing.T) {
-	c, db, dsn := newDB(t, "CREATE TABLE a (id int PRIMARY KEY)", "CREATE TABLE b (id int PRIMARY KEY)", "INSERT INTO a VALUES (1)")
-	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "a"}, {Name: "b"}}})
+// TestTruncate is issue 15's case 4 at the source: a TRUNCATE is delivered
+// in its transaction's order as a truncate of each table it emptied
+// (several at once, CASCADE), the stream goes on and later changes follow.
+func TestTruncate(t *testing.T) {
+	c, db, dsn := newDB(t,
+		"CREATE TABLE a (id int PRIMARY KEY)", "CREATE TABLE b (id int PRIMARY KEY)",
+		"CREATE TABLE parent (id int PRIMARY KEY)", "CREATE TABLE child (id int PRIMARY KEY, p int REFERENCES parent)",
+		"CREATE TABLE other (id int PRIMARY KEY)")
+	names := []string{"a", "b", "parent", "child"}
+	var tables []TableConfig
+	for _, n := range names {
+		tables = append(tables, TableConfig{Name: n})
+	}
+	s := newSource(t, Config{DSN: dsn, Tables: tables})
 	col := &collector{}
-	cursors := copyAll(t, s, col, "a", "b")
-	r := startStream(s, cursors, col)
-	c.Exec(t, db, "INSERT INTO b VALUES (1)", "TRUNCATE a")
-	var err error
-	select {
-	case err = <-r.done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("Stream did not stop at the TRUNCATE")
+	r := startStream(s, copyAll(t, s, col, names...), col)
+	defer r.stop(t)
+	fill := "INSERT INTO a VALUES (1), (2); INSERT INTO b VALUES (1), (2); INSERT INTO parent VALUES (1), (2); INSERT INTO child VALUES (1, 1), (2, 2); INSERT INTO other VALUES (1)"
+	tests := []struct {
+		name string
+		sql  string
+		// want is the IDs left per table.
+		want map[string]string
+	}{
+		{"one table", "TRUNCATE a", map[string]string{"a": "", "b": "1,2", "parent": "1,2", "child": "1,2"}},
+		{"rows before and after in one transaction", "BEGIN; INSERT INTO a VALUES (7); UPDATE b SET id = 3 WHERE id = 1; TRUNCATE a; INSERT INTO a VALUES (8), (9); DELETE FROM a WHERE id = 9; COMMIT",
+			map[string]string{"a": "8", "b": "2,3", "parent": "1,2", "child": "1,2"}},
+		{"several tables", "TRUNCATE a, b", map[string]string{"a": "", "b": "", "parent": "1,2", "child": "1,2"}},
+		{"cascade", "TRUNCATE parent CASCADE", map[string]string{"a": "1,2", "b": "1,2", "parent": "", "child": ""}},
+		{"table not linked", "TRUNCATE other", map[string]string{"a": "1,2", "b": "1,2", "parent": "1,2", "child": "1,2"}},
 	}
-	var ce *source.CursorExpiredError
-	if !errors.As(err, &ce) || ce.Table != "a" {
-		t.Fatalf("Stream = %v, want a CursorExpiredError for a", err)
+	ids := func() map[string]string {
+		out := map[string]string{}
+		for _, n := range names {
+			var got []int
+			for id := range col.rows()[n] {
+				if !col.rows()[n][id].Deleted {
+					n, _ := strconv.Atoi(id)
+					got = append(got, n)
+				}
+			}
+			slices.Sort(got)
+			out[n] = strings.Trim(strings.Join(strings.Fields(fmt.Sprint(got)), ","), "[]")
+		}
+		return out
 	}
-	if _, ok := col.rows()["b"]["1"]; !ok {
-		t.Fatal("the transaction before the TRUNCATE was not delivered first")
+	for i, tt := range tests {
+		c.Exec(t, db, "TRUNCATE a, b, parent, child, other", fill)
+		waitFor(t, tt.name+": the tables filled", func() bool {
+			return maps.Equal(ids(), map[string]string{"a": "1,2", "b": "1,2", "parent": "1,2", "child": "1,2"})
+		})
+		c.Exec(t, db, tt.sql, fmt.Sprintf("INSERT INTO other VALUES (%d); INSERT INTO b VALUES (%d)", 100+i, 100+i))
+		marker := strconv.Itoa(100 + i)
+		waitFor(t, tt.name+": the change after it", func() bool { _, ok := col.rows()["b"][marker]; return ok })
+		got := ids()
+		got["b"] = strings.TrimSuffix(strings.TrimSuffix(got["b"], marker), ",")
+		if !maps.Equal(got, tt.want) {
+			t.Errorf("%s: rows %v, want %v", tt.name, got, tt.want)
+		}
 	}
-	// Copying a afresh and streaming both continues.
-	c.Exec(t, db, "INSERT INTO a VALUES (5)")
-	fresh := &collector{}
-	cursors["a"] = copyAll(t, s, fresh, "a")["a"]
-	cursors["b"] = col.last().Cursors["b"]
-	if _, ok := fresh.rows()["a"]["5"]; !ok || len(fresh.rows()["a"]) != 1 {
-		t.Fatalf("fresh copy of a: %v", fresh.rows()["a"])
+	// Truncates carry a version in their transaction's order and nothing
+	// else; no batch holds one of a table the stream does not deliver.
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	var last int64
+	for _, b := range col.batches {
+		for _, ch := range b.Changes {
+			if ch.Truncate && (ch.ID != "" || ch.Values != nil || ch.Version <= last || !slices.Contains(names, ch.Table)) {
+				t.Fatalf("truncate %+v after version %d", ch, last)
+			}
+			last = max(last, ch.Version)
+		}
 	}
-	r = startStream(s, cursors, fresh)
-	c.Exec(t, db, "INSERT INTO a VALUES (6)")
-	waitFor(t, "a change after the re-copy", func() bool { _, ok := fresh.rows()["a"]["6"]; return ok })
-	r.stop(t)
 }
 
 func TestRestartFromCommittedCursor(t *testing.T) {
