@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -713,5 +714,81 @@ func TestIdleCursorsRecordOnlyTheCursor(t *testing.T) {
 	}
 	if stateJSON(t, read) != stateJSON(t, l.State()) {
 		t.Fatalf("state read back differs from the writer's:\n%s\nwant\n%s", stateJSON(t, read), stateJSON(t, l.State()))
+	}
+}
+
+// TestGroupCommit: transactions that queue while a record is written go
+// into the next record together; one that fails fails alone, and two of
+// one table are never grouped, so they apply in order.
+func TestGroupCommit(t *testing.T) {
+	st := newStore(t)
+	l := openLake(t, st, newClock())
+	y24 := time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)
+	def := func(name string) *Definition {
+		s := accountSchema()
+		s.Name = name
+		return define(s, TableOptions{})
+	}
+	row := func(table string, n int) source.Change {
+		ch := account(n, 1, "row", y24)
+		ch.Table = table
+		return ch
+	}
+	var txs []Tx
+	for i := range 5 {
+		name := fmt.Sprintf("t%d", i)
+		txs = append(txs, Tx{Tables: []TableTx{{Name: name, Define: def(name), Changes: []source.Change{row(name, i)}, Cursor: "c1"}}})
+	}
+	bad := len(txs)
+	txs = append(txs, Tx{Tables: []TableTx{{Name: "t9", Define: def("t9")}, {Name: "t9", Define: def("t9")}}})
+	txs = append(txs, Tx{Tables: []TableTx{{Name: "t0", Changes: []source.Change{row("t0", 100)}, Cursor: "c2"}}})
+
+	seq := l.State().Seq
+	l.mu.Lock() // a record being written: every Commit below queues
+	errs := make([]error, len(txs))
+	var wg sync.WaitGroup
+	for i, tx := range txs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = l.Commit(ctxT(t), tx)
+		}()
+		// Queue them in order, so that the groups are known.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			l.qmu.Lock()
+			n := len(l.queue)
+			l.qmu.Unlock()
+			if n == i+1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				l.mu.Unlock()
+				t.Fatalf("commit %d did not queue", i)
+			}
+		}
+	}
+	l.mu.Unlock()
+	wg.Wait()
+	for i, err := range errs {
+		if (err != nil) != (i == bad) {
+			t.Errorf("commit %d: %v", i, err)
+		}
+	}
+	s := l.State()
+	if got := s.Seq - seq; got != 2 {
+		t.Errorf("%d records for %d queued commits, want 2 (one group, then the second commit of t0)", got, len(txs))
+	}
+	if _, ok := s.Tables["t9"]; ok {
+		t.Error("the failed commit's table is in the lake")
+	}
+	if ts := s.Tables["t0"]; ts == nil || ts.Rows != 2 || ts.Cursor != "c2" {
+		t.Errorf("t0 after its two commits: %+v", ts)
+	}
+	read, err := ReadState(ctxT(t), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stateJSON(t, read) != stateJSON(t, s) {
+		t.Fatalf("ReadState differs from the writer's state:\n%s\n%s", stateJSON(t, read), stateJSON(t, s))
 	}
 }

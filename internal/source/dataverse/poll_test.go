@@ -70,7 +70,8 @@ func TestAdaptivePolling(t *testing.T) {
 }
 
 // TestRequestBudget: however many tables and however short the intervals,
-// a link stays inside RequestsPerSecond.
+// the change stream stays inside its share of RequestsPerSecond (half),
+// leaving the rest to copies and describes.
 func TestRequestBudget(t *testing.T) {
 	e, url := emulatortest.Start(t, emulator.Config{Scale: 3, Seed: 1})
 	s := open(t, url, func(c *Config) {
@@ -89,14 +90,69 @@ func TestRequestBudget(t *testing.T) {
 	_ = s.Stream(ctx, cursors, func(context.Context, source.Batch) error { return nil })
 	n := e.Stats().Requests - before
 	t.Logf("%d requests in 1.5 s", n)
-	// A full bucket (20) plus 1.5 s at 20/s.
-	if n > 20+30+2 || n < 20 {
-		t.Errorf("6 tables polled every 1 ms made %d requests in 1.5 s, want about 50 (budget 20/s)", n)
+	// The poll bucket (Concurrency, 4) plus 1.5 s at half of 20/s.
+	if n > 4+15+2 || n < 12 {
+		t.Errorf("6 tables polled every 1 ms made %d requests in 1.5 s, want about 19 (half the budget of 20/s)", n)
 	}
 }
 
-// TestDueHeapOrder checks that the stream's next read is the table due
-// first, ties going to the first by name, as the scan it replaced picked.
+// TestSchedule: of the tables due, the one whose deadline (due + interval)
+// is first is read first, so a table that just changed is not queued
+// behind idle tables when the poll budget cannot keep up.
+func TestSchedule(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return now.Add(d) }
+	idle := func(name string, due time.Duration) *tableState {
+		return &tableState{name: name, due: at(due), interval: 30 * time.Second}
+	}
+	tests := []struct {
+		name   string
+		tables []*tableState
+		want   []string // the order of reads due at now
+		wake   time.Time
+	}{
+		{"changed table before long-overdue idle ones", []*tableState{
+			idle("idle1", -5*time.Second), idle("idle2", -3*time.Second),
+			{name: "hot", due: at(-100 * time.Millisecond), interval: time.Second},
+		}, []string{"hot", "idle1", "idle2"}, time.Time{}},
+		{"an idle table overdue past its interval goes first", []*tableState{
+			{name: "hot", due: at(-100 * time.Millisecond), interval: time.Second},
+			idle("idle1", -40*time.Second),
+		}, []string{"idle1", "hot"}, time.Time{}},
+		{"a table with more pages goes first", []*tableState{
+			{name: "hot", due: at(-time.Second), interval: time.Second},
+			{name: "paging", due: now, interval: 30 * time.Second, paging: true},
+		}, []string{"paging", "hot"}, time.Time{}},
+		{"none due: wake at the first due", []*tableState{idle("a", 2*time.Second), idle("b", time.Second)}, nil, at(time.Second)},
+		{"no table", nil, nil, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i, tb := range tt.tables {
+				tb.order = i
+			}
+			s := newSchedule(tt.tables)
+			var got []string
+			for {
+				tb, wake := s.peek(now)
+				if tb == nil {
+					if !wake.Equal(tt.wake) {
+						t.Errorf("wake %v, want %v", wake, tt.wake)
+					}
+					break
+				}
+				s.take()
+				got = append(got, tb.name)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("reads %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestDueHeapOrder checks that tables wait for their due time in order,
+// ties going to the first by name.
 func TestDueHeapOrder(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
@@ -109,7 +165,7 @@ func TestDueHeapOrder(t *testing.T) {
 		{"ties by name", []time.Duration{2, 1, 2, 1}, []int{1, 3, 0, 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var h dueHeap
+			h := tableHeap{less: dueFirst}
 			for i, d := range tc.due {
 				heap.Push(&h, &tableState{order: i, due: t0.Add(d * time.Second)})
 			}

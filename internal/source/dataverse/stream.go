@@ -106,11 +106,7 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 		return ctx.Err()
 	}
 
-	// idle holds the tables without a read in flight, the one due first on
-	// top: picking the next read costs O(log n), not a scan of every table
-	// per read (#16).
-	idle := dueHeap(slices.Clone(tables))
-	heap.Init(&idle)
+	idle := newSchedule(tables)
 	fetchCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -120,15 +116,21 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		// Start every due read there is room for, earliest first.
+		// Start every due read there is room for, most urgent first,
+		// each under the poll budget.
 		var wake time.Time
-		for inflight < s.cfg.Concurrency && len(idle) > 0 {
-			t := idle[0]
-			if time.Until(t.due) > 0 {
-				wake = t.due
+		for inflight < s.cfg.Concurrency {
+			now := time.Now()
+			var t *tableState
+			if t, wake = idle.peek(now); t == nil {
 				break
 			}
-			heap.Pop(&idle)
+			if r := s.polls.ReserveN(now, 1); r.DelayFrom(now) > 0 {
+				wake = now.Add(r.DelayFrom(now))
+				r.CancelAt(now)
+				break
+			}
+			idle.take()
 			inflight++
 			wg.Add(1)
 			check := !t.paging && !time.Now().Before(t.schemaDue)
@@ -176,7 +178,7 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 			} else if err := s.deliver(ctx, r.t, r.p, emit); err != nil {
 				return err
 			}
-			heap.Push(&idle, r.t)
+			idle.put(r.t)
 		}
 	}
 }
@@ -291,22 +293,81 @@ func withSelect(link, sel string) string {
 	return path + "?" + strings.Join(params, "&")
 }
 
-// dueHeap orders tables by when their next read is due, then by name.
-type dueHeap []*tableState
-
-func (h dueHeap) Len() int { return len(h) }
-func (h dueHeap) Less(i, j int) bool {
-	if !h[i].due.Equal(h[j].due) {
-		return h[i].due.Before(h[j].due)
-	}
-	return h[i].order < h[j].order
+// schedule holds the tables without a read in flight: picking the next
+// read costs O(log n), not a scan of every table per read (#16). Tables
+// not yet due wait by due time; once due they are ready, ordered by
+// deadline (deadline): when the poll budget cannot read every table each
+// MaxPollInterval, idle tables queue, and a table that just changed (a
+// short interval) must not wait behind them, while an idle table that
+// waited longer than its interval is overtaken by no one, so none starves.
+type schedule struct {
+	waiting, ready tableHeap
 }
-func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)   { *h = append(*h, x.(*tableState)) }
-func (h *dueHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
+
+func newSchedule(tables []*tableState) *schedule {
+	s := &schedule{waiting: tableHeap{ts: slices.Clone(tables), less: dueFirst}, ready: tableHeap{less: deadlineFirst}}
+	heap.Init(&s.waiting)
+	return s
+}
+
+// peek returns the table to read at now, or nil and when the first table
+// is due (zero when there is none).
+func (s *schedule) peek(now time.Time) (*tableState, time.Time) {
+	for s.waiting.Len() > 0 && !s.waiting.ts[0].due.After(now) {
+		heap.Push(&s.ready, heap.Pop(&s.waiting))
+	}
+	if s.ready.Len() > 0 {
+		return s.ready.ts[0], time.Time{}
+	}
+	if s.waiting.Len() > 0 {
+		return nil, s.waiting.ts[0].due
+	}
+	return nil, time.Time{}
+}
+
+// take removes the table peek returned.
+func (s *schedule) take() { heap.Pop(&s.ready) }
+
+// put schedules t again, at its new due time.
+func (s *schedule) put(t *tableState) { heap.Push(&s.waiting, t) }
+
+// deadline is when t should have been read at the latest: its due time
+// plus its interval; a table with more pages to read comes before every
+// table that has none (its read is half done).
+func (t *tableState) deadline() time.Time {
+	if t.paging {
+		return t.due.Add(-time.Hour)
+	}
+	return t.due.Add(t.interval)
+}
+
+func dueFirst(a, b *tableState) bool {
+	if !a.due.Equal(b.due) {
+		return a.due.Before(b.due)
+	}
+	return a.order < b.order
+}
+
+func deadlineFirst(a, b *tableState) bool {
+	if da, db := a.deadline(), b.deadline(); !da.Equal(db) {
+		return da.Before(db)
+	}
+	return a.order < b.order
+}
+
+// tableHeap is a heap.Interface of tables in the order of less.
+type tableHeap struct {
+	ts   []*tableState
+	less func(a, b *tableState) bool
+}
+
+func (h *tableHeap) Len() int           { return len(h.ts) }
+func (h *tableHeap) Less(i, j int) bool { return h.less(h.ts[i], h.ts[j]) }
+func (h *tableHeap) Swap(i, j int)      { h.ts[i], h.ts[j] = h.ts[j], h.ts[i] }
+func (h *tableHeap) Push(x any)         { h.ts = append(h.ts, x.(*tableState)) }
+func (h *tableHeap) Pop() any {
+	t := h.ts[len(h.ts)-1]
+	h.ts[len(h.ts)-1] = nil
+	h.ts = h.ts[:len(h.ts)-1]
 	return t
 }
