@@ -49,18 +49,19 @@ func tableStatus(s statusJSON, name string) (state, errText string) {
 	return "", ""
 }
 
-// countIs waits until SQL counts n rows of table in the lake.
+// countIs waits until SQL counts n rows of table in the lake. The table may
+// not be in the lake yet (the sync just started): the query is tried again.
 func countIs(t *testing.T, profile, table string, n int) {
 	t.Helper()
-	want := fmt.Sprint(n)
+	want := fmt.Sprintf("count_star()\n%d\n", n)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got := queryCSV(t, profile, fmt.Sprintf(`SELECT count(*) FROM %q`, table))[0][0]
-		if got == want {
+		out, errOut, code := runExit(t, "query", "-c", profile, "--format", "csv", fmt.Sprintf(`SELECT count(*) FROM %q`, table))
+		if code == 0 && out == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s rows in the lake, want %s", table, got, want)
+			t.Fatalf("%s: query exit %d, output %q, want %q\n%s", table, code, out, want, errOut)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
