@@ -40,12 +40,7 @@ func newQueryCmd() *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			rows, err := db.Query(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			return sqldb.Format(os.Stdout, rows, format)
+			return db.Print(cmd.Context(), os.Stdout, args[0], format)
 		},
 	}
 	lf.register(cmd)

@@ -2,13 +2,16 @@ package sqldb
 
 import (
 	"bufio"
+	"context"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,10 +41,79 @@ const (
 	maxCell        = 1000
 )
 
+// Print runs query on db, as Query does, and writes its result to w in
+// format, as Format does, except that a JSON column's document null prints
+// as null, distinct from SQL NULL (NULL in a table, an empty field in csv,
+// null in json): the DuckDB Go driver returns a JSON value parsed, nil for
+// both, so the result's JSON columns are read as their text. For that
+// Print asks DuckDB for the result's column types first (DESCRIBE, which
+// binds the statement without running it) and, when some column is JSON,
+// runs the statement under a select that casts those to VARCHAR (by name,
+// or by position when names repeat; names, order and the other values as
+// they are). A statement DESCRIBE cannot take (SHOW TABLES) runs as it is.
+func (db *DB) Print(ctx context.Context, w io.Writer, query, format string) error {
+	if !slices.Contains(Formats, format) {
+		return &FormatError{Format: format}
+	}
+	// The statement goes inside parentheses: a trailing ; would end it
+	// there, and a trailing -- comment is ended by the line break.
+	inner := "(\n" + strings.TrimRight(strings.TrimSpace(query), "; \t\r\n") + "\n)"
+	var (
+		list, replace []string
+		jsonText      []bool
+		names         = map[string]bool{}
+		unique        = true
+	)
+	if rows, err := db.Query(ctx, "SELECT column_name, column_type FROM (DESCRIBE "+inner+")"); err == nil {
+		for rows.Next() {
+			var name, typ string
+			if err := rows.Scan(&name, &typ); err != nil {
+				rows.Close()
+				return fmt.Errorf("read the result's columns: %w", err)
+			}
+			pos := fmt.Sprintf("#%d", len(list)+1)
+			if typ == "JSON" {
+				pos = "CAST(" + pos + " AS VARCHAR)"
+				replace = append(replace, "CAST("+quoteIdent(name)+" AS VARCHAR) AS "+quoteIdent(name))
+			}
+			list = append(list, pos+" AS "+quoteIdent(name))
+			jsonText = append(jsonText, typ == "JSON")
+			unique = unique && !names[strings.ToLower(name)]
+			names[strings.ToLower(name)] = true
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("read the result's columns: %w", err)
+		}
+	}
+	q := query
+	switch {
+	case len(replace) == 0:
+		jsonText = nil
+	case unique:
+		// By name where names are unique (DuckDB renames duplicates in a
+		// subquery): a column added to a table between DESCRIBE and the
+		// statement is shown too.
+		q = "SELECT * REPLACE (" + strings.Join(replace, ", ") + ") FROM " + inner
+	default:
+		q = "SELECT " + strings.Join(list, ", ") + " FROM " + inner
+	}
+	rows, err := db.Query(ctx, q)
+	if err != nil {
+		return err
+	}
+	return formatRows(w, rows, format, jsonText)
+}
+
 // Format writes rows as an aligned text table ("table"), CSV with a header
 // ("csv", NULL as an empty field, an empty string as ""), a JSON array of
 // objects ("json") or one JSON object per line ("jsonl"). It closes rows.
 func Format(w io.Writer, rows *sql.Rows, format string) error {
+	return formatRows(w, rows, format, nil)
+}
+
+// formatRows is Format; jsonText, when set, marks the columns that hold the
+// text of a JSON document (Print).
+func formatRows(w io.Writer, rows *sql.Rows, format string, jsonText []bool) error {
 	defer rows.Close()
 	types, err := rows.ColumnTypes()
 	if err != nil {
@@ -50,6 +122,9 @@ func Format(w io.Writer, rows *sql.Rows, format string) error {
 	cols := make([]resultColumn, len(types))
 	for i, t := range types {
 		cols[i] = resultColumn{name: t.Name(), dbType: t.DatabaseTypeName()}
+		if i < len(jsonText) && jsonText[i] {
+			cols[i].dbType, cols[i].jsonText = "JSON", true
+		}
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var out formatter
@@ -90,6 +165,9 @@ func Format(w io.Writer, rows *sql.Rows, format string) error {
 type resultColumn struct {
 	name   string
 	dbType string
+	// jsonText: the column holds a JSON document's text, not the
+	// driver's parsed value.
+	jsonText bool
 }
 
 // numeric columns are right-aligned in tables and bare in JSON.
@@ -486,6 +564,10 @@ func (f *jsonFormatter) value(v any, c resultColumn) any {
 	switch x := v.(type) {
 	case nil:
 		return nil
+	case string:
+		if c.jsonText && json.Valid([]byte(x)) {
+			return json.RawMessage(x)
+		}
 	case []byte:
 		return text(x, c.dbType)
 	case time.Time:

@@ -31,7 +31,9 @@ const formatQuery = `SELECT * FROM (VALUES
 	(5, '中文 😀 wide', 0, 1e300, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
 	(6, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
 	(7, 'infinite', NULL, NULL, NULL, TIMESTAMP 'infinity', TIMESTAMPTZ '-infinity', NULL, NULL, DATE 'infinity', NULL),
-	(8, 'BC and five digits', NULL, NULL, NULL, TIMESTAMP '-0001-03-01 12:00:00', TIMESTAMPTZ '12345-06-07 00:00:00+00', NULL, NULL, DATE '-infinity', NULL)
+	(8, 'BC and five digits', NULL, NULL, NULL, TIMESTAMP '-0001-03-01 12:00:00', TIMESTAMPTZ '12345-06-07 00:00:00+00', NULL, NULL, DATE '-infinity', NULL),
+	(9, 'the JSON document null', NULL, NULL, NULL, NULL, NULL, NULL, CAST('null' AS JSON), NULL, NULL),
+	(10, 'JSON as written', NULL, NULL, NULL, NULL, NULL, NULL, CAST('{"b":"<&>","a":12345678901234567890.125}' AS JSON), NULL, NULL)
 ) AS t(n, "text", amount, ratio, flag, stamp, stamp_tz, ref, doc, day, list) ORDER BY n`
 
 func TestFormatGolden(t *testing.T) {
@@ -39,25 +41,21 @@ func TestFormatGolden(t *testing.T) {
 	db := l.open()
 	for _, format := range Formats {
 		t.Run(format, func(t *testing.T) {
-			rows, err := db.Query(t.Context(), formatQuery)
-			if err != nil {
-				t.Fatal(err)
-			}
 			var buf bytes.Buffer
-			if err := Format(&buf, rows, format); err != nil {
+			if err := db.Print(t.Context(), &buf, formatQuery, format); err != nil {
 				t.Fatal(err)
 			}
 			golden(t, filepath.Join("testdata", "format", format+".golden"), buf.Bytes())
 			switch format {
 			case "csv":
 				recs, err := csv.NewReader(bytes.NewReader(buf.Bytes())).ReadAll()
-				if err != nil || len(recs) != 9 {
-					t.Errorf("CSV output does not parse back into 9 records: %d, %v", len(recs), err)
+				if err != nil || len(recs) != 11 {
+					t.Errorf("CSV output does not parse back into 11 records: %d, %v", len(recs), err)
 				}
 			case "json":
 				var v []map[string]any
-				if err := json.Unmarshal(buf.Bytes(), &v); err != nil || len(v) != 8 {
-					t.Errorf("JSON output is not an array of 8 objects: %v", err)
+				if err := json.Unmarshal(buf.Bytes(), &v); err != nil || len(v) != 10 {
+					t.Errorf("JSON output is not an array of 10 objects: %v", err)
 				}
 			case "jsonl":
 				for i, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
@@ -67,6 +65,44 @@ func TestFormatGolden(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPrintJSONNull is issue 15 case 9: a JSON column's document null
+// prints as null in every format, SQL NULL as NULL does (in json both are
+// null: a document is embedded as itself, as duckdb -json does); the statement's
+// column names (duplicates too), order and other values stay as they are,
+// also with a trailing ; or comment, and a statement DESCRIBE cannot take
+// runs as it is.
+func TestPrintJSONNull(t *testing.T) {
+	l := newTestLake(t)
+	db := l.open()
+	const q = `SELECT CASE WHEN i = 2 THEN CAST('null' AS JSON) WHEN i = 1 THEN CAST('[1, {"k": null}]' AS JSON) END AS doc, i AS x, -i AS x
+		FROM range(3) t(i) ORDER BY i DESC`
+	want := map[string]string{
+		"table": "doc              | x | x\n-----------------+---+---\nnull             | 2 | -2\n[1, {\"k\": null}] | 1 | -1\nNULL             | 0 |  0\n(3 rows)\n",
+		"csv":   "doc,x,x\nnull,2,-2\n\"[1, {\"\"k\"\": null}]\",1,-1\n,0,0\n",
+		"json":  "[\n{\"doc\":null,\"x\":2,\"x\":-2},\n{\"doc\":[1,{\"k\":null}],\"x\":1,\"x\":-1},\n{\"doc\":null,\"x\":0,\"x\":0}\n]\n",
+		"jsonl": "{\"doc\":null,\"x\":2,\"x\":-2}\n{\"doc\":[1,{\"k\":null}],\"x\":1,\"x\":-1}\n{\"doc\":null,\"x\":0,\"x\":0}\n",
+	}
+	for _, format := range Formats {
+		for _, query := range []string{q, q + ";\n", q + " -- the end"} {
+			var buf bytes.Buffer
+			if err := db.Print(t.Context(), &buf, query, format); err != nil {
+				t.Fatalf("%s: %v", format, err)
+			}
+			if buf.String() != want[format] {
+				t.Errorf("%s of %q:\ngot  %q\nwant %q", format, query[len(q):], buf.String(), want[format])
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := db.Print(t.Context(), &buf, "SHOW TABLES", "csv"); err != nil || !strings.HasPrefix(buf.String(), "name\n") {
+		t.Errorf("SHOW TABLES: %q, %v", buf.String(), err)
+	}
+	var fe *FormatError
+	if err := db.Print(t.Context(), &bytes.Buffer{}, q, "xml"); !errors.As(err, &fe) {
+		t.Errorf("unknown format: got %v, want a *FormatError", err)
 	}
 }
 
