@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -110,4 +112,61 @@ func visibleWithin(t *testing.T, c *pgtest.Cluster, profile string, id int, limi
 			t.Fatalf("busy row %d not in the lake after 30 s", id)
 		}
 	}
+}
+
+// TestPostgresColumnRename is issue #15's case 5: a column renamed at the
+// source under a running sync is renamed in the lake's layout in place, so
+// every row, old or new, reads under the new name and the old name is gone
+// (model.json too); a rename of the last column (which pgoutput shows like
+// a drop and an add) is told apart through the catalog, and a real drop and
+// add of the last column stays one.
+func TestPostgresColumnRename(t *testing.T) {
+	c := pgtest.Start(t)
+	dsn := c.CreateDB(t, "faults")
+	c.Exec(t, "faults", `CREATE TABLE busy (id int PRIMARY KEY, v text)`,
+		`CREATE TABLE evo (id int PRIMARY KEY, c1 text, c2 text, c3 text)`,
+		`INSERT INTO evo SELECT g, 'a' || g, 'b' || g, 'c' || g FROM generate_series(1, 3) g`)
+	tables := []string{"public.busy", "public.evo"}
+	dir := t.TempDir()
+	profile := filepath.Join(dir, "link.yaml")
+	pgTablesProfile(t, profile, dsn, tables...)
+	cmd, errb := startSync(t, profile)
+	allCompleted(t, profile, tables)
+	countIs(t, profile, "public.evo", 3)
+
+	steps := []struct {
+		name, sql string
+		// query and want: what SQL reads once the step's row 4+i is in.
+		query, want string
+	}{
+		{"rename", `ALTER TABLE evo RENAME COLUMN c1 TO c1r`, `SELECT string_agg(c1r, ',' ORDER BY c2) FROM "public.evo"`, "a1,a2,a3,n4"},
+		{"rename the last column", `ALTER TABLE evo RENAME COLUMN c3 TO c3r`, `SELECT string_agg(c3r, ',' ORDER BY c2) FROM "public.evo"`, "c1,c2,c3,n4,n5"},
+		{"drop and add the last column", `ALTER TABLE evo DROP COLUMN c3r; ALTER TABLE evo ADD COLUMN c3n text`, `SELECT string_agg(coalesce(c3n, '-'), ',' ORDER BY c2) FROM "public.evo"`, "-,-,-,-,-,n6"},
+	}
+	for i, st := range steps {
+		id := 4 + i
+		c.Exec(t, "faults", st.sql, fmt.Sprintf(`UPDATE evo SET c2 = c2 WHERE id = 1; INSERT INTO evo SELECT %d, 'n%d', 'n%d', 'n%d'`, id, id, id, id))
+		countIs(t, profile, "public.evo", id)
+		if got := queryCSV(t, profile, st.query)[0][0]; got != st.want {
+			t.Errorf("%s: %s = %q, want %q", st.name, st.query, got, st.want)
+		}
+	}
+	if _, stderr, code := runExit(t, "query", "-c", profile, `SELECT c1 FROM "public.evo"`); code == 0 {
+		t.Error("the old name c1 still reads after the rename")
+	} else if !strings.Contains(stderr, "c1") {
+		t.Errorf("select of the old name: %s", stderr)
+	}
+	model, err := os.ReadFile(filepath.Join(dir, "lake", "model.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(model), `"c1r"`) || strings.Contains(string(model), `"c1"`) {
+		t.Errorf("model.json does not show the rename c1 -> c1r")
+	}
+	s := allCompleted(t, profile, tables)
+	if _, e := tableStatus(s, "public.evo"); e != "" {
+		t.Errorf("evo: error %q", e)
+	}
+	alive(t, cmd, errb)
+	stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
 }

@@ -98,14 +98,37 @@ func newLayout(t *schema.Table) ([]Column, error) {
 }
 
 // evolveLayout returns the layout of a table whose source schema changed:
-// new columns appended, vanished ones marked Dropped, never reordered, so
-// that rows written earlier stay valid (shorter rows have NULL tails).
+// renamed columns (t.Renamed) renamed in place, new columns appended,
+// vanished ones marked Dropped, never reordered, so that rows written
+// earlier stay valid (shorter rows have NULL tails). A rename keeps the
+// column's position, so the files written before it (Synapse CSV is
+// positional, model.json names the columns) read under the new name.
 func evolveLayout(old []Column, t *schema.Table) ([]Column, error) {
 	cols := make([]Column, len(old))
 	copy(cols, old)
 	byName := make(map[string]int, len(cols))
 	for i, c := range cols {
 		byName[c.Name] = i
+	}
+	if len(t.Renamed) > 0 {
+		moved := map[int]string{}
+		for from, to := range t.Renamed {
+			i, ok := byName[from]
+			if !ok || cols[i].System {
+				continue
+			}
+			if _, taken := byName[to]; taken && t.Renamed[to] == "" {
+				return nil, &LayoutError{Table: t.Name, Column: from, Problem: fmt.Sprintf("the column was renamed to %s, a name the lake's layout already has (a column dropped earlier)", to)}
+			}
+			moved[i] = to
+		}
+		for i := range moved {
+			delete(byName, cols[i].Name)
+		}
+		for i, to := range moved {
+			cols[i].Name = to
+			byName[to] = i
+		}
 	}
 	present := map[string]bool{}
 	for _, sc := range t.Columns {

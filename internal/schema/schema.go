@@ -128,6 +128,12 @@ type Table struct {
 	OptionSets []OptionSet
 	States     []Option
 	Statuses   []StatusOption
+	// Renamed maps the columns renamed at the source since the description
+	// the consumer last had (old name to new name, a chain of renames
+	// already composed): a consumer keeps the column's data under its new
+	// name instead of taking it for a dropped and an added column. It goes
+	// with one delivery of the description and is never stored.
+	Renamed map[string]string `json:"-"`
 }
 
 // Column returns the column named name, or false.

@@ -618,8 +618,22 @@ func (st *stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		st.rels[m.RelationID] = r
 		return nil
 	}
-	r.desc.Key = tb.t.desc.Key
+	prev := tb.t.desc
+	if p := st.rels[m.RelationID]; p != nil {
+		prev = p.desc
+	}
+	renamed, err := st.renames(ctx, tb, prev, r.desc)
+	if err != nil {
+		return err
+	}
+	r.desc.Renamed = renamed
 	r.desc.PartitionColumn = tb.t.desc.PartitionColumn
+	for _, k := range prev.Key {
+		if to, ok := renamed[k]; ok {
+			k = to
+		}
+		r.desc.Key = append(r.desc.Key, k)
+	}
 	for _, k := range r.desc.Key {
 		i := slices.IndexFunc(r.desc.Columns, func(c schema.Column) bool { return c.Name == k })
 		if i < 0 {
@@ -627,18 +641,144 @@ func (st *stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		}
 		r.key = append(r.key, i)
 	}
-	prev := tb.t.desc
-	if p := st.rels[m.RelationID]; p != nil {
-		prev = p.desc
-	}
-	if err := compatible(name, prev, r.desc); err != nil {
+	if err := compatible(name, withRenames(prev, renamed), r.desc); err != nil {
 		return err
 	}
 	// The first Relation of a session always goes out: the lake may hold a
-	// shape older than the one this session starts with.
-	r.schemaDue = st.rels[m.RelationID] == nil || !sameShape(prev, r.desc)
+	// shape older than the one this session starts with. A description
+	// not yet delivered passes its renames on (mergeSchema).
+	p := st.rels[m.RelationID]
+	r.schemaDue = p == nil || p.schemaDue || !sameShape(prev, r.desc)
+	if p != nil && p.schemaDue && len(p.desc.Renamed) > 0 {
+		r.desc.Renamed = composeRenames(p.desc.Renamed, r.desc.Renamed)
+	}
 	st.rels[m.RelationID] = r
 	return nil
+}
+
+// renames tells which columns of cur, a new Relation message's
+// description of table t, are columns of prev renamed (#15 case 5).
+// pgoutput lists the columns in attnum order without attnums, so a rename
+// keeps the column's position while a drop and an add moves the new column
+// to the end: columns that differ by name at the same position, with the
+// same count and every other name in place, are renamed. At the last
+// position both look the same; the catalog tells them apart: after a drop
+// the old column's attribute (attisdropped) lies between the column before
+// and the new one. When the catalog no longer names the new column (it
+// changed again since), the change is taken as a drop and an add, and a
+// warning says so.
+func (st *stream) renames(ctx context.Context, tb *streamTable, prev, cur *schema.Table) (map[string]string, error) {
+	if len(prev.Columns) != len(cur.Columns) {
+		return nil, nil
+	}
+	has := func(t *schema.Table, name string) bool { _, ok := t.Column(name); return ok }
+	out := map[string]string{}
+	for i, c := range cur.Columns {
+		from := prev.Columns[i].Name
+		if from == c.Name {
+			continue
+		}
+		if has(cur, from) || has(prev, c.Name) {
+			return nil, nil // columns moved: not renames alone
+		}
+		out[from] = c.Name
+	}
+	last := len(cur.Columns) - 1
+	if len(out) == 0 || out[prev.Columns[last].Name] == "" {
+		return nilIfEmpty(out), nil
+	}
+	rows, err := st.s.pool.Query(ctx, `SELECT attname::text, attisdropped FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 ORDER BY attnum`, tb.t.oid)
+	if err != nil {
+		return nil, fmt.Errorf("postgres source %s: table %s: read the columns from the catalog: %w", st.s.where, tb.t.name, err)
+	}
+	type attr struct {
+		name    string
+		dropped bool
+	}
+	attrs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (attr, error) {
+		var a attr
+		return a, r.Scan(&a.name, &a.dropped)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres source %s: table %s: read the columns from the catalog: %w", st.s.where, tb.t.name, err)
+	}
+	newName, before := cur.Columns[last].Name, ""
+	if last > 0 {
+		before = cur.Columns[last-1].Name
+	}
+	rename, seenBefore, found := true, before == "", false
+	for _, a := range attrs {
+		switch {
+		case !a.dropped && a.name == before:
+			seenBefore = true
+		case !a.dropped && a.name == newName:
+			found = true
+		case a.dropped && seenBefore && !found:
+			rename = false
+		}
+		if found {
+			break
+		}
+	}
+	if !found || !seenBefore {
+		st.s.log.Warn("a column of the table changed name at the last position, and the catalog changed again since: taken as a dropped and an added column", "table", tb.t.name, "from", prev.Columns[last].Name, "to", newName)
+		rename = false
+	}
+	if !rename {
+		delete(out, prev.Columns[last].Name)
+	}
+	return nilIfEmpty(out), nil
+}
+
+func nilIfEmpty(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// withRenames returns t with its columns renamed.
+func withRenames(t *schema.Table, renamed map[string]string) *schema.Table {
+	if len(renamed) == 0 {
+		return t
+	}
+	c := *t
+	c.Columns = slices.Clone(t.Columns)
+	for i := range c.Columns {
+		if to, ok := renamed[c.Columns[i].Name]; ok {
+			c.Columns[i].Name = to
+		}
+	}
+	return &c
+}
+
+// composeRenames returns the renames a then b (old name to newest).
+func composeRenames(a, b map[string]string) map[string]string {
+	out := map[string]string{}
+	for from, to := range a {
+		if next, ok := b[to]; ok {
+			to = next
+		}
+		out[from] = to
+	}
+	for from, to := range b {
+		if !slices.Contains(slices.Collect(maps.Values(a)), from) {
+			out[from] = to
+		}
+	}
+	return out
+}
+
+// mergeSchema records d as table's description in m (created when nil by
+// the caller), keeping the renames of a description it replaces that was
+// never delivered.
+func mergeSchema(m map[string]*schema.Table, table string, d *schema.Table) {
+	if old := m[table]; old != nil && len(old.Renamed) > 0 {
+		c := *d
+		c.Renamed = composeRenames(old.Renamed, d.Renamed)
+		d = &c
+	}
+	m[table] = d
 }
 
 // compatible accepts added and dropped columns and widening (longer
@@ -885,7 +1025,7 @@ func (st *stream) add(ctx context.Context, r *rel, ch source.Change) error {
 		if txn.schemas == nil {
 			txn.schemas = map[string]*schema.Table{}
 		}
-		txn.schemas[ch.Table] = r.desc
+		mergeSchema(txn.schemas, ch.Table, r.desc)
 		r.schemaDue = false
 	}
 	txn.changes = append(txn.changes, ch)
@@ -938,7 +1078,7 @@ func (st *stream) commit(ctx context.Context, m *pglogrepl.CommitMessage) error 
 		if st.batch.Schemas == nil {
 			st.batch.Schemas = map[string]*schema.Table{}
 		}
-		st.batch.Schemas[k] = v
+		mergeSchema(st.batch.Schemas, k, v)
 	}
 	if len(st.batch.Changes) >= st.s.cfg.BatchRows {
 		return st.flush(ctx, false)
