@@ -133,6 +133,8 @@ func TestPostgresColumnRename(t *testing.T) {
 	cmd, errb := startSync(t, profile)
 	allCompleted(t, profile, tables)
 	countIs(t, profile, "public.evo", 3)
+	// The stream runs (it describes the tables when it starts).
+	visibleWithin(t, c, profile, 1, 10*time.Second)
 
 	steps := []struct {
 		name, sql string

@@ -505,3 +505,49 @@ func TestStreamWaitsForSlot(t *testing.T) {
 	waitFor(t, "the second stream", func() bool { _, ok := col.rows()["t"]["1"]; return ok })
 	second.stop(t)
 }
+
+// TestColumnRenames is issue #15's case 5 at the source: a renamed column
+// (the key included) is described with Renamed, renames made before one
+// delivery are composed, and a drop and an add of the last column is not a
+// rename.
+func TestColumnRenames(t *testing.T) {
+	c, db, dsn := newDB(t, "CREATE TABLE t (id int PRIMARY KEY, a text, b text)")
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "t"}}})
+	col := &collector{}
+	r := startStream(s, copyAll(t, s, col, "t"), col)
+	defer r.stop(t)
+	// The stream describes the table when it starts: the renames come
+	// after that.
+	c.Exec(t, db, "INSERT INTO t VALUES (0)")
+	waitFor(t, "the stream", func() bool { _, ok := col.rows()["t"]["0"]; return ok })
+	tests := []struct {
+		name string
+		sql  string
+		want map[string]string
+		key  string
+	}{
+		{"key column", "ALTER TABLE t RENAME COLUMN id TO ident", map[string]string{"id": "ident"}, "ident"},
+		{"chain in one transaction", "BEGIN; ALTER TABLE t RENAME COLUMN a TO a2; INSERT INTO t VALUES (100, 'x', 'y'); ALTER TABLE t RENAME COLUMN a2 TO a3; COMMIT", map[string]string{"a": "a3"}, "ident"},
+		{"last column", "ALTER TABLE t RENAME COLUMN b TO b2", map[string]string{"b": "b2"}, "ident"},
+		{"last column dropped and added", "ALTER TABLE t DROP COLUMN b2; ALTER TABLE t ADD COLUMN b3 text", nil, "ident"},
+	}
+	for i, tt := range tests {
+		id := strconv.Itoa(i + 1)
+		c.Exec(t, db, tt.sql, "INSERT INTO t VALUES ("+id+")")
+		waitFor(t, tt.name, func() bool { _, ok := col.rows()["t"][id]; return ok })
+		col.mu.Lock()
+		var got map[string]string
+		var key []string
+		for _, b := range col.batches {
+			for _, ch := range b.Changes {
+				if ch.ID == id && b.Schemas["t"] != nil {
+					got, key = b.Schemas["t"].Renamed, b.Schemas["t"].Key
+				}
+			}
+		}
+		col.mu.Unlock()
+		if !maps.Equal(got, tt.want) || !slices.Equal(key, []string{tt.key}) {
+			t.Errorf("%s: Renamed %v, key %v; want %v, [%s]", tt.name, got, key, tt.want, tt.key)
+		}
+	}
+}
