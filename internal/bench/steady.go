@@ -72,7 +72,7 @@ func steadyState(ctx context.Context, o *Options) (*Section, error) {
 	col := fmt.Sprintf("%d tables", b.tables)
 	return &Section{
 		Name: fmt.Sprintf("Steady state: one-row changes with %d linked tables", b.tables),
-		What: fmt.Sprintf("A running `lakelink sync` of contact plus N emulator tables of 10 rows (poll 100 ms, idle back-off to 30 s), caught up and settled (first snapshots taken); one contact update waited for; then %d single-row contact updates at 10/s; the floor column is the same with N = 10 (same run); ratio = N tables / 10 tables.", changes),
+		What: fmt.Sprintf("A running `lakelink sync` of contact plus N emulator tables of 10 rows (poll 100 ms, idle back-off to 30 s), caught up and settled (first snapshots taken); idle figures over 30 s (one round of idle polls); one contact update waited for; then %d single-row contact updates at 10/s; the floor column is the same with N = 10 (same run); ratio = N tables / 10 tables.", changes),
 		Rows: [][5]string{
 			{"change to SQL, p50 (" + col + ")", secs(b.p50), secs(a.p50), x(b.p50.Seconds(), a.p50.Seconds()), "<= 1.2 x"},
 			{"lake bytes written per change", fmt.Sprintf("%.0f B", b.bytes), fmt.Sprintf("%.0f B", a.bytes), x(b.bytes, a.bytes), "<= 4 KB, <= 1.2 x"},
@@ -88,6 +88,11 @@ func steadyState(ctx context.Context, o *Options) (*Section, error) {
 		Note: "Per-change figures are the sync process's own over the timed changes, idle and background work included, divided by the changes: lake bytes, store operations and fsyncs from its store counters; wchar of /proc/<pid>/io counts every byte it wrote, its HTTP requests to the source (a poll of each idle table every 30 s) and its log included.",
 	}, nil
 }
+
+// steadyMaxPoll is how far idle tables back off in the steady-state
+// scenario, and how long its idle figures are measured: one whole round of
+// idle polls, which tables that fell idle together make in a burst.
+const steadyMaxPoll = 30 * time.Second
 
 // steadyChanges is how many one-row changes each steady-state run times.
 func steadyChanges(o *Options) int { return min(o.Changes, 100) }
@@ -109,7 +114,7 @@ func steadyRun(ctx context.Context, o *Options, n int) (steady, error) {
 		names = append(names, emulator.ExtraTableName(i))
 	}
 	// Idle tables back off as far as the defaults let them.
-	p, err := profile(dir, url, names, pollInterval, 30*time.Second)
+	p, err := profile(dir, url, names, pollInterval, steadyMaxPoll)
 	if err != nil {
 		return r, err
 	}
@@ -138,7 +143,7 @@ func steadyRun(ctx context.Context, o *Options, n int) (steady, error) {
 	}
 	cpu0, w0 := procCPU(sc.pid()), writtenBytes(sc.pid())
 	t0 := time.Now()
-	sleep(ctx, 10*time.Second)
+	sleep(ctx, steadyMaxPoll)
 	el := time.Since(t0)
 	if o.Profile != "" {
 		_ = sc.cmd.Process.Signal(syscall.SIGUSR2)
