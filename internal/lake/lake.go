@@ -361,7 +361,9 @@ func (l *Lake) nextGroup() []*queued {
 // commitGroup writes the transactions of group in one record and finishes
 // each. Called with mu held.
 func (l *Lake) commitGroup(group []*queued) {
-	if err := l.reloadIfUncertain(group[0].ctx); err != nil {
+	// Not the first caller's context: its cancellation must not fail the
+	// others' commits.
+	if err := l.reloadIfUncertain(context.WithoutCancel(group[0].ctx)); err != nil {
 		for _, p := range group {
 			p.finish(nil, err)
 		}
