@@ -168,6 +168,20 @@ func current(t *testing.T, st store.Store, ts *TableState) map[string]row {
 	return out
 }
 
+// readBack reads the state of the lake in st and fails t unless it is the
+// writer's state want; it returns what it read.
+func readBack(t *testing.T, st store.Store, want *State) *State {
+	t.Helper()
+	read, err := ReadState(ctxT(t), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, w := stateJSON(t, read), stateJSON(t, want); got != w {
+		t.Fatalf("ReadState differs from the writer's state:\n%s\nwant\n%s", got, w)
+	}
+	return read
+}
+
 func stateJSON(t *testing.T, s *State) string {
 	t.Helper()
 	b, err := json.Marshal(s)

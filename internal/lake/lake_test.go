@@ -70,13 +70,7 @@ func TestCommitInPlace(t *testing.T) {
 			t.Errorf("Id %s: name %v, want %s", id, got[id]["name"], name)
 		}
 	}
-	read, err := ReadState(ctxT(t), st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stateJSON(t, read) != stateJSON(t, l.State()) {
-		t.Fatalf("ReadState differs from the writer's state:\n%s\n%s", stateJSON(t, read), stateJSON(t, l.State()))
-	}
+	readBack(t, st, l.State())
 }
 
 func TestCommitAppendOnly(t *testing.T) {
@@ -219,13 +213,7 @@ func TestCheckpointsFollowTheLog(t *testing.T) {
 	if cps == 0 || cp > logs+cpMax {
 		t.Fatalf("%d checkpoints of %d bytes for %d bytes of commit records: checkpoints must cost at most the log plus one", cps, cp, logs)
 	}
-	read, err := ReadState(ctxT(t), st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stateJSON(t, read) != stateJSON(t, l.State()) {
-		t.Fatal("ReadState after checkpoints differs from the writer's state")
-	}
+	readBack(t, st, l.State())
 }
 
 func TestCheckpointsAndPruning(t *testing.T) {
@@ -238,12 +226,8 @@ func TestCheckpointsAndPruning(t *testing.T) {
 		c.add(time.Second)
 		mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{account(i, 1, "n", t0)}}}})
 	}
-	read, err := ReadState(ctxT(t), st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if read.Seq != 21 || stateJSON(t, read) != stateJSON(t, l.State()) {
-		t.Fatalf("ReadState after checkpoints differs: seq %d", read.Seq)
+	if read := readBack(t, st, l.State()); read.Seq != 21 {
+		t.Fatalf("ReadState after checkpoints: seq %d, want 21", read.Seq)
 	}
 	logs, _ := st.List(ctxT(t), logDir)
 	cps, _ := st.List(ctxT(t), checkpointDir)
@@ -708,13 +692,7 @@ func TestIdleCursorsRecordOnlyTheCursor(t *testing.T) {
 			t.Fatalf("%s: %d tables in full, %d cursors; want the table in full", tc.name, len(rec.Tables), len(rec.Cursors))
 		}
 	}
-	read, err := ReadState(ctxT(t), st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stateJSON(t, read) != stateJSON(t, l.State()) {
-		t.Fatalf("state read back differs from the writer's:\n%s\nwant\n%s", stateJSON(t, read), stateJSON(t, l.State()))
-	}
+	readBack(t, st, l.State())
 }
 
 // TestGroupCommit: transactions that queue while a record is written go
@@ -784,11 +762,5 @@ func TestGroupCommit(t *testing.T) {
 	if ts := s.Tables["t0"]; ts == nil || ts.Rows != 2 || ts.Cursor != "c2" {
 		t.Errorf("t0 after its two commits: %+v", ts)
 	}
-	read, err := ReadState(ctxT(t), st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stateJSON(t, read) != stateJSON(t, s) {
-		t.Fatalf("ReadState differs from the writer's state:\n%s\n%s", stateJSON(t, read), stateJSON(t, s))
-	}
+	readBack(t, st, s)
 }
