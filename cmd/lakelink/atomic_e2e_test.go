@@ -28,11 +28,7 @@ func TestPostgresTransactionsAtomic(t *testing.T) {
 	profile := filepath.Join(dir, "link.yaml")
 	pgTablesProfile(t, profile, dsn, "public.big", "public.side")
 	cmd, errb := startSync(t, profile)
-	waitStatus(t, profile, "both tables Completed", func(s statusJSON) bool {
-		a, _ := tableStatus(s, "public.big")
-		b, _ := tableStatus(s, "public.side")
-		return s.Running && a == "Completed" && b == "Completed"
-	})
+	allCompleted(t, profile, []string{"public.big", "public.side"})
 
 	const n = 100000
 	const q = `SELECT (SELECT count(*) FROM "public.big"), (SELECT count(*) FROM "public.side"),

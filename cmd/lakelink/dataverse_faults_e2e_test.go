@@ -82,9 +82,7 @@ func TestDataverseUnreachable(t *testing.T) {
 	srv := emulatortest.StartServer(t, emulator.Config{Scale: 200, Seed: 5})
 	profile := writeProfile(t, t.TempDir(), srv.URL, "  - name: contact\n  - name: account\n")
 	cmd, errb := startSync(t, profile)
-	waitStatus(t, profile, "both tables Completed", func(s statusJSON) bool {
-		return s.Running && tableState(s, "contact") == "Completed" && tableState(s, "account") == "Completed"
-	})
+	allCompleted(t, profile, []string{"contact", "account"})
 	account, contact := faultTargets(t, srv.URL)
 
 	srv.Stop()
@@ -132,9 +130,7 @@ func TestDataverseThrottled(t *testing.T) {
 	srv := emulatortest.StartServer(t, emulator.Config{Scale: 200, Seed: 6})
 	profile := writeProfile(t, t.TempDir(), srv.URL, "  - name: contact\n  - name: account\n")
 	cmd, errb := startSync(t, profile)
-	waitStatus(t, profile, "both tables Completed", func(s statusJSON) bool {
-		return s.Running && tableState(s, "contact") == "Completed" && tableState(s, "account") == "Completed"
-	})
+	allCompleted(t, profile, []string{"contact", "account"})
 	account, contact := faultTargets(t, srv.URL)
 	emu := srv.Emulator()
 	// The changes are made just before the throttling starts (faults

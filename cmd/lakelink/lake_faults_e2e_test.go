@@ -36,9 +36,7 @@ func TestLakeReadOnly(t *testing.T) {
 	dir := t.TempDir()
 	profile := writeProfile(t, dir, srv.URL, "  - name: contact\n  - name: account\n")
 	cmd, errb := startSync(t, profile)
-	waitStatus(t, profile, "both tables Completed", func(s statusJSON) bool {
-		return s.Running && tableState(s, "contact") == "Completed" && tableState(s, "account") == "Completed"
-	})
+	allCompleted(t, profile, []string{"contact", "account"})
 	account, contact := faultTargets(t, srv.URL)
 
 	lakeDir := filepath.Join(dir, "lake")
@@ -120,9 +118,7 @@ func TestLakeDiskFull(t *testing.T) {
 	})
 	profile := writeProfile(t, dir, srv.URL, "  - name: contact\n  - name: account\n")
 	cmd, errb := startSync(t, profile)
-	waitStatus(t, profile, "both tables Completed", func(s statusJSON) bool {
-		return s.Running && tableState(s, "contact") == "Completed" && tableState(s, "account") == "Completed"
-	})
+	allCompleted(t, profile, []string{"contact", "account"})
 	account, contact := faultTargets(t, srv.URL)
 
 	// The filler takes every free block of the tmpfs.

@@ -95,11 +95,7 @@ func TestPostgresOneTableFaults(t *testing.T) {
 	profile := filepath.Join(dir, "link.yaml")
 	pgTablesProfile(t, profile, dsn, "public.ok", "public.evo")
 	cmd, errb := startSync(t, profile)
-	waitStatus(t, profile, "both tables Completed", func(s statusJSON) bool {
-		a, _ := tableStatus(s, "public.ok")
-		b, _ := tableStatus(s, "public.evo")
-		return s.Running && a == "Completed" && b == "Completed"
-	})
+	allCompleted(t, profile, []string{"public.ok", "public.evo"})
 
 	// Case 6: a type change pauses evo alone; ok keeps streaming.
 	c.Exec(t, "faults", `ALTER TABLE evo ALTER COLUMN c4 TYPE text`, `INSERT INTO evo VALUES (6, 'six')`)

@@ -49,12 +49,8 @@ func waitStatus(t *testing.T, profile, what string, cond func(statusJSON) bool) 
 }
 
 func tableState(s statusJSON, name string) string {
-	for _, tb := range s.Tables {
-		if tb.Name == name {
-			return tb.State
-		}
-	}
-	return ""
+	state, _ := tableStatus(s, name)
+	return state
 }
 
 // TestRunningSync follows a long-running sync: throttling shows in its
@@ -69,9 +65,7 @@ func TestRunningSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitStatus(t, profile, "both tables Completed", func(s statusJSON) bool {
-		return s.Running && tableState(s, "contact") == "Completed" && tableState(s, "account") == "Completed"
-	})
+	allCompleted(t, profile, []string{"contact", "account"})
 
 	// Every request throttled: the status says so; lifting it recovers.
 	emu.SetFaults(emulator.Faults{ThrottleRate: 1, RetryAfter: time.Second})
