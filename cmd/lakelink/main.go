@@ -16,7 +16,7 @@ import (
 )
 
 // memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says otherwise:
-// lakelink streams, and its live heap stays well below DESIGN.md's 512 MB
+// lakelink streams, and its live heap stays well below the 512 MB target of docs/decisions.md
 // budget, but with the collector's default pacing a burst of garbage (a
 // million-row transaction) took the process past it (591 MiB measured).
 const memoryLimit = 384 << 20

@@ -167,7 +167,7 @@ func open(ctx context.Context, st store.Store, load func(context.Context) (*lake
 }
 
 // memoryLimit bounds DuckDB's buffers so that a query process stays under
-// DESIGN.md's 512 MB with room for Go; bigger sorts, joins and aggregates
+// the 512 MB target of docs/decisions.md with room for Go; bigger sorts, joins and aggregates
 // spill to a temporary directory instead. 256 MB made DuckDB fail wide
 // sorts now and then even with spilling ("failed to pin block").
 const memoryLimit = "384MB"
