@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lakelink/lakelink/internal/bench"
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 func init() { commands = append(commands, newBenchCmd) }
@@ -114,7 +114,7 @@ func startProfile() func() {
 		}()
 	}
 	writeStats := func() {
-		if b, err := json.Marshal(store.LocalStats()); err == nil {
+		if b, err := json.Marshal(local.Stats()); err == nil {
 			_ = os.WriteFile(statsFile, b, 0o644)
 		}
 	}

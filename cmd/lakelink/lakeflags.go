@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lakelink/lakelink/internal/config"
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // lakeFlags names a lake by its link profile (-c) or by its folder (--lake),
@@ -24,9 +24,9 @@ func (f *lakeFlags) register(cmd *cobra.Command) {
 
 // open returns the lake's store and the profile, which is nil when the lake
 // was named by --lake.
-func (f *lakeFlags) open() (*store.Local, *config.Link, error) {
+func (f *lakeFlags) open() (*local.Store, *config.Link, error) {
 	if f.dir != "" {
-		st, err := store.NewLocal(f.dir)
+		st, err := local.New(f.dir)
 		return st, nil, err
 	}
 	if f.profile == "" {
@@ -36,6 +36,6 @@ func (f *lakeFlags) open() (*store.Local, *config.Link, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := store.NewLocal(p.LakePath())
+	st, err := local.New(p.LakePath())
 	return st, p, err
 }

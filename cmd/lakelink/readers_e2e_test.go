@@ -11,7 +11,7 @@ import (
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/pgtest"
 	"github.com/lakelink/lakelink/internal/sqldb"
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // TestConcurrentReaders queries the lake in a loop while `lakelink sync`
@@ -41,7 +41,7 @@ func TestConcurrentReaders(t *testing.T) {
 	loadDone := make(chan error, 1)
 	go func() { loadDone <- load.Wait() }()
 
-	st, err := store.NewLocal(filepath.Join(dir, "lake"))
+	st, err := local.New(filepath.Join(dir, "lake"))
 	if err != nil {
 		t.Fatal(err)
 	}

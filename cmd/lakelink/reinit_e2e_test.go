@@ -21,7 +21,7 @@ import (
 	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/pgtest"
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // Issue 15 case 19, readers' part (and case 3): `lakelink query` in a loop
@@ -130,7 +130,7 @@ func editProfile(t *testing.T, profile string, edit func(string) string) {
 // rows (those compaction has not folded in yet).
 func generation(t *testing.T, lakeDir, table string) (gen int, pending int64) {
 	t.Helper()
-	st, err := store.NewLocal(lakeDir)
+	st, err := local.New(lakeDir)
 	if err != nil {
 		t.Fatal(err)
 	}

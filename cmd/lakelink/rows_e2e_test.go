@@ -15,7 +15,7 @@ import (
 	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/pgtest"
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // TestStatusRowsBeforeCompaction is issue 9 §4 and issue 15 case 12 on
@@ -151,7 +151,7 @@ func queryInt(t *testing.T, profile, sql string) int64 {
 // compaction folded in yet, in the lake of profile.
 func pendingChanges(t *testing.T, profile, table string) int {
 	t.Helper()
-	st, err := store.NewLocal(filepath.Join(filepath.Dir(profile), "lake"))
+	st, err := local.New(filepath.Join(filepath.Dir(profile), "lake"))
 	if err != nil {
 		t.Fatal(err)
 	}

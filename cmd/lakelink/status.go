@@ -17,7 +17,7 @@ import (
 	"github.com/lakelink/lakelink/internal/link"
 	"github.com/lakelink/lakelink/internal/source/postgres"
 	"github.com/lakelink/lakelink/internal/sqldb"
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 	"github.com/lakelink/lakelink/internal/sync"
 )
 
@@ -78,7 +78,7 @@ lake's state cannot be read at all (no report).`,
 	return cmd
 }
 
-func printReport(w io.Writer, r *sync.Report, st *store.Local) {
+func printReport(w io.Writer, r *sync.Report, st *local.Store) {
 	running := "not running"
 	if r.Running {
 		running = "running"

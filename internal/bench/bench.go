@@ -326,7 +326,7 @@ func Write(path, command string, secs []Section) error {
 		"Every scenario measures lakelink and its floor (the same work done the plainest way) in the same run,",
 		"on the same machine, so ratios hold even where absolute figures vary. Targets are those of docs/decisions.md.",
 		"`--profile DIR` writes each lakelink child's CPU and allocation profiles (pprof) to DIR; every",
-		"child also reports its store operations, fsyncs and bytes written (store.LocalStats) in the bench log.",
+		"child also reports its store operations, fsyncs and bytes written (local.Stats) in the bench log.",
 	}
 	return os.WriteFile(path, []byte(render(secs, header)), 0o644)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/lakelink/lakelink/internal/source/dataverse"
 	"github.com/lakelink/lakelink/internal/sqldb"
 	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 	"github.com/lakelink/lakelink/internal/sync"
 )
 
@@ -69,7 +70,7 @@ func profile(dir, url string, tables []string, poll, maxPoll time.Duration) (str
 }
 
 func committedRows(ctx context.Context, lakeDir, table string) (int64, error) {
-	st, err := store.NewLocal(lakeDir)
+	st, err := local.New(lakeDir)
 	if err != nil {
 		return 0, err
 	}
@@ -156,7 +157,7 @@ func dataverseManyTables(ctx context.Context, o *Options) (*Section, error) {
 		return nil, err
 	}
 	el, rss := r.wall, r.rss
-	st, err := store.NewLocal(filepath.Join(o.Dir, "lake"))
+	st, err := local.New(filepath.Join(o.Dir, "lake"))
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +197,7 @@ func changeLatency(ctx context.Context, o *Options) (*Section, error) {
 		_ = cmd.Wait()
 	}()
 	lakeDir := filepath.Join(o.Dir, "lake")
-	st, err := store.NewLocal(lakeDir)
+	st, err := local.New(lakeDir)
 	if err != nil {
 		return nil, err
 	}

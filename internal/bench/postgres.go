@@ -16,7 +16,7 @@ import (
 
 	"github.com/lakelink/lakelink/internal/pgtest"
 	"github.com/lakelink/lakelink/internal/source/postgres"
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 	"github.com/lakelink/lakelink/internal/sync"
 )
 
@@ -221,7 +221,7 @@ func postgresLag(ctx context.Context, o *Options) (*Section, error) {
 		return nil, err
 	}
 	defer func() { _ = proc.Process.Signal(syscall.SIGTERM); _ = proc.Wait() }()
-	st, err := store.NewLocal(filepath.Join(o.Dir, "lake"))
+	st, err := local.New(filepath.Join(o.Dir, "lake"))
 	if err != nil {
 		return nil, err
 	}

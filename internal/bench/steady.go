@@ -19,6 +19,7 @@ import (
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/sqldb"
 	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 	"github.com/lakelink/lakelink/internal/sync"
 )
 
@@ -118,7 +119,7 @@ func steadyRun(ctx context.Context, o *Options, n int) (steady, error) {
 	if err != nil {
 		return r, err
 	}
-	st, err := store.NewLocal(filepath.Join(dir, "lake"))
+	st, err := local.New(filepath.Join(dir, "lake"))
 	if err != nil {
 		return r, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // TestCompactionGolden compacts lakes of many small files, built from
@@ -213,7 +214,7 @@ func TestCompactionFoldOrder(t *testing.T) {
 // failingStore fails Create for names with a given prefix after a given
 // number of successful ones.
 type failingStore struct {
-	*store.Local
+	*local.Store
 	prefix string
 	left   atomic.Int32
 }
@@ -224,7 +225,7 @@ func (s *failingStore) Create(ctx context.Context, name string) (store.Writer, e
 	if strings.HasPrefix(name, s.prefix) && s.left.Add(-1) < 0 {
 		return nil, errInjected
 	}
-	return s.Local.Create(ctx, name)
+	return s.Store.Create(ctx, name)
 }
 
 // TestCompactionErrors: a malformed record fails the compaction with the
@@ -249,7 +250,7 @@ func TestCompactionErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := &failingStore{Local: newStore(t), prefix: dataDir + "account/"}
+			st := &failingStore{Store: newStore(t), prefix: dataDir + "account/"}
 			st.left.Store(1 << 30)
 			c := newClock()
 			l, err := Open(ctxT(t), st, Options{Link: "test", Now: c.now, Grace: time.Minute, CompactAge: time.Hour, SnapshotsToKeep: -1})
@@ -289,7 +290,7 @@ func TestCompactionErrors(t *testing.T) {
 					fs[indexesOf(ts).version] = "x"
 					bad = fmt.Sprintf("%s\n%s\n%s\n", good, good, strings.Join(fs, ","))
 				}
-				w, err := st.Local.Create(ctxT(t), path)
+				w, err := st.Store.Create(ctxT(t), path)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // BenchmarkCompactBulk folds an UPDATE of every row of a 1M-row orders
@@ -24,7 +24,7 @@ import (
 // collector found (peak-live) and the heap objects, garbage not yet
 // collected included (peak-heap), which is what the process's RSS follows.
 func BenchmarkCompactBulk(b *testing.B) {
-	st, err := store.NewLocal(b.TempDir())
+	st, err := local.New(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}

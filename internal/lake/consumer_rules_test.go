@@ -18,7 +18,7 @@ import (
 
 	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // Consumer re-implementations (#9 §2): each reads a lake lakelink wrote by
@@ -42,7 +42,7 @@ type wantRow struct {
 // (incremental intervals without a folder).
 type workload struct {
 	t    *testing.T
-	st   *store.Local
+	st   *local.Store
 	c    *clock
 	l    *Lake
 	opts Options

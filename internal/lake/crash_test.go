@@ -21,6 +21,7 @@ import (
 	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // crashEnv names the lake folder a re-executed test binary writes to until
@@ -112,7 +113,7 @@ func TestMain(m *testing.M) {
 
 func crashWriter(dir string) error {
 	ctx := context.Background()
-	st, err := store.NewLocal(dir)
+	st, err := local.New(dir)
 	if err != nil {
 		return err
 	}
@@ -217,7 +218,7 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	st, err := store.NewLocal(dir)
+	st, err := local.New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

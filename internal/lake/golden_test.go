@@ -12,7 +12,7 @@ import (
 
 	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden lakes under testdata/golden")
@@ -126,7 +126,7 @@ func TestGoldenIncremental(t *testing.T) {
 	compareGolden(t, st, l, "incremental")
 }
 
-func compareGolden(t *testing.T, st *store.Local, l *Lake, name string) {
+func compareGolden(t *testing.T, st *local.Store, l *Lake, name string) {
 	t.Helper()
 	readBack(t, st, l.State())
 	dir := filepath.Join("testdata", "golden", name)

@@ -13,6 +13,7 @@ import (
 	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 var t0 = time.Date(2024, 3, 15, 10, 0, 0, 0, time.UTC)
@@ -196,9 +197,9 @@ func stateJSON(t *testing.T, s *State) string {
 	return string(b)
 }
 
-func newStore(t *testing.T) *store.Local {
+func newStore(t *testing.T) *local.Store {
 	t.Helper()
-	st, err := store.NewLocal(t.TempDir())
+	st, err := local.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

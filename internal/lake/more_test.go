@@ -14,6 +14,7 @@ import (
 	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 func TestEvolveLayout(t *testing.T) {
@@ -254,7 +255,7 @@ func TestCompactionMemory(t *testing.T) {
 }
 
 func BenchmarkCommitOneRow(b *testing.B) {
-	st, err := store.NewLocal(b.TempDir())
+	st, err := local.New(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -274,7 +275,7 @@ func BenchmarkCommitOneRow(b *testing.B) {
 }
 
 func BenchmarkCopyBatch(b *testing.B) {
-	st, err := store.NewLocal(b.TempDir())
+	st, err := local.New(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -352,7 +353,7 @@ func TestUncertainCommit(t *testing.T) {
 // the Maintain rounds that take the first snapshots.
 func BenchmarkInitialSync300(b *testing.B) {
 	for b.Loop() {
-		st, err := store.NewLocal(b.TempDir())
+		st, err := local.New(b.TempDir())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // ordersSchema is the table of the postgres-initial benchmark scenario
@@ -72,7 +73,7 @@ func BenchmarkInitialCopy10k(b *testing.B) {
 		store func(b *testing.B) store.Store
 	}{
 		{"local", func(b *testing.B) store.Store {
-			st, err := store.NewLocal(b.TempDir())
+			st, err := local.New(b.TempDir())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -192,7 +193,7 @@ func (d *discardStore) Location(name string) string { return name }
 // files of 10 000 rows, ~140 MB), as Maintain does when the initial copy
 // of the postgres-initial scenario completes.
 func BenchmarkSnapshot(b *testing.B) {
-	st, err := store.NewLocal(b.TempDir())
+	st, err := local.New(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -88,7 +88,7 @@ const snapshotCopies = 8
 // copyBufs recycles the buffers copyInto copies objects through.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
-// copyBufSize is as large as a store.Local writer's buffer, so that each
+// copyBufSize is as large as a local.Store writer's buffer, so that each
 // read is written straight to the file instead of through that buffer.
 const copyBufSize = 1 << 20
 

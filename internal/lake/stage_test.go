@@ -11,6 +11,7 @@ import (
 	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // stageLake is a lake whose table account is defined and being copied,
@@ -194,7 +195,7 @@ func TestStageFullWithManyPartitionsOpen(t *testing.T) {
 // txLake is a lake with the in-place table account and the append-only
 // table contact, both streaming (initial copy done), on a store kept for
 // reopening.
-func txLake(t *testing.T) (*Lake, *store.Local) {
+func txLake(t *testing.T) (*Lake, *local.Store) {
 	t.Helper()
 	st := newStore(t)
 	l, err := Open(ctxT(t), st, Options{Link: "test", Grace: -1, MaxFileRows: 4})

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 func newStore(t *testing.T) store.Store {
 	t.Helper()
-	st, err := store.NewLocal(t.TempDir())
+	st, err := local.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/source/dataverse"
 	"github.com/lakelink/lakelink/internal/source/postgres"
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 	"github.com/lakelink/lakelink/internal/sync"
 )
 
@@ -33,7 +33,7 @@ type Options struct {
 // Link is an opened link profile.
 type Link struct {
 	Profile *config.Link
-	Store   *store.Local
+	Store   *local.Store
 	Lake    *lake.Lake
 	Source  source.Source
 	Engine  *sync.Engine
@@ -47,7 +47,7 @@ func Open(ctx context.Context, p *config.Link, opts Options) (*Link, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	st, err := store.NewLocal(p.LakePath())
+	st, err := local.New(p.LakePath())
 	if err != nil {
 		return nil, err
 	}

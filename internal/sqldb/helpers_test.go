@@ -15,12 +15,13 @@ import (
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // testLake is a lake folder whose committed state a test sets by hand.
 type testLake struct {
 	t     testing.TB
-	st    *store.Local
+	st    *local.Store
 	mu    sync.Mutex
 	state *lake.State
 	loads int
@@ -28,7 +29,7 @@ type testLake struct {
 
 func newTestLake(t testing.TB) *testLake {
 	t.Helper()
-	st, err := store.NewLocal(t.TempDir())
+	st, err := local.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

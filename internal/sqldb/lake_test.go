@@ -9,7 +9,7 @@ import (
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // TestWithLakeWriter queries a lake that package lake wrote: the SQL layer
@@ -17,7 +17,7 @@ import (
 // compaction, snapshots and schema evolution.
 func TestWithLakeWriter(t *testing.T) {
 	ctx := t.Context()
-	st, err := store.NewLocal(t.TempDir())
+	st, err := local.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

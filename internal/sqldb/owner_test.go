@@ -14,6 +14,7 @@ import (
 
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // holderEnv, set, makes the test binary hold a lake database open on the
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 func holdCache(dirs string) error {
 	lakeDir, cacheDir, _ := strings.Cut(dirs, "\t")
 	ctx := context.Background()
-	st, err := store.NewLocal(lakeDir)
+	st, err := local.New(lakeDir)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // FuzzTypedRoundTrip writes one row of every value kind through the lake
@@ -29,7 +29,7 @@ func FuzzTypedRoundTrip(f *testing.F) {
 	f.Add("NULL", int64(math.MaxInt64), uint64(math.MaxUint64), -math.MaxFloat64, int64(1), false)
 	f.Add("1e400", int64(math.MinInt64), uint64(5), math.SmallestNonzeroFloat64, int64(-1), true)
 	ctx := context.Background()
-	st, err := store.NewLocal(f.TempDir())
+	st, err := local.New(f.TempDir())
 	if err != nil {
 		f.Fatal(err)
 	}

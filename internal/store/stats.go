@@ -1,14 +1,12 @@
 package store
 
-import (
-	"fmt"
-	"sync/atomic"
-)
+import "fmt"
 
-// Stats counts what the Local stores of this process did: operations by
-// kind, fsyncs (of files and of folders) and bytes written. They are what a
-// commit costs on a local lake, and what `lakelink bench` reports per commit
-// so that a cost that grows with the number of tables shows (issue #16).
+// Stats counts what a store did: operations by kind, fsyncs (of files and of
+// folders) and bytes written. They are what a commit costs, and what
+// `lakelink bench` reports per commit so that a cost that grows with the
+// number of tables shows (issue #16). A backend that counts returns them from
+// a function of its own (local.Stats).
 type Stats struct {
 	Creates, PutIfAbsents, Copies, Opens, Lists, Deletes int64
 	// Listed counts the objects Lists returned: a List is one request to
@@ -38,20 +36,4 @@ func (s Stats) Sub(o Stats) Stats {
 func (s Stats) String() string {
 	return fmt.Sprintf("%d ops (%d create, %d put-if-absent, %d copy, %d open, %d list of %d names, %d delete), %d fsyncs, %d bytes written",
 		s.Ops(), s.Creates, s.PutIfAbsents, s.Copies, s.Opens, s.Lists, s.Listed, s.Deletes, s.Fsyncs, s.BytesWritten)
-}
-
-// counters are the process-wide Stats; atomics, so counting costs a few
-// nanoseconds against the microseconds of the system calls counted.
-var counters struct {
-	creates, putIfAbsents, copies, opens, lists, deletes, listed, fsyncs, written atomic.Int64
-}
-
-// LocalStats returns what every Local of this process has done so far.
-func LocalStats() Stats {
-	c := &counters
-	return Stats{
-		Creates: c.creates.Load(), PutIfAbsents: c.putIfAbsents.Load(), Copies: c.copies.Load(),
-		Opens: c.opens.Load(), Lists: c.lists.Load(), Deletes: c.deletes.Load(), Listed: c.listed.Load(),
-		Fsyncs: c.fsyncs.Load(), BytesWritten: c.written.Load(),
-	}
 }

@@ -14,12 +14,13 @@ import (
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/sqldb"
 	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 type harness struct {
 	t      *testing.T
 	src    *fakeSource
-	st     *store.Local
+	st     *local.Store
 	lk     *lake.Lake
 	eng    *Engine
 	db     *sqldb.DB
@@ -45,7 +46,7 @@ func specs(names ...string) []Spec {
 // start runs an engine over src and a lake in dir until the test ends.
 func start(t *testing.T, src *fakeSource, dir string, cfg Config) *harness {
 	t.Helper()
-	st, err := store.NewLocal(dir)
+	st, err := local.New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestInitialThenIncremental(t *testing.T) {
 func TestOnceReturnsWhenCurrent(t *testing.T) {
 	src := newFake("contact", "lead_log")
 	seed(src, 25, "contact", "lead_log")
-	st, _ := store.NewLocal(t.TempDir())
+	st, _ := local.New(t.TempDir())
 	lk, err := lake.Open(context.Background(), st, lake.Options{Link: "test"})
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/source"
-	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/local"
 )
 
 // watcher counts a table's rows in SQL in a loop, as a reader of the lake
@@ -199,7 +199,7 @@ func TestCopyRestartedKeepsItsRows(t *testing.T) {
 	src.pageSize = 3
 	seed(src, 30, "contact")
 	// A first copy stopped after 9 rows, as a lake holds it.
-	st, err := store.NewLocal(dir)
+	st, err := local.New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

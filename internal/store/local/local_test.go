@@ -1,4 +1,4 @@
-package store
+package local
 
 import (
 	"context"
@@ -12,18 +12,20 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lakelink/lakelink/internal/store"
 )
 
-func newLocal(t *testing.T) *Local {
+func newLocal(t *testing.T) *Store {
 	t.Helper()
-	l, err := NewLocal(filepath.Join(t.TempDir(), "lake"))
+	l, err := New(filepath.Join(t.TempDir(), "lake"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return l
 }
 
-func names(objs []Object) string {
+func names(objs []store.Object) string {
 	var out []string
 	for _, o := range objs {
 		out = append(out, o.Name)
@@ -34,7 +36,7 @@ func names(objs []Object) string {
 func TestCreateIsAtomic(t *testing.T) {
 	ctx := t.Context()
 	l := newLocal(t)
-	if err := Put(ctx, l, "a/b.csv", []byte("old")); err != nil {
+	if err := store.Put(ctx, l, "a/b.csv", []byte("old")); err != nil {
 		t.Fatal(err)
 	}
 	w, err := l.Create(ctx, "a/b.csv")
@@ -45,7 +47,7 @@ func TestCreateIsAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Before Close readers see the old object, and List no staging file.
-	if got, _ := ReadAll(ctx, l, "a/b.csv"); string(got) != "old" {
+	if got, _ := store.ReadAll(ctx, l, "a/b.csv"); string(got) != "old" {
 		t.Fatalf("before Close: %q", got)
 	}
 	if objs, _ := l.List(ctx, "a/"); names(objs) != "a/b.csv" {
@@ -54,7 +56,7 @@ func TestCreateIsAtomic(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := ReadAll(ctx, l, "a/b.csv"); string(got) != "new" {
+	if got, _ := store.ReadAll(ctx, l, "a/b.csv"); string(got) != "new" {
 		t.Fatalf("after Close: %q", got)
 	}
 	// Abort leaves the object as it was and no staging file.
@@ -68,7 +70,7 @@ func TestCreateIsAtomic(t *testing.T) {
 	if err := w.Abort(); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := ReadAll(ctx, l, "a/b.csv"); string(got) != "new" {
+	if got, _ := store.ReadAll(ctx, l, "a/b.csv"); string(got) != "new" {
 		t.Fatalf("after Abort: %q", got)
 	}
 	entries, _ := os.ReadDir(filepath.Join(l.Root(), "a"))
@@ -84,10 +86,10 @@ func TestPutIfAbsent(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := l.PutIfAbsent(ctx, "log/1.json", []byte("second"))
-	if !errors.Is(err, ErrExist) {
-		t.Fatalf("want ErrExist, got %v", err)
+	if !errors.Is(err, store.ErrExist) {
+		t.Fatalf("want store.ErrExist, got %v", err)
 	}
-	if got, _ := ReadAll(ctx, l, "log/1.json"); string(got) != "first" {
+	if got, _ := store.ReadAll(ctx, l, "log/1.json"); string(got) != "first" {
 		t.Fatalf("the loser replaced the object: %q", got)
 	}
 	// Many writers race for one name: exactly one wins.
@@ -101,7 +103,7 @@ func TestPutIfAbsent(t *testing.T) {
 				mu.Lock()
 				wins++
 				mu.Unlock()
-			} else if !errors.Is(err, ErrExist) {
+			} else if !errors.Is(err, store.ErrExist) {
 				t.Error(err)
 			}
 		})
@@ -119,7 +121,7 @@ func TestListOpenDelete(t *testing.T) {
 	ctx := t.Context()
 	l := newLocal(t)
 	for _, n := range []string{"account/2024_1.csv", "account/2023_1.csv", "account/Snapshot/2023_1.csv", "accounts/x.csv", "model.json"} {
-		if err := Put(ctx, l, n, []byte(n)); err != nil {
+		if err := store.Put(ctx, l, n, []byte(n)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -140,7 +142,7 @@ func TestListOpenDelete(t *testing.T) {
 			t.Errorf("List(%q) = %s, want %s", tt.prefix, names(objs), tt.want)
 		}
 	}
-	if _, err := l.Open(ctx, "nope.csv"); !errors.Is(err, ErrNotExist) {
+	if _, err := l.Open(ctx, "nope.csv"); !errors.Is(err, store.ErrNotExist) {
 		t.Fatalf("Open of an absent object: %v", err)
 	}
 	if err := l.Delete(ctx, "account/2023_1.csv"); err != nil {
@@ -149,7 +151,7 @@ func TestListOpenDelete(t *testing.T) {
 	if err := l.Delete(ctx, "account/2023_1.csv"); err != nil {
 		t.Fatalf("deleting an absent object: %v", err)
 	}
-	if _, err := l.Open(ctx, "account/2023_1.csv"); !errors.Is(err, ErrNotExist) {
+	if _, err := l.Open(ctx, "account/2023_1.csv"); !errors.Is(err, store.ErrNotExist) {
 		t.Fatalf("Open after Delete: %v", err)
 	}
 	if loc := l.Location("model.json"); loc != filepath.Join(l.Root(), "model.json") {
@@ -246,8 +248,8 @@ func TestCopy(t *testing.T) {
 		{"to already a copy", [][2]string{{"a/2024_1.csv", "rows"}, {"a/Snapshot/2024_9.csv", "@a/2024_1.csv"}}, "a/2024_1.csv", "a/Snapshot/2024_9.csv", "rows", nil},
 		{"same name", [][2]string{{"a/2024_1.csv", "rows"}}, "a/2024_1.csv", "a/2024_1.csv", "rows", nil},
 		{"empty object", [][2]string{{"a/2024_1.csv", ""}}, "a/2024_1.csv", "b.csv", "", nil},
-		{"absent from", [][2]string{{"a/Snapshot/2024_9.csv", "old"}}, "a/2024_1.csv", "a/Snapshot/2024_9.csv", "old", ErrNotExist},
-		{"absent from and folder", nil, "x/2024_1.csv", "x/Snapshot/2024_9.csv", "", ErrNotExist},
+		{"absent from", [][2]string{{"a/Snapshot/2024_9.csv", "old"}}, "a/2024_1.csv", "a/Snapshot/2024_9.csv", "old", store.ErrNotExist},
+		{"absent from and folder", nil, "x/2024_1.csv", "x/Snapshot/2024_9.csv", "", store.ErrNotExist},
 	}
 	for _, lk := range links {
 		for _, tt := range tests {
@@ -268,7 +270,7 @@ func TestCopy(t *testing.T) {
 						}
 						continue
 					}
-					if err := Put(ctx, l, name, []byte(data)); err != nil {
+					if err := store.Put(ctx, l, name, []byte(data)); err != nil {
 						t.Fatal(err)
 					}
 					if err := os.Chtimes(l.path(name), old, old); err != nil {
@@ -279,10 +281,10 @@ func TestCopy(t *testing.T) {
 				if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
 					t.Fatalf("Copy: %v, want %v", err, tt.wantErr)
 				}
-				got, rerr := ReadAll(ctx, l, tt.to)
+				got, rerr := store.ReadAll(ctx, l, tt.to)
 				switch {
 				case tt.wantErr != nil && tt.want == "":
-					if !errors.Is(rerr, ErrNotExist) {
+					if !errors.Is(rerr, store.ErrNotExist) {
 						t.Fatalf("a failed copy made to: %q (%v)", got, rerr)
 					}
 				case rerr != nil || string(got) != tt.want:
@@ -319,7 +321,7 @@ func TestCopy(t *testing.T) {
 				if err := l.Delete(ctx, tt.from); err != nil {
 					t.Fatal(err)
 				}
-				if got, err := ReadAll(ctx, l, tt.to); err != nil || string(got) != tt.want {
+				if got, err := store.ReadAll(ctx, l, tt.to); err != nil || string(got) != tt.want {
 					t.Fatalf("after deleting from, to holds %q (%v), want %q", got, err, tt.want)
 				}
 			})
@@ -333,7 +335,7 @@ func TestCopyFails(t *testing.T) {
 	ctx := t.Context()
 	l := newLocal(t)
 	for name, data := range map[string]string{"a/1.csv": "new", "a/2.csv": "old"} {
-		if err := Put(ctx, l, name, []byte(data)); err != nil {
+		if err := store.Put(ctx, l, name, []byte(data)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -344,7 +346,7 @@ func TestCopyFails(t *testing.T) {
 	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "copying a/1.csv to a/2.csv") {
 		t.Fatalf("Copy: %v", err)
 	}
-	if got, _ := ReadAll(ctx, l, "a/2.csv"); string(got) != "old" {
+	if got, _ := store.ReadAll(ctx, l, "a/2.csv"); string(got) != "old" {
 		t.Fatalf("a failed copy changed to: %q", got)
 	}
 	checkNoStaging(t, l)
@@ -356,7 +358,7 @@ func TestCopyFails(t *testing.T) {
 }
 
 // checkNoStaging fails if any staging file is left in the lake folder.
-func checkNoStaging(t *testing.T, l *Local) {
+func checkNoStaging(t *testing.T, l *Store) {
 	t.Helper()
 	err := filepath.WalkDir(l.Root(), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && strings.HasPrefix(d.Name(), ".tmp-") {

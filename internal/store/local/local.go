@@ -1,4 +1,7 @@
-package store
+// Package local is the store.Store of a folder on a local file system: the
+// lake of a `lake.path` profile or a `--lake DIR` flag. It may import only the
+// standard library and package store.
+package local
 
 import (
 	"bufio"
@@ -15,20 +18,22 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/lakelink/lakelink/internal/store"
 )
 
-// Local is a Store in a local directory. It uses rename and hard links
+// Store is a store.Store in a local directory. It uses rename and hard links
 // internally to publish objects atomically; the protocol above it does not
 // depend on either.
-type Local struct {
+type Store struct {
 	root string
 	// link is os.Link. Tests replace it to take the byte-copy path of file
 	// systems that refuse hard links.
 	link func(oldname, newname string) error
 }
 
-// NewLocal returns the store rooted at dir, creating dir if needed.
-func NewLocal(dir string) (*Local, error) {
+// New returns the store rooted at dir, creating dir if needed.
+func New(dir string) (*Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -36,13 +41,13 @@ func NewLocal(dir string) (*Local, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("lake folder %s: %w", abs, err)
 	}
-	return &Local{root: abs, link: os.Link}, nil
+	return &Store{root: abs, link: os.Link}, nil
 }
 
 // Root returns the absolute directory of the store.
-func (l *Local) Root() string { return l.root }
+func (l *Store) Root() string { return l.root }
 
-func (l *Local) path(name string) string { return filepath.Join(l.root, filepath.FromSlash(name)) }
+func (l *Store) path(name string) string { return filepath.Join(l.root, filepath.FromSlash(name)) }
 
 // check rejects names that are not clean relative slash paths: "..", an
 // absolute path or an empty element would reach outside the lake folder.
@@ -56,7 +61,7 @@ func check(name string) error {
 // tempName is where an object is staged before it is published. Names
 // starting with ".tmp-" are never objects: List skips them and orphan
 // clean-up may remove them.
-func (l *Local) temp(name string) (*os.File, error) {
+func (l *Store) temp(name string) (*os.File, error) {
 	dir := filepath.Dir(l.path(name))
 	for attempt := 0; ; attempt++ {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -139,8 +144,8 @@ func (w *localWriter) Abort() error {
 	return os.Remove(w.f.Name())
 }
 
-// Create implements Store.
-func (l *Local) Create(_ context.Context, name string) (Writer, error) {
+// Create implements store.Store.
+func (l *Store) Create(_ context.Context, name string) (store.Writer, error) {
 	if err := check(name); err != nil {
 		return nil, err
 	}
@@ -154,9 +159,9 @@ func (l *Local) Create(_ context.Context, name string) (Writer, error) {
 	return &localWriter{f: f, buf: buf, dest: l.path(name)}, nil
 }
 
-// PutIfAbsent implements Store: the object is staged, then hard-linked to its
+// PutIfAbsent implements store.Store: the object is staged, then hard-linked to its
 // name, which fails if the name is taken.
-func (l *Local) PutIfAbsent(_ context.Context, name string, data []byte) error {
+func (l *Store) PutIfAbsent(_ context.Context, name string, data []byte) error {
 	if err := check(name); err != nil {
 		return err
 	}
@@ -181,7 +186,7 @@ func (l *Local) PutIfAbsent(_ context.Context, name string, data []byte) error {
 	}
 	if err := os.Link(tmp, l.path(name)); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%s: %w", name, ErrExist)
+			return fmt.Errorf("%s: %w", name, store.ErrExist)
 		}
 		return err
 	}
@@ -189,12 +194,12 @@ func (l *Local) PutIfAbsent(_ context.Context, name string, data []byte) error {
 	return syncDir(filepath.Dir(l.path(name)))
 }
 
-// Copy implements Store with a hard link: from and to then name one file.
+// Copy implements store.Store with a hard link: from and to then name one file.
 // That is safe because no object is modified in place (Create replaces by
 // rename) and Delete removes a name, not the file. Where the file system
 // refuses the link (another device, no hard links, too many links, not
 // permitted) Copy copies the bytes instead.
-func (l *Local) Copy(ctx context.Context, from, to string) error {
+func (l *Store) Copy(ctx context.Context, from, to string) error {
 	if err := check(from); err != nil {
 		return err
 	}
@@ -217,7 +222,7 @@ func (l *Local) Copy(ctx context.Context, from, to string) error {
 
 // linkCopy publishes a hard link to from's file as to: linked to a staging
 // name in to's folder, renamed over to, the folder synced.
-func (l *Local) linkCopy(from, to string) error {
+func (l *Store) linkCopy(from, to string) error {
 	src, dest := l.path(from), l.path(to)
 	// A link shares from's inode and so its ModTime, an old time that
 	// orphan clean-up would take for an abandoned object's. Touching the
@@ -267,7 +272,7 @@ func (l *Local) linkCopy(from, to string) error {
 // byteCopy writes from's bytes as to, as Create and Close do. ReadFrom uses
 // copy_file_range where the kernel has it, so the bytes may not even pass
 // through lakelink.
-func (l *Local) byteCopy(from, to string) error {
+func (l *Store) byteCopy(from, to string) error {
 	src, err := os.Open(l.path(from))
 	if err != nil {
 		return absent(from, err)
@@ -298,29 +303,29 @@ func refused(err error) bool {
 	return false
 }
 
-// absent wraps err as ErrNotExist of the object name when the file is missing.
+// absent wraps err as store.ErrNotExist of the object name when the file is missing.
 func absent(name string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s: %w", name, ErrNotExist)
+		return fmt.Errorf("%s: %w", name, store.ErrNotExist)
 	}
 	return err
 }
 
-// Open implements Store.
-func (l *Local) Open(_ context.Context, name string) (io.ReadCloser, error) {
+// Open implements store.Store.
+func (l *Store) Open(_ context.Context, name string) (io.ReadCloser, error) {
 	if err := check(name); err != nil {
 		return nil, err
 	}
 	counters.opens.Add(1)
 	f, err := os.Open(l.path(name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", name, ErrNotExist)
+		return nil, fmt.Errorf("%s: %w", name, store.ErrNotExist)
 	}
 	return f, err
 }
 
-// List implements Store.
-func (l *Local) List(_ context.Context, prefix string) ([]Object, error) {
+// List implements store.Store.
+func (l *Store) List(_ context.Context, prefix string) ([]store.Object, error) {
 	// Walk only the directory that holds the prefix.
 	dir := prefix
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
@@ -328,7 +333,7 @@ func (l *Local) List(_ context.Context, prefix string) ([]Object, error) {
 	} else {
 		dir = ""
 	}
-	var out []Object
+	var out []store.Object
 	err := filepath.WalkDir(l.path(dir), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -354,7 +359,7 @@ func (l *Local) List(_ context.Context, prefix string) ([]Object, error) {
 			}
 			return err
 		}
-		out = append(out, Object{Name: name, Size: info.Size(), ModTime: info.ModTime()})
+		out = append(out, store.Object{Name: name, Size: info.Size(), ModTime: info.ModTime()})
 		return nil
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -363,8 +368,8 @@ func (l *Local) List(_ context.Context, prefix string) ([]Object, error) {
 	return out, err
 }
 
-// Delete implements Store.
-func (l *Local) Delete(_ context.Context, name string) error {
+// Delete implements store.Store.
+func (l *Store) Delete(_ context.Context, name string) error {
 	if err := check(name); err != nil {
 		return err
 	}
@@ -390,7 +395,7 @@ func (l *Local) Delete(_ context.Context, name string) error {
 // CleanTemp removes the staging files (".tmp-*") older than age that
 // writers killed before Close or Abort left behind, and returns how many it
 // removed. Only call it with an age no write takes.
-func (l *Local) CleanTemp(_ context.Context, age time.Duration) (int, error) {
+func (l *Store) CleanTemp(_ context.Context, age time.Duration) (int, error) {
 	cutoff := time.Now().Add(-age)
 	n := 0
 	err := filepath.WalkDir(l.root, func(p string, d fs.DirEntry, err error) error {
@@ -419,8 +424,8 @@ func (l *Local) CleanTemp(_ context.Context, age time.Duration) (int, error) {
 	return n, nil
 }
 
-// Location implements Store.
-func (l *Local) Location(name string) string { return l.path(name) }
+// Location implements store.Store.
+func (l *Store) Location(name string) string { return l.path(name) }
 
 // syncDir makes a directory entry durable, so that a published object
 // survives a power loss as well as a kill -9.

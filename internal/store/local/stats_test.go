@@ -1,20 +1,24 @@
-package store
+package local
 
-import "testing"
+import (
+	"testing"
 
-// TestLocalStats checks what each operation adds to the counters that
+	"github.com/lakelink/lakelink/internal/store"
+)
+
+// TestStats checks what each operation adds to the counters that
 // `lakelink bench` reports per commit.
 func TestLocalStats(t *testing.T) {
 	ctx := t.Context()
 	l := newLocal(t)
-	before := LocalStats()
-	if err := Put(ctx, l, "a/b.csv", []byte("hello")); err != nil {
+	before := Stats()
+	if err := store.Put(ctx, l, "a/b.csv", []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.PutIfAbsent(ctx, "a/c.csv", []byte("abc")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadAll(ctx, l, "a/b.csv"); err != nil {
+	if _, err := store.ReadAll(ctx, l, "a/b.csv"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.List(ctx, "a/"); err != nil {
@@ -23,8 +27,8 @@ func TestLocalStats(t *testing.T) {
 	if err := l.Delete(ctx, "a/c.csv"); err != nil {
 		t.Fatal(err)
 	}
-	got := LocalStats().Sub(before)
-	want := Stats{Creates: 1, PutIfAbsents: 1, Opens: 1, Lists: 1, Listed: 2, Deletes: 1, Fsyncs: 4, BytesWritten: 8}
+	got := Stats().Sub(before)
+	want := store.Stats{Creates: 1, PutIfAbsents: 1, Opens: 1, Lists: 1, Listed: 2, Deletes: 1, Fsyncs: 4, BytesWritten: 8}
 	if got != want {
 		t.Fatalf("stats: got %+v, want %+v", got, want)
 	}
