@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lakelink/lakelink/internal/csvfield"
 	"github.com/lakelink/lakelink/internal/schema"
 )
 
@@ -91,7 +92,7 @@ func encodeValue(buf []byte, t schema.Type, v any) ([]byte, error) {
 		if !ok {
 			return buf, fmt.Errorf("want a string, got %T", v)
 		}
-		return appendQuoted(buf, s), nil
+		return csvfield.AppendQuoted(buf, s), nil
 	case schema.Guid:
 		s, ok := v.(string)
 		if !ok {
@@ -272,21 +273,6 @@ func appendGUID(buf []byte, s string) ([]byte, error) {
 		return buf, fmt.Errorf("want a GUID in 8-4-4-4-12 form, got %q", s)
 	}
 	return append(buf, u.String()...), nil
-}
-
-func appendQuoted(buf []byte, s string) []byte {
-	buf = append(buf, '"')
-	for {
-		i := strings.IndexByte(s, '"')
-		if i < 0 {
-			break
-		}
-		buf = append(buf, s[:i+1]...)
-		buf = append(buf, '"')
-		s = s[i+1:]
-	}
-	buf = append(buf, s...)
-	return append(buf, '"')
 }
 
 // sinkTime formats SinkCreatedOn/SinkModifiedOn, quoted.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lakelink/lakelink/internal/csvfield"
 	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
 )
@@ -311,7 +312,7 @@ func (e *rowEncoder) encode(buf []byte, ch *source.Change, m *rowMap) ([]byte, e
 			// for every row.
 			switch f.typ {
 			case schema.String:
-				buf = appendQuoted(buf, ch.ID)
+				buf = csvfield.AppendQuoted(buf, ch.ID)
 			case schema.Guid:
 				buf, err = appendGUID(buf, ch.ID)
 			default:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lakelink/lakelink/internal/csvfield"
 	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/store"
 )
@@ -390,11 +391,8 @@ func csvLine(b *bytes.Buffer, vals ...any) error {
 		var t schema.Type
 		switch v := v.(type) {
 		case string:
-			if !needsQuotes(v) {
-				buf = append(buf, v...)
-				continue
-			}
-			t = schema.String
+			buf = csvfield.Append(buf, v, false)
+			continue
 		case int:
 			t = schema.Int64
 		case bool:
@@ -409,20 +407,6 @@ func csvLine(b *bytes.Buffer, vals ...any) error {
 	b.Write(buf)
 	b.WriteByte('\n')
 	return nil
-}
-
-// needsQuotes reports whether a metadata string must be quoted to read
-// back as itself. The empty string stays bare: an empty label and a
-// missing one are the same to every consumer.
-func needsQuotes(v string) bool {
-	if v == "" {
-		return false
-	}
-	if strings.ContainsAny(v, ",\"\r\n") {
-		return true
-	}
-	first, last := v[0], v[len(v)-1]
-	return first == ' ' || first == '\t' || last == ' ' || last == '\t'
 }
 
 type optionRow struct {

@@ -18,6 +18,8 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 	"github.com/mattn/go-runewidth"
+
+	"github.com/lakelink/lakelink/internal/csvfield"
 )
 
 // Formats lists the output formats Format accepts.
@@ -495,14 +497,10 @@ func (f *csvFormatter) row(vals []any) error {
 	return f.w.WriteByte('\n')
 }
 
+// writeCSVField writes s as one field; the empty string is quoted, so
+// that it differs from NULL.
 func writeCSVField(w *bufio.Writer, s string) {
-	if s != "" && !strings.ContainsAny(s, ",\"\r\n") && s[0] != ' ' && s[len(s)-1] != ' ' {
-		w.WriteString(s)
-		return
-	}
-	w.WriteByte('"')
-	w.WriteString(strings.ReplaceAll(s, `"`, `""`))
-	w.WriteByte('"')
+	w.Write(csvfield.Append(w.AvailableBuffer(), s, true))
 }
 
 func (f *csvFormatter) end() error {
