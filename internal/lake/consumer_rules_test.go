@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -51,6 +52,38 @@ type workload struct {
 	next    int
 	version int64
 	evolved bool
+	// history is want after each commit, with the commit's time: what a
+	// consumer that selects rows by SinkModifiedOn may hold.
+	history []wantAt
+}
+
+type wantAt struct {
+	at   time.Time
+	want map[string]map[string]wantRow
+}
+
+// commit commits tx and records the records it leaves.
+func (w *workload) commit(tx Tx) {
+	w.t.Helper()
+	mustCommit(w.t, w.l, tx)
+	snap := map[string]map[string]wantRow{}
+	for table, rows := range w.want {
+		snap[table] = maps.Clone(rows)
+	}
+	w.history = append(w.history, wantAt{w.c.now(), snap})
+}
+
+// stateAt returns the records of table after the last commit at or before
+// t, its time truncated to the second as SinkModifiedOn is written.
+func (w *workload) stateAt(table string, t time.Time) map[string]wantRow {
+	var out map[string]wantRow
+	for _, h := range w.history {
+		if h.at.Truncate(time.Second).After(t) {
+			break
+		}
+		out = h.want[table]
+	}
+	return out
 }
 
 const (
@@ -158,11 +191,11 @@ func (w *workload) run(appendOnly bool, consume func(round int)) {
 			links = append(links, w.linkChange(w.next))
 		}
 	}
-	mustCommit(t, w.l, Tx{Tables: []TableTx{
+	w.commit(Tx{Tables: []TableTx{
 		{Name: "account", Define: define(accountSchema(), opts), Changes: accounts[:7], Phase: InProgress},
 		{Name: linkTable, Define: define(linkSchema(), opts), Changes: links, Phase: Completed},
 	}})
-	mustCommit(t, w.l, Tx{Tables: []TableTx{{Name: "account", Changes: accounts[7:], Phase: Completed}}})
+	w.commit(Tx{Tables: []TableTx{{Name: "account", Changes: accounts[7:], Phase: Completed}}})
 	w.maintain()
 	consume(-1)
 	for r := range workRounds {
@@ -196,7 +229,7 @@ func (w *workload) run(appendOnly bool, consume func(round int)) {
 			}
 			txs = append(txs, TableTx{Name: linkTable, Changes: lch})
 		}
-		mustCommit(t, w.l, Tx{Tables: txs})
+		w.commit(Tx{Tables: txs})
 		w.maintain()
 		consume(r)
 	}
@@ -214,24 +247,30 @@ func (w *workload) run(appendOnly bool, consume func(round int)) {
 func (w *workload) check(consumer string, got map[string]map[string]wantRow) {
 	w.t.Helper()
 	for table, want := range w.want {
-		n := 0
-		for id, r := range want {
-			g, ok := got[table][id]
-			switch {
-			case r.deleted && ok:
-				w.t.Errorf("%s: %s %s was deleted at version %d, the consumer has it at %d", consumer, table, id, r.version, g.version)
-			case r.deleted:
-			case !ok:
-				w.t.Errorf("%s: %s %s (version %d) is missing", consumer, table, id, r.version)
-			case g.version != r.version || g.name != r.name:
-				w.t.Errorf("%s: %s %s is version %d %q, want %d %q", consumer, table, id, g.version, g.name, r.version, r.name)
-			default:
-				n++
-			}
+		w.checkTable(consumer, table, want, got[table])
+	}
+}
+
+// checkTable compares a consumer's records of table with want.
+func (w *workload) checkTable(consumer, table string, want, got map[string]wantRow) {
+	w.t.Helper()
+	n := 0
+	for id, r := range want {
+		g, ok := got[id]
+		switch {
+		case r.deleted && ok:
+			w.t.Errorf("%s: %s %s was deleted at version %d, the consumer has it at %d", consumer, table, id, r.version, g.version)
+		case r.deleted:
+		case !ok:
+			w.t.Errorf("%s: %s %s (version %d) is missing", consumer, table, id, r.version)
+		case g.version != r.version || g.name != r.name:
+			w.t.Errorf("%s: %s %s is version %d %q, want %d %q", consumer, table, id, g.version, g.name, r.version, r.name)
+		default:
+			n++
 		}
-		if len(got[table]) != n {
-			w.t.Errorf("%s: %s has %d records, want %d", consumer, table, len(got[table]), n)
-		}
+	}
+	if len(got) != n {
+		w.t.Errorf("%s: %s has %d records, want %d", consumer, table, len(got), n)
 	}
 }
 
@@ -386,8 +425,13 @@ func attrIndex(e *cdmEntity, name string) int {
 //     an entity with partitions other than [] and whose name sorts after the
 //     last marker (yyyy-MM-ddTHH.mm.ssZ); the new marker is the newest such
 //     folder (now when there is none); a table's rows are those whose
-//     DataLakeModified_DateTime is between its last marker and the new one
+//     datetime_markercolumn is between its last marker and the new one
 //     (both ends included); a table never copied starts at 1900-01-01;
+//   - datetime_markercolumn: target_GetSetSQLMetadata's default is
+//     SinkModifiedOn; the pipeline template that runs these procedures
+//     (Administration/Analytics/DataverseLink/DataIntegration/DVLinkToSQL_IncrementalCopy.zip,
+//     activity Target_GetSetSQLMetadata) passes DataLakeModified_DateTime
+//     when IncrementalCSV is set. Both are run here;
 //   - target merge: the batch keeps the row of the highest versionnumber
 //     per Id; an Id whose kept row has IsDelete = 1 is deleted from the
 //     target; the others are inserted, or update the target row when its
@@ -398,7 +442,14 @@ type fastTrack struct {
 	now    func() time.Time
 	marker map[string]time.Time
 	target map[string]map[string]wantRow
+	// markerColumn is datetime_markercolumn: markerFolder or markerSink.
+	markerColumn string
 }
+
+const (
+	markerFolder = "DataLakeModified_DateTime"
+	markerSink   = "SinkModifiedOn"
+)
 
 var ft1900 = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -561,6 +612,7 @@ func (f *fastTrack) copyTable(e *cdmEntity, dirs []os.DirEntry, from, to time.Ti
 		types[i] = typ
 	}
 	id, ver, del, name := attrIndex(e, "Id"), attrIndex(e, "versionnumber"), attrIndex(e, "IsDelete"), attrIndex(e, "name")
+	sinkMod := attrIndex(e, markerSink)
 	batch := map[string]wantRow{}
 	for _, d := range dirs {
 		files, err := filepath.Glob(filepath.Join(f.root, d.Name(), e.Name, "*.csv"))
@@ -571,7 +623,7 @@ func (f *fastTrack) copyTable(e *cdmEntity, dirs []os.DirEntry, from, to time.Ti
 		if !ok {
 			t.Fatalf("fasttrack: view %s: cast(replace(%q, '.', ':') as datetime2) fails", e.Name, d.Name())
 		}
-		if ft.Before(from) || ft.After(to) {
+		if f.markerColumn == markerFolder && (ft.Before(from) || ft.After(to)) {
 			continue
 		}
 		for _, file := range files {
@@ -590,6 +642,15 @@ func (f *fastTrack) copyTable(e *cdmEntity, dirs []os.DirEntry, from, to time.Ti
 				for c, fl := range rec {
 					if err := sqlConvert(types[c], fl); err != nil {
 						t.Fatalf("fasttrack: %s record %d column %s: %v", file, k+1, e.Attributes[c].Name, err)
+					}
+				}
+				if f.markerColumn == markerSink {
+					tm, err := time.Parse("1/2/2006 3:04:05 PM", rec[sinkMod].v)
+					if err != nil {
+						t.Fatalf("fasttrack: %s record %d: SinkModifiedOn: %v", file, k+1, err)
+					}
+					if tm.Before(from) || tm.After(to) {
+						continue
 					}
 				}
 				v, _ := strconv.ParseInt(rec[ver].v, 10, 64)
@@ -662,23 +723,43 @@ func (f *fastTrack) checkOptionsets() {
 
 // TestConsumerFastTrack: the FastTrack serverless-SQL pipeline over a lake
 // in incremental-update folder mode, run after every round while lakelink
-// streams inserts, updates and deletes, ends with exactly the source's
-// records.
+// streams inserts, updates and deletes. With DataLakeModified_DateTime as
+// its marker (what the pipeline template passes in incremental CSV mode)
+// it ends with exactly the source's records. With SinkModifiedOn (the
+// procedures' default) a run reads only the rows written up to the start
+// of the newest finished folder, so after every run each table holds
+// exactly the records as of its marker, from Synapse Link as from
+// lakelink: the rest follows once a later folder holds the table.
 func TestConsumerFastTrack(t *testing.T) {
-	w := newWorkload(t, Options{Incremental: Incremental{Enabled: true, Interval: 15 * time.Minute}})
-	f := &fastTrack{t: t, root: w.st.Root(), now: w.c.now, marker: map[string]time.Time{}, target: map[string]map[string]wantRow{}}
-	w.run(true, func(round int) {
-		// The pipeline's first run needs a finished folder: with none it
-		// takes now as its marker and never reads the folder being
-		// written, from Synapse Link as from lakelink.
-		if round >= 4 {
-			f.run()
-		} else {
-			f.checkOptionsets()
-		}
-	})
-	f.run()
-	w.check("fasttrack", f.target)
+	for _, column := range []string{markerFolder, markerSink} {
+		t.Run(column, func(t *testing.T) {
+			w := newWorkload(t, Options{Incremental: Incremental{Enabled: true, Interval: 15 * time.Minute}})
+			f := &fastTrack{t: t, root: w.st.Root(), now: w.c.now, marker: map[string]time.Time{}, target: map[string]map[string]wantRow{}, markerColumn: column}
+			run := func() {
+				f.run()
+				if column != markerSink {
+					return
+				}
+				for table, m := range f.marker {
+					w.checkTable(fmt.Sprintf("fasttrack by %s, marker %s", column, m.Format(time.RFC3339)), table, w.stateAt(table, m), f.target[table])
+				}
+			}
+			w.run(true, func(round int) {
+				// The pipeline's first run needs a finished folder: with
+				// none it takes now as its marker and never reads the
+				// folder being written, from Synapse Link as from lakelink.
+				if round >= 4 {
+					run()
+				} else {
+					f.checkOptionsets()
+				}
+			})
+			run()
+			if column == markerFolder {
+				w.check("fasttrack by "+column, f.target)
+			}
+		})
+	}
 }
 
 // estuary re-implements Estuary's Dynamics 365 Finance and Operations
