@@ -15,7 +15,7 @@ import (
 
 	"github.com/lakelink/lakelink/internal/config"
 	"github.com/lakelink/lakelink/internal/link"
-	"github.com/lakelink/lakelink/internal/source/postgres"
+	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/sqldb"
 	"github.com/lakelink/lakelink/internal/store/local"
 	"github.com/lakelink/lakelink/internal/sync"
@@ -49,10 +49,10 @@ lake's state cannot be read at all (no report).`,
 			if err != nil {
 				return &exitError{code: 2, msg: fmt.Sprintf("lake %s: %v", st.Root(), err)}
 			}
-			if p != nil && p.Source.Type == "postgres" {
+			if p != nil && source.Implements[source.HealthReporter](p.Source.Type) {
 				// An unreachable source is part of the report, not a
 				// reason to hide every table's line (#15 case 12).
-				r.Source, err = slotStatus(cmd.Context(), p)
+				r.Source, err = sourceHealth(cmd.Context(), p)
 				if err != nil {
 					r.Source = &sync.SourceStatus{Error: err.Error()}
 				}
@@ -143,20 +143,26 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-// slotStatus reads how far the link's replication slot is behind.
-func slotStatus(ctx context.Context, p *config.Link) (*sync.SourceStatus, error) {
+// sourceHealth reads what the link's source holds back for it (a
+// replication slot's retained WAL and lag); the caller checked that the
+// connector implements source.HealthReporter.
+func sourceHealth(ctx context.Context, p *config.Link) (*sync.SourceStatus, error) {
 	src, err := link.OpenSource(ctx, p, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
-	bytes, secs, err := src.(*postgres.Source).SlotLag(ctx)
+	hr, ok := src.(source.HealthReporter)
+	if !ok {
+		return nil, fmt.Errorf("source type %s reports no health", p.Source.Type)
+	}
+	h, err := hr.Health(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s := &sync.SourceStatus{Retained: bytes, Lag: sync.Duration(secs * float64(time.Second))}
-	if bytes > sync.RetainedWarning {
-		s.Warning = fmt.Sprintf("the replication slot retains %s of WAL (over %s): run lakelink sync for this link, or unlink it, before the source's disk fills", mib(bytes), mib(sync.RetainedWarning))
+	s := &sync.SourceStatus{Retained: h.Retained, Lag: sync.Duration(h.Lag)}
+	if h.Retained > sync.RetainedWarning {
+		s.Warning = fmt.Sprintf("the replication slot retains %s of WAL (over %s): run lakelink sync for this link, or unlink it, before the source's disk fills", mib(h.Retained), mib(sync.RetainedWarning))
 	}
 	return s, nil
 }

@@ -1,15 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lakelink/lakelink/internal/config"
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/link"
-	"github.com/lakelink/lakelink/internal/source/postgres"
+	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/sync"
 )
 
@@ -37,14 +39,8 @@ func newUnlinkCmd() *cobra.Command {
 			if r.Running {
 				return fmt.Errorf("a sync of link %s is running on %s: stop it first (Ctrl-C or SIGTERM)", r.Link, st.Root())
 			}
-			if p != nil && p.Source.Type == "postgres" {
-				src, err := link.OpenSource(ctx, p, nil, slog.Default())
-				if err != nil {
-					return fmt.Errorf("dropping the replication slot: %w", err)
-				}
-				err = src.(*postgres.Source).DropSlot(ctx)
-				src.Close()
-				if err != nil {
+			if p != nil && source.Implements[source.Lifecycle](p.Source.Type) {
+				if err := sourceDeleted(ctx, p); err != nil {
 					return err
 				}
 			}
@@ -62,4 +58,20 @@ func newUnlinkCmd() *cobra.Command {
 	lf.register(cmd)
 	cmd.Flags().BoolVar(&deleteData, "delete-data", false, "also delete the lake's data files")
 	return cmd
+}
+
+// sourceDeleted removes what the link's source keeps for it in the source
+// environment (a Postgres slot and publication); the caller checked that
+// the connector implements source.Lifecycle.
+func sourceDeleted(ctx context.Context, p *config.Link) error {
+	src, err := link.OpenSource(ctx, p, nil, slog.Default())
+	if err != nil {
+		return fmt.Errorf("dropping the replication slot: %w", err)
+	}
+	defer src.Close()
+	lc, ok := src.(source.Lifecycle)
+	if !ok {
+		return fmt.Errorf("source type %s has no lifecycle hooks", p.Source.Type)
+	}
+	return lc.Deleted(ctx)
 }

@@ -9,15 +9,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/lakelink/lakelink/internal/config"
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/lease"
 	"github.com/lakelink/lakelink/internal/source"
-	"github.com/lakelink/lakelink/internal/source/dataverse"
-	"github.com/lakelink/lakelink/internal/source/postgres"
+	// The connectors a link can open: each registers its source.type.
+	_ "github.com/lakelink/lakelink/internal/source/dataverse"
+	_ "github.com/lakelink/lakelink/internal/source/postgres"
 	"github.com/lakelink/lakelink/internal/store/local"
 	"github.com/lakelink/lakelink/internal/sync"
 )
@@ -110,49 +110,10 @@ func Specs(p *config.Link) []sync.Spec {
 	return out
 }
 
-// OpenSource connects to the profile's source; events receives throttling.
+// OpenSource connects to the profile's source through the connector
+// registered for its source.type; events receives throttling.
 func OpenSource(ctx context.Context, p *config.Link, events source.Events, log *slog.Logger) (source.Source, error) {
-	s := p.Source
-	switch s.Type {
-	case "dataverse":
-		a := s.Auth
-		auth := dataverse.Auth{
-			TenantID:         a.TenantID,
-			ClientID:         a.ClientID,
-			ClientSecretEnv:  a.ClientSecretEnv,
-			ClientSecretFile: a.ClientSecretFile,
-			CertificateFile:  a.CertificateFile,
-			ManagedIdentity:  a.ManagedIdentity,
-			TokenEnv:         a.TokenEnv,
-		}
-		return dataverse.New(ctx, dataverse.Config{
-			URL:               strings.TrimRight(s.URL, "/"),
-			Auth:              auth,
-			PageSize:          s.PageSize,
-			PollInterval:      s.PollInterval.Duration,
-			MaxPollInterval:   s.MaxPollInterval.Duration,
-			RequestsPerSecond: s.RequestsPerSecond,
-			Events:            events,
-			Logger:            log,
-		})
-	case "postgres":
-		tables := make([]postgres.TableConfig, 0, len(p.Tables))
-		for _, t := range p.Tables {
-			tables = append(tables, postgres.TableConfig{Name: t.Name, PartitionColumn: t.PartitionColumn})
-		}
-		return postgres.New(ctx, postgres.Config{
-			DSN:          s.DSN,
-			PasswordFile: s.PasswordFile,
-			Publication:  s.Publication,
-			Slot:         s.Slot,
-			Link:         p.Name,
-			Tables:       tables,
-			CopyWorkers:  s.CopyWorkers,
-			Events:       events,
-			Logger:       log,
-		})
-	}
-	return nil, fmt.Errorf("%s: source.type %q is not supported", p.File, s.Type)
+	return source.Open(ctx, source.Params{Profile: p, Events: events, Logger: log})
 }
 
 // reloadEvery is how often a running link looks for profile edits.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/lakelink/lakelink/internal/config"
 	"github.com/lakelink/lakelink/internal/lake"
+	"github.com/lakelink/lakelink/internal/source"
 )
 
 func TestProfileToOptions(t *testing.T) {
@@ -34,6 +35,26 @@ incremental_folders: {enabled: true, interval: 5m}
 	for i, s := range specs {
 		if s.Options != want[i] {
 			t.Errorf("%s: options %+v, want %+v (incremental folders force append-only)", s.Name, s.Options, want[i])
+		}
+	}
+}
+
+// TestConnectorsRegistered: the profile's source types open through the
+// registry, with the optional interfaces docs/architecture.md lists.
+func TestConnectorsRegistered(t *testing.T) {
+	tests := []struct {
+		typ               string
+		lifecycle, health bool
+	}{
+		{"dataverse", false, false},
+		{"postgres", true, true},
+	}
+	for _, tt := range tests {
+		if got := source.Implements[source.Lifecycle](tt.typ); got != tt.lifecycle {
+			t.Errorf("%s: Implements[Lifecycle] = %v, want %v", tt.typ, got, tt.lifecycle)
+		}
+		if got := source.Implements[source.HealthReporter](tt.typ); got != tt.health {
+			t.Errorf("%s: Implements[HealthReporter] = %v, want %v", tt.typ, got, tt.health)
 		}
 	}
 }

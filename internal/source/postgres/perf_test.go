@@ -49,7 +49,7 @@ func BenchmarkCopy(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		_ = s.DropSlot(ctx)
+		_ = s.Deleted(ctx)
 		_ = s.Close()
 		if n != rows {
 			b.Fatalf("copied %d rows, raw COPY %d", n, rows)

@@ -5,35 +5,44 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/lakelink/lakelink/internal/source"
 )
 
-// SlotLag reports how far the link's slot is behind: the WAL bytes written
+var (
+	_ source.HealthReporter = (*Source)(nil)
+	_ source.Lifecycle      = (*Source)(nil)
+)
+
+// Health reports how far the link's slot is behind: the WAL bytes written
 // (inserted, so asynchronous commits count at once) past its confirmed
-// position, and the flush lag in seconds the
-// server measures for the walsender streaming it (0 when caught up or when
-// no Stream runs).
-func (s *Source) SlotLag(ctx context.Context) (bytes int64, seconds float64, err error) {
-	err = s.pool.QueryRow(ctx, `
+// position, and the flush lag the server measures for the walsender
+// streaming it (0 when caught up or when no Stream runs).
+func (s *Source) Health(ctx context.Context) (source.Health, error) {
+	var bytes int64
+	var seconds float64
+	err := s.pool.QueryRow(ctx, `
 		SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.confirmed_flush_lsn), 0)::bigint,
 		       coalesce(extract(epoch FROM r.flush_lag), 0)::float8
 		FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
 		WHERE s.slot_name = $1 AND s.database = current_database()`, s.slot).Scan(&bytes, &seconds)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, 0, fmt.Errorf("postgres source %s: replication slot %s does not exist; the link has not copied a table yet, or was unlinked", s.where, s.slot)
+		return source.Health{}, fmt.Errorf("postgres source %s: replication slot %s does not exist; the link has not copied a table yet, or was unlinked", s.where, s.slot)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("postgres source %s: read lag of slot %s: %w", s.where, s.slot, err)
+		return source.Health{}, fmt.Errorf("postgres source %s: read lag of slot %s: %w", s.where, s.slot, err)
 	}
-	return bytes, seconds, nil
+	return source.Health{Retained: bytes, Lag: time.Duration(seconds * float64(time.Second))}, nil
 }
 
-// DropSlot drops the link's slot, so the server stops retaining WAL for it,
+// Deleted drops the link's slot, so the server stops retaining WAL for it,
 // and the publication if lakelink created it (a publication the user named
 // and created stays). Stop any Stream first: an active slot cannot be
 // dropped.
-func (s *Source) DropSlot(ctx context.Context) error {
+func (s *Source) Deleted(ctx context.Context) error {
 	var dropped bool
 	err := s.pool.QueryRow(ctx, `SELECT pg_drop_replication_slot(slot_name) IS NULL FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()`, s.slot).Scan(&dropped)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {

@@ -15,24 +15,24 @@ import (
 	"github.com/lakelink/lakelink/internal/pgtest"
 )
 
-func TestSlotLagAndDropSlot(t *testing.T) {
+func TestHealthAndDeleted(t *testing.T) {
 	c, db, dsn := newDB(t, "CREATE TABLE t (id int PRIMARY KEY)")
 	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "t"}}})
-	if _, _, err := s.SlotLag(context.Background()); err == nil {
-		t.Fatal("SlotLag before the slot exists: no error")
+	if _, err := s.Health(context.Background()); err == nil {
+		t.Fatal("Health before the slot exists: no error")
 	}
 	copyAll(t, s, &collector{}, "t")
 	c.Exec(t, db, "INSERT INTO t SELECT generate_series(1, 1000)")
-	n, _, err := s.SlotLag(context.Background())
-	if err != nil || n <= 0 {
-		t.Fatalf("SlotLag = %d, %v; want retained bytes", n, err)
+	h, err := s.Health(context.Background())
+	if err != nil || h.Retained <= 0 {
+		t.Fatalf("Health = %+v, %v; want retained bytes", h, err)
 	}
-	if err := s.DropSlot(context.Background()); err != nil {
+	if err := s.Deleted(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	st := tableState(t, dsn, "SELECT 'slots', count(*)::text FROM pg_replication_slots WHERE slot_name = '"+s.slot+"' UNION ALL SELECT 'pubs', count(*)::text FROM pg_publication WHERE pubname = '"+s.pub+"'")
 	if st["slots"] != "0" || st["pubs"] != "0" {
-		t.Fatalf("after DropSlot: %v", st)
+		t.Fatalf("after Deleted: %v", st)
 	}
 }
 
@@ -43,7 +43,7 @@ func TestUserPublicationKept(t *testing.T) {
 	if err := s.Copy(context.Background(), "u", "", (&collector{}).emit); err == nil || !strings.Contains(err.Error(), "ALTER PUBLICATION") {
 		t.Fatalf("Copy of a table outside the user's publication: %v", err)
 	}
-	if err := s.DropSlot(context.Background()); err != nil {
+	if err := s.Deleted(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if st := tableState(t, dsn, "SELECT pubname::text, '' FROM pg_publication"); len(st) != 1 {

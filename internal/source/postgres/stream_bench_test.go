@@ -109,7 +109,7 @@ func streamUntil(b *testing.B, s *Source, cursors map[string]string, n int64) (i
 func endStreamBench(b *testing.B, c *pgtest.Cluster, db string, s *Source, floor string, total int64, took time.Duration, floorRes RecvLogicalResult) {
 	c.Exec(b, db, "SELECT pg_drop_replication_slot('"+floor+"')")
 	time.Sleep(200 * time.Millisecond)
-	_ = s.DropSlot(context.Background())
+	_ = s.Deleted(context.Background())
 	_ = s.Close()
 	ours := float64(total) / took.Seconds()
 	b.ReportMetric(ours, "changes/s")

@@ -1,0 +1,65 @@
+package source
+
+import (
+	"context"
+	"time"
+)
+
+// Optional interfaces. A connector implements the ones that apply to it;
+// callers find them with a type assertion on the opened Source (or ask
+// Implements before opening one), never by converting to a concrete
+// connector type.
+
+// Lifecycle is implemented by a source that keeps objects for the link in
+// the source environment (PostgreSQL: its logical replication slot and the
+// publication lakelink created) that must go when the link goes.
+//
+// There is no hook for the link's creation: a source creates what it keeps
+// when Copy first needs it (PostgreSQL's first copy creates the slot, so
+// that it reads under the snapshot the slot's creation exports), so no
+// step has to run before the first sync.
+type Lifecycle interface {
+	// Deleted removes what the source keeps for the link in the source
+	// environment, so that it stops holding resources (WAL) for it;
+	// lakelink unlink calls it before it removes the link's lake state.
+	//
+	// Contract:
+	//   - It is called with no Copy or Stream of the link running, in this
+	//     process or another (unlink refuses while a sync runs); a source
+	//     may fail while one still holds an object, saying to stop it.
+	//   - It is idempotent: an object already gone is not an error, so an
+	//     unlink that failed half way can simply be run again.
+	//   - It removes only what lakelink created: an object the user made
+	//     and named in the profile (a publication) stays.
+	//   - Afterwards every cursor of the link is expired: a Stream from one
+	//     returns a *CursorExpiredError for each table, and the next sync
+	//     copies them afresh.
+	Deleted(ctx context.Context) error
+}
+
+// HealthReporter is implemented by a source that holds data back at the
+// source environment until the link has read it (PostgreSQL: the WAL a
+// replication slot retains), which lakelink status reports and warns on.
+type HealthReporter interface {
+	// Health reads from the source environment what it keeps for the link.
+	//
+	// Contract:
+	//   - It only reads: it changes nothing, confirms no position.
+	//   - It works with or without a Stream of the link running, in this
+	//     process or another (status runs beside sync).
+	//   - When there is nothing to report on yet, or any more (the link
+	//     has not copied a table, or was unlinked), it returns an error that
+	//     says so, rather than a zero Health that would read as caught up.
+	Health(ctx context.Context) (Health, error)
+}
+
+// Health is what a source environment holds back for the link.
+type Health struct {
+	// Retained is what the source environment keeps until the link reads
+	// it, in bytes (PostgreSQL: the WAL written past the slot's confirmed
+	// position).
+	Retained int64
+	// Lag is how far behind the link reads, as the source environment
+	// measures it; 0 when it is caught up or nothing streams.
+	Lag time.Duration
+}
