@@ -1,6 +1,15 @@
-// Package source defines the interface every source connector implements
-// (DESIGN.md decision 6) and the changes they deliver. The sync engine knows
-// sources only through it.
+// Package source defines what a source connector is: the Source interface
+// every connector implements (docs/decisions.md, decision 6) with the
+// changes and batches it delivers, the optional interfaces a connector
+// implements where they apply (Lifecycle, HealthReporter), and the
+// registry that opens a connector by a profile's source.type. The sync
+// engine, package link and the commands know sources only through it;
+// docs/architecture.md ("Sources") says how a new connector plugs in.
+//
+// It imports only internal/schema (table descriptions) and internal/config
+// (the profile a connector's constructor reads). Connectors live in the
+// subpackages (dataverse, postgres) and import this package and schema
+// (config at most), never each other nor the engine or the lake.
 package source
 
 import (

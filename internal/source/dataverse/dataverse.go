@@ -7,6 +7,12 @@
 // and one retry policy: 429, 5xx and broken connections are retried with
 // capped, jittered exponential backoff honouring Retry-After; other errors
 // stop the read with an *HTTPError naming the table and URL.
+//
+// It registers itself as source.type dataverse (register.go) and
+// implements none of the optional interfaces of package source: it keeps
+// nothing for a link in the environment (a delta token is only a cursor),
+// so there is nothing to delete on unlink and no retained data to report.
+// It imports package source and schema only.
 package dataverse
 
 import (

@@ -3,6 +3,11 @@
 // streams their changes from that slot with the pgoutput plugin. See
 // docs/postgres.md for setup, the type table and the behaviour on TOAST,
 // TRUNCATE and schema changes.
+//
+// It registers itself as source.type postgres (register.go) and implements
+// source.HealthReporter (the slot's retained WAL and lag) and
+// source.Lifecycle (unlink drops the slot and the publication it created),
+// in status.go. It imports package source and schema only.
 package postgres
 
 import (
