@@ -223,20 +223,31 @@ func (db *DB) setup(ctx context.Context, cacheDir string) error {
 // statement first names them (needOf); one that DuckDB still reports
 // missing is created and the statement run again.
 func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	var rows *sql.Rows
+	err := db.checked(ctx, query, func() (err error) {
+		rows, err = db.sql.QueryContext(ctx, query, args...)
+		return err
+	})
+	return rows, err
+}
+
+// checked runs do for query as Query runs it: after a refresh and the
+// read-only check, again after creating a view DuckDB reported missing or
+// dropping a damaged cache entry.
+func (db *DB) checked(ctx context.Context, query string, do func() error) error {
 	n := needOf(query)
 	for attempt := 0; ; attempt++ {
 		if err := db.refresh(ctx, n); err != nil {
-			return nil, err
+			return err
 		}
 		if attempt == 0 {
 			if err := db.checkQuery(ctx, query); err != nil {
-				return nil, err
+				return err
 			}
 		}
-		rows, err := db.sql.QueryContext(ctx, query, args...)
-		err = db.explainAccess(err)
+		err := db.explainAccess(do())
 		if err == nil || attempt == maxRetries {
-			return rows, err
+			return err
 		}
 		if more, ok := missingNeed(err); ok && db.creates(more) {
 			for w := range more.words {
@@ -248,7 +259,7 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 		// dropped, the views go back to its CSV file and the query runs
 		// again. Each retry drops at least one entry.
 		if db.cache == nil || !(db.cache.blame(err) || db.cache.check(ctx, err)) {
-			return rows, err
+			return err
 		}
 	}
 }
