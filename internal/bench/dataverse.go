@@ -15,10 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lakelink/lakelink/internal/bench/dvfloor"
 	"github.com/lakelink/lakelink/internal/demo"
 	"github.com/lakelink/lakelink/internal/emulator"
 	"github.com/lakelink/lakelink/internal/lake"
-	"github.com/lakelink/lakelink/internal/source/dataverse"
 	"github.com/lakelink/lakelink/internal/sqldb"
 	"github.com/lakelink/lakelink/internal/store"
 	"github.com/lakelink/lakelink/internal/store/local"
@@ -96,7 +96,7 @@ func dataverseInitial(ctx context.Context, o *Options) (*Section, error) {
 
 	fmt.Fprintln(o.Log, "floor: raw page-through...")
 	t0 := time.Now()
-	raw, err := dataverse.RawPageThrough(ctx, url, "contacts", 5000, nil)
+	raw, err := dvfloor.RawPageThrough(ctx, url, "contacts", 5000, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func dataverseManyTables(ctx context.Context, o *Options) (*Section, error) {
 	t0 := time.Now()
 	var raw int64
 	for _, n := range names {
-		r, err := dataverse.RawPageThrough(ctx, url, emulator.ExtraEntitySet(n), 5000, nil)
+		r, err := dvfloor.RawPageThrough(ctx, url, emulator.ExtraEntitySet(n), 5000, nil)
 		if err != nil {
 			return nil, err
 		}

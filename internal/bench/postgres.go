@@ -14,8 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/lakelink/lakelink/internal/bench/pgfloor"
 	"github.com/lakelink/lakelink/internal/pgtest"
-	"github.com/lakelink/lakelink/internal/source/postgres"
 	"github.com/lakelink/lakelink/internal/store/local"
 	"github.com/lakelink/lakelink/internal/sync"
 )
@@ -92,7 +92,7 @@ func postgresInitial(ctx context.Context, o *Options) (*Section, error) {
 	for i := range o.Runs {
 		quiesce()
 		t0 := time.Now()
-		if rows, err = postgres.CopyTo(ctx, dsn, "public.orders", io.Discard); err != nil {
+		if rows, err = pgfloor.CopyTo(ctx, dsn, "public.orders", io.Discard); err != nil {
 			return nil, err
 		}
 		floors = append(floors, time.Since(t0))
@@ -137,7 +137,7 @@ func postgresCDC(ctx context.Context, o *Options) (*Section, error) {
 		return nil, err
 	}
 	var floors, ours runs
-	var floor postgres.RecvLogicalResult
+	var floor pgfloor.RecvLogicalResult
 	var rss int64
 	for i := range o.Runs {
 		// Each run links the table afresh, so that lakelink's slot, like
@@ -171,7 +171,7 @@ func postgresCDC(ctx context.Context, o *Options) (*Section, error) {
 			return nil, err
 		}
 		quiesce()
-		f, err := postgres.RecvLogical(ctx, c.BinDir, dsn, "bench_floor", "lakelink_bench", start, end)
+		f, err := pgfloor.RecvLogical(ctx, c.BinDir, dsn, "bench_floor", "lakelink_bench", start, end)
 		if err != nil {
 			return nil, err
 		}

@@ -6,12 +6,13 @@ import (
 	"io"
 	"testing"
 
+	"github.com/lakelink/lakelink/internal/bench/dvfloor"
 	"github.com/lakelink/lakelink/internal/emulator"
 	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
 	"github.com/lakelink/lakelink/internal/source"
 )
 
-// BenchmarkCopy compares Copy with the benchmark floor, RawPageThrough,
+// BenchmarkCopy compares Copy with the benchmark floor, dvfloor.RawPageThrough,
 // over the emulator's contacts (go test -bench Copy -benchtime 3x).
 func BenchmarkCopy(b *testing.B) {
 	const rows = 100_000
@@ -19,7 +20,7 @@ func BenchmarkCopy(b *testing.B) {
 	s := open(b, url, func(c *Config) { c.PageSize = 5000; c.RequestsPerSecond = 1e6 })
 	b.Run("raw", func(b *testing.B) {
 		for b.Loop() {
-			n, err := RawPageThrough(context.Background(), url, "contacts", 5000, nil)
+			n, err := dvfloor.RawPageThrough(context.Background(), url, "contacts", 5000, nil)
 			if err != nil || n != rows {
 				b.Fatal(n, err)
 			}

@@ -503,20 +503,6 @@ func TestNew(t *testing.T) {
 	}
 }
 
-func TestRawPageThrough(t *testing.T) {
-	f, srv := newFake(t)
-	for i := range 7 {
-		f.upsert(i, "x")
-	}
-	n, err := RawPageThrough(context.Background(), srv.URL, "accounts", 2, srv.Client())
-	if err != nil || n != 7 {
-		t.Fatalf("RawPageThrough = %d, %v; want 7", n, err)
-	}
-	if _, err := RawPageThrough(context.Background(), srv.URL, "nosuch", 2, nil); err == nil {
-		t.Error("RawPageThrough of a missing entity set succeeded")
-	}
-}
-
 func TestRetryAfter(t *testing.T) {
 	for _, tc := range []struct {
 		in   string

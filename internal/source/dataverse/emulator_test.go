@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lakelink/lakelink/internal/bench/dvfloor"
 	"github.com/lakelink/lakelink/internal/emulator"
 	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
 	"github.com/lakelink/lakelink/internal/source"
@@ -110,7 +111,7 @@ func TestEmulatorCopy(t *testing.T) {
 		if _, err := parseCursor(ti.Name, cur); err != nil {
 			t.Errorf("%s: last cursor %q: %v", ti.Name, cur, err)
 		}
-		want, err := RawPageThrough(context.Background(), url, sets[ti.Name], 7, nil)
+		want, err := dvfloor.RawPageThrough(context.Background(), url, sets[ti.Name], 7, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +183,7 @@ func TestEmulatorFaults(t *testing.T) {
 	e, url := emulatortest.Start(t, emulator.Config{Scale: 30, Seed: 5})
 	ev := &events{}
 	s := open(t, url, func(c *Config) { c.PageSize = 10; c.Events = ev })
-	want, err := RawPageThrough(context.Background(), url, "contacts", 5000, nil)
+	want, err := dvfloor.RawPageThrough(context.Background(), url, "contacts", 5000, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lakelink/lakelink/internal/bench/pgfloor"
 	"github.com/lakelink/lakelink/internal/pgtest"
 	"github.com/lakelink/lakelink/internal/source"
 )
@@ -30,7 +31,7 @@ func BenchmarkCopy(b *testing.B) {
 	ctx := context.Background()
 	for b.Loop() {
 		began := time.Now()
-		rows, err := CopyTo(ctx, dsn, "pgbench_accounts", io.Discard)
+		rows, err := pgfloor.CopyTo(ctx, dsn, "pgbench_accounts", io.Discard)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -72,7 +73,7 @@ func BenchmarkStream(b *testing.B) {
 		}
 		end := tableStateTB(b, dsn, "SELECT 'lsn', pg_current_wal_insert_lsn()::text")["lsn"]
 		total, took := streamUntil(b, s, cursors, 200000)
-		floorRes, err := RecvLogical(ctx, c.BinDir, dsn, floor, s.pub, start, end)
+		floorRes, err := pgfloor.RecvLogical(ctx, c.BinDir, dsn, floor, s.pub, start, end)
 		if err != nil {
 			b.Fatal(err)
 		}

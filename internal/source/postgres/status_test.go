@@ -1,11 +1,9 @@
 package postgres
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -105,41 +103,4 @@ func TestSecretsNeverShown(t *testing.T) {
 	if strings.Contains(logs.String(), secret) {
 		t.Fatal("logs show the password")
 	}
-}
-
-func TestBenchFloors(t *testing.T) {
-	c, db, dsn := newDB(t, "CREATE TABLE t (id int PRIMARY KEY, v text)", "CREATE PUBLICATION benchpub FOR TABLE t")
-	n, err := CopyTo(context.Background(), dsn, "t", io.Discard)
-	if err != nil || n != 0 {
-		t.Fatalf("CopyTo empty = %d, %v", n, err)
-	}
-	start := tableState(t, dsn, "SELECT 'lsn', lsn::text FROM pg_create_logical_replication_slot('bench_"+db+"', 'pgoutput')")["lsn"]
-	c.Exec(t, db,
-		"INSERT INTO t SELECT g, E'line\\nbreak' FROM generate_series(1, 1000) g",
-		"UPDATE t SET v = 'x' WHERE id <= 100",
-		"DELETE FROM t WHERE id > 950",
-	)
-	// The insert position: with synchronous_commit=off the write position
-	// (pg_current_wal_lsn) may still lag the last commit.
-	end := tableState(t, dsn, "SELECT 'lsn', pg_current_wal_insert_lsn()::text")["lsn"]
-	res, err := RecvLogical(context.Background(), c.BinDir, dsn, "bench_"+db, "benchpub", start, end)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Changes != 1150 || res.PerSecond() <= 0 {
-		t.Fatalf("RecvLogical = %+v, want 1150 changes", res)
-	}
-	var out bytes.Buffer
-	if n, err := CopyTo(context.Background(), dsn, "t", &out); err != nil || n != 950 {
-		t.Fatalf("CopyTo = %d, %v", n, err)
-	}
-}
-
-func FuzzCountPgoutput(f *testing.F) {
-	f.Add([]byte("B0123456789abcdefghij\nC0123456789abcdefghijklmn\n"))
-	f.Add([]byte("I\x00\x00\x00\x01N\x00\x02t\x00\x00\x00\x01\nn\n"))
-	f.Add([]byte("R\x00\x00\x00\x01public\x00t\x00d\x00\x01\x01id\x00\x00\x00\x00\x17\xff\xff\xff\xff\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = countPgoutput(bufio.NewReader(bytes.NewReader(data)))
-	})
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lakelink/lakelink/internal/bench/pgfloor"
 	"github.com/lakelink/lakelink/internal/pgtest"
 	"github.com/lakelink/lakelink/internal/source"
 )
@@ -31,7 +32,7 @@ func BenchmarkStreamBulk(b *testing.B) {
 		s, cursors, floor, start := benchStreamSource(b, c, db, dsn, "orders", fmt.Sprintf("bbulk%d", linkSeq.Add(1)))
 		c.Exec(b, db, `UPDATE orders SET amount = amount + 1, status = (status + 1) % 5`)
 		end := tableStateTB(b, dsn, "SELECT 'lsn', pg_current_wal_insert_lsn()::text")["lsn"]
-		floorRes, err := RecvLogical(ctx, c.BinDir, dsn, floor, s.pub, start, end)
+		floorRes, err := pgfloor.RecvLogical(ctx, c.BinDir, dsn, floor, s.pub, start, end)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -106,7 +107,7 @@ func streamUntil(b *testing.B, s *Source, cursors map[string]string, n int64) (i
 
 // endStreamBench drops the slots and reports the stream's rate against the
 // floor's.
-func endStreamBench(b *testing.B, c *pgtest.Cluster, db string, s *Source, floor string, total int64, took time.Duration, floorRes RecvLogicalResult) {
+func endStreamBench(b *testing.B, c *pgtest.Cluster, db string, s *Source, floor string, total int64, took time.Duration, floorRes pgfloor.RecvLogicalResult) {
 	c.Exec(b, db, "SELECT pg_drop_replication_slot('"+floor+"')")
 	time.Sleep(200 * time.Millisecond)
 	_ = s.Deleted(context.Background())

@@ -1,4 +1,9 @@
-package postgres
+// Package pgfloor measures the floors `lakelink bench` and the PostgreSQL
+// connector's Go benchmarks compare the connector with: a raw COPY ... TO
+// STDOUT, and pg_recvlogical decoding the same WAL with pgoutput. It is
+// tooling, not product: nothing on a link's path imports it. It imports
+// pgx only, so that the connector's own test files can use it.
+package pgfloor
 
 import (
 	"bufio"
