@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -171,4 +172,140 @@ func TestPostgresColumnRename(t *testing.T) {
 	}
 	alive(t, cmd, errb)
 	stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
+}
+
+// evoProfile writes a profile over public.evo partitioned by column.
+func evoProfile(t *testing.T, profile, dsn, column string) {
+	t.Helper()
+	body := fmt.Sprintf("name: faults\nsource:\n  type: postgres\n  dsn: %q\nlake:\n  path: ./lake\ntables:\n  - name: public.evo\n    partition_column: %s\n", dsn, column)
+	if err := os.WriteFile(profile, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPostgresColumnRenameWhileStopped is issue #15's case 5 for renames
+// lakelink does not see happen: columns renamed while sync is stopped
+// (the partition column among them, which the profile still names by its
+// old name, and an old name given to a new column) are renamed in the
+// lake in place at the next start, matched by their attnums, so old and
+// new rows read under the new names, the old names fail, and rows stay
+// partitioned by the renamed partition column.
+func TestPostgresColumnRenameWhileStopped(t *testing.T) {
+	c := pgtest.Start(t)
+	dsn := c.CreateDB(t, "faults")
+	c.Exec(t, "faults", `CREATE TABLE evo (id int PRIMARY KEY, c1 text, c2 text, created timestamp)`,
+		`INSERT INTO evo SELECT g, 'a' || g, 'b' || g, '2024-03-01' FROM generate_series(1, 3) g`)
+	dir := t.TempDir()
+	profile := filepath.Join(dir, "link.yaml")
+	evoProfile(t, profile, dsn, "created")
+	tables := []string{"public.evo"}
+	cmd, _ := startSync(t, profile)
+	allCompleted(t, profile, tables)
+	countIs(t, profile, "public.evo", 3)
+	stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
+
+	c.Exec(t, "faults", `ALTER TABLE evo RENAME COLUMN c1 TO c1r`,
+		`ALTER TABLE evo RENAME COLUMN c2 TO c2x`,
+		`ALTER TABLE evo ADD COLUMN c2 text`,
+		`ALTER TABLE evo RENAME COLUMN created TO created_at`,
+		`UPDATE evo SET c1r = 'a1u' WHERE id = 1`,
+		// Enough rows for the one-shot sync below to compact them.
+		`INSERT INTO evo SELECT g, 'n' || g, 'm' || g, '2025-06-01', 'x' || g FROM generate_series(4, 50003) g`)
+	cmd, errb := startSync(t, profile)
+	countIs(t, profile, "public.evo", 50003)
+	for query, want := range map[string]string{
+		`SELECT string_agg(c1r, ',' ORDER BY id_2) FROM public.evo WHERE id_2 <= 4`:                    "a1u,a2,a3,n4",
+		`SELECT string_agg(c2x, ',' ORDER BY id_2) FROM public.evo WHERE id_2 <= 4`:                    "b1,b2,b3,m4",
+		`SELECT string_agg(coalesce(c2, '-'), ',' ORDER BY id_2) FROM public.evo WHERE id_2 <= 4`:      "-,-,-,x4",
+		`SELECT string_agg(year(created_at)::text, ',' ORDER BY id_2) FROM public.evo WHERE id_2 <= 4`: "2024,2024,2024,2025",
+		`SELECT count(*) FROM pragma_table_info('public.evo') WHERE name IN ('c1', 'created')`:         "0",
+	} {
+		if got := queryCSV(t, profile, query)[0][0]; got != want {
+			t.Errorf("%s = %q, want %q", query, got, want)
+		}
+	}
+	for _, old := range []string{"c1", "created"} {
+		if _, stderr, code := runExit(t, "query", "-c", profile, "SELECT "+old+" FROM public.evo"); code == 0 {
+			t.Errorf("the old name %s still reads after the rename", old)
+		} else if !strings.Contains(stderr, old) {
+			t.Errorf("select of the old name %s: %s", old, stderr)
+		}
+	}
+	s := allCompleted(t, profile, tables)
+	if _, e := tableStatus(s, "public.evo"); e != "" {
+		t.Errorf("evo: error %q", e)
+	}
+	alive(t, cmd, errb)
+	stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
+	if !strings.Contains(errb.String(), "partition_column") || !strings.Contains(errb.String(), "created_at") {
+		t.Errorf("no warning that the profile's partition_column names the old column:\n%s", errb)
+	}
+
+	// The compacted table is partitioned by the renamed column (a file
+	// per year of created_at; without it, rows would go to partition 1).
+	run(t, 0, "sync", "-c", profile, "--once")
+	files, err := os.ReadDir(filepath.Join(dir, "lake", "public.evo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for _, f := range files {
+		if !f.IsDir() {
+			parts = append(parts, f.Name())
+		}
+	}
+	if !slices.Equal(parts, []string{"2024.csv", "2025.csv"}) {
+		t.Errorf("public.evo's partition files are %v, want 2024.csv and 2025.csv (by created_at)", parts)
+	}
+}
+
+// TestPostgresPartitionColumnRename is issue #15's case 5 for the
+// partition column: renamed under a running sync, it keeps partitioning
+// the table under its new name and a warning asks for the profile to name
+// it; the profile's old name still works after a restart (the column is
+// found by its id), and the new name once the profile is updated, with
+// nothing copied afresh.
+func TestPostgresPartitionColumnRename(t *testing.T) {
+	c := pgtest.Start(t)
+	dsn := c.CreateDB(t, "faults")
+	c.Exec(t, "faults", `CREATE TABLE evo (id int PRIMARY KEY, created timestamp)`,
+		`INSERT INTO evo VALUES (1, '2024-03-01')`)
+	profile := filepath.Join(t.TempDir(), "link.yaml")
+	evoProfile(t, profile, dsn, "created")
+	tables := []string{"public.evo"}
+	cmd, errb := startSync(t, profile)
+	allCompleted(t, profile, tables)
+	countIs(t, profile, "public.evo", 1)
+	c.Exec(t, "faults", `INSERT INTO evo VALUES (2, '2025-01-01')`)
+	countIs(t, profile, "public.evo", 2)
+	c.Exec(t, "faults", `ALTER TABLE evo RENAME COLUMN created TO created_at`, `INSERT INTO evo VALUES (3, '2025-06-01')`)
+	countIs(t, profile, "public.evo", 3)
+	// A restart of the stream in the same process describes the table
+	// again: the stale name must not stop it.
+	c.Exec(t, "faults", `SELECT pg_terminate_backend(pid) FROM pg_stat_replication`, `INSERT INTO evo VALUES (4, '2025-06-02')`)
+	countIs(t, profile, "public.evo", 4)
+	stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
+	log := errb.String()
+	if !strings.Contains(log, "partition column was renamed") || !strings.Contains(log, "created_at") {
+		t.Errorf("no warning that the partition column was renamed:\n%s", log)
+	}
+	for i, column := range []string{"created", "created_at"} {
+		evoProfile(t, profile, dsn, column)
+		cmd, errb = startSync(t, profile)
+		c.Exec(t, "faults", fmt.Sprintf(`INSERT INTO evo VALUES (%d, '2025-07-01')`, 5+i))
+		countIs(t, profile, "public.evo", 5+i)
+		s := allCompleted(t, profile, tables)
+		if state, e := tableStatus(s, "public.evo"); e != "" {
+			t.Errorf("partition_column %s: evo is %s: %s", column, state, e)
+		}
+		if got := queryCSV(t, profile, `SELECT string_agg(year(created_at)::text, ',' ORDER BY id_2) FROM public.evo`)[0][0]; !strings.HasPrefix(got, "2024,2025,2025,2025,2025") {
+			t.Errorf("partition_column %s: created_at years %s", column, got)
+		}
+		stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
+		warned := strings.Contains(errb.String(), "partition_column")
+		if warned != (column == "created") {
+			t.Errorf("partition_column %s: warned %v:\n%s", column, warned, errb)
+		}
+		noRecopy(t, errb)
+	}
 }

@@ -600,7 +600,7 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 			if opts != ts.Options {
 				return nil, &LayoutError{Table: ttx.Name, Problem: fmt.Sprintf("the options changed from %+v to %+v", ts.Options, opts)}
 			}
-			cols, err := evolveLayout(ts.Columns, d.Source)
+			cols, err := evolveLayout(ts.Columns, ts.Source, d.Source)
 			if err != nil {
 				return nil, err
 			}

@@ -98,27 +98,30 @@ func newLayout(t *schema.Table) ([]Column, error) {
 	return cols, nil
 }
 
-// evolveLayout returns the layout of a table whose source schema changed:
-// renamed columns (t.Renamed) renamed in place, new columns appended,
-// vanished ones marked Dropped, never reordered, so that rows written
-// earlier stay valid (shorter rows have NULL tails). A rename keeps the
-// column's position, so the files written before it (Synapse CSV is
-// positional, model.json names the columns) read under the new name.
-func evolveLayout(old []Column, t *schema.Table) ([]Column, error) {
+// evolveLayout returns the layout of a table whose source schema changed
+// from prev (the committed description) to t: renamed columns
+// (schema.Renames: by column id, else as t.Renamed says) renamed in place,
+// new columns appended, vanished ones marked Dropped, never reordered, so
+// that rows written earlier stay valid (shorter rows have NULL tails). A
+// rename keeps the column's position, so the files written before it
+// (Synapse CSV is positional, model.json names the columns) read under the
+// new name.
+func evolveLayout(old []Column, prev, t *schema.Table) ([]Column, error) {
+	renamed := schema.Renames(prev, t)
 	cols := make([]Column, len(old))
 	copy(cols, old)
 	byName := make(map[string]int, len(cols))
 	for i, c := range cols {
 		byName[c.Name] = i
 	}
-	if len(t.Renamed) > 0 {
+	if len(renamed) > 0 {
 		moved := map[int]string{}
-		for from, to := range t.Renamed {
+		for from, to := range renamed {
 			i, ok := byName[from]
 			if !ok || cols[i].System {
 				continue
 			}
-			if _, taken := byName[to]; taken && t.Renamed[to] == "" {
+			if _, taken := byName[to]; taken && renamed[to] == "" {
 				return nil, &LayoutError{Table: t.Name, Column: from, Problem: fmt.Sprintf("the column was renamed to %s, a name the lake's layout already has (a column dropped earlier)", to)}
 			}
 			moved[i] = to

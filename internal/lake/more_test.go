@@ -59,7 +59,7 @@ func TestEvolveLayout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := accountSchema()
 			tt.change(s)
-			got, err := evolveLayout(base, s)
+			got, err := evolveLayout(base, accountSchema(), s)
 			if tt.err != "" {
 				var le *LayoutError
 				if !errors.As(err, &le) || !strings.Contains(err.Error(), tt.err) {

@@ -48,7 +48,7 @@ func TestEvolveLayoutRenames(t *testing.T) {
 		{"onto an existing name", map[string]string{"name": "statecode"}, nil, true},
 	}
 	for _, tt := range tests {
-		got, err := evolveLayout(cols, renamed(tt.renames))
+		got, err := evolveLayout(cols, base, renamed(tt.renames))
 		var le *LayoutError
 		if tt.bad {
 			if !errors.As(err, &le) {
@@ -59,5 +59,48 @@ func TestEvolveLayoutRenames(t *testing.T) {
 		if err != nil || !slices.Equal(names(got), tt.want) || len(got) != len(cols) {
 			t.Errorf("%s: layout %v (%v), want %v in place", tt.name, names(got), err, tt.want)
 		}
+	}
+}
+
+// TestEvolveLayoutRenamesByID: a rename the source did not report (made
+// while lakelink was stopped) is followed when both descriptions carry
+// column ids, and is a drop plus an add when the committed one has none
+// (a lake written before ids were recorded).
+func TestEvolveLayoutRenamesByID(t *testing.T) {
+	withIDs := func(d *schema.Table) *schema.Table {
+		c := *d
+		c.SourceID = "16384"
+		c.Columns = slices.Clone(d.Columns)
+		for i := range c.Columns {
+			c.Columns[i].SourceID = i + 1
+		}
+		return &c
+	}
+	base := withIDs(accountSchema())
+	cols, err := newLayout(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := withIDs(accountSchema())
+	cur.Columns[1].Name = "title"
+	layoutNames := func(cols []Column) (live, dropped []string) {
+		for _, c := range cols {
+			if c.Dropped {
+				dropped = append(dropped, c.Name)
+			} else {
+				live = append(live, c.Name)
+			}
+		}
+		return live, dropped
+	}
+	got, err := evolveLayout(cols, base, cur)
+	live, dropped := layoutNames(got)
+	if err != nil || len(got) != len(cols) || live[4] != "title" || len(dropped) != 0 {
+		t.Errorf("rename by id: layout %v, dropped %v (%v), want title in place of name", live, dropped, err)
+	}
+	got, err = evolveLayout(cols, accountSchema(), cur)
+	live, dropped = layoutNames(got)
+	if err != nil || len(got) != len(cols)+1 || live[len(live)-1] != "title" || !slices.Equal(dropped, []string{"name"}) {
+		t.Errorf("committed description without ids: layout %v, dropped %v (%v), want name dropped and title added", live, dropped, err)
 	}
 }

@@ -148,7 +148,7 @@ func (s *Stage) Define(d Definition) error {
 	if opts := effectiveOptions(&d, s.l.opts.Incremental.Enabled); opts != s.ts.Options {
 		return &LayoutError{Table: s.ts.Name, Problem: fmt.Sprintf("the options changed from %+v to %+v", s.ts.Options, opts)}
 	}
-	cols, err := evolveLayout(s.ts.Columns, d.Source)
+	cols, err := evolveLayout(s.ts.Columns, s.ts.Source, d.Source)
 	if err != nil {
 		return err
 	}

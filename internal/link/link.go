@@ -14,6 +14,7 @@ import (
 	"github.com/lakelink/lakelink/internal/config"
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/lease"
+	"github.com/lakelink/lakelink/internal/schema"
 	"github.com/lakelink/lakelink/internal/source"
 	// The connectors a link can open: each registers its source.type.
 	_ "github.com/lakelink/lakelink/internal/source/dataverse"
@@ -70,7 +71,13 @@ func Open(ctx context.Context, p *config.Link, opts Options) (*Link, error) {
 		Logger:   log,
 		Progress: opts.Progress,
 	})
-	src, err := OpenSource(ctx, p, eng, log)
+	// The committed descriptions let a source find a table's columns
+	// again after a rename while lakelink was stopped (#15 case 5).
+	committed := map[string]*schema.Table{}
+	for name, ts := range lk.State().Tables {
+		committed[name] = ts.Source
+	}
+	src, err := source.Open(ctx, source.Params{Profile: p, Events: eng, Logger: log, Committed: committed})
 	if err != nil {
 		lk.Close()
 		ls.Release(context.WithoutCancel(ctx))

@@ -83,6 +83,13 @@ type Column struct {
 	SourceTypeCode int
 	// Targets lists the tables a lookup column may reference.
 	Targets []string
+	// SourceID identifies the column within its table (Table.SourceID)
+	// for the table's whole life, whatever it is named: PostgreSQL's
+	// attnum. 0 means unknown (Dataverse, which cannot rename a column,
+	// and descriptions committed before ids were recorded). Matching
+	// descriptions by it (Renames) tells a renamed column from a dropped
+	// and an added one.
+	SourceID int `json:",omitempty"`
 }
 
 // Option is one value of a choice column with its label in one language.
@@ -113,6 +120,11 @@ type Table struct {
 	// Name is the logical name, lower case; it names the lake folder and the
 	// SQL tables.
 	Name string
+	// SourceID identifies the table at the source for its life, so that
+	// two descriptions with the same SourceID number their columns
+	// (Column.SourceID) alike: PostgreSQL's table OID (a table dropped and
+	// created again under the same name has another). Empty means unknown.
+	SourceID string `json:",omitempty"`
 	// Key names the column(s) whose value becomes the lake's Id. Several
 	// columns form a composite key, written as their values joined by "|".
 	Key []string
@@ -144,4 +156,43 @@ func (t *Table) Column(name string) (Column, bool) {
 		}
 	}
 	return Column{}, false
+}
+
+// Renames returns the columns of prev that t holds under another name (old
+// name to new), matched by their SourceIDs: the renames between two
+// descriptions of one table, however they came about (#15 case 5). When
+// the two have no common Table.SourceID it returns t.Renamed, the renames
+// the source saw happen; otherwise the ids decide, and t.Renamed only adds
+// renames of which one side lacks an id. A column whose id is new is an
+// added column and one whose id is gone a dropped one, whatever the names.
+func Renames(prev, t *Table) map[string]string {
+	if prev == nil || prev.SourceID == "" || prev.SourceID != t.SourceID {
+		return t.Renamed
+	}
+	byID := make(map[int]string, len(prev.Columns))
+	for _, c := range prev.Columns {
+		if c.SourceID != 0 {
+			byID[c.SourceID] = c.Name
+		}
+	}
+	var out map[string]string
+	add := func(from, to string) {
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[from] = to
+	}
+	for _, c := range t.Columns {
+		if from, ok := byID[c.SourceID]; ok && c.SourceID != 0 && from != c.Name {
+			add(from, c.Name)
+		}
+	}
+	for from, to := range t.Renamed {
+		p, okp := prev.Column(from)
+		c, okc := t.Column(to)
+		if okp && okc && (p.SourceID == 0 || c.SourceID == 0) {
+			add(from, to)
+		}
+	}
+	return out
 }

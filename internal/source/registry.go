@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/lakelink/lakelink/internal/config"
+	"github.com/lakelink/lakelink/internal/schema"
 )
 
 // Params is what a connector's constructor receives.
@@ -20,6 +21,12 @@ type Params struct {
 	// Logger is never nil when the constructor runs (Open supplies a
 	// discarding one).
 	Logger *slog.Logger
+	// Committed holds the description of each table the lake has, as
+	// last committed, by table name; nil when the lake was not read. A
+	// connector whose columns have ids (schema.Column.SourceID) finds in
+	// it what a rename while lakelink was stopped changed (PostgreSQL's
+	// partition column).
+	Committed map[string]*schema.Table
 }
 
 // connector is one registered source.type.

@@ -14,7 +14,7 @@ func fromProfile(ctx context.Context, p source.Params) (*Source, error) {
 	s := p.Profile.Source
 	tables := make([]TableConfig, 0, len(p.Profile.Tables))
 	for _, t := range p.Profile.Tables {
-		tables = append(tables, TableConfig{Name: t.Name, PartitionColumn: t.PartitionColumn})
+		tables = append(tables, TableConfig{Name: t.Name, PartitionColumn: t.PartitionColumn, Committed: p.Committed[t.Name]})
 	}
 	return New(ctx, Config{
 		DSN:          s.DSN,

@@ -18,6 +18,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -59,6 +60,12 @@ type TableConfig struct {
 	Name string
 	// PartitionColumn is the timestamp column choosing a row's partition.
 	PartitionColumn string
+	// Committed is the table's description the lake committed last (nil
+	// for a table the lake does not have): when PartitionColumn is no
+	// longer a column of the table, the column the lake partitions it by
+	// is found in it by its id, so a partition column renamed while
+	// lakelink was stopped keeps partitioning the table (#15 case 5).
+	Committed *schema.Table
 }
 
 // Errors New wraps, for callers that react to the kind of failure.
@@ -91,6 +98,10 @@ type Source struct {
 	// confirmed is the highest LSN a Stream confirmed to the slot.
 	confirmed pglogrepl.LSN
 	seq       int
+	// partitionIDs: per table (as configured), the table OID and attnum
+	// of the partition column last resolved, so that it is found again
+	// after a rename under this process (partitionColumn).
+	partitionIDs map[string][2]string
 }
 
 var _ source.Source = (*Source)(nil)
@@ -145,14 +156,15 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 	}
 	pcfg.MaxConns = int32(cfg.CopyWorkers + 4)
 	s := &Source{
-		cfg:     cfg,
-		log:     log,
-		connCfg: pcfg.ConnConfig.Copy(),
-		where:   fmt.Sprintf("host=%s port=%d dbname=%s user=%s", pcfg.ConnConfig.Host, pcfg.ConnConfig.Port, pcfg.ConnConfig.Database, pcfg.ConnConfig.User),
-		pub:     cfg.Publication,
-		slot:    cfg.Slot,
-		exports: map[string]*export{},
-		holds:   map[uint32]pglogrepl.LSN{},
+		cfg:          cfg,
+		log:          log,
+		connCfg:      pcfg.ConnConfig.Copy(),
+		where:        fmt.Sprintf("host=%s port=%d dbname=%s user=%s", pcfg.ConnConfig.Host, pcfg.ConnConfig.Port, pcfg.ConnConfig.Database, pcfg.ConnConfig.User),
+		pub:          cfg.Publication,
+		slot:         cfg.Slot,
+		exports:      map[string]*export{},
+		holds:        map[uint32]pglogrepl.LSN{},
+		partitionIDs: map[string][2]string{},
 	}
 	if s.pub == "" {
 		s.pub = defaultName(cfg.Link)
@@ -308,7 +320,7 @@ func (s *Source) table(ctx context.Context, name string) (*table, error) {
 		return nil, &source.NotTrackedError{Table: name, Fix: "only ordinary tables can be linked (not views, partitioned parents or foreign tables); link the partitions instead"}
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT attname, atttypid, atttypmod FROM pg_attribute
+		SELECT attname, atttypid, atttypmod, attnum FROM pg_attribute
 		WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
 		ORDER BY attnum`, t.oid)
 	if err != nil {
@@ -318,11 +330,12 @@ func (s *Source) table(ctx context.Context, name string) (*table, error) {
 		name string
 		oid  uint32
 		mod  int32
+		num  int16
 	}
 	var attrs []attr
 	for rows.Next() {
 		var a attr
-		if err := rows.Scan(&a.name, &a.oid, &a.mod); err != nil {
+		if err := rows.Scan(&a.name, &a.oid, &a.mod, &a.num); err != nil {
 			return nil, fmt.Errorf("postgres source %s: table %s: read columns: %w", s.where, name, err)
 		}
 		attrs = append(attrs, a)
@@ -330,7 +343,9 @@ func (s *Source) table(ctx context.Context, name string) (*table, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres source %s: table %s: read columns: %w", s.where, name, err)
 	}
-	t.desc = &schema.Table{Name: strings.ToLower(name)}
+	// The OID and the attnums identify the table and its columns for
+	// their life, across renames (schema.Renames).
+	t.desc = &schema.Table{Name: strings.ToLower(name), SourceID: strconv.FormatUint(uint64(t.oid), 10)}
 	for _, a := range attrs {
 		ct, err := s.types.column(ctx, s.pool, a.oid, a.mod)
 		if err != nil {
@@ -338,6 +353,7 @@ func (s *Source) table(ctx context.Context, name string) (*table, error) {
 		}
 		col := ct.col
 		col.Name = a.name
+		col.SourceID = int(a.num)
 		t.desc.Columns = append(t.desc.Columns, col)
 		t.dec = append(t.dec, ct.dec)
 		t.cols = append(t.cols, col.Name)
@@ -359,13 +375,50 @@ func (s *Source) table(ctx context.Context, name string) (*table, error) {
 	}
 	for _, tc := range s.cfg.Tables {
 		if tc.Name == name && tc.PartitionColumn != "" {
-			if _, ok := t.desc.Column(tc.PartitionColumn); !ok {
-				return nil, fmt.Errorf("postgres source %s: table %s: partition column %s does not exist; fix partition_column in the link", s.where, name, tc.PartitionColumn)
+			col, err := s.partitionColumn(t.desc, tc)
+			if err != nil {
+				return nil, err
 			}
-			t.desc.PartitionColumn = tc.PartitionColumn
+			t.desc.PartitionColumn = col
 		}
 	}
 	return t, nil
+}
+
+// partitionColumn returns the column of desc that partitions the table tc
+// configures: tc.PartitionColumn, or, when the table no longer has it, the
+// column the lake partitions the table by (tc.Committed), found by its id:
+// a partition column renamed at the source keeps partitioning the table
+// under its new name, as the stream follows a rename it sees (#15 case 5),
+// and a warning asks for the profile to name it.
+func (s *Source) partitionColumn(desc *schema.Table, tc TableConfig) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := desc.Column(tc.PartitionColumn); ok {
+		s.partitionIDs[tc.Name] = [2]string{desc.SourceID, strconv.Itoa(c.SourceID)}
+		return tc.PartitionColumn, nil
+	}
+	// Known: the column resolved before in this process (renamed since),
+	// else the lake's committed partition column.
+	var known [][2]string
+	if id, ok := s.partitionIDs[tc.Name]; ok {
+		known = append(known, id)
+	}
+	if k := tc.Committed; k != nil {
+		if kc, ok := k.Column(k.PartitionColumn); ok && kc.SourceID != 0 {
+			known = append(known, [2]string{k.SourceID, strconv.Itoa(kc.SourceID)})
+		}
+	}
+	for _, id := range known {
+		for _, c := range desc.Columns {
+			if id[0] != "" && id[0] == desc.SourceID && id[1] == strconv.Itoa(c.SourceID) {
+				s.log.Warn("the link's partition_column is not a column of the table: the table stays partitioned by the column the lake partitions it by, renamed at the source; set partition_column to its name in the link profile",
+					"table", tc.Name, "partition_column", tc.PartitionColumn, "partitioned_by", c.Name)
+				return c.Name, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("postgres source %s: table %s: partition column %s does not exist; fix partition_column in the link (a column renamed at the source: set its new name)", s.where, tc.Name, tc.PartitionColumn)
 }
 
 // keyColumns returns the columns that identify a row in the change stream:

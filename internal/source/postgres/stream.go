@@ -627,12 +627,23 @@ func (st *stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		return err
 	}
 	r.desc.Renamed = renamed
-	r.desc.PartitionColumn = tb.t.desc.PartitionColumn
+	r.desc.SourceID = tb.t.desc.SourceID
+	if err := st.columnIDs(ctx, tb, prev, r.desc); err != nil {
+		return err
+	}
+	// The ids, where the catalog gave them, decide what was renamed.
+	renamed = schema.Renames(prev, r.desc)
+	r.desc.Renamed = renamed
+	// The partition column is a column, not a name: it follows a rename
+	// (the profile's stale name is resolved by id at the next start,
+	// Source.partitionColumn).
+	r.desc.PartitionColumn = renamedTo(prev, r.desc, prev.PartitionColumn)
+	if r.desc.PartitionColumn != prev.PartitionColumn {
+		s.log.Warn("the partition column was renamed at the source: the table stays partitioned by it; set partition_column to its new name in the link profile",
+			"table", name, "from", prev.PartitionColumn, "to", r.desc.PartitionColumn)
+	}
 	for _, k := range prev.Key {
-		if to, ok := renamed[k]; ok {
-			k = to
-		}
-		r.desc.Key = append(r.desc.Key, k)
+		r.desc.Key = append(r.desc.Key, renamedTo(prev, r.desc, k))
 	}
 	for _, k := range r.desc.Key {
 		i := slices.IndexFunc(r.desc.Columns, func(c schema.Column) bool { return c.Name == k })
@@ -653,6 +664,74 @@ func (st *stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		r.desc.Renamed = composeRenames(p.desc.Renamed, r.desc.Renamed)
 	}
 	st.rels[m.RelationID] = r
+	return nil
+}
+
+// renamedTo returns the name in cur of prev's column name: the column of
+// cur with its id, else its new name when cur.Renamed has one, else name.
+func renamedTo(prev, cur *schema.Table, name string) string {
+	if c, ok := prev.Column(name); ok && c.SourceID != 0 && prev.SourceID == cur.SourceID {
+		for _, n := range cur.Columns {
+			if n.SourceID == c.SourceID {
+				return n.Name
+			}
+		}
+	}
+	if to, ok := cur.Renamed[name]; ok {
+		return to
+	}
+	return name
+}
+
+// columnIDs gives cur, a new Relation message's description of table
+// tb, its columns' attnums (schema.Column.SourceID), which pgoutput does
+// not send: a column of prev (the description before it) keeps its id
+// under its name, or under its new name when cur.Renamed says it was
+// renamed. When a column is new, the catalog gives every id, provided it
+// lists the same columns in the same order as the message (attnum order);
+// otherwise the table changed again since, and the new columns' ids stay
+// 0 (unknown: the lake matches them by name, and the next description
+// from the catalog records them).
+func (st *stream) columnIDs(ctx context.Context, tb *streamTable, prev, cur *schema.Table) error {
+	ids := make(map[string]int, len(prev.Columns))
+	if prev.SourceID == cur.SourceID {
+		for _, c := range prev.Columns {
+			name := c.Name
+			if to, ok := cur.Renamed[name]; ok {
+				name = to
+			}
+			ids[name] = c.SourceID
+		}
+	}
+	known := true
+	for i := range cur.Columns {
+		cur.Columns[i].SourceID = ids[cur.Columns[i].Name]
+		known = known && cur.Columns[i].SourceID != 0
+	}
+	if known {
+		return nil
+	}
+	rows, err := st.s.pool.Query(ctx, `SELECT attname::text, attnum FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum`, tb.t.oid)
+	if err != nil {
+		return fmt.Errorf("postgres source %s: table %s: read the column ids from the catalog: %w", st.s.where, tb.t.name, err)
+	}
+	type attr struct {
+		name string
+		num  int16
+	}
+	attrs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (attr, error) {
+		var a attr
+		return a, r.Scan(&a.name, &a.num)
+	})
+	if err != nil {
+		return fmt.Errorf("postgres source %s: table %s: read the column ids from the catalog: %w", st.s.where, tb.t.name, err)
+	}
+	if !slices.EqualFunc(attrs, cur.Columns, func(a attr, c schema.Column) bool { return a.name == c.Name }) {
+		return nil
+	}
+	for i, a := range attrs {
+		cur.Columns[i].SourceID = int(a.num)
+	}
 	return nil
 }
 
