@@ -9,7 +9,8 @@
 // It imports only internal/schema (table descriptions) and internal/config
 // (the profile a connector's constructor reads). Connectors live in the
 // subpackages (dataverse, postgres) and import this package and schema
-// (config at most), never each other nor the engine or the lake.
+// (config at most), never each other nor the engine or the lake; each runs
+// the contract suite, package sourcetest, against a real server.
 package source
 
 import (

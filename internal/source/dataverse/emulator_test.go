@@ -127,52 +127,38 @@ func TestEmulatorCopy(t *testing.T) {
 	}
 }
 
-// TestEmulatorStream makes creates, updates and deletes through the Web API
-// and checks Stream delivers each once, deletes ordered after the rows'
-// earlier versions and before a re-creation.
-func TestEmulatorStream(t *testing.T) {
+// TestEmulatorStreamValues streams what the contract suite (TestContract)
+// leaves to the connector: a create's values come through as written
+// (quotes, a decimal), and re-creating a deleted id (PATCH upserts) orders
+// after the delete.
+func TestEmulatorStreamValues(t *testing.T) {
 	_, url := emulatortest.Start(t, emulator.Config{Scale: 12, Seed: 3})
 	s := open(t, url, func(c *Config) { c.PageSize = 4 })
 	rows, cur := copyTable(t, s, "account")
-	var ids []string
-	for id := range rows {
-		ids = append(ids, id)
+	var id string
+	for id = range rows {
+		break
 	}
 	cursors := map[string]string{"account": cur}
 
 	created := call(t, http.MethodPost, url, "accounts", map[string]any{"name": "Fourth Coffee \"new\"", "revenue": 1234.5})
-	call(t, http.MethodPatch, url, "accounts("+ids[0]+")", map[string]any{"name": "renamed"})
-	call(t, http.MethodDelete, url, "accounts("+ids[1]+")", nil)
-	got, cursors := streamUntil(t, s, cursors, func(b []source.Batch) bool { return len(changes(b)) >= 3 })
+	call(t, http.MethodDelete, url, "accounts("+id+")", nil)
+	got, cursors := streamUntil(t, s, cursors, func(b []source.Batch) bool { return len(changes(b)) >= 2 })
 	byID := map[string]source.Change{}
 	for _, c := range changes(got) {
-		if _, dup := byID[c.ID]; dup {
-			t.Errorf("%s delivered twice", c.ID)
-		}
 		byID[c.ID] = c
 	}
 	if c := byID[strings.ToLower(created)]; value(c, "name") != "Fourth Coffee \"new\"" || value(c, "revenue") == nil {
 		t.Errorf("create: %+v", c)
 	}
-	if c := byID[ids[0]]; value(c, "name") != "renamed" || c.Version <= rows[ids[0]].Version {
-		t.Errorf("update: %+v", c)
+	del := byID[id]
+	if !del.Deleted {
+		t.Fatalf("delete of %s not delivered: %+v", id, del)
 	}
-	del := byID[ids[1]]
-	if !del.Deleted || del.Version <= rows[ids[1]].Version {
-		t.Errorf("delete %+v does not order after the copied version %d", del, rows[ids[1]].Version)
-	}
-
-	// Caught up: empty batches move the cursor.
-	got, cursors = streamUntil(t, s, cursors, func(b []source.Batch) bool { return len(b) >= 1 })
-	if len(got[0].Changes) != 0 || got[0].Cursors["account"] == "" {
-		t.Errorf("idle batch = %+v", got[0])
-	}
-
-	// Re-creating the deleted id (PATCH upserts) wins over the delete.
-	call(t, http.MethodPatch, url, "accounts("+ids[1]+")", map[string]any{"name": "back again"})
+	call(t, http.MethodPatch, url, "accounts("+id+")", map[string]any{"name": "back again"})
 	got, _ = streamUntil(t, s, cursors, func(b []source.Batch) bool { return len(changes(b)) >= 1 })
 	re := changes(got)[len(changes(got))-1]
-	if re.ID != ids[1] || re.Deleted || re.Version <= del.Version {
+	if re.ID != id || re.Deleted || re.Version <= del.Version || value(re, "name") != "back again" {
 		t.Errorf("re-create %+v does not order after the delete's version %d", re, del.Version)
 	}
 }
@@ -212,21 +198,6 @@ func TestEmulatorFaults(t *testing.T) {
 		t.Errorf("events: throttled %v unreachable %v unthrottled %v", ev.throttled, ev.unreachable, ev.unthrottled)
 	}
 	t.Logf("faults run took %v", time.Since(start))
-}
-
-// TestEmulatorTokenExpiry: a delta token older than the environment keeps
-// gives a CursorExpiredError naming the table.
-func TestEmulatorTokenExpiry(t *testing.T) {
-	e, url := emulatortest.Start(t, emulator.Config{Scale: 5, Seed: 1})
-	s := open(t, url, nil)
-	_, cur := copyTable(t, s, "lead")
-	e.SetFaults(emulator.Faults{TokenMaxAge: time.Millisecond})
-	time.Sleep(1100 * time.Millisecond) // the emulator stamps tokens to the second
-	err := s.Stream(context.Background(), map[string]string{"lead": cur}, func(context.Context, source.Batch) error { return nil })
-	var ce *source.CursorExpiredError
-	if !errors.As(err, &ce) || ce.Table != "lead" || !errors.Is(err, source.ErrCursorExpired) {
-		t.Fatalf("Stream = %v, want a CursorExpiredError for lead", err)
-	}
 }
 
 // TestEmulatorRestart: a cursor taken before the emulator restarts (same

@@ -404,6 +404,10 @@ func TestTruncate(t *testing.T) {
 	}
 }
 
+// TestRestartFromCommittedCursor checks what PostgreSQL promises beyond
+// the contract suite's at-least-once restart (TestContract/StreamRestart):
+// nothing before the committed cursor comes again, and idle batches move
+// the cursor past it.
 func TestRestartFromCommittedCursor(t *testing.T) {
 	c, db, dsn := newDB(t, "CREATE TABLE t (id int PRIMARY KEY, v int)")
 	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "t"}}})
@@ -422,9 +426,6 @@ func TestRestartFromCommittedCursor(t *testing.T) {
 	// Idle streams report fresh cursors.
 	waitFor(t, "an idle batch", func() bool { return len(again.last().Changes) == 0 })
 	r.stop(t)
-	if _, ok := again.rows()["t"]["2"]; !ok {
-		t.Fatal("insert made while stopped lost")
-	}
 	for _, b := range again.batches {
 		for _, ch := range b.Changes {
 			if ch.ID == "1" && value(ch, "v") == int64(1) {
