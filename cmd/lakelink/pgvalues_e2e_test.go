@@ -94,11 +94,13 @@ func TestPostgresOddValues(t *testing.T) {
 	if want := "ts,tz\ninfinity,-infinity\n-4712-01-01 00:00:00,-0043-03-15 12:00:00.5Z\n"; out != want {
 		t.Errorf("lakelink query prints\n%s\nwant\n%s", out, want)
 	}
-	// jsonb 'null' prints as null, SQL NULL as NULL (#15 case 9).
+	// jsonb 'null' prints as null, SQL NULL as NULL, an empty field or
+	// the key left out (#15 case 9).
 	for format, want := range map[string]string{
 		"csv":   "id_2,j\n1,null\n3,\n4,[null]\n",
 		"table": "id_2 | j\n-----+-------\n   1 | null\n   3 | NULL\n   4 | [null]\n(3 rows)\n",
-		"jsonl": "{\"id_2\":1,\"j\":null}\n{\"id_2\":3,\"j\":null}\n{\"id_2\":4,\"j\":[null]}\n",
+		"jsonl": "{\"id_2\":1,\"j\":null}\n{\"id_2\":3}\n{\"id_2\":4,\"j\":[null]}\n",
+		"json":  "[\n{\"id_2\":1,\"j\":null},\n{\"id_2\":3},\n{\"id_2\":4,\"j\":[null]}\n]\n",
 	} {
 		out := run(t, 0, "query", "-c", profile, "--format", format, `SELECT id_2, j FROM public.odd WHERE id_2 IN (1, 3, 4) ORDER BY id_2`)
 		if out != want {

@@ -46,8 +46,9 @@ const (
 // Print runs query on db, as Query does, and writes its result to w in
 // format, as Format does, except that a JSON column's document null prints
 // as null, distinct from SQL NULL (NULL in a table, an empty field in csv,
-// null in json): the DuckDB Go driver returns a JSON value parsed, nil for
-// both, so the result's JSON columns are read as their text. For that
+// the key left out of its row's object in json and jsonl): the DuckDB Go
+// driver returns a JSON value parsed, nil for both, so the result's JSON
+// columns are read as their text. For that
 // Print asks DuckDB for the result's column types first (DESCRIBE, which
 // binds the statement without running it) and, when some column is JSON,
 // runs the statement under a select that casts those to VARCHAR (by name,
@@ -537,10 +538,21 @@ func (f *jsonFormatter) row(vals []any) error {
 	}
 	f.n++
 	f.w.WriteByte('{')
+	first := true
 	for i, v := range vals {
-		if i > 0 {
+		if v == nil && f.cols[i].jsonText {
+			// SQL NULL in a JSON column is the key left out, so that it
+			// differs from the document null (the key with null); a
+			// reader that asks for the key gets null for both (jq's
+			// .doc, JavaScript's row.doc == null, Python's row.get),
+			// one that tells absent from null (has("doc"), "doc" in
+			// row) gets SQL's answer.
+			continue
+		}
+		if !first {
 			f.w.WriteByte(',')
 		}
+		first = false
 		f.w.Write(f.keys[i])
 		f.w.WriteByte(':')
 		b, err := json.Marshal(f.value(v, f.cols[i]))

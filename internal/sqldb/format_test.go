@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,11 +70,12 @@ func TestFormatGolden(t *testing.T) {
 }
 
 // TestPrintJSONNull is issue 15 case 9: a JSON column's document null
-// prints as null in every format, SQL NULL as NULL does (in json both are
-// null: a document is embedded as itself, as duckdb -json does); the statement's
-// column names (duplicates too), order and other values stay as they are,
-// also with a trailing ; or comment, and a statement DESCRIBE cannot take
-// runs as it is.
+// prints as null in every format and differs from SQL NULL in each: NULL
+// in a table, an empty csv field, the key left out in json and jsonl
+// (documents are embedded as themselves, as duckdb -json does); the
+// statement's column names (duplicates too), order and other values stay
+// as they are, also with a trailing ; or comment, and a statement DESCRIBE
+// cannot take runs as it is.
 func TestPrintJSONNull(t *testing.T) {
 	l := newTestLake(t)
 	db := l.open()
@@ -82,8 +84,8 @@ func TestPrintJSONNull(t *testing.T) {
 	want := map[string]string{
 		"table": "doc              | x | x\n-----------------+---+---\nnull             | 2 | -2\n[1, {\"k\": null}] | 1 | -1\nNULL             | 0 |  0\n(3 rows)\n",
 		"csv":   "doc,x,x\nnull,2,-2\n\"[1, {\"\"k\"\": null}]\",1,-1\n,0,0\n",
-		"json":  "[\n{\"doc\":null,\"x\":2,\"x\":-2},\n{\"doc\":[1,{\"k\":null}],\"x\":1,\"x\":-1},\n{\"doc\":null,\"x\":0,\"x\":0}\n]\n",
-		"jsonl": "{\"doc\":null,\"x\":2,\"x\":-2}\n{\"doc\":[1,{\"k\":null}],\"x\":1,\"x\":-1}\n{\"doc\":null,\"x\":0,\"x\":0}\n",
+		"json":  "[\n{\"doc\":null,\"x\":2,\"x\":-2},\n{\"doc\":[1,{\"k\":null}],\"x\":1,\"x\":-1},\n{\"x\":0,\"x\":0}\n]\n",
+		"jsonl": "{\"doc\":null,\"x\":2,\"x\":-2}\n{\"doc\":[1,{\"k\":null}],\"x\":1,\"x\":-1}\n{\"x\":0,\"x\":0}\n",
 	}
 	for _, format := range Formats {
 		for _, query := range []string{q, q + ";\n", q + " -- the end"} {
@@ -103,6 +105,39 @@ func TestPrintJSONNull(t *testing.T) {
 	var fe *FormatError
 	if err := db.Print(t.Context(), &bytes.Buffer{}, q, "xml"); !errors.As(err, &fe) {
 		t.Errorf("unknown format: got %v, want a *FormatError", err)
+	}
+}
+
+// TestSpecialValuesDistinct is issue 15 case 9 in every format: each
+// special value a lake holds (double NaN and infinities, infinite times
+// and dates, the JSON document null, the text a PostgreSQL numeric NaN is)
+// prints differently from SQL NULL of its type.
+func TestSpecialValuesDistinct(t *testing.T) {
+	l := newTestLake(t)
+	db := l.open()
+	values := []struct{ value, typ string }{
+		{"'NaN'", "DOUBLE"}, {"'Infinity'", "DOUBLE"}, {"'-Infinity'", "DOUBLE"},
+		{"'infinity'", "TIMESTAMP"}, {"'-infinity'", "TIMESTAMP"},
+		{"'infinity'", "TIMESTAMPTZ"}, {"'-infinity'", "TIMESTAMPTZ"},
+		{"'infinity'", "DATE"}, {"'-infinity'", "DATE"},
+		{"'null'", "JSON"}, {"'NaN'", "VARCHAR"}, {"'Infinity'", "VARCHAR"},
+	}
+	// Where the two data rows are in each format's lines.
+	first := map[string]int{"table": 2, "csv": 1, "json": 1, "jsonl": 0}
+	for _, v := range values {
+		q := fmt.Sprintf("SELECT x FROM (VALUES (1, CAST(%s AS %s)), (2, CAST(NULL AS %[2]s))) t(i, x) ORDER BY i", v.value, v.typ)
+		for _, format := range Formats {
+			var buf bytes.Buffer
+			if err := db.Print(t.Context(), &buf, q, format); err != nil {
+				t.Fatalf("%s %s: %v", v.typ, format, err)
+			}
+			lines := strings.Split(buf.String(), "\n")
+			i := first[format]
+			special, null := strings.TrimSuffix(lines[i], ","), lines[i+1]
+			if special == null {
+				t.Errorf("%s %s prints as SQL NULL does in %s: %q", v.typ, v.value, format, special)
+			}
+		}
 	}
 }
 
