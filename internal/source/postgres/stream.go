@@ -30,14 +30,24 @@ import (
 // restart from any committed cursor repeats nothing already committed for
 // that table and skips nothing.
 //
-// Version = commit LSN << 16 | n, n = 1, 2, ... the change's position in its
-// transaction (saturating at 0xFFFF). Copied rows have CP << 16, so every
-// streamed change of a row compares greater than its copied version, and
-// later transactions greater than earlier ones (row locks order the
+// Version = (commit LSN << 16) + n, n = 1, 2, ... the change's position in
+// its transaction, up to txnVersions - 1. Copied rows have CP << 16, so
+// every streamed change of a row compares greater than its copied version,
+// and later transactions greater than earlier ones (row locks order the
 // transactions that change one row by commit). The shift leaves room for
 // 2^47 bytes (128 TiB) of WAL.
+//
+// n may pass 0xFFFF: a transaction owns the versions from its commit LSN
+// << 16 up to (but not including) the next WAL record's start << 16, where
+// the next transaction's versions (and a copy's consistent point, a record
+// boundary) begin, and the commit record is at least an XLogRecord header
+// (24 bytes) long. So versions of one row increase through a transaction
+// of up to 1 572 863 changes; only changes past that position share one.
 
 const (
+	// txnVersions is how many versions a transaction's changes may take
+	// (see above): its commit record's least length, 24 bytes, << 16.
+	txnVersions = 24 << 16
 	// statusInterval is how often the slot hears from lakelink, well inside
 	// the default wal_sender_timeout of 60 s.
 	statusInterval = 5 * time.Second
@@ -1098,8 +1108,8 @@ func (st *stream) readExisting(ctx context.Context, r *rel, key []string, cols [
 func (st *stream) add(ctx context.Context, r *rel, ch source.Change) error {
 	txn := st.txn
 	ch.Table = r.st.t.name
-	txn.seq = min(txn.seq+1, 0xFFFF)
-	ch.Version = int64(txn.commit)<<16 | txn.seq
+	txn.seq = min(txn.seq+1, txnVersions-1)
+	ch.Version = int64(txn.commit)<<16 + txn.seq
 	if r.schemaDue {
 		if txn.schemas == nil {
 			txn.schemas = map[string]*schema.Table{}

@@ -552,3 +552,46 @@ func TestColumnRenames(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionsPastPosition65535: in a transaction of more than 65535
+// changes, two changes of one row past that position get increasing
+// versions (they used to share 0xFFFF, so which one the lake kept was
+// arbitrary), all below the next transaction's.
+func TestVersionsPastPosition65535(t *testing.T) {
+	c, db, dsn := newDB(t, "CREATE TABLE big (id int PRIMARY KEY, v text)", "INSERT INTO big VALUES (1, 'start'), (2, 'start')")
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "big"}}})
+	col := &collector{}
+	cursors := copyAll(t, s, col, "big")
+	r := startStream(s, cursors, col)
+	defer r.stop(t)
+	c.Exec(t, db, "BEGIN", "INSERT INTO big SELECT g, 'x' FROM generate_series(3, 70002) g",
+		"UPDATE big SET v = 'first' WHERE id = 1", "UPDATE big SET v = 'second' WHERE id = 1", "COMMIT")
+	c.Exec(t, db, "UPDATE big SET v = 'next' WHERE id = 2")
+	waitFor(t, "the transaction after the big one", func() bool { return lakeState(col, "big", "v")["2"] == "next" })
+	if got := lakeState(col, "big", "v")["1"]; got != "second" {
+		t.Errorf("row 1 is %q, want the transaction's last change (second)", got)
+	}
+	var one []int64
+	var bigMax, next int64
+	col.mu.Lock()
+	for _, b := range col.batches {
+		for _, ch := range b.Changes {
+			switch {
+			case ch.ID == "1" && len(one) < 3:
+				one = append(one, ch.Version)
+			case ch.ID == "2" && value(ch, "v") == "next":
+				next = ch.Version
+			}
+			if ch.ID != "2" {
+				bigMax = max(bigMax, ch.Version)
+			}
+		}
+	}
+	col.mu.Unlock()
+	if len(one) != 3 || one[0] >= one[1] || one[1] >= one[2] {
+		t.Errorf("versions of row 1 (copy, first, second) %v do not increase", one)
+	}
+	if bigMax >= next {
+		t.Errorf("the big transaction's versions reach %d, the next transaction's change has %d", bigMax, next)
+	}
+}
