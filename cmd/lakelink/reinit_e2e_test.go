@@ -180,6 +180,66 @@ func reinitialised(t *testing.T, profile, lakeDir, table string, before, oldRows
 	}
 }
 
+// reinitStep is one way of re-initialising a table: setup runs while
+// sync is stopped, then sync starts again with args.
+type reinitStep struct {
+	name  string
+	args  []string
+	setup func()
+}
+
+// reinitEach takes table through each step while the readers count it:
+// it stops cmd (when one runs), runs the step's setup, starts sync with the
+// step's args and waits until the table is re-initialised; with
+// wantProgress, status must have shown the copy's progress. It returns the
+// sync that runs after the last step.
+func reinitEach(t *testing.T, r *readers, profile, lakeDir, table string, rows int, cmd *exec.Cmd, wantProgress bool, steps ...reinitStep) *exec.Cmd {
+	t.Helper()
+	for _, how := range steps {
+		if cmd != nil {
+			r.during("restarting for " + how.name)
+			stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
+		}
+		before, _ := generation(t, lakeDir, table)
+		if how.setup != nil {
+			how.setup()
+		}
+		r.during("re-initialising after " + how.name)
+		cmd, _ = startSync(t, profile, how.args...)
+		if !reinitialised(t, profile, lakeDir, table, before, rows) && wantProgress {
+			t.Errorf("after %s, status never showed %s Reinitialising with the rows copied so far", how.name, table)
+		}
+		r.during("streaming after " + how.name)
+	}
+	return cmd
+}
+
+// gainRows calls add(ctx, n) with n = 0, 1, ... every interval, except
+// while paused is set, until ctx ends or add fails (a failure while ctx
+// lives fails t); the channel is closed when it has stopped.
+func gainRows(ctx context.Context, t *testing.T, interval time.Duration, paused *atomic.Bool, add func(ctx context.Context, n int) error) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; ctx.Err() == nil; {
+			if paused == nil || !paused.Load() {
+				if err := add(ctx, n); err != nil {
+					if ctx.Err() == nil {
+						t.Errorf("add source row %d: %v", n, err)
+					}
+					return
+				}
+				n++
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(interval):
+			}
+		}
+	}()
+	return done
+}
+
 // TestReadersWhilePostgresReinitialises: a table of 150 000 rows, streamed
 // into (an insert every 100 ms), compacted (an UPDATE of every row, one
 // source transaction, with the inserts paused), then re-initialised three ways (--reinit, its
@@ -206,33 +266,16 @@ func TestReadersWhilePostgresReinitialises(t *testing.T) {
 	defer cancel()
 	// The source gains a row every 100 ms, except while paused, until the
 	// test cancels ctx; inserted is closed then.
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect to insert: %v", err)
+	}
+	defer conn.Close(context.Background())
 	var paused atomic.Bool
-	inserted := make(chan struct{})
-	go func() {
-		n := 0
-		defer close(inserted)
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("connect to insert: %v", err)
-			return
-		}
-		defer conn.Close(context.Background())
-		for ctx.Err() == nil {
-			if !paused.Load() {
-				if _, err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO items VALUES (%d, 'new')`, rows+n+1)); err != nil {
-					if ctx.Err() == nil {
-						t.Errorf("insert %d: %v", rows+n+1, err)
-					}
-					return
-				}
-				n++
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}()
+	inserted := gainRows(ctx, t, 100*time.Millisecond, &paused, func(ctx context.Context, n int) error {
+		_, err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO items VALUES (%d, 'new')`, rows+n+1))
+		return err
+	})
 
 	// Compaction: an UPDATE of every row leaves as many pending changes,
 	// which the maintenance round after a quiet second folds into the
@@ -256,28 +299,13 @@ func TestReadersWhilePostgresReinitialises(t *testing.T) {
 	}
 	paused.Store(false)
 
-	for _, how := range []struct {
-		name  string
-		args  []string
-		setup func()
-	}{
-		{"--reinit", []string{"--reinit", table}, nil},
-		{"the partition option changed", nil, func() {
+	cmd = reinitEach(t, r, profile, lakeDir, table, rows, cmd, false,
+		reinitStep{"--reinit", []string{"--reinit", table}, nil},
+		reinitStep{"the partition option changed", nil, func() {
 			editProfile(t, profile, func(p string) string { return p + "    partition: month\n" })
 		}},
-		{"the slot dropped", nil, func() { c.Exec(t, "readers", `SELECT pg_drop_replication_slot('lakelink_faults')`) }},
-	} {
-		r.during("restarting for " + how.name)
-		stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
-		before, _ := generation(t, lakeDir, table)
-		if how.setup != nil {
-			how.setup()
-		}
-		r.during("re-initialising after " + how.name)
-		cmd, _ = startSync(t, profile, how.args...)
-		reinitialised(t, profile, lakeDir, table, before, rows)
-		r.during("streaming after " + how.name)
-	}
+		reinitStep{"the slot dropped", nil, func() { c.Exec(t, "readers", `SELECT pg_drop_replication_slot('lakelink_faults')`) }},
+	)
 	cancel()
 	<-inserted
 	// An insert in flight at the cancel may have been committed: the
@@ -310,34 +338,16 @@ func TestReadersWhileDataverseReinitialises(t *testing.T) {
 	defer r.stop(rows)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	created := make(chan struct{})
-	go func() {
-		n := 0
-		defer close(created)
-		cl := &demo.Client{URL: srv.URL}
-		for ctx.Err() == nil {
-			if _, err := cl.Create(ctx, "contacts", map[string]any{"lastname": fmt.Sprint("reader ", n)}); err != nil {
-				if ctx.Err() == nil {
-					t.Errorf("create a contact: %v", err)
-				}
-				return
-			}
-			n++
-			select {
-			case <-ctx.Done():
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
+	cl := &demo.Client{URL: srv.URL}
+	created := gainRows(ctx, t, 200*time.Millisecond, nil, func(ctx context.Context, n int) error {
+		_, err := cl.Create(ctx, "contacts", map[string]any{"lastname": fmt.Sprint("reader ", n)})
+		return err
+	})
 
-	var cmd *exec.Cmd
-	for _, how := range []struct {
-		name  string
-		args  []string
-		setup func()
-	}{
-		{"--reinit", []string{"--reinit", table}, nil},
-		{"a kill -9 in the middle of --reinit", nil, func() {
+	// The copies last seconds: status shows their progress.
+	cmd := reinitEach(t, r, profile, lakeDir, table, rows, nil, true,
+		reinitStep{"--reinit", []string{"--reinit", table}, nil},
+		reinitStep{"a kill -9 in the middle of --reinit", nil, func() {
 			// The killed sync leaves the old rows and the mark: the
 			// next start copies the table afresh again.
 			killed, _ := startSync(t, profile, "--reinit", table)
@@ -354,26 +364,10 @@ func TestReadersWhileDataverseReinitialises(t *testing.T) {
 			}
 			_ = killed.Wait()
 		}},
-		{"the partition option changed", nil, func() {
+		reinitStep{"the partition option changed", nil, func() {
 			editProfile(t, profile, func(p string) string { return p + "    partition: month\n" })
 		}},
-	} {
-		if cmd != nil {
-			r.during("restarting for " + how.name)
-			stopCleanly(t, cmd, syscall.SIGTERM, 20*time.Second)
-		}
-		before, _ := generation(t, lakeDir, table)
-		if how.setup != nil {
-			how.setup()
-		}
-		r.during("re-initialising after " + how.name)
-		cmd, _ = startSync(t, profile, how.args...)
-		// The copy lasts seconds: status shows its progress.
-		if !reinitialised(t, profile, lakeDir, table, before, rows) {
-			t.Errorf("after %s, status never showed %s Reinitialising with the rows copied so far", how.name, table)
-		}
-		r.during("streaming after " + how.name)
-	}
+	)
 	cancel()
 	<-created
 	countIs(t, profile, table, len(sourceRows(t, srv.URL, "contacts", "contactid")))
