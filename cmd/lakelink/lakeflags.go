@@ -1,32 +1,34 @@
 package main
 
 import (
+	"context"
 	"errors"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lakelink/lakelink/internal/config"
-	"github.com/lakelink/lakelink/internal/store/local"
+	"github.com/lakelink/lakelink/internal/link"
+	"github.com/lakelink/lakelink/internal/store"
 )
 
-// lakeFlags names a lake by its link profile (-c) or by its folder (--lake),
-// for the commands that only read or remove a lake.
+// lakeFlags names a lake by its link profile (-c) or by its folder or URL
+// (--lake), for the commands that only read or remove a lake.
 type lakeFlags struct {
 	profile string
-	dir     string
+	lake    string
 }
 
 func (f *lakeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.profile, "config", "c", "", "link profile (YAML)")
-	cmd.Flags().StringVar(&f.dir, "lake", "", "lake folder, in place of a profile")
+	cmd.Flags().StringVar(&f.lake, "lake", "", "lake folder or URL (file:///srv/lake), in place of a profile")
 	cmd.MarkFlagsMutuallyExclusive("config", "lake")
 }
 
 // open returns the lake's store and the profile, which is nil when the lake
-// was named by --lake.
-func (f *lakeFlags) open() (*local.Store, *config.Link, error) {
-	if f.dir != "" {
-		st, err := local.New(f.dir)
+// was named by --lake. Package link registers the stores either may name.
+func (f *lakeFlags) open(ctx context.Context) (store.Store, *config.Link, error) {
+	if f.lake != "" {
+		st, err := store.Open(ctx, f.lake)
 		return st, nil, err
 	}
 	if f.profile == "" {
@@ -36,6 +38,6 @@ func (f *lakeFlags) open() (*local.Store, *config.Link, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := local.New(p.LakePath())
+	st, err := link.OpenStore(ctx, p)
 	return st, p, err
 }

@@ -31,7 +31,7 @@ func newQueryCmd() *cobra.Command {
 				// read) are for --verbose.
 				slog.SetDefault(slog.New(slog.DiscardHandler))
 			}
-			st, _, err := lf.open()
+			st, _, err := lf.open(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -17,7 +17,7 @@ import (
 	"github.com/lakelink/lakelink/internal/link"
 	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/sqldb"
-	"github.com/lakelink/lakelink/internal/store/local"
+	"github.com/lakelink/lakelink/internal/store"
 	"github.com/lakelink/lakelink/internal/sync"
 )
 
@@ -41,13 +41,13 @@ slot cannot be read or retains too much WAL (the report says what to do); 2 when
 lake's state cannot be read at all (no report).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, p, err := lf.open()
+			st, p, err := lf.open(cmd.Context())
 			if err != nil {
 				return &exitError{code: 2, msg: err.Error()}
 			}
 			r, err := sync.ReadReport(cmd.Context(), st, time.Now(), sqldb.CountRows)
 			if err != nil {
-				return &exitError{code: 2, msg: fmt.Sprintf("lake %s: %v", st.Root(), err)}
+				return &exitError{code: 2, msg: fmt.Sprintf("lake %s: %v", st.Location(""), err)}
 			}
 			if p != nil && source.Implements[source.HealthReporter](p.Source.Type) {
 				// An unreachable source is part of the report, not a
@@ -78,12 +78,12 @@ lake's state cannot be read at all (no report).`,
 	return cmd
 }
 
-func printReport(w io.Writer, r *sync.Report, st *local.Store) {
+func printReport(w io.Writer, r *sync.Report, st store.Store) {
 	running := "not running"
 	if r.Running {
 		running = "running"
 	}
-	fmt.Fprintf(w, "link %s (sync %s), lake %s\n\n", r.Link, running, st.Root())
+	fmt.Fprintf(w, "link %s (sync %s), lake %s\n\n", r.Link, running, st.Location(""))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TABLE\tSTATE\tROWS\tLAST SYNCHRONIZED ON\tLAG\tERROR")
 	for _, t := range r.Tables {

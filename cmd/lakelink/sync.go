@@ -58,7 +58,7 @@ Completed, 2 when some failed (see lakelink status).`,
 				return err
 			}
 			defer l.Close()
-			log.Info("sync started", "link", p.Name, "lake", l.Store.Root(), "tables", len(p.Tables))
+			log.Info("sync started", "link", p.Name, "lake", l.Store.Location(""), "tables", len(p.Tables))
 			err = l.Run(cmd.Context())
 			bars.Close()
 			if err != nil {

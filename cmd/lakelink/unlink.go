@@ -28,7 +28,7 @@ func newUnlinkCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			st, p, err := lf.open()
+			st, p, err := lf.open(ctx)
 			if err != nil {
 				return err
 			}
@@ -37,7 +37,7 @@ func newUnlinkCmd() *cobra.Command {
 				return err
 			}
 			if r.Running {
-				return fmt.Errorf("a sync of link %s is running on %s: stop it first (Ctrl-C or SIGTERM)", r.Link, st.Root())
+				return fmt.Errorf("a sync of link %s is running on %s: stop it first (Ctrl-C or SIGTERM)", r.Link, st.Location(""))
 			}
 			if p != nil && source.Implements[source.Lifecycle](p.Source.Type) {
 				if err := sourceDeleted(ctx, p); err != nil {
@@ -51,7 +51,7 @@ func newUnlinkCmd() *cobra.Command {
 			if deleteData {
 				what = "link state and data removed"
 			}
-			fmt.Printf("unlinked %s: %s (%s)\n", r.Link, what, st.Root())
+			fmt.Printf("unlinked %s: %s (%s)\n", r.Link, what, st.Location(""))
 			return nil
 		},
 	}

@@ -1,5 +1,5 @@
 // Package config loads and validates link profiles: the YAML file that names a
-// source, a lake folder, the linked tables and the link's options.
+// source, a lake (a folder or a store URL), the linked tables and the link's options.
 package config
 
 import (
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/lakelink/lakelink/internal/store"
 )
 
 // Duration is a time.Duration written as "15m", "1h30m". A malformed value is
@@ -83,11 +85,15 @@ type Auth struct {
 	TokenEnv string `yaml:"token_env"`
 }
 
-// Lake says where the lake folder is.
+// Lake says where the lake is: a folder (Path) or the URL of its store
+// (URL), exactly one of them.
 type Lake struct {
 	// Path is the lake folder; a relative path is relative to the profile's
 	// directory.
 	Path string `yaml:"path"`
+	// URL is the lake's location as store.Open takes it, such as
+	// file:///srv/lake; its scheme names the store.
+	URL string `yaml:"url"`
 }
 
 // Table is one linked table.
@@ -237,8 +243,17 @@ func (l *Link) validate(data []byte) error {
 	default:
 		fail("source.type", "%q is not a source type: use dataverse or postgres", l.Source.Type)
 	}
-	if l.Lake.Path == "" {
-		fail("lake.path", "missing: the lake folder, e.g. ./lake/%s", l.Name)
+	switch u := l.Lake.URL; {
+	case u != "" && l.Lake.Path != "":
+		fail("lake.url", "set lake.path (a folder) or lake.url, not both")
+	case u != "" && !strings.Contains(u, "://"):
+		fail("lake.url", "%q is not a URL: write it as scheme://..., e.g. file:///srv/lake/%s, or put a folder in lake.path", u, l.Name)
+	case u != "":
+		if _, err := store.Parse(u); err != nil {
+			fail("lake.url", "%v", err)
+		}
+	case l.Lake.Path == "":
+		fail("lake.path", "missing: the lake folder, e.g. ./lake/%s (or lake.url, the URL of its store)", l.Name)
 	}
 	if len(l.Tables) == 0 {
 		fail("tables", "no tables: list at least one, e.g. - name: contact")
@@ -289,9 +304,13 @@ func (l *Link) validate(data []byte) error {
 	return errors.Join(errs...)
 }
 
-// LakePath returns the lake folder, resolving a relative path against the
+// LakeLocation returns where the lake is, as store.Open takes it: lake.url,
+// or the lake.path folder with a relative path resolved against the
 // profile's directory.
-func (l *Link) LakePath() string {
+func (l *Link) LakeLocation() string {
+	if l.Lake.URL != "" {
+		return l.Lake.URL
+	}
 	if filepath.IsAbs(l.Lake.Path) || l.File == "" {
 		return l.Lake.Path
 	}

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	// lake.url is checked against the registered stores.
+	_ "github.com/lakelink/lakelink/internal/store/local"
 )
 
 const example = `name: sales
@@ -40,11 +43,21 @@ func TestParseExample(t *testing.T) {
 	if l.Snapshots.Interval.Duration != time.Hour || *l.Snapshots.Keep != 5 || l.IncrementalFolders.Interval.Duration != 15*time.Minute {
 		t.Fatalf("options %+v %+v", l.Snapshots, l.IncrementalFolders)
 	}
-	if got := l.LakePath(); got != "/p/lake/sales" {
-		t.Fatalf("LakePath = %s", got)
+	if got := l.LakeLocation(); got != "/p/lake/sales" {
+		t.Fatalf("LakeLocation = %s", got)
 	}
 	if l.Sync.Workers != DefaultWorkers {
 		t.Fatalf("workers %d", l.Sync.Workers)
+	}
+}
+
+func TestLakeURL(t *testing.T) {
+	l, err := Parse("/p/link.yaml", []byte(strings.Replace(example, "  path: ./lake/sales\n", "  url: file:///srv/lake/sales\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.LakeLocation(); got != "file:///srv/lake/sales" {
+		t.Fatalf("LakeLocation = %s", got)
 	}
 }
 
@@ -67,6 +80,14 @@ func TestParseErrors(t *testing.T) {
 			[]string{"link.yaml:15: snapshots.keep", "0 to 100"}},
 		{"bad duration", strings.Replace(example, "interval: 1h", "interval: soon", 1),
 			[]string{"link.yaml:14: snapshots.interval", `"soon" is not a duration`}},
+		{"no lake", strings.Replace(example, "  path: ./lake/sales\n", "", 1),
+			[]string{"lake.path: missing"}},
+		{"path and url", strings.Replace(example, "  path: ./lake/sales\n", "  path: ./lake/sales\n  url: file:///srv/lake\n", 1),
+			[]string{"link.yaml:7: lake.url", "not both"}},
+		{"url without scheme", strings.Replace(example, "  path: ./lake/sales\n", "  url: /srv/lake\n", 1),
+			[]string{"link.yaml:6: lake.url", `"/srv/lake" is not a URL`, "lake.path"}},
+		{"url of an unknown store", strings.Replace(example, "  path: ./lake/sales\n", "  url: gs://bucket/sales\n", 1),
+			[]string{"link.yaml:6: lake.url", `no store for the scheme "gs"`, "opens: file"}},
 		{"postgres without dsn", "name: shop\nsource:\n  type: postgres\nlake:\n  path: x\ntables:\n  - name: public.orders\n",
 			[]string{"source.dsn: missing"}},
 	}

@@ -98,7 +98,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	step("Linking account, contact and opportunity into %s (initial sync)...", p.LakePath())
+	step("Linking account, contact and opportunity into %s (initial sync)...", p.LakeLocation())
 	bars := progress.New(o.Progress)
 	l, err := link.Open(ctx, p, link.Options{Logger: o.Logger, Progress: bars})
 	if err != nil {
@@ -142,13 +142,13 @@ UNION ALL SELECT 'opportunity', count(*) FROM opportunity`); err != nil {
 		return err
 	}
 
-	step("Done. The lake folder, in the Azure Synapse Link layout: %s", p.LakePath())
+	step("Done. The lake folder, in the Azure Synapse Link layout: %s", p.LakeLocation())
 	fmt.Fprintf(out, `
 Try:
   go run ./cmd/lakelink query --lake %[1]s "SELECT fullname, emailaddress1 FROM contact LIMIT 5"
   go run ./cmd/lakelink status --lake %[1]s
   ls %[1]s
-`, p.LakePath())
+`, p.LakeLocation())
 	return nil
 }
 

@@ -19,7 +19,9 @@ import (
 	// The connectors a link can open: each registers its source.type.
 	_ "github.com/lakelink/lakelink/internal/source/dataverse"
 	_ "github.com/lakelink/lakelink/internal/source/postgres"
-	"github.com/lakelink/lakelink/internal/store/local"
+	"github.com/lakelink/lakelink/internal/store"
+	// The stores a profile's lake may name: each registers its URL scheme.
+	_ "github.com/lakelink/lakelink/internal/store/local"
 	"github.com/lakelink/lakelink/internal/sync"
 )
 
@@ -34,7 +36,7 @@ type Options struct {
 // Link is an opened link profile.
 type Link struct {
 	Profile *config.Link
-	Store   *local.Store
+	Store   store.Store
 	Lake    *lake.Lake
 	Source  source.Source
 	Engine  *sync.Engine
@@ -48,7 +50,7 @@ func Open(ctx context.Context, p *config.Link, opts Options) (*Link, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	st, err := local.New(p.LakePath())
+	st, err := OpenStore(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -56,12 +58,12 @@ func Open(ctx context.Context, p *config.Link, opts Options) (*Link, error) {
 	// before it touches the lake or the source.
 	ls, err := lease.Acquire(ctx, st, lease.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("lake %s: %w", st.Root(), err)
+		return nil, fmt.Errorf("lake %s: %w", st.Location(""), err)
 	}
 	lk, err := lake.Open(ctx, st, LakeOptions(p, log))
 	if err != nil {
 		ls.Release(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("lake %s: %w", st.Root(), err)
+		return nil, fmt.Errorf("lake %s: %w", st.Location(""), err)
 	}
 	eng := sync.New(sync.Config{
 		Tables:   Specs(p),
@@ -84,6 +86,16 @@ func Open(ctx context.Context, p *config.Link, opts Options) (*Link, error) {
 		return nil, err
 	}
 	return &Link{Profile: p, Store: st, Lake: lk, Source: src, Engine: eng, lease: ls, log: log}, nil
+}
+
+// OpenStore opens the profile's lake (lake.path or lake.url) with the store
+// registered for its scheme.
+func OpenStore(ctx context.Context, p *config.Link) (store.Store, error) {
+	st, err := store.Open(ctx, p.LakeLocation())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.File, err)
+	}
+	return st, nil
 }
 
 // LakeOptions derives the lake's options from the profile.
@@ -145,7 +157,7 @@ func (l *Link) Run(ctx context.Context) error {
 	err := l.Engine.Run(ctx, l.Source, l.Lake, l.Store)
 	select {
 	case <-lost:
-		return fmt.Errorf("lake %s: %w", l.Store.Root(), lease.ErrLost)
+		return fmt.Errorf("lake %s: %w", l.Store.Location(""), lease.ErrLost)
 	default:
 		return err
 	}

@@ -1,6 +1,7 @@
 // Package local is the store.Store of a folder on a local file system: the
-// lake of a `lake.path` profile or a `--lake DIR` flag. It may import only the
-// standard library and package store.
+// lake of a profile's lake.path, a file:// lake.url or a --lake DIR flag. It
+// registers the scheme "file" with package store; a plain path opens it too.
+// It may import only the standard library and package store.
 package local
 
 import (
@@ -11,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -30,6 +32,20 @@ type Store struct {
 	// link is os.Link. Tests replace it to take the byte-copy path of file
 	// systems that refuse hard links.
 	link func(oldname, newname string) error
+}
+
+func init() { store.Register("file", open) }
+
+// open opens the folder of a file URL: file:///srv/lake, file://localhost/srv/lake,
+// or a plain path (store.Parse makes it a file URL).
+func open(_ context.Context, u *url.URL) (store.Store, error) {
+	if u.Host != "" && u.Host != "localhost" {
+		return nil, fmt.Errorf("lake %s: a file URL names a folder on this machine (file:///srv/lake), not on the host %q", u.Redacted(), u.Host)
+	}
+	if u.Opaque != "" || u.Path == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("lake %s: a file URL is file:///absolute/folder, without a query or a fragment", u.Redacted())
+	}
+	return New(u.Path)
 }
 
 // New returns the store rooted at dir, creating dir if needed.
@@ -273,7 +289,7 @@ func (l *Store) linkCopy(from, to string) error {
 // copy_file_range where the kernel has it, so the bytes may not even pass
 // through lakelink.
 func (l *Store) byteCopy(from, to string) error {
-	src, err := os.Open(l.path(from))
+	src, err := l.openFile(from)
 	if err != nil {
 		return absent(from, err)
 	}
@@ -317,11 +333,29 @@ func (l *Store) Open(_ context.Context, name string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	counters.opens.Add(1)
-	f, err := os.Open(l.path(name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", name, store.ErrNotExist)
+	f, err := l.openFile(name)
+	if err != nil {
+		return nil, absent(name, err)
 	}
-	return f, err
+	return f, nil
+}
+
+// openFile opens the file of the object name. A folder is the prefix of
+// other objects' names, not an object: opening one fails with fs.ErrNotExist,
+// as an object store answers for a name no object has.
+func (l *Store) openFile(name string) (*os.File, error) {
+	f, err := os.Open(l.path(name))
+	if err != nil {
+		return nil, err
+	}
+	if info, err := f.Stat(); err != nil || info.IsDir() {
+		f.Close()
+		if err == nil {
+			err = fs.ErrNotExist
+		}
+		return nil, err
+	}
+	return f, nil
 }
 
 // List implements store.Store.
@@ -379,6 +413,10 @@ func (l *Store) Delete(_ context.Context, name string) error {
 		return nil
 	}
 	if err != nil {
+		// A folder that holds objects is no object: name is absent.
+		if info, serr := os.Lstat(l.path(name)); serr == nil && info.IsDir() {
+			return nil
+		}
 		return err
 	}
 	// Object stores have no directories: remove the ones this delete

@@ -3,17 +3,16 @@ package local
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lakelink/lakelink/internal/store"
+	"github.com/lakelink/lakelink/internal/store/storetest"
 )
 
 func newLocal(t *testing.T) *Store {
@@ -25,165 +24,118 @@ func newLocal(t *testing.T) *Store {
 	return l
 }
 
-func names(objs []store.Object) string {
-	var out []string
-	for _, o := range objs {
-		out = append(out, o.Name)
-	}
-	return strings.Join(out, ",")
+// refusals are the errors of file systems that refuse hard links, where
+// Copy copies the bytes instead.
+var refusals = []struct {
+	name string
+	err  error
+}{
+	{"EPERM", syscall.EPERM},
+	{"EXDEV", syscall.EXDEV},
+	{"EMLINK", syscall.EMLINK},
+	{"ENOTSUP", syscall.ENOTSUP},
 }
 
-func TestCreateIsAtomic(t *testing.T) {
+// refuse makes l's hard links fail with err.
+func refuse(l *Store, err error) {
+	l.link = func(oldname, newname string) error {
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: err}
+	}
+}
+
+// TestContract runs the store contract; Copy also through the byte copy of
+// each refusal. Every test leaves no staging file behind.
+func TestContract(t *testing.T) {
+	open := func(refusal error) storetest.Open {
+		return func(t *testing.T) store.Store {
+			l := newLocal(t)
+			if refusal != nil {
+				refuse(l, refusal)
+			}
+			t.Cleanup(func() { checkNoStaging(t, l) })
+			return l
+		}
+	}
+	storetest.Run(t, open(nil))
+	for _, r := range refusals {
+		t.Run("Copy/"+r.name, func(t *testing.T) { storetest.RunCopy(t, open(r.err)) })
+	}
+}
+
+func TestOpenURL(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		location, root string
+		wantErr        string
+	}{
+		{dir + "/a", dir + "/a", ""},
+		{"file://" + dir + "/b", dir + "/b", ""},
+		{"file://localhost" + dir + "/my%20lake", dir + "/my lake", ""},
+		{"file://nas" + dir, "", `not on the host "nas"`},
+		{"file://" + dir + "?x=1", "", "without a query"},
+		{"file:///", "/", ""},
+	}
+	for _, tt := range tests {
+		st, err := store.Open(t.Context(), tt.location)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Open(%s): %v, want an error saying %q", tt.location, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Open(%s): %v", tt.location, err)
+			continue
+		}
+		if got := st.Location(""); got != tt.root {
+			t.Errorf("Open(%s) is rooted at %s, want %s", tt.location, got, tt.root)
+		}
+	}
+	// A relative path is relative to the working directory.
+	t.Chdir(dir)
+	st, err := store.Open(t.Context(), "rel/lake")
+	if err != nil || st.Location("model.json") != filepath.Join(dir, "rel/lake/model.json") {
+		t.Fatalf("relative path: %v at %s", err, st.Location(""))
+	}
+}
+
+// TestStagingIsInvisible: a write in progress and an aborted one leave no
+// object, and after Abort no staging file in the folder either.
+func TestStagingIsInvisible(t *testing.T) {
 	ctx := t.Context()
 	l := newLocal(t)
-	if err := store.Put(ctx, l, "a/b.csv", []byte("old")); err != nil {
-		t.Fatal(err)
-	}
 	w, err := l.Create(ctx, "a/b.csv")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write([]byte("new")); err != nil {
+	if _, err := w.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	// Before Close readers see the old object, and List no staging file.
-	if got, _ := store.ReadAll(ctx, l, "a/b.csv"); string(got) != "old" {
-		t.Fatalf("before Close: %q", got)
-	}
-	if objs, _ := l.List(ctx, "a/"); names(objs) != "a/b.csv" {
-		t.Fatalf("List during a write: %s", names(objs))
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := store.ReadAll(ctx, l, "a/b.csv"); string(got) != "new" {
-		t.Fatalf("after Close: %q", got)
-	}
-	// Abort leaves the object as it was and no staging file.
-	w, err = l.Create(ctx, "a/b.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write([]byte("discarded")); err != nil {
-		t.Fatal(err)
+	entries, _ := os.ReadDir(filepath.Join(l.root, "a"))
+	if len(entries) != 1 || !strings.HasPrefix(entries[0].Name(), ".tmp-") {
+		t.Fatalf("during a write the folder holds %v, want one staging file", entries)
 	}
 	if err := w.Abort(); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := store.ReadAll(ctx, l, "a/b.csv"); string(got) != "new" {
-		t.Fatalf("after Abort: %q", got)
-	}
-	entries, _ := os.ReadDir(filepath.Join(l.Root(), "a"))
-	if len(entries) != 1 {
-		t.Fatalf("staging files left: %v", entries)
-	}
+	checkNoStaging(t, l)
 }
 
-func TestPutIfAbsent(t *testing.T) {
+// TestNoEscape: a rejected name writes nothing outside the lake folder.
+func TestNoEscape(t *testing.T) {
 	ctx := t.Context()
 	l := newLocal(t)
-	if err := l.PutIfAbsent(ctx, "log/1.json", []byte("first")); err != nil {
-		t.Fatal(err)
+	if err := store.Put(ctx, l, "../escape", []byte("x")); err == nil {
+		t.Fatal("Put(../escape) accepted")
 	}
-	err := l.PutIfAbsent(ctx, "log/1.json", []byte("second"))
-	if !errors.Is(err, store.ErrExist) {
-		t.Fatalf("want store.ErrExist, got %v", err)
+	if err := l.PutIfAbsent(ctx, "../escape", []byte("x")); err == nil {
+		t.Fatal("PutIfAbsent(../escape) accepted")
 	}
-	if got, _ := store.ReadAll(ctx, l, "log/1.json"); string(got) != "first" {
-		t.Fatalf("the loser replaced the object: %q", got)
-	}
-	// Many writers race for one name: exactly one wins.
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	wins := 0
-	for i := range 16 {
-		wg.Go(func() {
-			err := l.PutIfAbsent(ctx, "log/2.json", []byte(fmt.Sprint(i)))
-			if err == nil {
-				mu.Lock()
-				wins++
-				mu.Unlock()
-			} else if !errors.Is(err, store.ErrExist) {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	if wins != 1 {
-		t.Fatalf("%d writers won", wins)
-	}
-	if objs, _ := l.List(ctx, "log/"); names(objs) != "log/1.json,log/2.json" {
-		t.Fatalf("List: %s", names(objs))
-	}
-}
-
-func TestListOpenDelete(t *testing.T) {
-	ctx := t.Context()
-	l := newLocal(t)
-	for _, n := range []string{"account/2024_1.csv", "account/2023_1.csv", "account/Snapshot/2023_1.csv", "accounts/x.csv", "model.json"} {
-		if err := store.Put(ctx, l, n, []byte(n)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tests := []struct{ prefix, want string }{
-		{"", "account/2023_1.csv,account/2024_1.csv,account/Snapshot/2023_1.csv,accounts/x.csv,model.json"},
-		{"account/", "account/2023_1.csv,account/2024_1.csv,account/Snapshot/2023_1.csv"},
-		{"account", "account/2023_1.csv,account/2024_1.csv,account/Snapshot/2023_1.csv,accounts/x.csv"},
-		{"account/202", "account/2023_1.csv,account/2024_1.csv"},
-		{"missing/", ""},
-		{"model.json", "model.json"},
-	}
-	for _, tt := range tests {
-		objs, err := l.List(ctx, tt.prefix)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if names(objs) != tt.want {
-			t.Errorf("List(%q) = %s, want %s", tt.prefix, names(objs), tt.want)
-		}
-	}
-	if _, err := l.Open(ctx, "nope.csv"); !errors.Is(err, store.ErrNotExist) {
-		t.Fatalf("Open of an absent object: %v", err)
-	}
-	if err := l.Delete(ctx, "account/2023_1.csv"); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Delete(ctx, "account/2023_1.csv"); err != nil {
-		t.Fatalf("deleting an absent object: %v", err)
-	}
-	if _, err := l.Open(ctx, "account/2023_1.csv"); !errors.Is(err, store.ErrNotExist) {
-		t.Fatalf("Open after Delete: %v", err)
-	}
-	if loc := l.Location("model.json"); loc != filepath.Join(l.Root(), "model.json") {
-		t.Fatalf("Location %s", loc)
-	}
-}
-
-func TestInvalidNames(t *testing.T) {
-	ctx := t.Context()
-	l := newLocal(t)
-	for _, n := range []string{"../escape", "/abs", "a//b", "a/../../b", "", ".", "a/./b"} {
-		if _, err := l.Create(ctx, n); err == nil {
-			t.Errorf("Create(%q) accepted", n)
-		}
-		if err := l.PutIfAbsent(ctx, n, nil); err == nil {
-			t.Errorf("PutIfAbsent(%q) accepted", n)
-		}
-		if _, err := l.Open(ctx, n); err == nil {
-			t.Errorf("Open(%q) accepted", n)
-		}
-		if err := l.Delete(ctx, n); err == nil {
-			t.Errorf("Delete(%q) accepted", n)
-		}
-		if err := l.Copy(ctx, "ok.csv", n); err == nil {
-			t.Errorf("Copy to %q accepted", n)
-		}
-		if err := l.Copy(ctx, n, "ok.csv"); err == nil {
-			t.Errorf("Copy from %q accepted", n)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(l.Root()), "escape")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(filepath.Dir(l.root), "escape")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("a write escaped the lake folder")
+	}
+	if loc := l.Location("model.json"); loc != filepath.Join(l.root, "model.json") {
+		t.Fatalf("Location %s", loc)
 	}
 }
 
@@ -218,114 +170,52 @@ func TestCleanTemp(t *testing.T) {
 	if err := lw.f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if objs, _ := l.List(context.Background(), "t/"); names(objs) != "t/b.csv" {
-		t.Fatalf("List: %s", names(objs))
+	if objs, _ := l.List(context.Background(), "t/"); storetest.Names(objs) != "t/b.csv" {
+		t.Fatalf("List: %s", storetest.Names(objs))
 	}
 }
 
-func TestCopy(t *testing.T) {
-	// Each case runs with hard links, and with a link function that fails
-	// as file systems refusing hard links do, which takes the byte copy.
-	links := []struct {
-		name   string
-		refuse error
-	}{
-		{"link", nil},
-		{"EPERM", syscall.EPERM},
-		{"EXDEV", syscall.EXDEV},
-		{"EMLINK", syscall.EMLINK},
-		{"ENOTSUP", syscall.ENOTSUP},
-	}
-	tests := []struct {
-		name     string
-		existing [][2]string // objects (name, content) before the copy; content "@x" is a Copy of x
-		from, to string
-		want     string // the content of to afterwards; with wantErr, "" means to stays absent
-		wantErr  error
-	}{
-		{"new name", [][2]string{{"a/2024_1.csv", "rows"}}, "a/2024_1.csv", "a/Snapshot/2024_9.csv", "rows", nil},
-		{"replaces to", [][2]string{{"a/2024_1.csv", "new"}, {"a/Snapshot/2024_9.csv", "old"}}, "a/2024_1.csv", "a/Snapshot/2024_9.csv", "new", nil},
-		{"to already a copy", [][2]string{{"a/2024_1.csv", "rows"}, {"a/Snapshot/2024_9.csv", "@a/2024_1.csv"}}, "a/2024_1.csv", "a/Snapshot/2024_9.csv", "rows", nil},
-		{"same name", [][2]string{{"a/2024_1.csv", "rows"}}, "a/2024_1.csv", "a/2024_1.csv", "rows", nil},
-		{"empty object", [][2]string{{"a/2024_1.csv", ""}}, "a/2024_1.csv", "b.csv", "", nil},
-		{"absent from", [][2]string{{"a/Snapshot/2024_9.csv", "old"}}, "a/2024_1.csv", "a/Snapshot/2024_9.csv", "old", store.ErrNotExist},
-		{"absent from and folder", nil, "x/2024_1.csv", "x/Snapshot/2024_9.csv", "", store.ErrNotExist},
-	}
-	for _, lk := range links {
-		for _, tt := range tests {
-			t.Run(lk.name+"/"+tt.name, func(t *testing.T) {
-				ctx := t.Context()
-				l := newLocal(t)
-				if lk.refuse != nil {
-					l.link = func(oldname, newname string) error {
-						return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: lk.refuse}
-					}
-				}
-				old := time.Now().Add(-time.Hour)
-				for _, o := range tt.existing {
-					name, data := o[0], o[1]
-					if from, ok := strings.CutPrefix(data, "@"); ok {
-						if err := l.Copy(ctx, from, name); err != nil {
-							t.Fatal(err)
-						}
-						continue
-					}
-					if err := store.Put(ctx, l, name, []byte(data)); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.Chtimes(l.path(name), old, old); err != nil {
-						t.Fatal(err)
-					}
-				}
-				err := l.Copy(ctx, tt.from, tt.to)
-				if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
-					t.Fatalf("Copy: %v, want %v", err, tt.wantErr)
-				}
-				got, rerr := store.ReadAll(ctx, l, tt.to)
-				switch {
-				case tt.wantErr != nil && tt.want == "":
-					if !errors.Is(rerr, store.ErrNotExist) {
-						t.Fatalf("a failed copy made to: %q (%v)", got, rerr)
-					}
-				case rerr != nil || string(got) != tt.want:
-					t.Fatalf("to holds %q (%v), want %q", got, rerr, tt.want)
-				}
-				if tt.wantErr != nil {
-					return
-				}
-				objs, err := l.List(ctx, tt.to)
-				if err != nil || len(objs) != 1 {
-					t.Fatalf("List(%s): %v %v", tt.to, objs, err)
-				}
-				// A fresh ModTime: orphan clean-up must not take a copy not
-				// yet committed for an abandoned object.
-				if age := time.Since(objs[0].ModTime); age > time.Minute {
-					t.Errorf("the copy is %v old", age)
-				}
-				fi, err := os.Stat(l.path(tt.from))
-				if err != nil {
-					t.Fatal(err)
-				}
-				ti, err := os.Stat(l.path(tt.to))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if shared := os.SameFile(fi, ti); shared != (lk.refuse == nil || tt.from == tt.to) {
-					t.Errorf("from and to share a file: %v", shared)
-				}
-				checkNoStaging(t, l)
-				if tt.from == tt.to {
-					return
-				}
-				// Names are independent: deleting from leaves to whole.
-				if err := l.Delete(ctx, tt.from); err != nil {
-					t.Fatal(err)
-				}
-				if got, err := store.ReadAll(ctx, l, tt.to); err != nil || string(got) != tt.want {
-					t.Fatalf("after deleting from, to holds %q (%v), want %q", got, err, tt.want)
-				}
-			})
-		}
+// TestCopyShares: Copy hard-links where it can (from and to then name one
+// file) and copies the bytes where the file system refuses; either way the
+// copy is fresh, though from was written an hour ago.
+func TestCopyShares(t *testing.T) {
+	cases := append([]struct {
+		name string
+		err  error
+	}{{"link", nil}}, refusals...)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := t.Context()
+			l := newLocal(t)
+			if c.err != nil {
+				refuse(l, c.err)
+			}
+			if err := store.Put(ctx, l, "a/2024_1.csv", []byte("rows")); err != nil {
+				t.Fatal(err)
+			}
+			old := time.Now().Add(-time.Hour)
+			if err := os.Chtimes(l.path("a/2024_1.csv"), old, old); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Copy(ctx, "a/2024_1.csv", "a/Snapshot/2024_9.csv"); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(l.path("a/2024_1.csv"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ti, err := os.Stat(l.path("a/Snapshot/2024_9.csv"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if shared := os.SameFile(fi, ti); shared != (c.err == nil) {
+				t.Errorf("from and to share a file: %v", shared)
+			}
+			if age := time.Since(ti.ModTime()); age > time.Minute {
+				t.Errorf("the copy is %v old", age)
+			}
+			checkNoStaging(t, l)
+		})
 	}
 }
 
@@ -339,9 +229,7 @@ func TestCopyFails(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l.link = func(oldname, newname string) error {
-		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EIO}
-	}
+	refuse(l, syscall.EIO)
 	err := l.Copy(ctx, "a/1.csv", "a/2.csv")
 	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "copying a/1.csv to a/2.csv") {
 		t.Fatalf("Copy: %v", err)
@@ -360,7 +248,7 @@ func TestCopyFails(t *testing.T) {
 // checkNoStaging fails if any staging file is left in the lake folder.
 func checkNoStaging(t *testing.T, l *Store) {
 	t.Helper()
-	err := filepath.WalkDir(l.Root(), func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(l.root, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && strings.HasPrefix(d.Name(), ".tmp-") {
 			t.Errorf("staging file left: %s", p)
 		}
