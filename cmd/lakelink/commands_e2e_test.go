@@ -41,6 +41,14 @@ func TestDemo(t *testing.T) {
 	if n := run(t, 0, "query", "--lake", lakeDir, "--format", "csv", "select count(*) from contact"); !strings.Contains(n, "\n") {
 		t.Errorf("count(*) printed %q", n)
 	}
+	// A file URL names the same lake, and status names it by its folder.
+	byURL := run(t, 0, "query", "--lake", "file://"+lakeDir, "--format", "csv", "select count(*) from contact")
+	if byPath := run(t, 0, "query", "--lake", lakeDir, "--format", "csv", "select count(*) from contact"); byURL != byPath {
+		t.Errorf("--lake file://%s counted %q, --lake %s %q", lakeDir, byURL, lakeDir, byPath)
+	}
+	if out := run(t, 0, "status", "--lake", "file://"+lakeDir); !strings.Contains(out, "lake "+lakeDir+"\n") {
+		t.Errorf("status does not name the lake folder:\n%s", out)
+	}
 	var notes []map[string]string
 	if err := json.Unmarshal([]byte(run(t, 0, "query", "--lake", lakeDir, "--format", "json", "select description from contact where lastname = 'Hopper'")), &notes); err != nil {
 		t.Fatal(err)
@@ -54,6 +62,21 @@ func TestDemo(t *testing.T) {
 	other := t.TempDir()
 	os.WriteFile(filepath.Join(other, "precious.txt"), []byte("x"), 0o644)
 	run(t, 1, "demo", "--dir", other)
+}
+
+// TestLakeUnknownScheme: a lake URL no store opens fails before anything
+// is read, naming the scheme and the ones that work.
+func TestLakeUnknownScheme(t *testing.T) {
+	for _, args := range [][]string{
+		{"query", "--lake", "gs://bucket/sales", "select 1"},
+		{"status", "--lake", "gs://bucket/sales"},
+		{"unlink", "--lake", "gs://bucket/sales"},
+	} {
+		_, stderr, code := runExit(t, args...)
+		if code == 0 || !strings.Contains(stderr, `no store for the scheme "gs"`) || !strings.Contains(stderr, "opens: file") {
+			t.Errorf("lakelink %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr)
+		}
+	}
 }
 
 func TestEmulatorCommand(t *testing.T) {
