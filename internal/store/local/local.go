@@ -60,7 +60,9 @@ func New(dir string) (*Store, error) {
 	return &Store{root: abs, link: os.Link}, nil
 }
 
-// Root returns the absolute directory of the store.
+// Root returns the absolute directory of the store, for callers that hold a
+// local store and work on its folder (tests, the benchmark tool); messages
+// name a lake by store.Store.Location(""), which is the same for a folder.
 func (l *Store) Root() string { return l.root }
 
 func (l *Store) path(name string) string { return filepath.Join(l.root, filepath.FromSlash(name)) }
