@@ -48,7 +48,7 @@ func newSQLServerCmd() *cobra.Command {
 			if users != nil && tlsConf == nil {
 				return errors.New("--users needs --tls-cert and --tls-key: passwords are taken over TLS only")
 			}
-			st, _, err := lf.open()
+			st, _, err := lf.open(ctx)
 			if err != nil {
 				return err
 			}
