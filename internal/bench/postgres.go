@@ -136,7 +136,7 @@ func postgresCDC(ctx context.Context, o *Options) (*Section, error) {
 	if err != nil {
 		return nil, err
 	}
-	var floors, ours runs
+	var floors, ours, cpus runs
 	var floor pgfloor.RecvLogicalResult
 	var rss int64
 	for i := range o.Runs {
@@ -179,20 +179,20 @@ func postgresCDC(ctx context.Context, o *Options) (*Section, error) {
 			return nil, err
 		}
 		quiesce()
-		el, r, err := child(ctx, o, "sync", "-c", p, "--once")
+		m, err := measure(ctx, o, "sync", "-c", p, "--once")
 		if err != nil {
 			return nil, err
 		}
 		if len(floors) == 0 || f.Elapsed < floors.best() {
 			floor = f
 		}
-		floors, ours, rss = append(floors, f.Elapsed), append(ours, el), max(rss, r)
+		floors, ours, cpus, rss = append(floors, f.Elapsed), append(ours, m.wall), append(cpus, m.cpu), max(rss, m.rss)
 	}
 	el := ours.best()
 	perSec := float64(o.PGUpdate) / el.Seconds()
 	return &Section{
 		Name: "PostgreSQL: change capture of a bulk update",
-		What: fmt.Sprintf("An `UPDATE` of all %d rows of a linked table in one transaction, then `lakelink sync --once` applies it to the lake (child process, from its committed LSN until the stream is idle); the floor is `pg_recvlogical` decoding the same changes (pgoutput, same publication) from its own slot in the same run (%d changes in %s). Dirty pages are flushed before each timed run. Best of %d runs each, each run with the table linked afresh and a new update (lakelink: %s; pg_recvlogical: %s).", o.PGUpdate, floor.Changes, secs(floor.Elapsed), o.Runs, ours, floors),
+		What: fmt.Sprintf("An `UPDATE` of all %d rows of a linked table in one transaction, then `lakelink sync --once` applies it to the lake (child process, from its committed LSN until the stream is idle); the floor is `pg_recvlogical` decoding the same changes (pgoutput, same publication) from its own slot in the same run (%d changes in %s). Dirty pages are flushed before each timed run. Best of %d runs each, each run with the table linked afresh and a new update (lakelink: %s, its CPU time %s; pg_recvlogical: %s).", o.PGUpdate, floor.Changes, secs(floor.Elapsed), o.Runs, ours, cpus, floors),
 		Rows: [][5]string{
 			{"changes/s", fmt.Sprintf("%.0f", perSec), fmt.Sprintf("%.0f", floor.PerSecond()), fmt.Sprintf("%.2f x", perSec/floor.PerSecond()), ">= 0.8 x pg_recvlogical"},
 			{"time", secs(el), secs(floor.Elapsed), ratio(el, floor.Elapsed), ""},

@@ -512,7 +512,10 @@ func sqlConvert(typ string, f csvField) error {
 			return fmt.Errorf("%q is no bit", v)
 		}
 	case typ == "real":
-		_, err := strconv.ParseFloat(v, 32)
+		x, err := strconv.ParseFloat(v, 32)
+		if err == nil && (math.IsNaN(x) || math.IsInf(x, 0)) {
+			return fmt.Errorf("%q: SQL Server's real holds no NaN or infinity", v)
+		}
 		return err
 	case typ == "datetime2":
 		for _, layout := range []string{"1/2/2006 3:04:05 PM", "2006-01-02T15:04:05.9999999Z07:00", "2006-01-02T15:04:05.9999999"} {
@@ -954,10 +957,12 @@ func (e *estuary) readFolder(folder, table string) {
 }
 
 // estuaryFormat checks a value against the capture's sourced schema
-// (models.py): guid a 36-character UUID, int64 and decimal numeric strings,
-// SinkCreatedOn and SinkModifiedOn "M/d/yyyy h:mm:ss AM/PM" of 19 to 22
-// characters, other dateTime values ISO 8601 with 7 fractional digits (28
-// characters), booleans True or False.
+// (models.py, tests/test_sourced_schemas.py): guid a 36-character UUID,
+// int64 and decimal numeric strings, SinkCreatedOn and SinkModifiedOn
+// "M/d/yyyy h:mm:ss AM/PM" of 19 to 22 characters, other dateTime values
+// ISO 8601 date-times with 7 fractional digits (28 characters),
+// dateTimeOffset ones with an offset (33 characters), booleans True or
+// False; other types (double) have no format.
 func estuaryFormat(a cdmAttr, f csvField) error {
 	if f.null() {
 		return nil
@@ -982,6 +987,10 @@ func estuaryFormat(a cdmAttr, f csvField) error {
 			layout, lo, hi = "1/2/2006 3:04:05 PM", 19, 22
 		}
 		if _, err := time.Parse(layout, v); err != nil || len(v) < lo || len(v) > hi {
+			return fmt.Errorf("%q is not a Synapse %s", v, a.DataType)
+		}
+	case "dateTimeOffset":
+		if _, err := time.Parse("2006-01-02T15:04:05.0000000-07:00", v); err != nil || len(v) != 33 {
 			return fmt.Errorf("%q is not a Synapse %s", v, a.DataType)
 		}
 	case "boolean":
@@ -1077,6 +1086,12 @@ func sparkValue(a cdmAttr, f csvField) (time.Time, error) {
 		_, err := strconv.ParseInt(v, 10, 64)
 		return time.Time{}, err
 	case "guid", "string":
+	case "dateTimeOffset":
+		// The column's type is the target table's datetimeoffset
+		// (the notebook takes the target's type for every column it
+		// has but dateTime ones), which Spark's SQL Server dialect reads
+		// as a string; SQL Server converts it on the load
+		// (dvToSQLOutcome).
 	default:
 		return time.Time{}, fmt.Errorf("unsupported CDM data type: %s", a.DataType)
 	}
@@ -1486,5 +1501,220 @@ func TestConsumerFabricIncrementalMerge(t *testing.T) {
 				t.Errorf("fabric: %s %s was deleted, the table has %+v (present: %v), want a soft delete", table, id, g, ok)
 			}
 		}
+	}
+}
+
+// valueOutcome is what a consumer makes of one value.
+type valueOutcome string
+
+const (
+	holds valueOutcome = "holds" // the consumer holds the value
+	nulls valueOutcome = "NULL"  // it holds NULL instead, silently
+	fails valueOutcome = "fails" // its run stops with an error
+)
+
+// sqlServerTime is what SQL Server's datetime2 and datetimeoffset make of
+// a time: they hold the years 1 to 9999.
+func sqlServerTime(tm time.Time) valueOutcome {
+	if y := tm.UTC().Year(); y < 1 || y > 9999 {
+		return fails
+	}
+	return holds
+}
+
+// dvToSQLOutcome: dataverse-to-sql's notebook (sparkValue), then its load
+// into the Azure SQL table its C# side made (CdmSqlExtensions.SqlDataType:
+// dateTime datetime2, dateTimeOffset datetimeoffset, double float,
+// decimal(p,s)). A dateTime is read as a string and converted by
+// coalesce(to_timestamp(v, format) for each format): NULL when none
+// parses; Spark reads the formats' y as a signed year of any width
+// (DateTimeFormatterHelper.convertIncompatiblePattern makes it u).
+func dvToSQLOutcome(a, _ cdmAttr, f csvField) valueOutcome {
+	if f.null() {
+		return holds
+	}
+	switch a.DataType {
+	case "dateTime":
+		tm, err := sparkValue(a, f)
+		if err != nil {
+			if tm, err = sparkCastTimestamp(f.v); err != nil {
+				return nulls
+			}
+		}
+		return sqlServerTime(tm)
+	case "dateTimeOffset":
+		tm, err := time.Parse("2006-01-02T15:04:05.9999999Z07:00", f.v)
+		if err != nil {
+			return fails
+		}
+		return sqlServerTime(tm)
+	case "double":
+		x, err := strconv.ParseFloat(f.v, 64)
+		switch {
+		case err != nil:
+			return nulls
+		case math.IsNaN(x) || math.IsInf(x, 0):
+			// SQL Server's float holds neither.
+			return fails
+		}
+	}
+	if _, err := sparkValue(a, f); err != nil {
+		return nulls
+	}
+	return holds
+}
+
+// fastTrackOutcome: the serverless SQL view's conversion (sqlType and
+// sqlConvert, of the attribute as read with "cdm:" removed); a value that
+// does not convert fails the view's query, so the pipeline run.
+func fastTrackOutcome(_, a cdmAttr, f csvField) valueOutcome {
+	typ, err := sqlType(a)
+	if err != nil || sqlConvert(typ, f) != nil {
+		return fails
+	}
+	return holds
+}
+
+// estuaryOutcome: a value outside the capture's sourced schema fails it.
+func estuaryOutcome(a, _ cdmAttr, f csvField) valueOutcome {
+	if estuaryFormat(a, f) != nil {
+		return fails
+	}
+	return holds
+}
+
+// fabricOutcome: the Fabric notebook's PERMISSIVE read makes a value that
+// does not parse NULL.
+func fabricOutcome(a, _ cdmAttr, f csvField) valueOutcome {
+	if _, err := fabricValue(a, f); err != nil {
+		return nulls
+	}
+	return holds
+}
+
+// valueConsumers are the consumers' value rules, in the order of
+// TestConsumerPostgresValues' outcomes.
+var valueConsumers = []struct {
+	name string
+	read func(a, sqlAttr cdmAttr, f csvField) valueOutcome
+}{
+	{"dataverse-to-sql", dvToSQLOutcome},
+	{"fasttrack", fastTrackOutcome},
+	{"estuary", estuaryOutcome},
+	{"fabric", fabricOutcome},
+}
+
+// TestConsumerPostgresValues (#9 §2.8): the values only PostgreSQL sources
+// produce (years outside 1..9999, infinite times, timestamptz, NaN and
+// infinite doubles, numeric(38,10)'s extremes, numeric text) are written as
+// docs/lake-format.md says, and each consumer's value rules make of them
+// what its difference 10 says: each value is one record, read from the
+// published <table>/*.csv by the position model.json gives its column.
+func TestConsumerPostgresValues(t *testing.T) {
+	bc := time.Date(-43, 3, 15, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name, column string
+		value        any
+		// written is the field as the file holds it.
+		written string
+		// want is the outcome of each of valueConsumers, in order.
+		want [4]valueOutcome
+	}{
+		{"date 44 BC", "d", time.Date(-43, 3, 15, 0, 0, 0, 0, time.UTC), `"-0043-03-15T00:00:00.0000000Z"`, [4]valueOutcome{fails, fails, fails, holds}},
+		{"timestamp 12345 AD", "ts", time.Date(12345, 6, 7, 8, 9, 10, 0, time.UTC), `"12345-06-07T08:09:10.0000000Z"`, [4]valueOutcome{fails, fails, fails, holds}},
+		{"timestamp infinity", "ts", schema.Infinity, `"infinity"`, [4]valueOutcome{nulls, fails, fails, nulls}},
+		{"date -infinity", "d", schema.NegInfinity, `"-infinity"`, [4]valueOutcome{nulls, fails, fails, nulls}},
+		{"timestamptz", "tstz", time.Date(2020, 1, 1, 5, 15, 0, 0, time.UTC), `"2020-01-01T05:15:00.0000000+00:00"`, [4]valueOutcome{holds, holds, holds, holds}},
+		{"timestamptz 44 BC", "tstz", bc, `"-0043-03-15T12:00:00.0000000+00:00"`, [4]valueOutcome{fails, fails, fails, holds}},
+		{"timestamptz infinity", "tstz", schema.Infinity, `"infinity"`, [4]valueOutcome{fails, fails, fails, nulls}},
+		{"double NaN", "f", math.NaN(), "NaN", [4]valueOutcome{fails, fails, holds, holds}},
+		{"double Infinity", "f", math.Inf(1), "Infinity", [4]valueOutcome{fails, fails, holds, holds}},
+		{"double -Infinity", "f", math.Inf(-1), "-Infinity", [4]valueOutcome{fails, fails, holds, holds}},
+		{"numeric(38,10) max", "n", "9999999999999999999999999999.9999999999", "9999999999999999999999999999.9999999999", [4]valueOutcome{holds, holds, holds, nulls}},
+		{"numeric(38,10) min", "n", "-9999999999999999999999999999.9999999999", "-9999999999999999999999999999.9999999999", [4]valueOutcome{holds, holds, holds, nulls}},
+		{"numeric(38,10) 20 digits", "n", "-99999999999999999999.9999999999", "-99999999999999999999.9999999999", [4]valueOutcome{holds, holds, holds, holds}},
+		{"numeric NaN (text)", "nu", "NaN", `"NaN"`, [4]valueOutcome{holds, holds, holds, holds}},
+		{"numeric -Infinity (text)", "nu", "-Infinity", `"-Infinity"`, [4]valueOutcome{holds, holds, holds, holds}},
+		{"date 0001-01-01", "d", time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), `"0001-01-01T00:00:00.0000000Z"`, [4]valueOutcome{holds, holds, holds, holds}},
+		{"timestamp 9999-12-31", "ts", time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC), `"9999-12-31T23:59:59.9999990Z"`, [4]valueOutcome{holds, holds, holds, holds}},
+	}
+	table := &schema.Table{
+		Name: "events",
+		Key:  []string{"id"},
+		Columns: []schema.Column{
+			{Name: "id", Type: schema.Int64, SourceType: "bigint", SourceTypeCode: 20},
+			{Name: "d", Type: schema.DateTime, SourceType: "date", SourceTypeCode: 1082},
+			{Name: "ts", Type: schema.DateTime, SourceType: "timestamp without time zone", SourceTypeCode: 1114},
+			{Name: "tstz", Type: schema.DateTimeOffset, SourceType: "timestamp with time zone", SourceTypeCode: 1184},
+			{Name: "f", Type: schema.Double, SourceType: "double precision", SourceTypeCode: 701},
+			{Name: "n", Type: schema.Decimal, Precision: 38, Scale: 10, SourceType: "numeric(38,10)", SourceTypeCode: 1700},
+			{Name: "nu", Type: schema.String, SourceType: "numeric", SourceTypeCode: 1700},
+		},
+	}
+	st := newStore(t)
+	c := newClock()
+	l, err := Open(ctxT(t), st, Options{Link: "test", Now: c.now, Grace: -1, SnapshotInterval: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var changes []source.Change
+	for i, tc := range cases {
+		id := int64(i + 1)
+		changes = append(changes, source.Change{Table: "events", ID: strconv.FormatInt(id, 10), Version: id, Columns: []string{"id", tc.column}, Values: []any{id, tc.value}})
+	}
+	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "events", Define: define(table, TableOptions{}), Changes: changes, Phase: Completed}}})
+	if err := l.Maintain(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	root := st.Root()
+	es, err := readEntities(t, filepath.Join(root, trickleDir, "events-model.json"), false)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("events-model.json: %v", err)
+	}
+	sqlEs, err := readEntities(t, filepath.Join(root, modelName), true)
+	if err != nil || entityNamed(sqlEs, "events") == nil {
+		t.Fatalf("model.json: %v", err)
+	}
+	ent, sqlEnt := &es[0], entityNamed(sqlEs, "events")
+	files, err := filepath.Glob(filepath.Join(root, "events", "*.csv"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("events/*.csv: %v %v", files, err)
+	}
+	byID := map[string][]csvField{}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := parseCSV(data)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for _, rec := range recs {
+			byID[rec[0].v] = rec
+		}
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := byID[strconv.Itoa(i+1)]
+			col := attrIndex(ent, tc.column)
+			if rec == nil || col < 0 || col >= len(rec) {
+				t.Fatalf("no record %d with column %s in events/*.csv", i+1, tc.column)
+			}
+			f := rec[col]
+			raw := f.v
+			if f.quoted {
+				raw = `"` + f.v + `"`
+			}
+			if raw != tc.written {
+				t.Fatalf("%s is written %s, want %s", tc.column, raw, tc.written)
+			}
+			for k, vc := range valueConsumers {
+				if got := vc.read(ent.Attributes[col], sqlEnt.Attributes[col], f); got != tc.want[k] {
+					t.Errorf("%s: %s %s %q: %s, docs/lake-format.md (difference 10) says %s", vc.name, ent.Attributes[col].DataType, tc.column, f.v, got, tc.want[k])
+				}
+			}
+		})
 	}
 }
