@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -94,6 +95,9 @@ type Engine struct {
 	// streamed is set when the change stream commits a batch: the
 	// stream works, so its next failure backs off from the start.
 	streamed atomic.Bool
+	// streamStarts counts the change streams started (Stream or
+	// StreamJoin calls).
+	streamStarts atomic.Int64
 	// reconciled is closed once every table of the profile has been looked
 	// at: the change stream starts only then, so that tables whose copies
 	// are done join it together and a source transaction spanning them is
@@ -166,6 +170,10 @@ type table struct {
 	waitErr   string
 	waitSince time.Time
 	streaming bool
+	// epoch counts the times the table started streaming (stream): a
+	// change stream that follows it since an earlier epoch must not go on
+	// with it, its cursor is no longer the table's.
+	epoch int
 	// caughtUp is when the source last said the table was current.
 	caughtUp time.Time
 	// idleCursor is a newer cursor of the table the stream delivered
@@ -193,6 +201,14 @@ func (t *table) setState(s State) {
 		t.since = time.Now()
 	}
 	t.state = s
+}
+
+// stream makes t stream from its committed cursor: it joins the running
+// change stream, or the next one.
+func (t *table) stream() {
+	t.streaming = true
+	t.epoch++
+	t.idleCursor = ""
 }
 
 // setWait shows the source's retries of t's reads as state s (Throttled,
@@ -473,11 +489,19 @@ func (e *Engine) reconcile(ctx context.Context) error {
 	specs := append([]Spec(nil), e.specs...)
 	e.mu.Unlock()
 	want := map[string]bool{}
+	// Tables to describe are described Workers at a time: one at a time,
+	// the round trips of thousands of descriptions held every copy up
+	// (5 requests a Dataverse table, #16).
+	var g errgroup.Group
+	g.SetLimit(e.cfg.Workers)
 	for _, sp := range specs {
 		want[sp.Name] = true
-		if err := e.addTable(ctx, sp); err != nil {
-			return err
+		if t := e.track(sp); t != nil {
+			g.Go(func() error { return e.addTable(ctx, sp, t) })
 		}
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	// Tables removed from the profile stop syncing and leave the lake.
 	e.mu.Lock()
@@ -503,8 +527,9 @@ func (e *Engine) reconcile(ctx context.Context) error {
 	return nil
 }
 
-// addTable starts syncing sp unless it already is.
-func (e *Engine) addTable(ctx context.Context, sp Spec) error {
+// track starts syncing sp unless it already is. It returns the table when
+// it is to be described at the source first (addTable), nil otherwise.
+func (e *Engine) track(sp Spec) *table {
 	e.mu.Lock()
 	if t, ok := e.tables[sp.Name]; ok && t.state != Failed {
 		e.mu.Unlock()
@@ -523,7 +548,7 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 	if ts := e.lk.State().Tables[sp.Name]; ts != nil && ts.Phase == lake.Completed && ts.Source != nil && ts.Reinit == "" &&
 		ts.Options == e.lk.TableOptions(lake.Definition{Source: ts.Source, Options: sp.Options}) {
 		t.setState(Completed)
-		t.streaming = true
+		t.stream()
 		t.undescribed = make(chan struct{})
 		e.mu.Unlock()
 		e.toDescribe = append(e.toDescribe, sp.Name)
@@ -531,7 +556,12 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 		return nil
 	}
 	e.mu.Unlock()
+	return t
+}
 
+// addTable describes a table track took up and copies it, streams it, or
+// commits what its description changed first. Several run at once.
+func (e *Engine) addTable(ctx context.Context, sp Spec, t *table) error {
 	desc, err := e.src.Describe(ctx, sp.Name)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -573,8 +603,7 @@ func (e *Engine) addTable(ctx context.Context, sp Spec) error {
 	}
 	if ts.Phase == lake.Completed {
 		t.setState(Completed)
-		t.streaming = true
-		t.idleCursor = ""
+		t.stream()
 		e.mu.Unlock()
 		signal(e.streamCh)
 		return nil
@@ -1011,9 +1040,8 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 	e.update(name, func(t *table) {
 		t.setState(Completed)
 		t.err, t.reinit = "", ""
-		t.streaming = true
+		t.stream()
 		t.cancelCopy = nil
-		t.idleCursor = ""
 	})
 	signal(e.streamCh)
 	return nil
@@ -1089,12 +1117,15 @@ func reinitReason(ts *lake.TableState, expired string) string {
 	return "initial sync restarted from the beginning"
 }
 
-// streamRestartDelay gathers tables that complete close together into one
-// restart of the change stream.
+// streamRestartDelay gathers tables that leave the stream close together
+// into one restart of it.
 const streamRestartDelay = 200 * time.Millisecond
 
 // streamLoop keeps one Stream running over every table whose initial copy
-// is done, restarting it when that set changes.
+// is done. A table that starts streaming joins the running stream when the
+// source is a source.Joiner (a restart reads every streamed table again: a
+// restart per copy that ends would cost O(tables²) reads, #16); a table
+// that leaves it (failed, paused, copied afresh, unlinked) restarts it.
 func (e *Engine) streamLoop(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
@@ -1111,7 +1142,7 @@ func (e *Engine) streamLoop(ctx context.Context) error {
 		case <-e.streamCh:
 		default:
 		}
-		cursors := e.streamCursors()
+		cursors, following := e.streamCursors(nil)
 		if len(cursors) == 0 {
 			select {
 			case <-ctx.Done():
@@ -1122,40 +1153,91 @@ func (e *Engine) streamLoop(ctx context.Context) error {
 		}
 		sctx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		go func() { done <- e.src.Stream(sctx, cursors, e.onStream) }()
+		joiner, canJoin := e.src.(source.Joiner)
+		var join chan map[string]string
+		if canJoin {
+			join = make(chan map[string]string)
+		}
+		e.streamStarts.Add(1)
+		e.log.Debug("change stream started", "tables", len(cursors))
+		go func() {
+			if canJoin {
+				done <- joiner.StreamJoin(sctx, cursors, join, e.onStream)
+				return
+			}
+			done <- e.src.Stream(sctx, cursors, e.onStream)
+		}()
+		err := e.followStream(ctx, following, join, done)
+		stop()
+		if err == nil || err == errRestart {
+			// The stream has not returned yet: it ends now.
+			if derr := <-done; err == nil {
+				err = derr
+			}
+		}
+		e.abortTxStages()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err == errRestart || errors.Is(err, source.ErrRestart):
+			backoff = 0
+			continue
+		}
+		if err := e.streamFailed(err); err != nil {
+			return err
+		}
+		// A stream that committed a batch had recovered: its failure
+		// starts the back-off afresh (a PostgreSQL restart is retried
+		// after a second, not after the last outage's 30 s).
+		if e.streamed.Swap(false) {
+			backoff = 0
+		}
+		backoff = min(max(2*backoff, time.Second), 30*time.Second)
 		select {
 		case <-ctx.Done():
-			stop()
-			<-done
-			e.abortTxStages()
 			return ctx.Err()
-		case <-e.streamCh:
-			time.Sleep(streamRestartDelay)
-			stop()
-			<-done
-			e.abortTxStages()
-			backoff = 0
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// errRestart is followStream's: a table left the stream.
+var errRestart = errors.New("a table left the change stream")
+
+// followStream watches the running stream until it must restart
+// (errRestart), ctx ends (nil) or the stream ends (its error, received
+// from done: only then has done delivered). Tables that start
+// streaming meanwhile join it through join when it is not nil; following
+// holds the epoch of each table it follows, and grows with the joins.
+func (e *Engine) followStream(ctx context.Context, following map[string]int, join chan<- map[string]string, done <-chan error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
 		case err := <-done:
-			stop()
-			e.abortTxStages()
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err := e.streamFailed(err); err != nil {
-				return err
-			}
-			// A stream that committed a batch had recovered: its failure
-			// starts the back-off afresh (a PostgreSQL restart is retried
-			// after a second, not after the last outage's 30 s).
-			if e.streamed.Swap(false) {
-				backoff = 0
-			}
-			backoff = min(max(2*backoff, time.Second), 30*time.Second)
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(backoff):
-			}
+			return err
+		case <-e.streamCh:
+		}
+		if join == nil {
+			time.Sleep(streamRestartDelay)
+			return errRestart
+		}
+		added, joined := e.streamCursors(following)
+		if added == nil {
+			time.Sleep(streamRestartDelay)
+			return errRestart
+		}
+		if len(added) == 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-done:
+			return err
+		case join <- added:
+			maps.Copy(following, joined)
+			e.log.Debug("tables joined the change stream", "joined", len(added), "tables", len(following))
 		}
 	}
 }
@@ -1252,18 +1334,30 @@ func expiredCursors(err error) []*source.CursorExpiredError {
 	return nil
 }
 
-// streamCursors returns the committed cursors of the tables to stream.
-func (e *Engine) streamCursors() map[string]string {
+// streamCursors returns the committed cursors of the tables to stream that
+// following (a running stream's tables, by epoch) lacks, and their epochs.
+// It returns nils when a table following names no longer streams, or
+// streams since another epoch: the stream must restart.
+func (e *Engine) streamCursors(following map[string]int) (map[string]string, map[string]int) {
 	state := e.lk.State()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := map[string]string{}
-	for name, t := range e.tables {
-		if ts, ok := state.Tables[name]; ok && t.streaming && ts.Phase == lake.Completed {
-			out[name] = state.Cursor(ts)
+	for name, epoch := range following {
+		if t, ok := e.tables[name]; !ok || !t.streaming || t.epoch != epoch {
+			return nil, nil
 		}
 	}
-	return out
+	out, epochs := map[string]string{}, map[string]int{}
+	for name, t := range e.tables {
+		if _, ok := following[name]; ok {
+			continue
+		}
+		if ts, ok := state.Tables[name]; ok && t.streaming && ts.Phase == lake.Completed {
+			out[name] = state.Cursor(ts)
+			epochs[name] = t.epoch
+		}
+	}
+	return out, epochs
 }
 
 // abortTxStages drops the parts of a transaction a Stream that ended

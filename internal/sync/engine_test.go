@@ -427,3 +427,55 @@ func TestRestartStreamsBeforeDescribing(t *testing.T) {
 		t.Fatalf("%d Describe calls after the restart; want one per table", src.described)
 	}
 }
+
+// TestFinishedCopiesJoinTheStream checks that a table whose copy ends joins
+// the running change stream, which goes on without restarting: before,
+// every copy that ended restarted the stream, and each restart read every
+// streamed table again (O(tables²) reads in an initial sync, #16). A source
+// that cannot take a joining table in place (PostgreSQL, past the table's
+// cursor) ends the stream with source.ErrRestart: the stream restarts at
+// once, as no failure, and the table streams all the same.
+func TestFinishedCopiesJoinTheStream(t *testing.T) {
+	tables := []string{"contact", "account", "lead", "competitor"}
+	for _, refuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refuseJoins=%v", refuse), func(t *testing.T) {
+			src := newFake(tables...)
+			src.refuseJoins = refuse
+			seed(src, 9, tables...)
+			h := start(t, src, t.TempDir(), Config{Tables: specs("contact")})
+			h.converged("contact")
+			// Added one at a time, so that each joins on its own.
+			for i := 1; i < len(tables); i++ {
+				h.eng.SetTables(specs(tables[:i+1]...))
+				streams := 1
+				if refuse {
+					streams = i + 1
+				}
+				h.eventually(tables[i]+" streaming", func() bool {
+					src.mu.Lock()
+					defer src.mu.Unlock()
+					return h.state(tables[i]) == Completed && src.joins == i && src.streams == streams
+				})
+			}
+			for _, name := range tables {
+				src.put(name, "00000000-0000-0000-0000-000000000777", "streamed")
+			}
+			h.converged(tables...)
+			src.mu.Lock()
+			streams, joins := src.streams, src.joins
+			src.mu.Unlock()
+			want := 1
+			if refuse {
+				want = len(tables)
+			}
+			if streams != want || joins != len(tables)-1 || h.eng.streamStarts.Load() != int64(want) {
+				t.Errorf("%d streams (the engine counted %d), %d joins; want %d and %d", streams, h.eng.streamStarts.Load(), joins, want, len(tables)-1)
+			}
+			for _, s := range h.eng.Status() {
+				if s.State != Completed {
+					t.Errorf("%s is %s (%s)", s.Name, s.State, s.Error)
+				}
+			}
+		})
+	}
+}

@@ -32,9 +32,14 @@ type fakeSource struct {
 	// version whether the table changed or not.
 	advance bool
 	// gate, when set, holds every Describe until it is closed;
-	// described and streams count Describe and Stream calls.
+	// described and streams count Describe and Stream (or StreamJoin)
+	// calls.
 	gate               chan struct{}
 	described, streams int
+	// joins counts the joins StreamJoin received; refuseJoins makes
+	// each end the stream with source.ErrRestart.
+	joins       int
+	refuseJoins bool
 	// copyDelay is a pause before each page of a copy, so that a copy
 	// lasts long enough to be watched.
 	copyDelay time.Duration
@@ -209,16 +214,31 @@ func (f *fakeSource) Copy(ctx context.Context, table, resume string, emit func(c
 }
 
 func (f *fakeSource) Stream(ctx context.Context, cursors map[string]string, emit func(context.Context, source.Batch) error) error {
+	return f.StreamJoin(ctx, cursors, nil, emit)
+}
+
+// StreamJoin implements source.Joiner; with refuseJoins set, a join ends
+// it with source.ErrRestart, as PostgreSQL's does for a table it read past.
+func (f *fakeSource) StreamJoin(ctx context.Context, cursors map[string]string, join <-chan map[string]string, emit func(context.Context, source.Batch) error) error {
 	f.mu.Lock()
 	f.streams++
 	f.mu.Unlock()
 	pos := map[string]int64{}
-	for t, c := range cursors {
-		var v int64
-		if _, err := fmt.Sscanf(c, "v:%d", &v); err != nil {
-			return fmt.Errorf("table %s: bad cursor %q", t, c)
+	add := func(cursors map[string]string) error {
+		for t, c := range cursors {
+			var v int64
+			if _, err := fmt.Sscanf(c, "v:%d", &v); err != nil {
+				return fmt.Errorf("table %s: bad cursor %q", t, c)
+			}
+			if _, ok := pos[t]; ok {
+				return fmt.Errorf("table %s joined the stream twice", t)
+			}
+			pos[t] = v
 		}
-		pos[t] = v
+		return nil
+	}
+	if err := add(cursors); err != nil {
+		return err
 	}
 	for {
 		for t := range pos {
@@ -249,6 +269,17 @@ func (f *fakeSource) Stream(ctx context.Context, cursors map[string]string, emit
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case c := <-join:
+			f.mu.Lock()
+			f.joins++
+			refuse := f.refuseJoins
+			f.mu.Unlock()
+			if refuse {
+				return fmt.Errorf("fake: %w", source.ErrRestart)
+			}
+			if err := add(c); err != nil {
+				return err
+			}
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

@@ -241,3 +241,44 @@ func TestEmulatorBearerToken(t *testing.T) {
 		t.Error("no systemusers")
 	}
 }
+
+// TestEmulatorStreamJoin joins a table to a running stream: the stream
+// goes on (no restart) and delivers the joined table's changes after its
+// copy, and none of what the copy already holds.
+func TestEmulatorStreamJoin(t *testing.T) {
+	_, url := emulatortest.Start(t, emulator.Config{Scale: 12, Seed: 3})
+	s := open(t, url, nil)
+	_, accounts := copyTable(t, s, "account")
+	_, contacts := copyTable(t, s, "contact")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	join := make(chan map[string]string)
+	seen := map[string]int{}
+	var got []source.Change
+	done := make(chan error, 1)
+	go func() {
+		done <- s.StreamJoin(ctx, map[string]string{"account": accounts}, join, func(_ context.Context, b source.Batch) error {
+			for name := range b.Cursors {
+				seen[name]++
+			}
+			got = append(got, b.Changes...)
+			if len(got) > 0 && seen["account"] > 0 {
+				cancel()
+			}
+			return nil
+		})
+	}()
+	join <- map[string]string{"contact": contacts}
+	call(t, http.MethodPost, url, "contacts", map[string]any{"lastname": "joined"})
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("StreamJoin ended with %v", err)
+	}
+	if seen["account"] == 0 || seen["contact"] == 0 {
+		t.Errorf("batches named the tables %v times; want both", seen)
+	}
+	for _, c := range got {
+		if c.Table != "contact" || value(c, "lastname") != "joined" {
+			t.Errorf("change %s of %s delivered: the copies hold every other row", c.ID, c.Table)
+		}
+	}
+}

@@ -78,30 +78,47 @@ type result struct {
 // columns, so values of added columns flow from the next change of a row
 // on, and dropped columns no longer break the delta link.
 func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit func(context.Context, source.Batch) error) error {
-	names := make([]string, 0, len(cursors))
-	for n := range cursors {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	tables := make([]*tableState, 0, len(names))
-	now := time.Now()
-	for _, n := range names {
-		cur, err := parseCursor(n, cursors[n])
-		if err != nil {
-			return err
+	return s.StreamJoin(ctx, cursors, nil, emit)
+}
+
+// StreamJoin implements source.Joiner: a table that joins is read at once,
+// then scheduled like the others. Tables are independent delta links, so
+// every table can join in place.
+func (s *Source) StreamJoin(ctx context.Context, cursors map[string]string, join <-chan map[string]string, emit func(context.Context, source.Batch) error) error {
+	order := 0
+	// add makes the tables of cursors, in name order, due now.
+	add := func(cursors map[string]string) ([]*tableState, error) {
+		names := make([]string, 0, len(cursors))
+		for n := range cursors {
+			names = append(names, n)
 		}
-		if !cur.Delta {
-			return fmt.Errorf("dataverse table %s: Stream was given the cursor of an unfinished Copy; finish the copy first (Copy with this cursor)", n)
+		sort.Strings(names)
+		tables := make([]*tableState, 0, len(names))
+		now := time.Now()
+		for _, n := range names {
+			cur, err := parseCursor(n, cursors[n])
+			if err != nil {
+				return nil, err
+			}
+			if !cur.Delta {
+				return nil, fmt.Errorf("dataverse table %s: Stream was given the cursor of an unfinished Copy; finish the copy first (Copy with this cursor)", n)
+			}
+			// A table Describe has not seen loads its layout at its first
+			// read, not here: a restart of thousands of tables polls the
+			// first ones at once instead of reading every layout first (#16).
+			s.mu.Lock()
+			l := s.layouts[n]
+			s.mu.Unlock()
+			tables = append(tables, &tableState{name: n, l: l, cur: cur, due: now, interval: s.cfg.PollInterval, schemaDue: now.Add(s.cfg.SchemaInterval), order: order})
+			order++
 		}
-		// A table Describe has not seen loads its layout at its first
-		// read, not here: a restart of thousands of tables polls the
-		// first ones at once instead of reading every layout first (#16).
-		s.mu.Lock()
-		l := s.layouts[n]
-		s.mu.Unlock()
-		tables = append(tables, &tableState{name: n, l: l, cur: cur, due: now, interval: s.cfg.PollInterval, schemaDue: now.Add(s.cfg.SchemaInterval), order: len(tables)})
+		return tables, nil
 	}
-	if len(tables) == 0 {
+	tables, err := add(cursors)
+	if err != nil {
+		return err
+	}
+	if len(tables) == 0 && join == nil {
 		<-ctx.Done()
 		return ctx.Err()
 	}
@@ -163,6 +180,14 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-wakeC:
+		case c := <-join:
+			joined, err := add(c)
+			if err != nil {
+				return err
+			}
+			for _, t := range joined {
+				idle.put(t)
+			}
 		case r := <-results:
 			inflight--
 			if r.loaded != nil {

@@ -165,3 +165,50 @@ func TestHugeTransactionSplit(t *testing.T) {
 }
 
 var _ source.Source = (*Source)(nil)
+
+// TestStreamJoin joins tables to a running stream: one copied while
+// nothing changed it joins in place, the stream goes on and delivers its
+// changes after the copy (none before), and its copy's hold on the slot
+// ends once a batch's Position covers it; one the stream already read a
+// change of after its copy ends the stream with source.ErrRestart.
+func TestStreamJoin(t *testing.T) {
+	c, db, dsn := newDB(t, "CREATE TABLE a (id int PRIMARY KEY)", "CREATE TABLE late (id int PRIMARY KEY)", "INSERT INTO late VALUES (1)",
+		"CREATE TABLE changed (id int PRIMARY KEY)")
+	s := newSource(t, Config{DSN: dsn, Tables: []TableConfig{{Name: "a"}}})
+	col := &collector{}
+	cursors := copyAll(t, s, col, "a")
+	join := make(chan map[string]string)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.StreamJoin(ctx, cursors, join, col.emit) }()
+	c.Exec(t, db, "INSERT INTO a VALUES (1)")
+	waitFor(t, "a's change", func() bool { _, ok := col.rows()["a"]["1"]; return ok })
+
+	lateCol := &collector{}
+	late := copyAll(t, s, lateCol, "late")
+	join <- late
+	c.Exec(t, db, "INSERT INTO late VALUES (2)", "INSERT INTO a VALUES (2)")
+	waitFor(t, "late's change after its copy", func() bool { _, ok := col.rows()["late"]["2"]; return ok })
+	if _, ok := col.rows()["late"]["1"]; ok {
+		t.Error("a row of late's copy was streamed")
+	}
+	waitFor(t, "late's copy to release the slot", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.holds) == 0
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the stream ended: %v", err)
+	default:
+	}
+
+	changed := copyAll(t, s, &collector{}, "changed")
+	c.Exec(t, db, "INSERT INTO changed VALUES (1)", "INSERT INTO a VALUES (3)")
+	waitFor(t, "a's change after changed's", func() bool { _, ok := col.rows()["a"]["3"]; return ok })
+	join <- changed
+	if err := <-done; !errors.Is(err, source.ErrRestart) {
+		t.Fatalf("StreamJoin of a table the stream read past ended with %v, want source.ErrRestart", err)
+	}
+}

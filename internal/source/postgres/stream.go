@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,6 +145,10 @@ type txnState struct {
 type outBatch struct {
 	batch source.Batch
 	pos   pglogrepl.LSN // committed position once emitted; 0 for a part of a transaction
+	// unhold lists the joined tables whose copy holds (Source.holds) this
+	// batch ends: once emit accepted its Position, their committed cursor
+	// is at least it.
+	unhold []uint32
 }
 
 type stream struct {
@@ -180,11 +185,35 @@ type stream struct {
 	lastKAAt   time.Time
 	nextStat   time.Time
 	nextIdle   time.Time
+	// from is where the stream started: every transaction committed
+	// after it was received.
+	from pglogrepl.LSN
+	// joinMu guards joins, the tables StreamJoin was given and run has
+	// not taken yet; joining says there are some.
+	joinMu  sync.Mutex
+	joins   []map[string]string
+	joining atomic.Bool
+	// joined lists the tables joined whose holds the next batch with a
+	// Position ends.
+	joined []uint32
 }
 
 // Stream delivers the changes of the given tables from their cursors; see
 // the comment at the top of this file.
 func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit func(context.Context, source.Batch) error) error {
+	return s.StreamJoin(ctx, cursors, nil, emit)
+}
+
+// StreamJoin implements source.Joiner. A table joins in place, between two
+// messages, when the stream lost none of its changes after its cursor: the
+// stream started at or before the cursor, and has received no change of
+// the table (pgoutput announces a table by a Relation message before its
+// first change of a session). A table copied while no transaction
+// touched it, the common case of an initial sync, joins so. Any other
+// ends the stream with source.ErrRestart: a restart from the lowest
+// cursor reads its changes again. A joined table keeps its copy's hold on
+// the slot until a batch with a Position covers it.
+func (s *Source) StreamJoin(ctx context.Context, cursors map[string]string, join <-chan map[string]string, emit func(context.Context, source.Batch) error) error {
 	st := &stream{s: s, tables: map[uint32]*streamTable{}, rels: map[uint32]*rel{}, recent: map[recentKey]recentRow{}}
 	names := slices.Sorted(maps.Keys(cursors))
 	if len(names) == 0 {
@@ -225,11 +254,30 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 		return err
 	}
 	s.log.Info("stream started", "slot", s.slot, "from", start.String(), "tables", len(names))
-	st.pos, st.recvd = start, start
+	st.pos, st.recvd, st.from = start, start, start
 	st.committed.Store(uint64(start))
 
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if join != nil {
+		// Wakes run from its receive (a read deadline in the past) to
+		// take the tables between two messages.
+		nc := conn.Conn()
+		go func() {
+			for {
+				select {
+				case <-cctx.Done():
+					return
+				case c := <-join:
+					st.joinMu.Lock()
+					st.joins = append(st.joins, c)
+					st.joining.Store(true)
+					st.joinMu.Unlock()
+					_ = nc.SetReadDeadline(time.Now())
+				}
+			}
+		}()
+	}
 	st.out = make(chan outBatch, 2)
 	emitErr := make(chan error, 1)
 	go func() {
@@ -242,6 +290,9 @@ func (s *Source) Stream(ctx context.Context, cursors map[string]string, emit fun
 			}
 			if ob.pos != 0 {
 				st.committed.Store(uint64(ob.pos))
+			}
+			for _, oid := range ob.unhold {
+				s.unhold(oid)
 			}
 		}
 	}()
@@ -394,6 +445,12 @@ func (st *stream) run(ctx context.Context) error {
 	defer stop()
 	var set time.Time
 	for {
+		if st.joining.Load() {
+			if err := st.join(ctx); err != nil {
+				return err
+			}
+			set = time.Time{} // the wake-up moved the deadline
+		}
 		next := st.nextStat
 		if len(st.batch.Changes) > 0 || st.batch.Schemas != nil {
 			next = minTime(next, st.started.Add(batchWindow))
@@ -408,6 +465,10 @@ func (st *stream) run(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if st.joining.Load() {
+			// Come after the deadline was set: take them first.
+			continue
 		}
 		msg, err := st.conn.ReceiveMessage(context.Background())
 		if err != nil {
@@ -447,6 +508,43 @@ func (st *stream) run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// join adds the tables StreamJoin was given to the stream (see StreamJoin),
+// or returns an error wrapping source.ErrRestart for the first it cannot
+// take in place.
+func (st *stream) join(ctx context.Context) error {
+	s := st.s
+	st.joinMu.Lock()
+	joins := st.joins
+	st.joins = nil
+	st.joining.Store(false)
+	st.joinMu.Unlock()
+	var names []string
+	for _, cursors := range joins {
+		for _, name := range slices.Sorted(maps.Keys(cursors)) {
+			lsn, err := lsnCursor(name, cursors[name])
+			if err != nil {
+				return err
+			}
+			t, err := s.table(ctx, name)
+			if err != nil {
+				return err
+			}
+			if _, seen := st.rels[t.oid]; seen || lsn < st.from {
+				return fmt.Errorf("postgres source %s: table %s joins the stream at %s, which may have read changes of it after that: %w", s.where, name, lsn, source.ErrRestart)
+			}
+			st.tables[t.oid] = &streamTable{t: t, cursor: lsn}
+			st.top = max(st.top, lsn)
+			st.joined = append(st.joined, t.oid)
+			names = append(names, name)
+		}
+	}
+	if err := st.check(ctx, names); err != nil {
+		return err
+	}
+	s.log.Info("tables joined the stream", "slot", s.slot, "tables", names)
+	return nil
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -1194,6 +1292,7 @@ func (st *stream) flush(ctx context.Context, partial bool) error {
 		if st.pos >= st.top {
 			ob.pos = st.pos
 			ob.batch.Position = st.pos.String()
+			ob.unhold, st.joined = st.joined, nil
 		}
 	}
 	st.batch = source.Batch{}
