@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -63,3 +64,26 @@ type Health struct {
 	// measures it; 0 when it is caught up or nothing streams.
 	Lag time.Duration
 }
+
+// Joiner is implemented by a source whose change stream takes more tables
+// while it runs, so that a table whose copy ends joins the running stream
+// instead of the stream restarting over every table (each restart reads
+// every streamed table again: O(tables) work per copy that ends, #16).
+// The engine uses it in place of Stream when a source has it.
+type Joiner interface {
+	// StreamJoin is Stream, and each map received from join adds its
+	// tables to the running stream, each from its cursor (as Copy's last
+	// batch returned it), under the same contract: batches name them from
+	// then on. The caller sends a table at most once per StreamJoin and
+	// only tables the stream does not follow. A source that cannot take a
+	// table at its cursor without reading back what it already read past
+	// (PostgreSQL, when the table changed since its copy's snapshot)
+	// returns an error wrapping ErrRestart: the caller then starts the
+	// stream again with every table. A nil join is Stream.
+	StreamJoin(ctx context.Context, cursors map[string]string, join <-chan map[string]string, emit func(context.Context, Batch) error) error
+}
+
+// ErrRestart ends a StreamJoin that cannot take a joining table in place:
+// start the stream again, with every table, from the committed cursors.
+// It is no failure: nothing was lost, and no back-off is due.
+var ErrRestart = errors.New("the change stream must restart to take a joining table")
