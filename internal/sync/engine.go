@@ -861,179 +861,159 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 	if e.cfg.Progress != nil {
 		e.cfg.Progress.Copying(name)
 	}
-
-	// Batches go into a lake stage: written at once, committed with the
-	// cursor of the last one when the stage is Full, every
-	// copyCommitEvery, at a new schema and at the end. A replacement
-	// (reinit != "") is committed at the end only, under def, the
-	// description it began with.
-	var lakeErr error
-	var stage *lake.Stage
-	var staged string
-	var stagedSince time.Time
-	var reinit string
-	var def *lake.Definition
-	// commitStage commits the staged rows and their cursor with tx.
-	commitStage := func(tx lake.TableTx) error {
-		tx.Name, tx.Stage, tx.Cursor = name, stage, staged
-		stage = nil
-		if err := e.commit(tx); err != nil {
-			tx.Stage.Abort()
-			lakeErr = err
-			return err
-		}
+	c := &tableCopy{e: e, name: name, t: t}
+	copyErr, err := c.run(ctx)
+	switch {
+	case errors.Is(err, errCopyDropped):
 		return nil
+	case err != nil:
+		return err
 	}
-	flush := func() error {
-		if stage == nil || reinit != "" {
-			return nil
-		}
-		return commitStage(lake.TableTx{})
+	if e.cfg.Progress != nil {
+		e.cfg.Progress.CopyDone(name, copyErr)
 	}
-	emit := func(_ context.Context, b source.Batch) error {
-		if reinit != "" {
-			return e.emitReplace(name, b, &stage, &staged, def, reinit, &lakeErr)
-		}
-		e.mu.Lock()
-		def := t.define
-		t.define = nil
-		e.mu.Unlock()
-		if d := b.Schemas[name]; d != nil {
-			def = &lake.Definition{Source: d, Options: t.spec.Options}
-		}
-		if def != nil {
-			// Staged rows have the old layout: they are committed first.
-			if err := flush(); err != nil {
-				return err
-			}
-			if err := e.commit(lake.TableTx{Name: name, Define: def}); err != nil {
-				lakeErr = err
-				return err
-			}
-		}
-		if stage == nil {
-			st, err := e.lk.Stage(name)
-			if err != nil {
-				lakeErr = err
-				return err
-			}
-			stage, stagedSince = st, time.Now()
-		}
-		if err := stage.Add(e.commitCtx, b.Changes); err != nil {
-			stage.Abort()
-			stage = nil
-			lakeErr = err
-			return err
-		}
-		staged = b.Cursors[name]
-		e.update(name, func(t *table) { t.copied += int64(len(b.Changes)) })
-		if e.cfg.Progress != nil {
-			e.cfg.Progress.Copied(name, len(b.Changes))
-		}
-		if b.Done {
-			tx := lake.TableTx{Phase: lake.Completed, CaughtUp: true}
-			// Keep saying why the table was copied afresh, if it was.
-			if ts := e.lk.State().Tables[name]; ts != nil && ts.Phase == lake.InProgress {
-				tx.Reason = ts.Reason
-			}
-			return commitStage(tx)
-		}
-		if stage.Full() || time.Since(stagedSince) >= copyCommitEvery {
-			return flush()
-		}
-		return nil
-	}
+	return c.finish(ctx, copyErr)
+}
 
-	var err error
+// errCopyDropped ends a copy whose table left the lake and the link
+// meanwhile: there is nothing to copy.
+var errCopyDropped = errors.New("the table was dropped during its copy")
+
+// tableCopy is one table's initial copy (copyTable). Its batches go into a
+// lake stage: written at once, committed with the cursor of the last one
+// when the stage is Full, every copyCommitEvery, at a new schema and at the
+// end. A replacement (reinit != "") is committed at the end only, under
+// def, the description it began with. Only the goroutine of the copy
+// (copyTable and the source's emit) uses it.
+type tableCopy struct {
+	e    *Engine
+	name string
+	t    *table
+	// stage holds the batches not committed yet (nil when none), staged
+	// the cursor after them, stagedSince when the stage began.
+	stage       *lake.Stage
+	staged      string
+	stagedSince time.Time
+	// reinit says why the attempt running copies the table afresh beside
+	// its data, "" when it does not; def is then the description it began
+	// with.
+	reinit string
+	def    *lake.Definition
+	// lakeErr is the lake's failure that ended the copy, if one did.
+	lakeErr error
+}
+
+// run copies the table until it is done, it fails for good (copyErr, the
+// source's error of the last attempt; the lake's is c.lakeErr), or ctx
+// ends. Copies that fail otherwise than by an expired cursor are retried
+// copyAttempts times, with growing waits. err is a failed commit of a
+// reset (return it), or errCopyDropped.
+func (c *tableCopy) run(ctx context.Context) (copyErr, err error) {
+	e, name := c.e, c.name
 	// expired is set when the committed resume cursor expired: the copy
 	// starts afresh.
 	expired := ""
 	for attempt := 1; ; attempt++ {
-		ts := e.lk.State().Tables[name]
-		e.mu.Lock()
-		pending := t.define != nil
-		e.mu.Unlock()
-		if ts == nil && !pending {
-			return nil // dropped meanwhile
+		var resume string
+		resume, copyErr, err = c.prepare(ctx, expired)
+		if err != nil {
+			return nil, err
 		}
-		resume := ""
-		if ts != nil && ts.Phase == lake.InProgress && ts.Reinit == "" && expired == "" {
-			resume = ts.Cursor
+		if copyErr == nil && (c.def != nil || c.reinit == "") {
+			copyErr = e.src.Copy(ctx, name, resume, c.emit)
 		}
-		reinit, def = "", nil
-		switch {
-		case resume != "" || ts == nil:
-		case hasData(ts):
-			// A fresh copy must not land on top of earlier data (rows
-			// deleted at the source since would survive it): it
-			// replaces the data.
-			reinit = reinitReason(ts, expired)
-			desc, derr := e.src.Describe(ctx, name)
-			if derr != nil {
-				err = derr
-				break
-			}
-			def = &lake.Definition{Source: desc, Options: t.spec.Options}
-			e.update(name, func(t *table) {
-				t.setState(Reinitialising)
-				t.reinit, t.copied = reinit, 0
-			})
-		case ts.Phase != lake.InProgress || expired != "":
-			// Nothing to keep: the table starts its copy afresh.
-			if err := e.commit(lake.TableTx{Name: name, Reset: reinitReason(ts, expired)}); err != nil {
-				return err
-			}
-		}
-		if def != nil || reinit == "" {
-			err = e.src.Copy(ctx, name, resume, emit)
-		}
-		if reinit != "" && stage != nil {
+		if c.reinit != "" && c.stage != nil {
 			// A replacement is whole or nothing: the next attempt (or
 			// restart) copies the table afresh again.
-			stage.Abort()
-			stage = nil
+			c.stage.Abort()
+			c.stage = nil
 		}
 		// Rows staged before a failure or a stop are kept: their
 		// cursor resumes the copy after them. A copy cancelled because
 		// its table left the link (or the sync stops) may fail to: the
 		// rows are then copied again from the last committed cursor.
-		if lakeErr == nil && flush() != nil && ctx.Err() != nil {
-			lakeErr = nil
+		if c.lakeErr == nil && c.flush() != nil && ctx.Err() != nil {
+			c.lakeErr = nil
 		}
-		if err == nil || lakeErr != nil || ctx.Err() != nil {
-			break
+		if copyErr == nil || c.lakeErr != nil || ctx.Err() != nil {
+			return copyErr, nil
 		}
-		if errors.Is(err, source.ErrCursorExpired) {
-			e.log.Warn("copy cannot resume: copying afresh", "table", name, "err", err)
-			expired = err.Error()
+		if errors.Is(copyErr, source.ErrCursorExpired) {
+			e.log.Warn("copy cannot resume: copying afresh", "table", name, "err", copyErr)
+			expired = copyErr.Error()
 			e.update(name, func(t *table) { t.copied = 0 })
 			continue
 		}
 		var nt *source.NotTrackedError
-		if errors.As(err, &nt) || attempt >= copyAttempts {
-			break
+		if errors.As(copyErr, &nt) || attempt >= copyAttempts {
+			return copyErr, nil
 		}
 		wait := time.Duration(attempt*attempt) * time.Second
-		e.log.Warn("copy failed: retrying", "table", name, "attempt", attempt, "in", wait, "err", err)
-		e.update(name, func(t *table) { t.err = err.Error() })
+		e.log.Warn("copy failed: retrying", "table", name, "attempt", attempt, "in", wait, "err", copyErr)
+		e.update(name, func(t *table) { t.err = copyErr.Error() })
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
 		}
 	}
-	if e.cfg.Progress != nil {
-		e.cfg.Progress.CopyDone(name, err)
+}
+
+// prepare sets up the next attempt from the table's committed state: the
+// cursor to resume from, a replacement copy (c.reinit, c.def) when the
+// table has data to keep, or a reset when it has none and cannot resume.
+// copyErr is a failed description; err a failed reset, or errCopyDropped.
+func (c *tableCopy) prepare(ctx context.Context, expired string) (resume string, copyErr, err error) {
+	e, name := c.e, c.name
+	ts := e.lk.State().Tables[name]
+	e.mu.Lock()
+	pending := c.t.define != nil
+	e.mu.Unlock()
+	if ts == nil && !pending {
+		return "", nil, errCopyDropped
 	}
+	if ts != nil && ts.Phase == lake.InProgress && ts.Reinit == "" && expired == "" {
+		resume = ts.Cursor
+	}
+	c.reinit, c.def = "", nil
 	switch {
-	case lakeErr != nil && tableError(lakeErr) != "":
-		e.stop(name, lakeErr)
+	case resume != "" || ts == nil:
+	case hasData(ts):
+		// A fresh copy must not land on top of earlier data (rows
+		// deleted at the source since would survive it): it replaces
+		// the data.
+		c.reinit = reinitReason(ts, expired)
+		desc, derr := e.src.Describe(ctx, name)
+		if derr != nil {
+			return "", derr, nil
+		}
+		c.def = &lake.Definition{Source: desc, Options: c.t.spec.Options}
+		e.update(name, func(t *table) {
+			t.setState(Reinitialising)
+			t.reinit, t.copied = c.reinit, 0
+		})
+	case ts.Phase != lake.InProgress || expired != "":
+		// Nothing to keep: the table starts its copy afresh.
+		if err := e.commit(lake.TableTx{Name: name, Reset: reinitReason(ts, expired)}); err != nil {
+			return "", nil, err
+		}
+	}
+	return resume, nil, nil
+}
+
+// finish ends the copy: the table streams, or it stops for its own error
+// (Failed or Paused). It returns the lake's failures only.
+func (c *tableCopy) finish(ctx context.Context, copyErr error) error {
+	e, name := c.e, c.name
+	switch {
+	case c.lakeErr != nil && tableError(c.lakeErr) != "":
+		e.stop(name, c.lakeErr)
 		return nil
-	case lakeErr != nil:
-		return lakeErr
+	case c.lakeErr != nil:
+		return c.lakeErr
 	case ctx.Err() != nil:
 		return nil
-	case err != nil:
-		e.fail(name, err)
+	case copyErr != nil:
+		e.fail(name, copyErr)
 		return nil
 	}
 	e.log.Info("initial sync completed", "table", name)
@@ -1047,54 +1027,136 @@ func (e *Engine) copyTable(ctx context.Context, name string) error {
 	return nil
 }
 
-// emitReplace is the emit of a fresh copy of table name built beside its
-// data (see copyTable): every batch goes into one replacement stage, begun
-// under def at the first batch; a new schema evolves the stage's layout;
-// the last batch swaps the copy in, with the cursor the stream starts
-// from, in one commit that also ends the table's Reinit.
-func (e *Engine) emitReplace(name string, b source.Batch, stage **lake.Stage, staged *string, def *lake.Definition, why string, lakeErr *error) error {
-	fail := func(err error) error {
-		if *stage != nil {
-			(*stage).Abort()
-			*stage = nil
-		}
-		*lakeErr = err
-		return err
+// fail notes the lake's err, which ends the copy, and returns it.
+func (c *tableCopy) fail(err error) error {
+	c.lakeErr = err
+	return err
+}
+
+// commitStage commits the staged rows and their cursor with tx.
+func (c *tableCopy) commitStage(tx lake.TableTx) error {
+	tx.Name, tx.Stage, tx.Cursor = c.name, c.stage, c.staged
+	c.stage = nil
+	if err := c.e.commit(tx); err != nil {
+		tx.Stage.Abort()
+		return c.fail(err)
 	}
-	if *stage == nil {
-		if d := b.Schemas[name]; d != nil {
-			def.Source = d
+	return nil
+}
+
+// flush commits what is staged, unless the copy is a replacement (whole or
+// nothing: it commits at its end only).
+func (c *tableCopy) flush() error {
+	if c.stage == nil || c.reinit != "" {
+		return nil
+	}
+	return c.commitStage(lake.TableTx{})
+}
+
+// emit is the Copy's emit: it stages b, committing as the type's comment
+// says.
+func (c *tableCopy) emit(_ context.Context, b source.Batch) error {
+	if c.reinit != "" {
+		return c.emitReplace(b)
+	}
+	e, name := c.e, c.name
+	e.mu.Lock()
+	define := c.t.define
+	c.t.define = nil
+	e.mu.Unlock()
+	if d := b.Schemas[name]; d != nil {
+		define = &lake.Definition{Source: d, Options: c.t.spec.Options}
+	}
+	if define != nil {
+		// Staged rows have the old layout: they are committed first.
+		if err := c.flush(); err != nil {
+			return err
 		}
-		st, err := e.lk.StageReplace(name, *def)
+		if err := e.commit(lake.TableTx{Name: name, Define: define}); err != nil {
+			return c.fail(err)
+		}
+	}
+	if c.stage == nil {
+		st, err := e.lk.Stage(name)
+		if err != nil {
+			return c.fail(err)
+		}
+		c.stage, c.stagedSince = st, time.Now()
+	}
+	if err := c.stage.Add(e.commitCtx, b.Changes); err != nil {
+		c.stage.Abort()
+		c.stage = nil
+		return c.fail(err)
+	}
+	c.staged = b.Cursors[name]
+	c.copied(len(b.Changes))
+	if b.Done {
+		tx := lake.TableTx{Phase: lake.Completed, CaughtUp: true}
+		// Keep saying why the table was copied afresh, if it was.
+		if ts := e.lk.State().Tables[name]; ts != nil && ts.Phase == lake.InProgress {
+			tx.Reason = ts.Reason
+		}
+		return c.commitStage(tx)
+	}
+	if c.stage.Full() || time.Since(c.stagedSince) >= copyCommitEvery {
+		return c.flush()
+	}
+	return nil
+}
+
+// copied counts n more rows copied, in the status and the progress.
+func (c *tableCopy) copied(n int) {
+	c.e.update(c.name, func(t *table) { t.copied += int64(n) })
+	if c.e.cfg.Progress != nil {
+		c.e.cfg.Progress.Copied(c.name, n)
+	}
+}
+
+// emitReplace is the emit of a fresh copy built beside the table's data:
+// every batch goes into one replacement stage, begun under c.def at the
+// first batch; a new schema evolves the stage's layout; the last batch
+// swaps the copy in, with the cursor the stream starts from, in one commit
+// that also ends the table's Reinit.
+func (c *tableCopy) emitReplace(b source.Batch) error {
+	e, name := c.e, c.name
+	fail := func(err error) error {
+		if c.stage != nil {
+			c.stage.Abort()
+			c.stage = nil
+		}
+		return c.fail(err)
+	}
+	if c.stage == nil {
+		if d := b.Schemas[name]; d != nil {
+			c.def.Source = d
+		}
+		st, err := e.lk.StageReplace(name, *c.def)
 		if err != nil {
 			return fail(err)
 		}
-		*stage = st
+		c.stage = st
 	} else if d := b.Schemas[name]; d != nil {
-		if err := (*stage).Define(lake.Definition{Source: d, Options: def.Options}); err != nil {
+		if err := c.stage.Define(lake.Definition{Source: d, Options: c.def.Options}); err != nil {
 			return fail(err)
 		}
 	}
-	if err := (*stage).Add(e.commitCtx, b.Changes); err != nil {
+	if err := c.stage.Add(e.commitCtx, b.Changes); err != nil {
 		return fail(err)
 	}
-	*staged = b.Cursors[name]
-	e.update(name, func(t *table) { t.copied += int64(len(b.Changes)) })
-	if e.cfg.Progress != nil {
-		e.cfg.Progress.Copied(name, len(b.Changes))
-	}
+	c.staged = b.Cursors[name]
+	c.copied(len(b.Changes))
 	if !b.Done {
 		return nil
 	}
-	st := *stage
-	*stage = nil
-	err := e.commit(lake.TableTx{Name: name, Reset: why, Define: def, Stage: st, Cursor: *staged,
-		Phase: lake.Completed, Reason: why, CaughtUp: true})
+	st := c.stage
+	c.stage = nil
+	err := e.commit(lake.TableTx{Name: name, Reset: c.reinit, Define: c.def, Stage: st, Cursor: c.staged,
+		Phase: lake.Completed, Reason: c.reinit, CaughtUp: true})
 	if err != nil {
 		st.Abort()
-		*lakeErr = err
+		return c.fail(err)
 	}
-	return err
+	return nil
 }
 
 // hasData reports whether a table's committed state names data that a
