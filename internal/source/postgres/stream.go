@@ -819,28 +819,43 @@ func (st *stream) columnIDs(ctx context.Context, tb *streamTable, prev, cur *sch
 	if known {
 		return nil
 	}
-	rows, err := st.s.pool.Query(ctx, `SELECT attname::text, attnum FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum`, tb.t.oid)
+	all, err := st.attributes(ctx, tb)
 	if err != nil {
-		return fmt.Errorf("postgres source %s: table %s: read the column ids from the catalog: %w", st.s.where, tb.t.name, err)
+		return err
 	}
-	type attr struct {
-		name string
-		num  int16
-	}
-	attrs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (attr, error) {
-		var a attr
-		return a, r.Scan(&a.name, &a.num)
-	})
-	if err != nil {
-		return fmt.Errorf("postgres source %s: table %s: read the column ids from the catalog: %w", st.s.where, tb.t.name, err)
-	}
-	if !slices.EqualFunc(attrs, cur.Columns, func(a attr, c schema.Column) bool { return a.name == c.Name }) {
+	// The columns pgoutput sends.
+	attrs := slices.DeleteFunc(all, func(a attribute) bool { return a.dropped || a.generated })
+	if !slices.EqualFunc(attrs, cur.Columns, func(a attribute, c schema.Column) bool { return a.name == c.Name }) {
 		return nil
 	}
 	for i, a := range attrs {
 		cur.Columns[i].SourceID = int(a.num)
 	}
 	return nil
+}
+
+// attribute is one column of a table as the catalog has it now.
+type attribute struct {
+	name               string
+	num                int16
+	dropped, generated bool
+}
+
+// attributes reads tb's columns from the catalog, dropped ones included,
+// in attnum order.
+func (st *stream) attributes(ctx context.Context, tb *streamTable) ([]attribute, error) {
+	rows, err := st.s.pool.Query(ctx, `SELECT attname::text, attnum, attisdropped, attgenerated <> '' FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 ORDER BY attnum`, tb.t.oid)
+	if err != nil {
+		return nil, fmt.Errorf("postgres source %s: table %s: read the columns from the catalog: %w", st.s.where, tb.t.name, err)
+	}
+	attrs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (attribute, error) {
+		var a attribute
+		return a, r.Scan(&a.name, &a.num, &a.dropped, &a.generated)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres source %s: table %s: read the columns from the catalog: %w", st.s.where, tb.t.name, err)
+	}
+	return attrs, nil
 }
 
 // renames tells which columns of cur, a new Relation message's
@@ -874,20 +889,9 @@ func (st *stream) renames(ctx context.Context, tb *streamTable, prev, cur *schem
 	if len(out) == 0 || out[prev.Columns[last].Name] == "" {
 		return nilIfEmpty(out), nil
 	}
-	rows, err := st.s.pool.Query(ctx, `SELECT attname::text, attisdropped FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 ORDER BY attnum`, tb.t.oid)
+	attrs, err := st.attributes(ctx, tb)
 	if err != nil {
-		return nil, fmt.Errorf("postgres source %s: table %s: read the columns from the catalog: %w", st.s.where, tb.t.name, err)
-	}
-	type attr struct {
-		name    string
-		dropped bool
-	}
-	attrs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (attr, error) {
-		var a attr
-		return a, r.Scan(&a.name, &a.dropped)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres source %s: table %s: read the columns from the catalog: %w", st.s.where, tb.t.name, err)
+		return nil, err
 	}
 	newName, before := cur.Columns[last].Name, ""
 	if last > 0 {
