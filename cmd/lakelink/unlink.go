@@ -44,7 +44,7 @@ func newUnlinkCmd() *cobra.Command {
 					return err
 				}
 			}
-			if err := lake.Unlink(ctx, st, deleteData); err != nil {
+			if err := lake.Unlink(ctx, st, nil, deleteData); err != nil {
 				return err
 			}
 			what := "link state removed; the data files stay"

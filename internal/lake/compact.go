@@ -27,7 +27,7 @@ type objWriter struct {
 	file File
 }
 
-func (l *Lake) createObject(ctx context.Context, name, partition string, now time.Time) (*objWriter, error) {
+func (l *csvFormat) createObject(ctx context.Context, name, partition string, now time.Time) (*objWriter, error) {
 	w, err := l.st.Create(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("creating %s: %w", name, err)
@@ -96,7 +96,7 @@ const checkEvery = 1 << 14
 // field of every record is walked, so that a malformed record fails the
 // compaction instead of being copied into a new file; only the fields
 // compaction needs are taken, without allocating.
-func (l *Lake) scanRecords(ctx context.Context, table, path string, ix layoutIndexes, fn func(line []byte, r rowKey) error) error {
+func (l *csvFormat) scanRecords(ctx context.Context, table, path string, ix layoutIndexes, fn func(line []byte, r rowKey) error) error {
 	r, err := l.st.Open(ctx, path)
 	if err != nil {
 		return fmt.Errorf("table %s: reading %s: %w", table, path, err)
@@ -232,7 +232,7 @@ var errTooManyChanges = errors.New("more than 2^31 changes to fold at once")
 // highest version wins, the later file on a tie. Two goroutines share the
 // work, in a pipeline that keeps the order: one reads and checks the
 // records and copies them into the arena, the other indexes them.
-func (l *Lake) foldChanges(ctx context.Context, ts *TableState, ix layoutIndexes, c *compaction, rows int64) (*fold, error) {
+func (l *csvFormat) foldChanges(ctx context.Context, ts *TableState, ix layoutIndexes, c *compaction, rows int64) (*fold, error) {
 	if rows > math.MaxInt32 {
 		return nil, fmt.Errorf("table %s: %d changes: %w; lower CompactRows", ts.Name, rows, errTooManyChanges)
 	}
@@ -425,8 +425,8 @@ const foldFactor = 10
 // not depend on that order: an Id's home is the lowest-numbered file
 // holding an older version, and the new objects are named in file order
 // before the rewrite starts.
-func (l *Lake) compact(ctx context.Context, ts *TableState, limit int64) (*compaction, error) {
-	now := l.opts.Now().UTC()
+func (l *csvFormat) compact(ctx context.Context, ts *TableState, limit int64) (*compaction, error) {
+	now := l.now().UTC()
 	ix := indexesOf(ts)
 	c := &compaction{table: ts.Name, generation: ts.Generation, namer: l.namer()}
 	var rows int64
@@ -571,7 +571,7 @@ func (l *Lake) compact(ctx context.Context, ts *TableState, limit int64) (*compa
 // Ids go, unchanged rows are copied byte for byte; then the new Ids add,
 // in Id order. It returns nil when nothing is left (the object is
 // discarded).
-func (l *Lake) rewriteFile(ctx context.Context, ts *TableState, fd *fold, i int, name string, add []int32, now time.Time) (*File, error) {
+func (l *csvFormat) rewriteFile(ctx context.Context, ts *TableState, fd *fold, i int, name string, add []int32, now time.Time) (*File, error) {
 	old := ts.Files[i]
 	r, err := l.st.Open(ctx, old.Path)
 	if err != nil {
@@ -655,7 +655,7 @@ func (l *Lake) rewriteFile(ctx context.Context, ts *TableState, fd *fold, i int,
 
 // partitionOf is where a new Id goes: by its partition column, else by
 // the time of the compaction.
-func (l *Lake) partitionOf(ts *TableState, ix layoutIndexes, line []byte, now time.Time) string {
+func (l *csvFormat) partitionOf(ts *TableState, ix layoutIndexes, line []byte, now time.Time) string {
 	if ix.partCol >= 0 {
 		sc := newFieldScanner(line)
 		for k := 0; sc.more(); k++ {
@@ -732,10 +732,10 @@ func withSinkCreated(dst, line, sinkCreated []byte) ([]byte, error) {
 	return append(dst, line[end:]...), nil
 }
 
-// apply implements work: the table's files without the rewritten and
+// Apply implements Work: the table's files without the rewritten and
 // folded ones, plus the new ones. Change files and files that commits added
 // meanwhile stay.
-func (c *compaction) apply(ts *TableState, now time.Time) (*TableState, []string, bool) {
+func (c *compaction) Apply(ts *TableState, now time.Time) (*TableState, []string, bool) {
 	if ts.Generation != c.generation {
 		return nil, nil, false
 	}
@@ -776,9 +776,9 @@ func (c *compaction) apply(ts *TableState, now time.Time) (*TableState, []string
 	return &nts, append(append([]string(nil), c.removed...), c.folded...), true
 }
 
-func (c *compaction) tableName() string { return c.table }
+func (c *compaction) Table() string { return c.table }
 
-func (c *compaction) written() []string {
+func (c *compaction) Written() []string {
 	out := make([]string, 0, len(c.added)+len(c.replace)+1)
 	for _, f := range c.added {
 		out = append(out, f.Path)
@@ -801,8 +801,8 @@ const changeFilesToMerge = 32
 // one change file that takes their place. It reads only the change files,
 // not the table, so it is cheap enough to run whenever they pile up; the
 // merge-on-read outcome is unchanged since the order of rows is kept.
-func (l *Lake) mergeChanges(ctx context.Context, ts *TableState) (*compaction, error) {
-	now := l.opts.Now().UTC()
+func (l *csvFormat) mergeChanges(ctx context.Context, ts *TableState) (*compaction, error) {
+	now := l.now().UTC()
 	ow, err := l.createObject(ctx, l.changeName(ts), "", now)
 	if err != nil {
 		return nil, err
@@ -830,7 +830,7 @@ func (l *Lake) mergeChanges(ctx context.Context, ts *TableState) (*compaction, e
 const smallFilesToMerge = 8
 
 // small reports whether f is a small file: under an eighth of both bounds.
-func (l *Lake) small(f File) bool {
+func (l *csvFormat) small(f File) bool {
 	return f.Rows < int64(l.opts.MaxFileRows/8) && f.Bytes < int64(maxFileBytes/8)
 }
 
@@ -852,7 +852,7 @@ const crowdedFiles = 512
 // merge: small, or for a file the initial copy wrote (before the commit
 // that completed it) in a partition that is not crowded, under a
 // sixty-fourth of both bounds.
-func (l *Lake) mergeable(ts *TableState, f File, crowded bool) bool {
+func (l *csvFormat) mergeable(ts *TableState, f File, crowded bool) bool {
 	if !crowded && (ts.InitialSyncCompleted.IsZero() || !f.Written.After(ts.InitialSyncCompleted)) {
 		return f.Rows < int64(l.opts.MaxFileRows/copySmallDivisor) && f.Bytes < int64(maxFileBytes/copySmallDivisor)
 	}
@@ -864,7 +864,7 @@ func (l *Lake) mergeable(ts *TableState, f File, crowded bool) bool {
 // rows. Rows are copied byte for byte, in order. An append-only table's
 // files are merged only within their published file (mergeSlots), so that
 // published files only grow; settle merges those at once.
-func (l *Lake) mergeSmallFiles(ctx context.Context, ts *TableState, settle bool) (*compaction, error) {
+func (l *csvFormat) mergeSmallFiles(ctx context.Context, ts *TableState, settle bool) (*compaction, error) {
 	if ts.Options.AppendOnly {
 		return l.mergeSlots(ctx, ts, settle)
 	}
@@ -889,7 +889,7 @@ func (l *Lake) mergeSmallFiles(ctx context.Context, ts *TableState, settle bool)
 		return nil, nil
 	}
 	sort.Strings(parts)
-	now := l.opts.Now().UTC()
+	now := l.now().UTC()
 	c := &compaction{table: name, generation: ts.Generation, namer: l.namer()}
 	fail := func(err error) (*compaction, error) {
 		for _, f := range c.added {

@@ -39,7 +39,7 @@ func TestCompactionGolden(t *testing.T) {
 				t.Fatalf("scenario too small: %d files, %d change files", len(ts.Files), len(ts.Changes))
 			}
 			c.add(time.Minute)
-			cp, err := l.compact(ctxT(t), ts, math.MaxInt64)
+			cp, err := csvOf(l).compact(ctxT(t), ts, math.MaxInt64)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,7 +190,7 @@ func TestCompactionFoldOrder(t *testing.T) {
 	commit(3, "second", "")
 	commit(2, "stale", "")
 	ts := l.State().Tables["account"]
-	cp, err := l.compact(ctxT(t), ts, math.MaxInt64)
+	cp, err := csvOf(l).compact(ctxT(t), ts, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestCompactionErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = l.compact(ctxT(t), ts, math.MaxInt64)
+			_, err = csvOf(l).compact(ctxT(t), ts, math.MaxInt64)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || tt.bad != "" && !strings.Contains(err.Error(), "table account: "+tt.file(ts)) {
 				t.Fatalf("error %v, want one with %q", err, tt.want)
 			}

@@ -67,7 +67,7 @@ func BenchmarkCompactBulk(b *testing.B) {
 	for ; b.Loop(); n++ {
 		runtime.GC()
 		stop := sampleHeap(&peak)
-		c, err := l.compact(ctx, ts, math.MaxInt64)
+		c, err := csvOf(l).compact(ctx, ts, math.MaxInt64)
 		stop()
 		if err != nil {
 			b.Fatal(err)

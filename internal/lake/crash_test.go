@@ -258,7 +258,7 @@ func TestCrashSafety(t *testing.T) {
 		}
 		last = k
 		for _, x := range []*TableState{ts, con} {
-			for _, p := range tableObjects(x) {
+			for _, p := range x.Objects() {
 				if _, err := store.ReadAll(ctxT(t), st, p); err != nil {
 					t.Fatalf("kill %d: the state names %s: %v", i, p, err)
 				}
@@ -271,7 +271,7 @@ func TestCrashSafety(t *testing.T) {
 		}
 		live := map[string]bool{}
 		for _, x := range s.Tables {
-			for _, p := range tableObjects(x) {
+			for _, p := range x.Objects() {
 				live[p] = true
 			}
 		}
@@ -311,7 +311,7 @@ func TestCrashSafety(t *testing.T) {
 		if _, err := Open(ctxT(t), st, opts); err != nil {
 			t.Fatalf("kill %d: %v", i, err)
 		}
-		keep := named(s)
+		keep := s.Names()
 		objs, err := st.List(ctxT(t), "")
 		if err != nil {
 			t.Fatal(err)

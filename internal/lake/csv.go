@@ -60,24 +60,6 @@ func skipDigits(s string) int {
 	return i
 }
 
-// ValueError reports a value that does not fit its column, or a change whose
-// values do not fit the layout (Column is then empty when no one column is
-// to blame). The change is not written: lakelink never drops or coerces a
-// value silently.
-type ValueError struct {
-	Table, Column, ID string
-	Err               error
-}
-
-func (e *ValueError) Error() string {
-	if e.Column == "" {
-		return fmt.Sprintf("table %s, Id %s: %v", e.Table, e.ID, e.Err)
-	}
-	return fmt.Sprintf("table %s, column %s, Id %s: %v; lakelink cannot write this value", e.Table, e.Column, e.ID, e.Err)
-}
-
-func (e *ValueError) Unwrap() error { return e.Err }
-
 // encodeValue appends the CSV field of v for a column of type t. A nil value
 // is NULL, written as an empty field. Quoting follows the reference: strings
 // and date-times quoted, everything else bare; every bare form is free of

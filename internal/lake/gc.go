@@ -4,28 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/lakelink/lakelink/internal/store"
 )
 
-// dataFileRE matches the partition files lakelink writes (partitionName);
-// snapshotRE its snapshot files. Orphan clean-up only ever deletes objects
-// that match these or live under _lakelink/changes/, so that it never
-// touches a file someone else put in the lake.
-var (
-	dataFileRE = regexp.MustCompile(`^([^/]+)/[^/_]+_[0-9]+_[0-9a-f]+_[0-9]+\.csv$`)
-	snapshotRE = regexp.MustCompile(`^([^/]+)/Snapshot/[^/_]+_[0-9]+(_[0-9]+)?\.csv$`)
-)
-
-// named returns every object the state names: live files, change files,
-// snapshots and pending garbage.
-func named(s *State) map[string]bool {
+// Names returns every object the state names: every table's Objects and
+// the pending garbage.
+func (s *State) Names() map[string]bool {
 	m := map[string]bool{}
 	for _, ts := range s.Tables {
-		for _, p := range tableObjects(ts) {
+		for _, p := range ts.Objects() {
 			m[p] = true
 		}
 	}
@@ -35,30 +25,8 @@ func named(s *State) map[string]bool {
 	return m
 }
 
-// isOrphanCandidate reports whether name is a data object lakelink writes:
-// a change file, a partition file (under _lakelink/data/; lakes written
-// before Synapse names kept them in the table folders, named alike) or a
-// snapshot. Published files (<table>/2024.csv) and a finished incremental
-// folder's files are derived output, never orphans.
-func isOrphanCandidate(name string) bool {
-	if strings.HasPrefix(name, changesDir) {
-		return strings.HasSuffix(name, ".csv")
-	}
-	name = strings.TrimPrefix(name, dataDir)
-	if m := dataFileRE.FindStringSubmatch(name); m != nil {
-		return !reservedNames[m[1]] && !strings.HasPrefix(m[1], "_")
-	}
-	if fo := folderOfPath(name); fo != "" {
-		return dataFileRE.MatchString(name[len(fo)+1:])
-	}
-	if m := snapshotRE.FindStringSubmatch(name); m != nil {
-		return !reservedNames[m[1]] && !strings.HasPrefix(m[1], "_")
-	}
-	return false
-}
-
-// removeOrphans deletes data objects no committed state names that are
-// older than the grace period: what a writer killed between writing its
+// removeOrphans deletes data objects (Format.Owns) no committed state names
+// that are older than the grace period: what a writer killed between writing its
 // data objects and its commit record left behind. The age condition keeps
 // it off objects another process is writing right now.
 func (l *Lake) removeOrphans(ctx context.Context, s *State) error {
@@ -66,12 +34,14 @@ func (l *Lake) removeOrphans(ctx context.Context, s *State) error {
 	if err != nil {
 		return fmt.Errorf("listing the lake to remove orphans: %w", err)
 	}
-	l.notePublished(objs, s)
-	keep := named(s)
+	if err := l.f.Open(l.o, s, objs); err != nil {
+		return err
+	}
+	keep := s.Names()
 	cutoff := l.opts.Now().Add(-l.opts.Grace)
 	n := 0
 	for _, o := range objs {
-		if keep[o.Name] || !isOrphanCandidate(o.Name) {
+		if data, _ := l.f.Owns(o.Name, s); keep[o.Name] || !data {
 			continue
 		}
 		if l.opts.Grace > 0 && o.ModTime.After(cutoff) {

@@ -214,3 +214,6 @@ func mustCommit(t *testing.T, l *Lake, tx Tx) *State {
 	}
 	return s
 }
+
+// csvOf returns the Synapse format of l.
+func csvOf(l *Lake) *csvFormat { return l.f.(*csvFormat) }

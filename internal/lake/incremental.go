@@ -40,13 +40,13 @@ var incrementalRE = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}\.[0
 func isIncrementalObject(name string) bool { return incrementalRE.MatchString(name) }
 
 // folderOf names the folder of the interval holding t.
-func (l *Lake) folderOf(t time.Time) string {
+func (l *csvFormat) folderOf(t time.Time) string {
 	iv := l.opts.Incremental.Interval
 	return time.Unix(0, t.UnixNano()-t.UnixNano()%int64(iv)).UTC().Format(folderLayout)
 }
 
 // tableDir is where a commit at now writes a table's new partition files.
-func (l *Lake) tableDir(name string, now time.Time) string {
+func (l *csvFormat) tableDir(name string, now time.Time) string {
 	if !l.opts.Incremental.Enabled {
 		return name
 	}
@@ -90,8 +90,8 @@ func incrementalFolders(s *State) []string {
 // the announced folder are recomputed from the store after a restart, so a
 // crash between a commit and this step only delays it. metaChanged says the
 // lake-wide metadata changed since the last round.
-func (l *Lake) advanceFolders(ctx context.Context, s *State, metaChanged bool) error {
-	current := l.folderOf(l.opts.Now())
+func (l *csvFormat) advanceFolders(ctx context.Context, s *State, metaChanged bool) error {
+	current := l.folderOf(l.now())
 	if l.finished == nil {
 		if err := l.loadFolders(ctx, s); err != nil {
 			return err
@@ -114,7 +114,7 @@ func (l *Lake) advanceFolders(ctx context.Context, s *State, metaChanged bool) e
 		if _, err := l.putIfChanged(ctx, current+"/"+modelName, []byte("{}")); err != nil {
 			return err
 		}
-		files, err := metadataCSVs(s, sortedTables(s))
+		files, err := metadataCSVs(s, s.TableNames())
 		if err != nil {
 			return err
 		}
@@ -134,7 +134,7 @@ func (l *Lake) advanceFolders(ctx context.Context, s *State, metaChanged bool) e
 // loadFolders recomputes, after a restart, which folders are finished (their
 // model.json is more than the empty object) and which one changelog.info
 // announced.
-func (l *Lake) loadFolders(ctx context.Context, s *State) error {
+func (l *csvFormat) loadFolders(ctx context.Context, s *State) error {
 	l.finished = map[string]bool{}
 	data, err := store.ReadAll(ctx, l.st, changelogName)
 	switch {
@@ -163,7 +163,7 @@ func (l *Lake) loadFolders(ctx context.Context, s *State) error {
 // finishFolder publishes a folder's Synapse-named files and writes its
 // manifests: every table, with its published files in the folder as its
 // partitions.
-func (l *Lake) finishFolder(ctx context.Context, s *State, folder string) error {
+func (l *csvFormat) finishFolder(ctx context.Context, s *State, folder string) error {
 	// Written once, so not through the change-detecting cache.
 	put := func(ctx context.Context, name string, data []byte) (bool, error) {
 		return true, store.Put(ctx, l.st, name, data)

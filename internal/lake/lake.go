@@ -18,7 +18,6 @@ import (
 	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +54,9 @@ type Options struct {
 	// CompactAge is the age of the oldest pending change that makes
 	// Maintain compact a table; default 1 min.
 	CompactAge time.Duration
+	// Format is the table format; nil means the Synapse CSV format with
+	// the options above. A Format serves one Lake.
+	Format Format
 }
 
 // Incremental configures incremental-update folders (forces append-only).
@@ -182,13 +184,14 @@ type Lake struct {
 	counter atomic.Int64
 	// maintainMu keeps Maintain calls from overlapping.
 	maintainMu sync.Mutex
-	// derived tracks the Synapse-facing files (see model.go).
-	derived derivedCache
-	// finished holds the incremental folders whose manifests are written,
-	// guarded by maintainMu; nil until first computed.
-	finished map[string]bool
-	// announced is the folder changelog.info names, guarded by maintainMu.
-	announced string
+	// f is the table format (Options.Format), o what the lake lends it.
+	f Format
+	o *Objects
+	// dirty names the tables committed since the last Derive; dirtyAll
+	// is set when every table must be looked at (a failed Derive, a state
+	// re-read), derived once the first Derive succeeded. Guarded by mu.
+	dirty             map[string]bool
+	dirtyAll, derived bool
 	// reload is set when a commit record write ended uncertain; guarded
 	// by mu.
 	reload bool
@@ -222,7 +225,11 @@ func Open(ctx context.Context, st store.Store, opts Options) (*Lake, error) {
 	if opts.Link == "" {
 		opts.Link = s.Link
 	}
-	l := &Lake{st: st, opts: opts, log: opts.Logger, session: newSession()}
+	l := &Lake{st: st, opts: opts, log: opts.Logger, session: newSession(), f: opts.Format}
+	if l.f == nil {
+		l.f = newCSVFormat(opts)
+	}
+	l.o = &Objects{l: l}
 	l.state.Store(s)
 	cps, err := st.List(ctx, checkpointDir)
 	if err != nil {
@@ -264,16 +271,13 @@ func (l *Lake) Close() error {
 
 var errClosed = errors.New("the lake is closed")
 
+// tableNameRE is what a table name may be: objects are named after their
+// table, so it must be one path segment. A format may reserve more names
+// (Format.Layout).
 var tableNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
-// reservedNames are top-level lake folders that are not tables.
-var reservedNames = map[string]bool{
-	"OptionsetMetadata": true, "Microsoft.Athena.TrickleFeedService": true,
-	"Changelog": true, "model.json": true,
-}
-
 func checkTableName(name string) error {
-	if !tableNameRE.MatchString(name) || reservedNames[name] {
+	if !tableNameRE.MatchString(name) {
 		return fmt.Errorf("table name %q cannot name a lake folder: use letters, digits, '_', '.', '-', not a reserved folder name", name)
 	}
 	return nil
@@ -495,7 +499,7 @@ func (l *Lake) reloadIfUncertain(ctx context.Context) error {
 	}
 	l.state.Store(s)
 	l.reload = false
-	l.derived.all = true
+	l.dirtyAll = true
 	return nil
 }
 
@@ -523,7 +527,33 @@ func (l *Lake) afterCommit(ctx context.Context, s *State, rec *record, size int6
 			l.log.Warn("lake: checkpoint failed; the next commit retries it", "seq", s.Seq, "err", err)
 		}
 	}
-	l.markDerived(rec)
+	if l.dirty == nil {
+		l.dirty = map[string]bool{}
+	}
+	for name := range rec.Tables {
+		l.dirty[name] = true
+	}
+}
+
+// flushDerived has the format write the derived files of the tables
+// committed since the last flush (Format.Derive). Called with maintainMu
+// held, not mu: commits go on meanwhile.
+func (l *Lake) flushDerived(ctx context.Context) error {
+	l.mu.Lock()
+	s := l.state.Load()
+	dirty, all := l.dirty, l.dirtyAll || !l.derived
+	l.dirty, l.dirtyAll = nil, false
+	l.mu.Unlock()
+	if err := l.f.Derive(ctx, s, dirty, all); err != nil {
+		l.mu.Lock()
+		l.dirtyAll = true
+		l.mu.Unlock()
+		return err
+	}
+	l.mu.Lock()
+	l.derived = true
+	l.mu.Unlock()
+	return nil
 }
 
 func (l *Lake) deleteQuietly(ctx context.Context, names []string) {
@@ -535,21 +565,15 @@ func (l *Lake) deleteQuietly(ctx context.Context, names []string) {
 }
 
 // TableOptions returns the options the lake applies to a table defined
-// with d, as TableState.Options will hold them: append-only when the source
-// or the incremental folder mode forces it, Year partitions by default.
-// Compare a profile's options with a table's state through it: comparing the
-// raw options would see a change where there is none.
+// with d, as TableState.Options will hold them (Format.Options; the Synapse
+// format: append-only when the source or the incremental folder mode
+// forces it, Year partitions by default), or d's own when the format
+// refuses them. Compare a profile's options with a table's state through
+// it: comparing the raw options would see a change where there is none.
 func (l *Lake) TableOptions(d Definition) TableOptions {
-	return effectiveOptions(&d, l.opts.Incremental.Enabled)
-}
-
-func effectiveOptions(d *Definition, inc bool) TableOptions {
-	o := d.Options
-	if (d.Source != nil && d.Source.AppendOnly) || inc {
-		o.AppendOnly = true
-	}
-	if o.Granularity == "" {
-		o.Granularity = Year
+	o, err := l.f.Options(d)
+	if err != nil {
+		return d.Options
 	}
 	return o
 }
@@ -566,7 +590,7 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 			return nil, fmt.Errorf("commit: table %s: Drop cannot be combined with other work in one TableTx", ttx.Name)
 		}
 		if base != nil {
-			w.garbage = append(w.garbage, tableObjects(base)...)
+			w.garbage = append(w.garbage, base.Objects()...)
 		}
 		return nil, nil
 	}
@@ -583,13 +607,13 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 		if d.Source.Name != ttx.Name {
 			return nil, fmt.Errorf("commit: table %s: Define describes table %q", ttx.Name, d.Source.Name)
 		}
-		if g := d.Options.Granularity; g != "" && g != Year && g != Month {
-			return nil, fmt.Errorf("commit: table %s: partition granularity %q is not supported; use Year or Month", ttx.Name, g)
+		opts, err := l.f.Options(*d)
+		if err != nil {
+			return nil, err
 		}
-		opts := effectiveOptions(d, l.opts.Incremental.Enabled)
 		switch {
 		case ts == nil:
-			cols, err := newLayout(d.Source)
+			cols, err := l.f.Layout(nil, nil, d.Source)
 			if err != nil {
 				return nil, err
 			}
@@ -600,7 +624,7 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 			if opts != ts.Options {
 				return nil, &LayoutError{Table: ttx.Name, Problem: fmt.Sprintf("the options changed from %+v to %+v", ts.Options, opts)}
 			}
-			cols, err := evolveLayout(ts.Columns, ts.Source, d.Source)
+			cols, err := l.f.Layout(ts.Columns, ts.Source, d.Source)
 			if err != nil {
 				return nil, err
 			}
@@ -626,8 +650,8 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 		ts.Reinit = ttx.Reinit
 	}
 	if ttx.Reset != "" && base != nil {
-		w.garbage = append(w.garbage, tableObjects(base)...)
-		cols, err := newLayout(ts.Source)
+		w.garbage = append(w.garbage, base.Objects()...)
+		cols, err := l.f.Layout(nil, nil, ts.Source)
 		if err != nil {
 			return nil, err
 		}
@@ -637,11 +661,9 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 		if ttx.Stage != nil && hasTruncate(ttx.Changes) {
 			return nil, fmt.Errorf("commit: table %s: a truncate in Changes cannot precede a Stage; add it to the stage (Stage.Add)", ttx.Name)
 		}
-		changes, err := l.applyTruncates(ctx, ts, ttx.Changes, now, w)
+		written, err := l.f.Write(ctx, ts, applyTruncates(ts, ttx.Changes, now, w), now)
+		w.written = append(w.written, written...)
 		if err != nil {
-			return nil, err
-		}
-		if err := l.writeChanges(ctx, ts, changes, now, w); err != nil {
 			return nil, err
 		}
 		ts.Changed = now
@@ -676,7 +698,6 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 	if ttx.CaughtUp {
 		ts.LastSynchronized = now
 	}
-	l.namer().name(ts)
 	return ts, nil
 }
 
@@ -689,8 +710,9 @@ func sameSource(a, b *schema.Table) bool {
 	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
-// tableObjects lists every object a table state names.
-func tableObjects(ts *TableState) []string {
+// Objects lists every object the table state names: its files, change
+// files and snapshots.
+func (ts *TableState) Objects() []string {
 	var out []string
 	for _, f := range ts.Files {
 		out = append(out, f.Path)
@@ -704,142 +726,4 @@ func tableObjects(ts *TableState) []string {
 		}
 	}
 	return out
-}
-
-// writeChanges encodes changes and writes them as new objects:
-//   - append-only tables: one row per change in new partition files;
-//   - in-place tables during the initial copy: upserts in new partition
-//     files (nothing to merge), deletes in a change file;
-//   - in-place tables afterwards: one change file, merged on read and
-//     folded into the partition files by compaction (Maintain).
-//
-// Rows are encoded into memory first (the batch is in memory anyway), so
-// that one object is open at a time whatever the partitions.
-func (l *Lake) writeChanges(ctx context.Context, ts *TableState, changes []source.Change, now time.Time, w *commitWork) error {
-	enc, err := encodeChanges(ts, changes, now)
-	defer enc.recycle()
-	if err != nil {
-		return err
-	}
-	parts, changeBuf := enc.parts, enc.change
-	names := make([]string, 0, len(parts))
-	for p := range parts {
-		names = append(names, p)
-	}
-	sort.Strings(names)
-	files := append([]File(nil), ts.Files...)
-	for _, p := range names {
-		for _, chunk := range parts[p].split(l.opts.MaxFileRows, maxFileBytes) {
-			f, err := l.writeObject(ctx, l.partitionName(l.tableDir(ts.Name, now), ts, p), chunk.data, chunk.rows, now, w)
-			if err != nil {
-				return err
-			}
-			f.Partition = p
-			files = append(files, f)
-		}
-	}
-	ts.Files = files
-	if rows := len(changeBuf.ends); rows > 0 {
-		f, err := l.writeObject(ctx, l.changeName(ts), changeBuf.data, int64(rows), now, w)
-		if err != nil {
-			return err
-		}
-		ts.Changes = append(append([]File(nil), ts.Changes...), f)
-	}
-	ts.Rows += rowsAdded(ts, enc, len(changes))
-	return nil
-}
-
-// rowsAdded is what n changes, encoded as enc, add to ts.Rows: every row of
-// an append-only table; the upserts of an in-place table's initial copy
-// (afterwards its count changes only by compaction).
-func rowsAdded(ts *TableState, enc *encoded, n int) int64 {
-	switch {
-	case ts.Options.AppendOnly:
-		return int64(n)
-	case ts.Phase == InProgress:
-		return enc.upserts
-	}
-	return 0
-}
-
-// maxFileBytes bounds a partition file's size, so that a rewrite touches a
-// bounded amount of data even when rows are large; a variable for tests.
-var maxFileBytes = 128 << 20
-
-// partBuf accumulates the encoded rows of one file, remembering where each
-// row ends so that it can be split into files of bounded row counts.
-type partBuf struct {
-	data []byte
-	ends []int
-}
-
-// partBufs recycles partBufs across commits: an initial copy commits
-// batches of similar size over and over, and growing fresh buffers for each
-// one (and clearing the memory) cost more than encoding the rows. A pool
-// rather than a per-lake buffer lets the GC free them when commits stop.
-var partBufs = sync.Pool{New: func() any { return &partBuf{} }}
-
-// endRow marks the end of the row just appended to data.
-func (b *partBuf) endRow() { b.ends = append(b.ends, len(b.data)) }
-
-func getPartBuf() *partBuf { return partBufs.Get().(*partBuf) }
-
-// putPartBuf recycles b; nothing may refer to its memory any more (store
-// writers do not keep what they are given).
-func putPartBuf(b *partBuf) {
-	b.data, b.ends = b.data[:0], b.ends[:0]
-	partBufs.Put(b)
-}
-
-type chunk struct {
-	data []byte
-	rows int64
-}
-
-// split cuts the rows into chunks of at most maxRows rows and, unless a
-// single row is larger, maxBytes bytes.
-func (b *partBuf) split(maxRows int, maxBytes int) []chunk {
-	var out []chunk
-	all := b.data
-	start, first := 0, 0
-	for i, end := range b.ends {
-		if i > first && (i-first >= maxRows || end-start > maxBytes) {
-			out = append(out, chunk{data: all[start:b.ends[i-1]], rows: int64(i - first)})
-			start, first = b.ends[i-1], i
-		}
-	}
-	if first < len(b.ends) {
-		out = append(out, chunk{data: all[start:], rows: int64(len(b.ends) - first)})
-	}
-	return out
-}
-
-// writeObject writes one new data object and records it in w.
-func (l *Lake) writeObject(ctx context.Context, name string, data []byte, rows int64, now time.Time, w *commitWork) (File, error) {
-	if err := store.Put(ctx, l.st, name, data); err != nil {
-		return File{}, fmt.Errorf("writing %s: %w", name, err)
-	}
-	w.written = append(w.written, name)
-	return File{Path: name, Rows: rows, Bytes: int64(len(data)), Written: now}, nil
-}
-
-// partitionName names a new partition file:
-//
-//	_lakelink/data/<dir>/<partition>_<generation>_<session>_<n>.csv
-//
-// dir is the table's name, inside the interval's folder in incremental mode.
-// The files live under _lakelink/, out of the table folders, where their
-// Synapse-named copies are published (publish.go). The session
-// token is random per Open and n counts within it, so names never collide,
-// not with a crashed writer's orphans and not with a concurrent writer that
-// is about to lose the commit race: no object is ever overwritten.
-func (l *Lake) partitionName(dir string, ts *TableState, partition string) string {
-	return fmt.Sprintf("%s%s/%s_%d_%s_%d.csv", dataDir, dir, partition, ts.Generation, l.session, l.counter.Add(1))
-}
-
-// changeName names a new merge-on-read change file, kept out of the table
-// folder so that readers of <table>/*.csv never see it.
-func (l *Lake) changeName(ts *TableState) string {
-	return fmt.Sprintf("%s%s/%d_%s_%d.csv", changesDir, ts.Name, ts.Generation, l.session, l.counter.Add(1))
 }

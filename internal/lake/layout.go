@@ -29,26 +29,6 @@ const (
 	idxSinkModified = 2
 )
 
-// ErrLayout is wrapped by every *LayoutError.
-var ErrLayout = errors.New("incompatible layout change")
-
-// LayoutError reports a schema change the lake cannot follow in place (a
-// column changed type, a name collides with a system column, the table
-// options changed): the table must be re-initialised (TableTx.Reset).
-type LayoutError struct {
-	Table, Column string
-	Problem       string
-}
-
-func (e *LayoutError) Error() string {
-	if e.Column == "" {
-		return fmt.Sprintf("table %s: %s; re-initialise the table (reset) to apply it", e.Table, e.Problem)
-	}
-	return fmt.Sprintf("table %s, column %s: %s; re-initialise the table (reset) to apply it", e.Table, e.Column, e.Problem)
-}
-
-func (e *LayoutError) Unwrap() error { return ErrLayout }
-
 func fromSchema(c schema.Column) Column {
 	return Column{Name: c.Name, Type: c.Type, MaxLength: c.MaxLength, Precision: c.Precision, Scale: c.Scale}
 }

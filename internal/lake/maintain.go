@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -41,8 +39,9 @@ func (l *Lake) Settle(ctx context.Context) error {
 	}
 }
 
-// maintain runs one round of Maintain and reports whether it compacted
-// a table; settle makes compaction due however recent the last change.
+// maintain runs one round of Maintain and reports whether the format
+// asks for another (Format.Plan); settle makes its work due however
+// recent the last change.
 func (l *Lake) maintain(ctx context.Context, settle bool) (bool, error) {
 	if l.closed.Load() {
 		return false, errClosed
@@ -56,147 +55,44 @@ func (l *Lake) maintain(ctx context.Context, settle bool) (bool, error) {
 	if err := l.collectGarbage(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	now := l.opts.Now()
-	due := map[string]bool{}
-	for name, ts := range l.State().Tables {
-		due[name] = l.snapshotDue(ts, now)
+	steps, again := l.f.Plan(l.State(), l.opts.Now(), settle)
+	for _, st := range steps {
+		errs = append(errs, l.step(ctx, st)...)
 	}
-	// Step 1: compaction, or merging of change files or small files where
-	// nothing is compacted.
-	var compacted atomic.Bool
-	mayWork := func(ts *TableState) bool {
-		return l.compactionDue(ts, now, due[ts.Name], settle) || len(ts.Changes) >= changeFilesToMerge ||
-			!l.opts.Incremental.Enabled && mayMergeFiles(ts)
-	}
-	errs = append(errs, l.step(ctx, mayWork, func(ts *TableState) (work, error) {
-		if l.compactionDue(ts, now, due[ts.Name], settle) {
-			limit := foldFactor * int64(l.opts.CompactRows)
-			switch {
-			case due[ts.Name]:
-				limit = math.MaxInt64
-			case settle:
-				limit *= 2
-			}
-			c, err := l.compact(ctx, ts, limit)
-			if err != nil {
-				return nil, fmt.Errorf("compacting table %s: %w", ts.Name, err)
-			}
-			compacted.Store(true)
-			return c, nil
-		}
-		if len(ts.Changes) >= changeFilesToMerge {
-			return l.mergeChanges(ctx, ts)
-		}
-		if l.opts.Incremental.Enabled {
-			// Files stay in the folder of their interval.
-			return nil, nil
-		}
-		c, err := l.mergeSmallFiles(ctx, ts, settle)
-		if c == nil || err != nil {
-			return nil, err
-		}
-		return c, nil
-	})...)
-	// Step 2: snapshots. A snapshot copies the partition files, which
-	// always hold the table as of one commit (compactions are atomic);
-	// step 1 folded every change committed before this round, so they
-	// hold it as of then. Change files committed during step 1 are left
-	// for the next snapshot: waiting for none would starve snapshots of a
-	// table that changes every second. A table whose compaction failed
-	// still has older change files and is skipped.
-	snapshotDue := func(ts *TableState) bool { return due[ts.Name] && !l.opts.Incremental.Enabled }
-	errs = append(errs, l.step(ctx, snapshotDue, func(ts *TableState) (work, error) {
-		if !due[ts.Name] || l.opts.Incremental.Enabled {
-			return nil, nil
-		}
-		for _, f := range ts.Changes {
-			if f.Written.Before(now) {
-				return nil, nil
-			}
-		}
-		snap, err := l.takeSnapshot(ctx, ts, now)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot of table %s: %w", ts.Name, err)
-		}
-		return &snapshotWork{table: ts.Name, generation: ts.Generation, snap: snap, keep: l.opts.SnapshotsToKeep}, nil
-	})...)
 	// Again, for what this round committed.
 	if err := l.flushDerived(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	err := errors.Join(errs...)
-	return compacted.Load() && err == nil, err
-}
-
-// compactQuiet is how long a table must go without a new change file for
-// its pending rows alone to make a compaction due. While a bulk change
-// streams in, folding every CompactRows rows rewrote the same partition
-// files again and again and took the CPU the stream needed (a 1M-row
-// update: five compactions during the stream, and the stream 35% slower
-// than pg_recvlogical); CompactAge still bounds how stale the partition
-// files get.
-const compactQuiet = time.Second
-
-func (l *Lake) compactionDue(ts *TableState, now time.Time, snapshotDue, settle bool) bool {
-	n := len(ts.Changes)
-	if n == 0 {
-		return false
-	}
-	var rows int64
-	for _, f := range ts.Changes {
-		rows += f.Rows
-	}
-	quiet := settle || now.Sub(ts.Changes[n-1].Written) >= compactQuiet
-	return snapshotDue || (rows >= int64(l.opts.CompactRows) && quiet) || now.Sub(ts.Changes[0].Written) >= l.opts.CompactAge
-}
-
-// work is maintenance of one table, prepared without the commit lock.
-type work interface {
-	tableName() string
-	// apply returns the table's new state and the objects it stops
-	// naming, or false when the table was re-initialised meanwhile.
-	apply(ts *TableState, now time.Time) (*TableState, []string, bool)
-	// written lists the new objects, deleted when the work is dropped.
-	written() []string
+	return again() && err == nil, err
 }
 
 // maintainWorkers bounds how many tables Maintain prepares at once; a
 // variable so that the golden test makes object names deterministic.
 var maintainWorkers = 4
 
-// mayMergeFiles reports whether ts has enough partition files for
-// mergeSmallFiles to find a merge: two in a published file of an
-// append-only table, smallFilesToMerge in a partition of an in-place one.
-func mayMergeFiles(ts *TableState) bool {
-	if ts.Options.AppendOnly {
-		return len(ts.Files) >= 2
-	}
-	return len(ts.Files) >= smallFilesToMerge
-}
-
-// step prepares work with prepare for every table that mayWork, a cheap
-// test of whether prepare can find any (an idle round of thousands of
-// tables starts no goroutine per table, #16), in parallel, then publishes
-// all of it in one commit. A table whose preparation fails is reported and
-// skipped; the others go on.
-func (l *Lake) step(ctx context.Context, mayWork func(ts *TableState) bool, prepare func(ts *TableState) (work, error)) []error {
+// step prepares the work of st for every table it is Due for (an idle
+// round of thousands of tables starts no goroutine per table, #16), in
+// parallel, then publishes all of it in one commit. A table whose
+// preparation fails is reported and skipped; the others go on.
+func (l *Lake) step(ctx context.Context, st Step) []error {
 	s := l.State()
-	names := sortedTables(s)
-	works := make([]work, len(names))
+	names := s.TableNames()
+	works := make([]Work, len(names))
 	var mu sync.Mutex
 	var errs []error
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(maintainWorkers)
 	for i, name := range names {
 		ts := s.Tables[name]
-		if !mayWork(ts) {
+		if !st.Due(ts) {
 			continue
 		}
 		g.Go(func() error {
 			if gctx.Err() != nil {
 				return gctx.Err()
 			}
-			w, err := prepare(ts)
+			w, err := st.Prepare(ctx, ts)
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, err)
@@ -210,7 +106,7 @@ func (l *Lake) step(ctx context.Context, mayWork func(ts *TableState) bool, prep
 	if err := g.Wait(); err != nil {
 		errs = append(errs, err)
 	}
-	var ready []work
+	var ready []Work
 	for _, w := range works {
 		if w != nil {
 			ready = append(ready, w)
@@ -225,7 +121,7 @@ func (l *Lake) step(ctx context.Context, mayWork func(ts *TableState) bool, prep
 // publish commits prepared work in one commit record, on top of whatever
 // commits happened meanwhile. Work on a table that was dropped or reset in
 // between is dropped and its objects deleted.
-func (l *Lake) publish(ctx context.Context, works []work) error {
+func (l *Lake) publish(ctx context.Context, works []Work) error {
 	if len(works) == 0 {
 		return nil
 	}
@@ -234,21 +130,21 @@ func (l *Lake) publish(ctx context.Context, works []work) error {
 		rec := &record{Tables: map[string]*TableState{}}
 		var garbage []string
 		for _, w := range works {
-			ts := rec.Tables[w.tableName()]
+			ts := rec.Tables[w.Table()]
 			if ts == nil {
-				ts = cur.Tables[w.tableName()]
+				ts = cur.Tables[w.Table()]
 			}
 			var nts *TableState
 			var g []string
 			ok := ts != nil
 			if ok {
-				nts, g, ok = w.apply(ts, now)
+				nts, g, ok = w.Apply(ts, now)
 			}
 			if !ok {
-				dropped = append(dropped, w.written()...)
+				dropped = append(dropped, w.Written()...)
 				continue
 			}
-			rec.Tables[w.tableName()] = nts
+			rec.Tables[w.Table()] = nts
 			garbage = append(garbage, g...)
 		}
 		if len(rec.Tables) == 0 {
@@ -259,7 +155,7 @@ func (l *Lake) publish(ctx context.Context, works []work) error {
 	})
 	if err != nil && !errors.Is(err, errUncertain) {
 		for _, w := range works {
-			dropped = append(dropped, w.written()...)
+			dropped = append(dropped, w.Written()...)
 		}
 	}
 	l.deleteQuietly(ctx, dropped)
@@ -269,28 +165,27 @@ func (l *Lake) publish(ctx context.Context, works []work) error {
 	return nil
 }
 
-// Unlink removes lakelink from the lake in st. It always deletes lakelink's
-// own state under _lakelink/ (commit log, checkpoints, change files) and the
-// objects waiting for deletion; with deleteData it deletes everything
-// lakelink wrote: the tables' folders, snapshots, model.json, the metadata
-// folders and incremental folders. Without deleteData the Synapse-layout
-// lake stays readable by other consumers; changes not yet compacted into
-// the partition files are lost, so stop the sync after a Maintain that left
-// no change files. The sync must not be running.
-func Unlink(ctx context.Context, st store.Store, deleteData bool) error {
+// Unlink removes lakelink from the lake in st, written in format f. It
+// always deletes lakelink's own state under _lakelink/ (commit log,
+// checkpoints, the format's objects kept there) and the objects waiting for
+// deletion; with deleteData it deletes everything lakelink wrote: what f
+// Owns as output (the Synapse format: the tables' folders, snapshots,
+// model.json, the metadata folders and incremental folders). Without
+// deleteData the lake stays readable by the format's other consumers;
+// changes not yet compacted into the partition files are lost, so stop the
+// sync after a Maintain that left no change files. The sync must not be
+// running.
+func Unlink(ctx context.Context, st store.Store, f Format, deleteData bool) error {
 	s, err := ReadState(ctx, st)
 	if err != nil {
 		return err
 	}
+	if f == nil {
+		f = newCSVFormat(Options{})
+	}
 	prefixes := []string{stateDir}
 	for _, g := range s.Garbage {
 		prefixes = append(prefixes, g.Path)
-	}
-	if deleteData {
-		prefixes = append(prefixes, modelName, trickleDir, optionsetDir, changelogDir)
-		for name := range s.Tables {
-			prefixes = append(prefixes, name+"/")
-		}
 	}
 	objs, err := st.List(ctx, "")
 	if err != nil {
@@ -303,8 +198,9 @@ func Unlink(ctx context.Context, st store.Store, deleteData bool) error {
 				del = true
 			}
 		}
-		// Incremental folders without data are in no state.
-		del = del || deleteData && isIncrementalObject(o.Name)
+		if _, output := f.Owns(o.Name, s); deleteData && output {
+			del = true
+		}
 		if !del {
 			continue
 		}

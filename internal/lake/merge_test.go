@@ -8,7 +8,7 @@ import (
 // TestMergeable checks which partition files small-file merging takes:
 // files of the initial copy only when they hold tiny batches.
 func TestMergeable(t *testing.T) {
-	l := &Lake{opts: Options{MaxFileRows: 640_000}.withDefaults()}
+	l := newCSVFormat(Options{MaxFileRows: 640_000}.withDefaults())
 	copied := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 	before, after := copied.Add(-time.Minute), copied.Add(time.Minute)
 	for _, tc := range []struct {

@@ -27,49 +27,24 @@ const (
 	optionsetDir = "OptionsetMetadata/"
 )
 
-// derivedCache tracks the derived files. Commits only mark tables dirty;
-// Maintain (and Close) write the files, so that a commit costs its data
-// objects and its record and nothing else, and a burst of commits (an
-// initial sync of hundreds of tables) rewrites model.json once, not once
-// per commit.
+// derivedCache tracks the derived files as last written. The protocol
+// marks the tables a commit touched; Maintain (and Close) call Derive, so
+// that a commit costs its data objects and its record and nothing else, and
+// a burst of commits (an initial sync of hundreds of tables) rewrites
+// model.json once, not once per commit.
 type derivedCache struct {
-	// dirty names the tables committed since the last flush; all is set
-	// when every table must be looked at (first flush, failed flush).
-	// Both guarded by Lake.mu.
-	dirty map[string]bool
-	all   bool
 	// hashes of each derived file as last written, so that only files
-	// whose content changed are rewritten; guarded by Lake.maintainMu.
+	// whose content changed are rewritten.
 	hashes map[string][32]byte
 	// published maps table -> published stem -> the object it is a copy
 	// of ("" when emptied, unknownSource when found in the store at
-	// Open), so that only changed ones are copied (publish.go); guarded
-	// by Lake.maintainMu.
+	// Open), so that only changed ones are copied (publish.go).
 	published map[string]map[string]string
 }
 
-// markDerived records the tables a commit touched. Called with mu held.
-func (l *Lake) markDerived(rec *record) {
-	if l.derived.dirty == nil {
-		l.derived.dirty = map[string]bool{}
-	}
-	for name := range rec.Tables {
-		l.derived.dirty[name] = true
-	}
-}
-
-// flushDerived writes the derived files of the tables committed since the
-// last flush. Called with maintainMu held, not mu: commits go on meanwhile.
-func (l *Lake) flushDerived(ctx context.Context) error {
-	l.mu.Lock()
-	s := l.state.Load()
-	dirty, all := l.derived.dirty, l.derived.all || l.derived.hashes == nil
-	l.derived.dirty, l.derived.all = nil, false
-	l.mu.Unlock()
+// Derive implements Format.
+func (l *csvFormat) Derive(ctx context.Context, s *State, dirty map[string]bool, all bool) error {
 	if err := l.writeDerived(ctx, s, dirty, all); err != nil {
-		l.mu.Lock()
-		l.derived.all = true
-		l.mu.Unlock()
 		return fmt.Errorf("updating model.json and metadata: %w", err)
 	}
 	return nil
@@ -78,7 +53,7 @@ func (l *Lake) flushDerived(ctx context.Context) error {
 // writeDerived rewrites the derived files of the tables dirty (all tables
 // when all), and the lake-wide files when any of those changed or a table
 // came or went; in incremental-update folder mode also the folders'.
-func (l *Lake) writeDerived(ctx context.Context, s *State, dirty map[string]bool, all bool) error {
+func (l *csvFormat) writeDerived(ctx context.Context, s *State, dirty map[string]bool, all bool) error {
 	touched := dirty
 	if all {
 		// Besides every table of the state, the tables dropped since
@@ -140,7 +115,7 @@ type putFunc func(ctx context.Context, name string, data []byte) (bool, error)
 
 // writeTableFiles writes a table's own manifest and entity metadata under
 // prefix+Microsoft.Athena.TrickleFeedService/, reporting a change.
-func (l *Lake) writeTableFiles(ctx context.Context, ts *TableState, prefix string, put putFunc) (bool, error) {
+func (l *csvFormat) writeTableFiles(ctx context.Context, ts *TableState, prefix string, put putFunc) (bool, error) {
 	m, err := json.MarshalIndent(manifest{Name: "cdm", Description: "cdm", Version: "1.0", Entities: []entity{l.entity(ts)}}, "", "  ")
 	if err != nil {
 		return false, fmt.Errorf("encoding the model of table %s: %w", ts.Name, err)
@@ -162,8 +137,8 @@ func (l *Lake) writeTableFiles(ctx context.Context, ts *TableState, prefix strin
 
 // writeLakeWide writes the five OptionsetMetadata CSVs and model.json of all
 // tables under the folder prefix ("" for the lake root), model.json last.
-func (l *Lake) writeLakeWide(ctx context.Context, s *State, prefix string, put putFunc) error {
-	names := sortedTables(s)
+func (l *csvFormat) writeLakeWide(ctx context.Context, s *State, prefix string, put putFunc) error {
+	names := s.TableNames()
 	m := manifest{Name: "cdm", Description: "cdm", Version: "1.0", Entities: []entity{}}
 	for _, name := range names {
 		m.Entities = append(m.Entities, l.entity(s.Tables[name]))
@@ -185,16 +160,7 @@ func (l *Lake) writeLakeWide(ctx context.Context, s *State, prefix string, put p
 	return err
 }
 
-func sortedTables(s *State) []string {
-	names := make([]string, 0, len(s.Tables))
-	for name := range s.Tables {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
-}
-
-func (l *Lake) putIfChanged(ctx context.Context, name string, data []byte) (bool, error) {
+func (l *csvFormat) putIfChanged(ctx context.Context, name string, data []byte) (bool, error) {
 	if l.derived.hashes == nil {
 		l.derived.hashes = map[string][32]byte{}
 	}
@@ -268,7 +234,7 @@ func syncState(ts *TableState) string {
 	return "InProgress"
 }
 
-func (l *Lake) entity(ts *TableState) entity {
+func (l *csvFormat) entity(ts *TableState) entity {
 	e := entity{Type: "LocalEntity", Name: ts.Name, Description: ts.Name,
 		Annotations: []annotation{
 			{Name: "Athena:PartitionGranularity", Value: string(ts.Options.Granularity)},

@@ -104,7 +104,7 @@ func TestReadersNeverFail(t *testing.T) {
 					return
 				}
 				if ts := s.Tables["account"]; ts != nil {
-					for _, p := range tableObjects(ts) {
+					for _, p := range ts.Objects() {
 						if _, err := store.ReadAll(ctx, st, p); err != nil {
 							errs <- fmt.Errorf("state %d names %s: %w", s.Seq, p, err)
 							return
@@ -163,7 +163,7 @@ func TestUnlink(t *testing.T) {
 			if err := store.Put(ctxT(t), st, "README.txt", []byte("mine")); err != nil {
 				t.Fatal(err)
 			}
-			if err := Unlink(ctxT(t), st, deleteData); err != nil {
+			if err := Unlink(ctxT(t), st, nil, deleteData); err != nil {
 				t.Fatal(err)
 			}
 			objs, _ := st.List(ctxT(t), "")
@@ -338,7 +338,7 @@ func TestUncertainCommit(t *testing.T) {
 		t.Fatalf("seq %d after an uncertain commit and a retry, want 3", s.Seq)
 	}
 	ts := s.Tables["account"]
-	for _, p := range tableObjects(ts) {
+	for _, p := range ts.Objects() {
 		if _, err := store.ReadAll(ctxT(t), st, p); err != nil {
 			t.Fatalf("the state names %s: %v", p, err)
 		}

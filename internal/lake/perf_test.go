@@ -218,7 +218,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	}
 	b.SetBytes(size)
 	for b.Loop() {
-		snap, err := l.takeSnapshot(ctx, ts, time.Now())
+		snap, err := csvOf(l).takeSnapshot(ctx, ts, time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}

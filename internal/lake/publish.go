@@ -96,7 +96,7 @@ type namer struct {
 	slotRows, slotBytes int64
 }
 
-func (l *Lake) namer() namer {
+func (l *csvFormat) namer() namer {
 	return namer{off: l.opts.Incremental.Enabled, slotRows: int64(l.opts.MaxFileRows / 8), slotBytes: int64(maxFileBytes / 8)}
 }
 
@@ -206,7 +206,7 @@ func slotsOf(ts *TableState) []slot {
 // ts names (ts nil: the table was dropped, its published files go). It
 // copies only the files whose source changed since the last call.
 // Called with maintainMu held.
-func (l *Lake) publishTable(ctx context.Context, name string, ts *TableState) error {
+func (l *csvFormat) publishTable(ctx context.Context, name string, ts *TableState) error {
 	if l.opts.Incremental.Enabled {
 		return nil
 	}
@@ -284,7 +284,7 @@ func (l *Lake) publishTable(ctx context.Context, name string, ts *TableState) er
 // dropped: then the table was dropped by a run that stopped before it
 // removed the derived files, and the first flush (writeDerived) removes
 // them. Other folders are not lakelink's and are left alone.
-func (l *Lake) notePublished(objs []store.Object, s *State) {
+func (l *csvFormat) notePublished(objs []store.Object, s *State) {
 	manifests := map[string]bool{}
 	for _, o := range objs {
 		if t, ok := strings.CutPrefix(o.Name, trickleDir); ok {
@@ -325,8 +325,8 @@ func (l *Lake) notePublished(objs []store.Object, s *State) {
 // first one's place (compaction.replace): its content starts with the
 // published file's, so the published file grows. A published file's files
 // are merged once the second is publishDelay old, or at once when settle.
-func (l *Lake) mergeSlots(ctx context.Context, ts *TableState, settle bool) (*compaction, error) {
-	now := l.opts.Now().UTC()
+func (l *csvFormat) mergeSlots(ctx context.Context, ts *TableState, settle bool) (*compaction, error) {
+	now := l.now().UTC()
 	c := &compaction{table: ts.Name, generation: ts.Generation, namer: l.namer(), replace: map[string]File{}}
 	fail := func(err error) (*compaction, error) {
 		for _, f := range c.replace {
@@ -369,7 +369,7 @@ func (l *Lake) mergeSlots(ctx context.Context, ts *TableState, settle bool) (*co
 // when the run is one file (the initial copy's large files), else their
 // concatenation (the small files of a stream's commits); partition
 // NoPartition's upserts and deletes go to separate files (publishNoPartition).
-func (l *Lake) publishFolder(ctx context.Context, folder string, ts *TableState) ([]File, error) {
+func (l *csvFormat) publishFolder(ctx context.Context, folder string, ts *TableState) ([]File, error) {
 	byPart := map[string][]File{}
 	for _, f := range ts.Files {
 		if folderOfPath(f.Path) == folder {
@@ -413,8 +413,8 @@ func (l *Lake) publishFolder(ctx context.Context, folder string, ts *TableState)
 
 // concat makes object to hold the files run, in order: a copy of the one
 // file, or their concatenation.
-func (l *Lake) concat(ctx context.Context, to, partition string, run []File) (File, error) {
-	now := l.opts.Now().UTC()
+func (l *csvFormat) concat(ctx context.Context, to, partition string, run []File) (File, error) {
+	now := l.now().UTC()
 	if len(run) == 1 {
 		if err := l.st.Copy(ctx, run[0].Path, to); err != nil {
 			return File{}, fmt.Errorf("copying %s to %s: %w", run[0].Path, to, err)
@@ -443,7 +443,7 @@ func (l *Lake) concat(ctx context.Context, to, partition string, run []File) (Fi
 // Synapse's do: Estuary's capture takes a file's kind from its first row and
 // fails on a file that mixes them. Upserts come first (1.csv, 1_001.csv,
 // ...), then deletes, each file bounded as publishFolder's.
-func (l *Lake) publishNoPartition(ctx context.Context, folder string, ts *TableState, files []File) ([]File, error) {
+func (l *csvFormat) publishNoPartition(ctx context.Context, folder string, ts *TableState, files []File) ([]File, error) {
 	ix := indexesOf(ts)
 	var deletes, upserts bool
 	for _, f := range files {
@@ -485,7 +485,7 @@ func (l *Lake) publishNoPartition(ctx context.Context, folder string, ts *TableS
 				}
 				if ow == nil {
 					stem := slotName(NoPartition, len(out))
-					w, err := l.createObject(ctx, folder+"/"+ts.Name+"/"+stem+".csv", NoPartition, l.opts.Now().UTC())
+					w, err := l.createObject(ctx, folder+"/"+ts.Name+"/"+stem+".csv", NoPartition, l.now().UTC())
 					if err != nil {
 						return err
 					}

@@ -41,9 +41,9 @@ func objects(t *testing.T, st store.Store) []string {
 func TestStageReplaceSwapsInOneCommit(t *testing.T) {
 	l := replaceLake(t, 25)
 	old := l.State().Tables["account"]
-	oldFiles := tableObjects(old)
+	oldFiles := old.Objects()
 	s := mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Reinit: "re-initialised on request (--reinit)"}}})
-	if ts := s.Tables["account"]; ts.Reinit == "" || ts.Phase != Completed || ts.Rows != 10 || !slices.Equal(tableObjects(ts), oldFiles) {
+	if ts := s.Tables["account"]; ts.Reinit == "" || ts.Phase != Completed || ts.Rows != 10 || !slices.Equal(ts.Objects(), oldFiles) {
 		t.Fatalf("Reinit changed the table's data or phase: %+v", ts)
 	}
 	wider := accountSchema()
@@ -64,7 +64,7 @@ func TestStageReplaceSwapsInOneCommit(t *testing.T) {
 			t.Fatalf("batch %d: readers see %d rows while the copy is staged, want the old 10", b, len(rows))
 		}
 	}
-	keep, n := named(l.State()), 0
+	keep, n := l.State().Names(), 0
 	for _, o := range objects(t, l.st) {
 		if !keep[o] {
 			n++

@@ -14,7 +14,7 @@ import (
 // snapshotDue reports whether Maintain should take a snapshot of ts: once
 // the initial copy is complete, then every SnapshotInterval when the data
 // changed since the last one.
-func (l *Lake) snapshotDue(ts *TableState, now time.Time) bool {
+func (l *csvFormat) snapshotDue(ts *TableState, now time.Time) bool {
 	if ts.Phase != Completed || l.opts.SnapshotsToKeep == 0 {
 		return false
 	}
@@ -44,7 +44,7 @@ func (l *Lake) snapshotDue(ts *TableState, now time.Time) bool {
 // garbage waiting for deletion included: a table reset or dropped and
 // defined again within a second must not reuse the name of a snapshot its
 // garbage will delete.
-func (l *Lake) takeSnapshot(ctx context.Context, ts *TableState, now time.Time) (*Snapshot, error) {
+func (l *csvFormat) takeSnapshot(ctx context.Context, ts *TableState, now time.Time) (*Snapshot, error) {
 	epoch := now.Unix()
 	if n := len(ts.Snapshots); n > 0 && ts.Snapshots[n-1].Taken.Unix() >= epoch {
 		epoch = ts.Snapshots[n-1].Taken.Unix() + 1
@@ -53,7 +53,7 @@ func (l *Lake) takeSnapshot(ctx context.Context, ts *TableState, now time.Time) 
 	name := func(s slot) string {
 		return fmt.Sprintf("%s/Snapshot/%s_%d.csv", ts.Name, s.name, epoch)
 	}
-	taken := named(l.State())
+	taken := l.State().Names()
 	for slices.ContainsFunc(slots, func(s slot) bool { return taken[name(s)] }) {
 		epoch++
 	}
@@ -92,7 +92,7 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); retur
 // read is written straight to the file instead of through that buffer.
 const copyBufSize = 1 << 20
 
-func (l *Lake) copyInto(ctx context.Context, ow *objWriter, f File) error {
+func (l *csvFormat) copyInto(ctx context.Context, ow *objWriter, f File) error {
 	r, err := l.st.Open(ctx, f.Path)
 	if err != nil {
 		return err
@@ -121,9 +121,9 @@ type snapshotWork struct {
 	keep       int
 }
 
-// apply implements work: the snapshot is appended; the oldest beyond
+// Apply implements Work: the snapshot is appended; the oldest beyond
 // SnapshotsToKeep become garbage.
-func (w *snapshotWork) apply(ts *TableState, _ time.Time) (*TableState, []string, bool) {
+func (w *snapshotWork) Apply(ts *TableState, _ time.Time) (*TableState, []string, bool) {
 	if ts.Generation != w.generation {
 		return nil, nil, false
 	}
@@ -139,9 +139,9 @@ func (w *snapshotWork) apply(ts *TableState, _ time.Time) (*TableState, []string
 	return &nts, garbage, true
 }
 
-func (w *snapshotWork) tableName() string { return w.table }
+func (w *snapshotWork) Table() string { return w.table }
 
-func (w *snapshotWork) written() []string {
+func (w *snapshotWork) Written() []string {
 	out := make([]string, len(w.snap.Files))
 	for i, f := range w.snap.Files {
 		out[i] = f.Path

@@ -137,7 +137,7 @@ func TestSnapshotEpoch(t *testing.T) {
 				ns.Garbage = append(ns.Garbage, Garbage{Path: p, Since: c.now()})
 			}
 			l.state.Store(&ns)
-			snap, err := l.takeSnapshot(ctxT(t), &ts, c.now())
+			snap, err := csvOf(l).takeSnapshot(ctxT(t), &ts, c.now())
 			if err != nil {
 				t.Fatal(err)
 			}

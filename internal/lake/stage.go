@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/lakelink/lakelink/internal/source"
@@ -28,10 +26,11 @@ import (
 //     which readers keep seeing until the one commit that swaps the copy in
 //     (TableTx.Reset with the stage; issue #15, case 3).
 //
-// A file that is full is published (flushed, synced, renamed) in the
-// background while the rows go on into the next one, so that the writer
-// never waits for a file to reach the disk. The last two kinds never ask
-// for a commit: when too many partitions are open they publish them.
+// The format writes the rows (Format.Stage: the Synapse format publishes a
+// full file in the background while the rows go on into the next one, so
+// that the writer never waits for a file to reach the disk); the Stage
+// checks what may be staged and committed. The last two kinds never ask
+// for a commit.
 //
 // Invariants:
 //   - every row added is in exactly one file of the stage, open, being
@@ -49,41 +48,19 @@ import (
 type Stage struct {
 	l  *Lake
 	ts *TableState
+	w  StageWriter
 	// baseCols is the table's layout when the stage began; Define evolves
 	// ts's, which the commit then adopts.
 	baseCols []Column
 	evolved  bool
-	// bounded stages never need a commit (StageTx, StageReplace).
-	bounded bool
-	open    map[string]*objWriter
-	closing []*publishing
-	changes []File
-	rows    int64
-	written []string
-	// maxRows and maxBytes are the largest rows of one partition one Add
-	// brought: a file that could not take as many again is full.
-	maxRows, maxBytes int64
-	crowded           bool
 	// truncated: an in-place table's rows were truncated in the stage
 	// (source.Change.Truncate); its commit empties the table first.
 	truncated bool
-	// finished: the files are closed (finish ran), files and ferr hold
-	// its outcome; spent: committed (or possibly so) or aborted.
+	// finished: the writer finished (finish ran), ferr holds its outcome;
+	// spent: committed (or possibly so) or aborted.
 	finished, spent bool
-	files           []File
 	ferr            error
 }
-
-// publishing is a full file being published in the background.
-type publishing struct {
-	done chan struct{}
-	file File
-	err  error
-}
-
-// stageOpenFiles bounds the partitions a stage keeps open at once (each
-// holds a store writer's buffer): past it, Full asks for a commit.
-const stageOpenFiles = 8
 
 // Stage starts a stage for the initial copy of table name, which must be
 // in the lake and in phase InProgress.
@@ -118,16 +95,20 @@ func (l *Lake) StageReplace(name string, d Definition) (*Stage, error) {
 	if d.Source == nil || d.Source.Name != name {
 		return nil, fmt.Errorf("stage: table %s: a replacement needs the table's own description", name)
 	}
-	cols, err := newLayout(d.Source)
+	opts, err := l.f.Options(d)
 	if err != nil {
 		return nil, err
 	}
-	ts := &TableState{Name: name, Options: effectiveOptions(&d, l.opts.Incremental.Enabled), Source: d.Source, Columns: cols, Phase: InProgress, Generation: cur.Generation + 1}
+	cols, err := l.f.Layout(nil, nil, d.Source)
+	if err != nil {
+		return nil, err
+	}
+	ts := &TableState{Name: name, Options: opts, Source: d.Source, Columns: cols, Phase: InProgress, Generation: cur.Generation + 1}
 	return l.newStage(ts, true), nil
 }
 
 func (l *Lake) newStage(ts *TableState, bounded bool) *Stage {
-	return &Stage{l: l, ts: ts, baseCols: ts.Columns, bounded: bounded, open: map[string]*objWriter{}}
+	return &Stage{l: l, ts: ts, w: l.f.Stage(ts, bounded), baseCols: ts.Columns}
 }
 
 // Define evolves the layout of the stage's rows to come, for a schema
@@ -145,220 +126,63 @@ func (s *Stage) Define(d Definition) error {
 	if sameSource(s.ts.Source, d.Source) {
 		return nil
 	}
-	if opts := effectiveOptions(&d, s.l.opts.Incremental.Enabled); opts != s.ts.Options {
-		return &LayoutError{Table: s.ts.Name, Problem: fmt.Sprintf("the options changed from %+v to %+v", s.ts.Options, opts)}
-	}
-	cols, err := evolveLayout(s.ts.Columns, s.ts.Source, d.Source)
+	opts, err := s.l.f.Options(d)
 	if err != nil {
 		return err
 	}
-	s.publishAll()
+	if opts != s.ts.Options {
+		return &LayoutError{Table: s.ts.Name, Problem: fmt.Sprintf("the options changed from %+v to %+v", s.ts.Options, opts)}
+	}
+	cols, err := s.l.f.Layout(s.ts.Columns, s.ts.Source, d.Source)
+	if err != nil {
+		return err
+	}
+	s.w.Flush()
 	ts := *s.ts
 	ts.Columns, ts.Source = cols, d.Source
 	s.ts, s.evolved = &ts, true
 	return nil
 }
 
-// Add writes changes into the stage's files. A truncate among them
-// applies as in a commit (truncate.go): in an in-place table it discards
-// what the stage holds and makes its commit empty the table first; in an
-// append-only one it adds the deletes of the records live at its place. On
-// an error the stage is spent: Abort it.
+// Add writes changes into the stage. A truncate among them applies as in
+// a commit (truncate.go): in an in-place table it discards what the stage
+// holds and makes its commit empty the table first; in an append-only one
+// the format records the removal of the records live at its place. On an
+// error the stage is spent: Abort it.
 func (s *Stage) Add(ctx context.Context, changes []source.Change) error {
 	if s.finished || s.spent {
 		return errors.New("stage: already committed or aborted")
 	}
-	if hasTruncate(changes) {
-		var err error
-		if changes, err = s.truncate(ctx, changes); err != nil {
-			return err
-		}
-	}
-	now := s.l.opts.Now().UTC()
-	enc, err := encodeChanges(s.ts, changes, now)
-	defer enc.recycle()
-	if err != nil {
-		return err
-	}
-	parts := make([]string, 0, len(enc.parts))
-	for p := range enc.parts {
-		parts = append(parts, p)
-	}
-	sort.Strings(parts)
-	for _, p := range parts {
-		pb := enc.parts[p]
-		if err := s.write(ctx, p, pb, now); err != nil {
-			return err
-		}
-		// A file that could not take another batch like the largest so
-		// far is published now: rows past its bound would start a new
-		// file that the next commit closes nearly empty.
-		s.maxRows, s.maxBytes = max(s.maxRows, int64(len(pb.ends))), max(s.maxBytes, int64(len(pb.data)))
-		if ow := s.open[p]; ow != nil && (ow.file.Rows+s.maxRows > int64(s.l.opts.MaxFileRows) || ow.file.Bytes+s.maxBytes > int64(maxFileBytes)) {
-			s.publish(p)
-		}
-	}
-	if rows := len(enc.change.ends); rows > 0 {
-		var w commitWork
-		f, err := s.l.writeObject(ctx, s.l.changeName(s.ts), enc.change.data, int64(rows), now, &w)
-		s.written = append(s.written, w.written...)
-		if err != nil {
-			return err
-		}
-		s.changes = append(s.changes, f)
-	}
-	s.rows += rowsAdded(s.ts, enc, len(changes))
-	return nil
-}
-
-// truncate applies the truncates of changes (see Add) and returns the
-// changes left to add.
-func (s *Stage) truncate(ctx context.Context, changes []source.Change) ([]source.Change, error) {
-	if !s.ts.Options.AppendOnly {
+	if !s.ts.Options.AppendOnly && hasTruncate(changes) {
 		last := -1
 		for i, c := range changes {
 			if c.Truncate {
 				last = i
 			}
 		}
-		s.discard()
+		s.w.Discard()
 		s.truncated = true
-		return changes[last+1:], nil
+		changes = changes[last+1:]
 	}
-	// The records live at the first truncate are the table's committed
-	// ones and the stage's so far, the changes before it included.
-	first := slices.IndexFunc(changes, func(c source.Change) bool { return c.Truncate })
-	if first > 0 {
-		if err := s.Add(ctx, changes[:first]); err != nil {
-			return nil, err
-		}
-	}
-	s.publishAll()
-	staged, err := s.published()
-	if err != nil {
-		return nil, err
-	}
-	live, err := s.l.liveRecords(ctx, s.ts, slices.Concat(s.ts.Files, staged))
-	if err != nil {
-		return nil, err
-	}
-	return live.expand(s.ts.Name, changes[first:]), nil
+	return s.w.Add(ctx, s.ts, changes)
 }
 
-// discard deletes every row the stage holds; it stays open for more.
-func (s *Stage) discard() {
-	for p, ow := range s.open {
-		_ = ow.w.Abort()
-		delete(s.open, p)
-	}
-	for _, pub := range s.closing {
-		<-pub.done
-	}
-	s.l.deleteQuietly(context.Background(), s.written)
-	s.closing, s.changes, s.written, s.rows = nil, nil, nil, 0
-}
+// Full reports whether the stage needs a commit now (the format's writer
+// keeps many objects open). A stage of a transaction or a replacement is
+// never Full.
+func (s *Stage) Full() bool { return s.w.Full() }
 
-// published waits for the files being published and returns them, in the
-// order they were closed.
-func (s *Stage) published() ([]File, error) {
-	files := make([]File, 0, len(s.closing))
-	var errs []error
-	for _, pub := range s.closing {
-		<-pub.done
-		files = append(files, pub.file)
-		errs = append(errs, pub.err)
-	}
-	return files, errors.Join(errs...)
-}
-
-// write appends the rows of pb to partition p's open file, closing it and
-// opening the next whenever it reaches MaxFileRows rows or maxFileBytes.
-func (s *Stage) write(ctx context.Context, p string, pb *partBuf, now time.Time) error {
-	start, first := 0, 0
-	for first < len(pb.ends) {
-		ow := s.open[p]
-		if ow == nil {
-			if s.bounded && len(s.open) >= stageOpenFiles {
-				// No commit comes before the stage's end: the open
-				// files are published instead.
-				s.publishAll()
-			}
-			var err error
-			ow, err = s.l.createObject(ctx, s.l.partitionName(s.l.tableDir(s.ts.Name, now), s.ts, p), p, now)
-			if err != nil {
-				return err
-			}
-			s.written = append(s.written, ow.file.Path)
-			s.open[p] = ow
-			if !s.bounded && len(s.open) >= stageOpenFiles {
-				s.crowded = true
-			}
-		}
-		// The run of rows that fits: at least one, so that a row larger
-		// than the byte bound still gets a file of its own.
-		n := 0
-		for first+n < len(pb.ends) && ow.file.Rows+int64(n) < int64(s.l.opts.MaxFileRows) &&
-			(n == 0 && ow.file.Rows == 0 || ow.file.Bytes+int64(pb.ends[first+n]-start) <= int64(maxFileBytes)) {
-			n++
-		}
-		if n > 0 {
-			end := pb.ends[first+n-1]
-			if _, err := ow.w.Write(pb.data[start:end]); err != nil {
-				return fmt.Errorf("writing %s: %w", ow.file.Path, err)
-			}
-			ow.file.Rows += int64(n)
-			ow.file.Bytes += int64(end - start)
-			start, first = end, first+n
-		}
-		if first < len(pb.ends) || ow.file.Rows >= int64(s.l.opts.MaxFileRows) {
-			s.publish(p)
-		}
-	}
-	return nil
-}
-
-// publish closes partition p's open file in the background.
-func (s *Stage) publish(p string) {
-	ow := s.open[p]
-	delete(s.open, p)
-	pub := &publishing{done: make(chan struct{})}
-	go func() {
-		defer close(pub.done)
-		pub.file, pub.err = ow.close()
-	}()
-	s.closing = append(s.closing, pub)
-}
-
-// publishAll closes every open file in the background.
-func (s *Stage) publishAll() {
-	for _, p := range slices.Sorted(maps.Keys(s.open)) {
-		s.publish(p)
-	}
-}
-
-// Full reports whether the stage needs a commit now: it keeps many
-// partitions open. Full files need none: they are published in the
-// background, and a commit would close the next file, just begun. A stage
-// of a transaction or a replacement is never Full.
-func (s *Stage) Full() bool { return s.crowded }
-
-// finish closes the open files, waits for the files being published and
-// returns every file of the stage; no row can be added after it. A second
-// call returns the same (a commit retried without another table).
-func (s *Stage) finish() ([]File, error) {
+// finish finishes the writer; no row can be added after it. A second call
+// returns the same (a commit retried without another table).
+func (s *Stage) finish() error {
 	if s.spent {
-		return nil, errors.New("stage: already committed or aborted")
+		return errors.New("stage: already committed or aborted")
 	}
-	if s.finished {
-		return s.files, s.ferr
+	if !s.finished {
+		s.finished = true
+		s.ferr = s.w.Finish()
 	}
-	s.finished = true
-	s.publishAll()
-	files, err := s.published()
-	if s.ferr = err; s.ferr == nil {
-		s.files = files
-	}
-	return s.files, s.ferr
+	return s.ferr
 }
 
 // Abort discards the stage and deletes what it wrote, unless a commit
@@ -369,13 +193,13 @@ func (s *Stage) Abort() {
 		return
 	}
 	s.spent = true
-	s.discard()
+	s.w.Discard()
 }
 
 // applyStage adds the files of stage st to ts, the table's new state in a
 // commit w collects, first emptying it when the stage holds a truncate.
 // The stage's objects stay the stage's until the record is written (Commit
-// then calls spend).
+// then marks it spent).
 func (l *Lake) applyStage(ts *TableState, st *Stage, now time.Time, w *commitWork) error {
 	if st.l != l {
 		return fmt.Errorf("commit: table %s: the stage belongs to another lake", ts.Name)
@@ -391,8 +215,7 @@ func (l *Lake) applyStage(ts *TableState, st *Stage, now time.Time, w *commitWor
 		st.Abort()
 		return fmt.Errorf("commit: table %s: the table's layout changed while the stage was written: write it again", ts.Name)
 	}
-	files, err := st.finish()
-	if err != nil {
+	if err := st.finish(); err != nil {
 		return err
 	}
 	if st.truncated {
@@ -404,10 +227,6 @@ func (l *Lake) applyStage(ts *TableState, st *Stage, now time.Time, w *commitWor
 		}
 		ts.Columns, ts.Source = st.ts.Columns, st.ts.Source
 	}
-	ts.Files = append(append([]File(nil), ts.Files...), files...)
-	if len(st.changes) > 0 {
-		ts.Changes = append(append([]File(nil), ts.Changes...), st.changes...)
-	}
-	ts.Rows += st.rows
+	st.w.Apply(ts)
 	return nil
 }

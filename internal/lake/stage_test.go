@@ -279,7 +279,7 @@ func TestStageTxOneCommitForATransaction(t *testing.T) {
 		t.Fatalf("contact: %d rows, cursor %q; want %d and c1", c.Rows, c.Cursor, 6*stageOpenFiles)
 	}
 	acc.Abort()
-	for _, p := range tableObjects(s.Tables["account"]) {
+	for _, p := range s.Tables["account"].Objects() {
 		if _, err := store.ReadAll(ctxT(t), st, p); err != nil {
 			t.Fatalf("Abort after the commit deleted %s: %v", p, err)
 		}
@@ -356,7 +356,7 @@ func TestStageTxCrashLeavesOrphansOnly(t *testing.T) {
 		// Its files reach the store (a background publish racing the
 		// List of Open below would hide one), then the writer dies: the
 		// stage is neither committed nor aborted.
-		if _, err := stg.finish(); err != nil {
+		if err := stg.finish(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -367,7 +367,7 @@ func TestStageTxCrashLeavesOrphansOnly(t *testing.T) {
 	if after := stateJSON(t, l2.State()); after != before {
 		t.Fatalf("state changed by an uncommitted transaction:\n%s\nwant\n%s", after, before)
 	}
-	keep := named(l2.State())
+	keep := l2.State().Names()
 	objs, err := st.List(ctxT(t), "")
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package lake
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/lakelink/lakelink/internal/schema"
@@ -182,4 +184,9 @@ type TableState struct {
 	// metadata) was first committed or last changed: the Timestamp of its
 	// AttributeMetadata.
 	Described time.Time `json:"described,omitzero"`
+}
+
+// TableNames returns the names of the state's tables, sorted.
+func (s *State) TableNames() []string {
+	return slices.Sorted(maps.Keys(s.Tables))
 }

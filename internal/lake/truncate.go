@@ -1,8 +1,6 @@
 package lake
 
 import (
-	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -21,11 +19,10 @@ import (
 // (copies of earlier states) stay.
 //
 // An append-only table (and so every table in incremental-update folder
-// mode) is a history: Synapse records a removal there as a row with
-// IsDelete = True, and its published files only grow. So a truncate
-// appends a delete of every record live at that point (latest version not a
-// delete), with the truncate's version, in Id order; nothing is dropped.
-// Finding the live records reads the table's files.
+// mode) is a history: nothing is dropped, and the truncate reaches the
+// format (Format.Write, StageWriter.Add), which records the removal of every
+// record live at its place the way its history records removals (the
+// Synapse format: a delete row of each, write.go).
 
 // hasTruncate reports whether changes hold a truncate.
 func hasTruncate(changes []source.Change) bool {
@@ -47,84 +44,19 @@ func truncateData(ts *TableState, now time.Time, w *commitWork) {
 }
 
 // applyTruncates applies the truncates of changes, a commit's changes of
-// table ts, and returns the changes left to write. In-place: the table is
-// emptied and the changes after the last truncate are left. Append-only:
-// each truncate becomes the deletes of the records live at its place.
-func (l *Lake) applyTruncates(ctx context.Context, ts *TableState, changes []source.Change, now time.Time, w *commitWork) ([]source.Change, error) {
-	if !hasTruncate(changes) {
-		return changes, nil
+// in-place table ts: the table is emptied and the changes after the last
+// truncate are left to write. An append-only table's truncates are left to
+// the format (Format.Write).
+func applyTruncates(ts *TableState, changes []source.Change, now time.Time, w *commitWork) []source.Change {
+	if ts.Options.AppendOnly || !hasTruncate(changes) {
+		return changes
 	}
-	if !ts.Options.AppendOnly {
-		last := -1
-		for i, c := range changes {
-			if c.Truncate {
-				last = i
-			}
-		}
-		truncateData(ts, now, w)
-		return changes[last+1:], nil
-	}
-	live, err := l.liveRecords(ctx, ts, slices.Concat(ts.Files, ts.Changes))
-	if err != nil {
-		return nil, err
-	}
-	return live.expand(ts.Name, changes), nil
-}
-
-// liveRecord is the latest version of one record of an append-only table.
-type liveRecord struct {
-	version int64
-	deleted bool
-}
-
-// liveSet maps the Ids of an append-only table to their latest version.
-type liveSet map[string]liveRecord
-
-// liveRecords reads files, in order, into the latest version of each Id.
-func (l *Lake) liveRecords(ctx context.Context, ts *TableState, files []File) (liveSet, error) {
-	ix := indexesOf(ts)
-	live := liveSet{}
-	for _, f := range files {
-		err := l.scanRecords(ctx, ts.Name, f.Path, ix, func(_ []byte, r rowKey) error {
-			id, _, err := unquote(string(r.id))
-			if err != nil {
-				return fmt.Errorf("table %s: %s: Id: %w", ts.Name, f.Path, err)
-			}
-			if prev, ok := live[id]; !ok || r.version >= prev.version {
-				live[id] = liveRecord{version: r.version, deleted: r.deleted}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("truncating: %w", err)
+	last := -1
+	for i, c := range changes {
+		if c.Truncate {
+			last = i
 		}
 	}
-	return live, nil
-}
-
-// expand returns changes with each truncate replaced by a delete of every
-// record live at its place, in Id order, and keeps live up to date.
-func (live liveSet) expand(table string, changes []source.Change) []source.Change {
-	out := make([]source.Change, 0, len(changes))
-	for _, c := range changes {
-		if !c.Truncate {
-			if prev, ok := live[c.ID]; !ok || c.Version >= prev.version {
-				live[c.ID] = liveRecord{version: c.Version, deleted: c.Deleted}
-			}
-			out = append(out, c)
-			continue
-		}
-		var ids []string
-		for id, r := range live {
-			if !r.deleted {
-				ids = append(ids, id)
-			}
-		}
-		slices.Sort(ids)
-		for _, id := range ids {
-			out = append(out, source.Change{Table: table, ID: id, Version: c.Version, Deleted: true})
-			live[id] = liveRecord{version: c.Version, deleted: true}
-		}
-	}
-	return out
+	truncateData(ts, now, w)
+	return changes[last+1:]
 }

@@ -54,7 +54,7 @@ func TestTruncate(t *testing.T) {
 				Changes: []source.Change{account(1, 1, "one", y), account(2, 1, "two", y), account(3, 1, "three", y)}, Phase: Completed, Cursor: "c1"}}})
 			c.add(time.Second)
 			before := mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Cursor: "c2", Changes: []source.Change{account(1, 2, "one v2", y), del("account", 2, 2)}}}})
-			old := tableObjects(before.Tables["account"])
+			old := before.Tables["account"].Objects()
 			c.add(time.Second)
 			s := mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Cursor: "c3", CaughtUp: true, Changes: []source.Change{
 				account(4, 10, "void", y), truncateAt("account", 11), account(5, 12, "five", y), account(6, 13, "six", y), del("account", 6, 14),
@@ -74,7 +74,7 @@ func TestTruncate(t *testing.T) {
 				if ts.Generation != before.Tables["account"].Generation+1 || ts.Rows != 0 {
 					t.Fatalf("in place: generation %d, rows %d; want the next generation and 0 rows until compaction", ts.Generation, ts.Rows)
 				}
-				if slices.ContainsFunc(tableObjects(ts), func(p string) bool { return slices.Contains(old, p) }) {
+				if slices.ContainsFunc(ts.Objects(), func(p string) bool { return slices.Contains(old, p) }) {
 					t.Fatal("in place: the truncated table still names its old files")
 				}
 				garbage := map[string]bool{}
@@ -137,15 +137,19 @@ func TestTruncateRefusesStaleCompaction(t *testing.T) {
 	y := time.Date(2023, 5, 1, 0, 0, 0, 0, time.UTC)
 	mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Define: define(accountSchema(), TableOptions{}), Changes: []source.Change{account(1, 1, "one", y)}, Phase: Completed}}})
 	before := mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{account(2, 2, "two", y)}}}})
-	comp, err := l.compact(ctxT(t), before.Tables["account"], 1<<20)
+	comp, err := csvOf(l).compact(ctxT(t), before.Tables["account"], 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	after := mustCommit(t, l, Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{truncateAt("account", 3)}}}})
-	if _, _, ok := comp.apply(after.Tables["account"], c.now()); ok {
+	if _, _, ok := comp.Apply(after.Tables["account"], c.now()); ok {
 		t.Fatal("a compaction of the table before its truncate applies to it after")
 	}
-	if _, err := l.Commit(ctxT(t), Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{truncateAt("account", 4)}, Stage: &Stage{l: l}}}}); err == nil {
+	stg, err := l.StageTx("account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Commit(ctxT(t), Tx{Tables: []TableTx{{Name: "account", Changes: []source.Change{truncateAt("account", 4)}, Stage: stg}}}); err == nil {
 		t.Fatal("a truncate in Changes before a Stage was accepted")
 	}
 }
@@ -201,7 +205,7 @@ func TestStageTxTruncate(t *testing.T) {
 			}
 			named := map[string]bool{}
 			for _, ts := range []*TableState{before.Tables[table], s.Tables[table]} {
-				for _, p := range tableObjects(ts) {
+				for _, p := range ts.Objects() {
 					named[p] = true
 				}
 			}
