@@ -14,11 +14,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lakelink/lakelink/internal/config"
+	"github.com/lakelink/lakelink/internal/engine"
 	"github.com/lakelink/lakelink/internal/link"
 	"github.com/lakelink/lakelink/internal/source"
 	"github.com/lakelink/lakelink/internal/sqldb"
 	"github.com/lakelink/lakelink/internal/store"
-	"github.com/lakelink/lakelink/internal/sync"
 )
 
 func init() { commands = append(commands, newStatusCmd) }
@@ -45,7 +45,7 @@ lake's state cannot be read at all (no report).`,
 			if err != nil {
 				return &exitError{code: 2, msg: err.Error()}
 			}
-			r, err := sync.ReadReport(cmd.Context(), st, time.Now(), sqldb.CountRows)
+			r, err := engine.ReadReport(cmd.Context(), st, time.Now(), sqldb.CountRows)
 			if err != nil {
 				return &exitError{code: 2, msg: fmt.Sprintf("lake %s: %v", st.Location(""), err)}
 			}
@@ -54,7 +54,7 @@ lake's state cannot be read at all (no report).`,
 				// reason to hide every table's line (#15 case 12).
 				r.Source, err = sourceHealth(cmd.Context(), p)
 				if err != nil {
-					r.Source = &sync.SourceStatus{Error: err.Error()}
+					r.Source = &engine.SourceStatus{Error: err.Error()}
 				}
 			}
 			if asJSON {
@@ -78,7 +78,7 @@ lake's state cannot be read at all (no report).`,
 	return cmd
 }
 
-func printReport(w io.Writer, r *sync.Report, st store.Store) {
+func printReport(w io.Writer, r *engine.Report, st store.Store) {
 	running := "not running"
 	if r.Running {
 		running = "running"
@@ -93,7 +93,7 @@ func printReport(w io.Writer, r *sync.Report, st store.Store) {
 			lag = time.Duration(t.Lag).Round(10 * time.Millisecond).String()
 		}
 		state := string(t.State)
-		if t.Copied > 0 && (t.State == sync.InProgress || t.State == sync.Reinitialising) {
+		if t.Copied > 0 && (t.State == engine.InProgress || t.State == engine.Reinitialising) {
 			// A copy's progress; ROWS is what readers count meanwhile
 			// (a re-copy's old rows).
 			state += fmt.Sprintf(" (%d copied)", t.Copied)
@@ -146,7 +146,7 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // sourceHealth reads what the link's source holds back for it (a
 // replication slot's retained WAL and lag); the caller checked that the
 // connector implements source.HealthReporter.
-func sourceHealth(ctx context.Context, p *config.Link) (*sync.SourceStatus, error) {
+func sourceHealth(ctx context.Context, p *config.Link) (*engine.SourceStatus, error) {
 	src, err := link.OpenSource(ctx, p, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
@@ -160,9 +160,9 @@ func sourceHealth(ctx context.Context, p *config.Link) (*sync.SourceStatus, erro
 	if err != nil {
 		return nil, err
 	}
-	s := &sync.SourceStatus{Retained: h.Retained, Lag: sync.Duration(h.Lag)}
-	if h.Retained > sync.RetainedWarning {
-		s.Warning = fmt.Sprintf("the replication slot retains %s of WAL (over %s): run lakelink sync for this link, or unlink it, before the source's disk fills", mib(h.Retained), mib(sync.RetainedWarning))
+	s := &engine.SourceStatus{Retained: h.Retained, Lag: engine.Duration(h.Lag)}
+	if h.Retained > engine.RetainedWarning {
+		s.Warning = fmt.Sprintf("the replication slot retains %s of WAL (over %s): run lakelink sync for this link, or unlink it, before the source's disk fills", mib(h.Retained), mib(engine.RetainedWarning))
 	}
 	return s, nil
 }

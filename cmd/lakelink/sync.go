@@ -9,9 +9,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lakelink/lakelink/internal/config"
+	"github.com/lakelink/lakelink/internal/engine"
 	"github.com/lakelink/lakelink/internal/link"
 	"github.com/lakelink/lakelink/internal/progress"
-	"github.com/lakelink/lakelink/internal/sync"
 )
 
 func init() { commands = append(commands, newSyncCmd) }
@@ -79,10 +79,10 @@ Completed, 2 when some failed (see lakelink status).`,
 }
 
 // onceResult turns the final status of `sync --once` into an exit code.
-func onceResult(tables []sync.TableStatus) error {
+func onceResult(tables []engine.TableStatus) error {
 	var failed []string
 	for _, t := range tables {
-		if t.State != sync.Completed {
+		if t.State != engine.Completed {
 			failed = append(failed, fmt.Sprintf("%s (%s: %s)", t.Name, t.State, t.Error))
 		}
 	}

@@ -9,10 +9,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lakelink/lakelink/internal/config"
+	"github.com/lakelink/lakelink/internal/engine"
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/link"
 	"github.com/lakelink/lakelink/internal/source"
-	"github.com/lakelink/lakelink/internal/sync"
 )
 
 func init() { commands = append(commands, newUnlinkCmd) }
@@ -32,7 +32,7 @@ func newUnlinkCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := sync.ReadReport(ctx, st, time.Now(), nil)
+			r, err := engine.ReadReport(ctx, st, time.Now(), nil)
 			if err != nil {
 				return err
 			}

@@ -18,11 +18,11 @@ import (
 	"github.com/lakelink/lakelink/internal/bench/dvfloor"
 	"github.com/lakelink/lakelink/internal/demo"
 	"github.com/lakelink/lakelink/internal/emulator"
+	"github.com/lakelink/lakelink/internal/engine"
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/sqldb"
 	"github.com/lakelink/lakelink/internal/store"
 	"github.com/lakelink/lakelink/internal/store/local"
-	"github.com/lakelink/lakelink/internal/sync"
 )
 
 func init() {
@@ -257,10 +257,10 @@ func changeLatency(ctx context.Context, o *Options) (*Section, error) {
 // waitCompleted waits for table's initial sync in the lake at st.
 func waitCompleted(ctx context.Context, st store.Store, table string) error {
 	err := waitUntil(ctx, 10*time.Minute, 50*time.Millisecond, func() (bool, error) {
-		r, err := sync.ReadReport(ctx, st, time.Now(), nil)
+		r, err := engine.ReadReport(ctx, st, time.Now(), nil)
 		if err == nil {
 			for _, t := range r.Tables {
-				if t.Name == table && t.State == sync.Completed {
+				if t.Name == table && t.State == engine.Completed {
 					return true, nil
 				}
 			}

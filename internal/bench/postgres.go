@@ -15,9 +15,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lakelink/lakelink/internal/bench/pgfloor"
+	"github.com/lakelink/lakelink/internal/engine"
 	"github.com/lakelink/lakelink/internal/pgtest"
 	"github.com/lakelink/lakelink/internal/store/local"
-	"github.com/lakelink/lakelink/internal/sync"
 )
 
 func init() {
@@ -257,7 +257,7 @@ sample:
 		if err := pgScalar(ctx, dsn, `SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint FROM pg_replication_slots WHERE slot_name = 'lakelink_bench'`, &b); err == nil {
 			lagBytes = append(lagBytes, b)
 		}
-		if r, err := sync.ReadReport(ctx, st, time.Now(), nil); err == nil {
+		if r, err := engine.ReadReport(ctx, st, time.Now(), nil); err == nil {
 			var worst time.Duration
 			for _, t := range r.Tables {
 				worst = max(worst, time.Duration(t.Lag))

@@ -16,11 +16,11 @@ import (
 
 	"github.com/lakelink/lakelink/internal/demo"
 	"github.com/lakelink/lakelink/internal/emulator"
+	"github.com/lakelink/lakelink/internal/engine"
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/sqldb"
 	"github.com/lakelink/lakelink/internal/store"
 	"github.com/lakelink/lakelink/internal/store/local"
-	"github.com/lakelink/lakelink/internal/sync"
 )
 
 func init() {
@@ -312,9 +312,9 @@ func waitSettled(ctx context.Context, st store.Store, n int) error {
 				return true, nil
 			}
 		}
-		if r, err := sync.ReadReport(ctx, st, time.Now(), nil); err == nil {
+		if r, err := engine.ReadReport(ctx, st, time.Now(), nil); err == nil {
 			for _, t := range r.Tables {
-				if t.State == sync.Failed {
+				if t.State == engine.Failed {
 					return false, fmt.Errorf("table %s failed: %s", t.Name, t.Error)
 				}
 			}

@@ -19,11 +19,11 @@ import (
 
 	"github.com/lakelink/lakelink/internal/config"
 	"github.com/lakelink/lakelink/internal/emulator"
+	"github.com/lakelink/lakelink/internal/engine"
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/link"
 	"github.com/lakelink/lakelink/internal/progress"
 	"github.com/lakelink/lakelink/internal/sqldb"
-	"github.com/lakelink/lakelink/internal/sync"
 )
 
 // Options tune the demo.
@@ -182,7 +182,7 @@ func prepare(dir string) error {
 
 // waitCompleted waits until every table finished its initial sync and was
 // caught up once.
-func waitCompleted(ctx context.Context, e *sync.Engine, runErr <-chan error) error {
+func waitCompleted(ctx context.Context, e *engine.Engine, runErr <-chan error) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -199,10 +199,10 @@ func waitCompleted(ctx context.Context, e *sync.Engine, runErr <-chan error) err
 		st := e.Status()
 		done := len(st) == 3
 		for _, t := range st {
-			if t.State == sync.Failed {
+			if t.State == engine.Failed {
 				return fmt.Errorf("table %s failed: %s", t.Name, t.Error)
 			}
-			if t.State != sync.Completed {
+			if t.State != engine.Completed {
 				done = false
 			}
 		}

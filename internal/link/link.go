@@ -21,14 +21,14 @@ import (
 	_ "github.com/lakelink/lakelink/internal/source/postgres"
 	"github.com/lakelink/lakelink/internal/store"
 	// The stores a profile's lake may name: each registers its URL scheme.
+	"github.com/lakelink/lakelink/internal/engine"
 	_ "github.com/lakelink/lakelink/internal/store/local"
-	"github.com/lakelink/lakelink/internal/sync"
 )
 
 // Options tune Open beyond the profile.
 type Options struct {
 	Logger   *slog.Logger
-	Progress sync.Progress
+	Progress engine.Progress
 	Once     bool
 	Reinit   []string
 }
@@ -39,7 +39,7 @@ type Link struct {
 	Store   store.Store
 	Lake    *lake.Lake
 	Source  source.Source
-	Engine  *sync.Engine
+	Engine  *engine.Engine
 	lease   *lease.Lease
 	log     *slog.Logger
 }
@@ -65,7 +65,7 @@ func Open(ctx context.Context, p *config.Link, opts Options) (*Link, error) {
 		ls.Release(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("lake %s: %w", st.Location(""), err)
 	}
-	eng := sync.New(sync.Config{
+	eng := engine.New(engine.Config{
 		Tables:   Specs(p),
 		Workers:  p.Sync.Workers,
 		Once:     opts.Once,
@@ -114,14 +114,14 @@ func LakeOptions(p *config.Link, log *slog.Logger) lake.Options {
 }
 
 // Specs derives the engine's table list from the profile.
-func Specs(p *config.Link) []sync.Spec {
-	out := make([]sync.Spec, 0, len(p.Tables))
+func Specs(p *config.Link) []engine.Spec {
+	out := make([]engine.Spec, 0, len(p.Tables))
 	for _, t := range p.Tables {
 		g := lake.Year
 		if t.Partition == "month" {
 			g = lake.Month
 		}
-		out = append(out, sync.Spec{Name: t.Name, Options: lake.TableOptions{
+		out = append(out, engine.Spec{Name: t.Name, Options: lake.TableOptions{
 			AppendOnly:  t.AppendOnly || p.IncrementalFolders.Enabled,
 			Granularity: g,
 		}})

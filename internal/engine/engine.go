@@ -1,4 +1,4 @@
-// Package sync is the engine of a link: it copies each table once, then
+// Package engine is the engine of a link: it copies each table once, then
 // streams its changes, committing every batch to the lake together with the
 // source cursor that follows it, and keeps a status for every table.
 //
@@ -9,7 +9,7 @@
 //   - A commit that has started is finished even when the sync is being
 //     stopped: commits run under a context that SIGINT does not cancel.
 //   - The engine never holds more than one batch per table in memory.
-package sync
+package engine
 
 import (
 	"bytes"
