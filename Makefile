@@ -3,7 +3,7 @@
 # (scripts/test-deps.sh: Debian's postgresql, Node.js and npm, and the pinned npm
 # client dynamics-web-api for the emulator's client test); the Postgres
 # tests then start their own throwaway cluster from the machine's PostgreSQL
-# server binaries (internal/pgtest).
+# server binaries (internal/tools/pgtest).
 GO ?= go
 
 .PHONY: test deps build vet fmt bench

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs when it is missing, so that the tests run on
-# a fresh Debian machine: PostgreSQL 15's server binaries (internal/pgtest
+# a fresh Debian machine: PostgreSQL 15's server binaries (internal/tools/pgtest
 # starts throwaway clusters from them), Node.js with npm, and the npm client
-# dynamics-web-api pinned in internal/emulator/testdata/webapi (the
+# dynamics-web-api pinned in internal/tools/emulator/testdata/webapi (the
 # emulator's TestWebAPIClient runs it). Tests never skip for a missing tool:
 # they fail with what to install, and this script is what installs it.
 set -euo pipefail
@@ -26,12 +26,12 @@ if ((${#missing[@]} > 0)); then
 fi
 
 # The npm client goes to the user cache, in a folder named after its lock
-# file's hash (internal/emulator/webapi_test.go computes the same name), so
+# file's hash (internal/tools/emulator/webapi_test.go computes the same name), so
 # it is installed once per lock file and a changed pin gets a fresh folder.
 # npm ci installs exactly the lock file's versions, without install scripts;
 # it runs in a temporary folder that is renamed when complete, so an
 # interrupted install is never taken for a finished one.
-webapi=internal/emulator/testdata/webapi
+webapi=internal/tools/emulator/testdata/webapi
 sum=$(sha256sum "$webapi/package-lock.json" | cut -c1-12)
 dest="${XDG_CACHE_HOME:-$HOME/.cache}/lakelink/npm/webapi-$sum"
 if [[ ! -f "$dest/node_modules/dynamics-web-api/package.json" ]]; then

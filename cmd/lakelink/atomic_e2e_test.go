@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/pgtest"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 // TestPostgresTransactionsAtomic is issue #15's case 10: a reader polling

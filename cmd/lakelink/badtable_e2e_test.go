@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/pgtest"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 // TestPostgresBadTableAtStart is issue 15's case 15: a table that does not

@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lakelink/lakelink/internal/bench"
 	"github.com/lakelink/lakelink/internal/store/local"
+	"github.com/lakelink/lakelink/internal/tools/bench"
 )
 
 func init() { commands = append(commands, newBenchCmd) }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/demo"
+	"github.com/lakelink/lakelink/internal/tools/demo"
 )
 
 func TestDemo(t *testing.T) {

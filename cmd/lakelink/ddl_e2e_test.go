@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/pgtest"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 // TestPostgresTruncate is issue #15's case 4: a TRUNCATE under a running

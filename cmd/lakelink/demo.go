@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lakelink/lakelink/internal/demo"
+	"github.com/lakelink/lakelink/internal/tools/demo"
 )
 
 func init() { commands = append(commands, newDemoCmd) }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lakelink/lakelink/internal/emulator"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
 )
 
 func init() { commands = append(commands, newEmulatorCmd) }

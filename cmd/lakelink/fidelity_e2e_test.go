@@ -36,9 +36,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/lakelink/lakelink/internal/emulator"
-	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
-	"github.com/lakelink/lakelink/internal/pgtest"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
+	"github.com/lakelink/lakelink/internal/tools/emulator/emulatortest"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 // kind says how a column's values compare: text byte for byte, numbers by

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/emulator"
-	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
+	"github.com/lakelink/lakelink/internal/tools/emulator/emulatortest"
 )
 
 // Issue 15 case 19, lake part: a running `lakelink sync` rides out a lake

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lakelink/lakelink/internal/pgtest"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 // TestPostgresSQLNames queries a Postgres link's tables the way the source

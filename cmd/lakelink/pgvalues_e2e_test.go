@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lakelink/lakelink/internal/pgtest"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 // oddValues are the rows of TestPostgresOddValues: values PostgreSQL allows

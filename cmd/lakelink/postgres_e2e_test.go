@@ -16,7 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/lakelink/lakelink/internal/pgtest"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 // pgbenchTables are the pgbench tables with a primary key, and the balance

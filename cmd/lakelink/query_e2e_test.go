@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/emulator"
-	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
+	"github.com/lakelink/lakelink/internal/tools/emulator/emulatortest"
 )
 
 // TestQueryQuiet (issue #9, section 4): `lakelink query` prints its result

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/lakelink/lakelink/internal/lake"
-	"github.com/lakelink/lakelink/internal/pgtest"
 	"github.com/lakelink/lakelink/internal/sqldb"
 	"github.com/lakelink/lakelink/internal/store/local"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 // TestConcurrentReaders queries the lake in a loop while `lakelink sync`

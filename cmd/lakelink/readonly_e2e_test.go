@@ -12,9 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lakelink/lakelink/internal/demo"
-	"github.com/lakelink/lakelink/internal/emulator"
-	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
+	"github.com/lakelink/lakelink/internal/tools/demo"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
+	"github.com/lakelink/lakelink/internal/tools/emulator/emulatortest"
 )
 
 // TestQueryReadOnly (issue #15, case 16): while sync runs, `lakelink query`

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/pgtest"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 // pgTablesProfile writes a Postgres link profile over tables.

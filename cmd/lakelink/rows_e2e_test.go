@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/demo"
-	"github.com/lakelink/lakelink/internal/emulator"
-	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
 	"github.com/lakelink/lakelink/internal/lake"
-	"github.com/lakelink/lakelink/internal/pgtest"
 	"github.com/lakelink/lakelink/internal/store/local"
+	"github.com/lakelink/lakelink/internal/tools/demo"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
+	"github.com/lakelink/lakelink/internal/tools/emulator/emulatortest"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 // TestStatusRowsBeforeCompaction is issue 9 §4 and issue 15 case 12 on

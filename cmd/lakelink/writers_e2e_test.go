@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/emulator"
-	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
+	"github.com/lakelink/lakelink/internal/tools/emulator/emulatortest"
 )
 
 // TestTwoWriters (issue #15, case 13): a second `lakelink sync` on a lake

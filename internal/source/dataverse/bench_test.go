@@ -6,10 +6,10 @@ import (
 	"io"
 	"testing"
 
-	"github.com/lakelink/lakelink/internal/bench/dvfloor"
-	"github.com/lakelink/lakelink/internal/emulator"
-	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
 	"github.com/lakelink/lakelink/internal/source"
+	"github.com/lakelink/lakelink/internal/tools/bench/dvfloor"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
+	"github.com/lakelink/lakelink/internal/tools/emulator/emulatortest"
 )
 
 // BenchmarkCopy compares Copy with the benchmark floor, dvfloor.RawPageThrough,

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/bench/dvfloor"
-	"github.com/lakelink/lakelink/internal/emulator"
-	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
 	"github.com/lakelink/lakelink/internal/source"
+	"github.com/lakelink/lakelink/internal/tools/bench/dvfloor"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
+	"github.com/lakelink/lakelink/internal/tools/emulator/emulatortest"
 )
 
 // call sends a write to the emulator at base and returns the record id

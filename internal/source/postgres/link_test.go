@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/pgtest"
 	"github.com/lakelink/lakelink/internal/source"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 func TestSetupErrors(t *testing.T) {

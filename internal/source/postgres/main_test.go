@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/lakelink/lakelink/internal/pgtest"
 	"github.com/lakelink/lakelink/internal/source"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/bench/pgfloor"
-	"github.com/lakelink/lakelink/internal/pgtest"
 	"github.com/lakelink/lakelink/internal/source"
+	"github.com/lakelink/lakelink/internal/tools/bench/pgfloor"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 // The benchmarks measure the source against its floors (raw COPY, and

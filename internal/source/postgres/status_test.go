@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lakelink/lakelink/internal/pgtest"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 func TestHealthAndDeleted(t *testing.T) {

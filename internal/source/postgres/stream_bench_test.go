@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/bench/pgfloor"
-	"github.com/lakelink/lakelink/internal/pgtest"
 	"github.com/lakelink/lakelink/internal/source"
+	"github.com/lakelink/lakelink/internal/tools/bench/pgfloor"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 // BenchmarkStreamBulk measures one transaction updating every row of a

@@ -14,10 +14,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/lakelink/lakelink/internal/bench/pgfloor"
 	"github.com/lakelink/lakelink/internal/engine"
-	"github.com/lakelink/lakelink/internal/pgtest"
 	"github.com/lakelink/lakelink/internal/store/local"
+	"github.com/lakelink/lakelink/internal/tools/bench/pgfloor"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 func init() {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/lakelink/lakelink/internal/pgtest"
+	"github.com/lakelink/lakelink/internal/tools/pgtest"
 )
 
 // lsn runs query, which returns one pg_lsn, in the database at dsn.

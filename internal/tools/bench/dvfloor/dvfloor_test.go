@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lakelink/lakelink/internal/emulator"
-	"github.com/lakelink/lakelink/internal/emulator/emulatortest"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
+	"github.com/lakelink/lakelink/internal/tools/emulator/emulatortest"
 )
 
 func TestRawPageThrough(t *testing.T) {

@@ -18,12 +18,12 @@ import (
 	"time"
 
 	"github.com/lakelink/lakelink/internal/config"
-	"github.com/lakelink/lakelink/internal/emulator"
 	"github.com/lakelink/lakelink/internal/engine"
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/link"
 	"github.com/lakelink/lakelink/internal/progress"
 	"github.com/lakelink/lakelink/internal/sqldb"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
 )
 
 // Options tune the demo.

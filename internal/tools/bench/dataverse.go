@@ -15,14 +15,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/bench/dvfloor"
-	"github.com/lakelink/lakelink/internal/demo"
-	"github.com/lakelink/lakelink/internal/emulator"
 	"github.com/lakelink/lakelink/internal/engine"
 	"github.com/lakelink/lakelink/internal/lake"
 	"github.com/lakelink/lakelink/internal/sqldb"
 	"github.com/lakelink/lakelink/internal/store"
 	"github.com/lakelink/lakelink/internal/store/local"
+	"github.com/lakelink/lakelink/internal/tools/bench/dvfloor"
+	"github.com/lakelink/lakelink/internal/tools/demo"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
 )
 
 func init() {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lakelink/lakelink/internal/emulator"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
 )
 
 // Start opens an emulator with cfg (Dir defaults to a fresh temporary

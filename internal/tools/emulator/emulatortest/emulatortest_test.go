@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lakelink/lakelink/internal/emulator"
+	"github.com/lakelink/lakelink/internal/tools/emulator"
 )
 
 func TestStart(t *testing.T) {
