@@ -221,19 +221,15 @@ func (s *Source) StreamJoin(ctx context.Context, cursors map[string]string, join
 	}
 	start := pglogrepl.LSN(0)
 	for _, name := range names {
-		lsn, err := lsnCursor(name, cursors[name])
+		tt, err := s.streamTable(ctx, name, cursors[name])
 		if err != nil {
 			return err
 		}
-		t, err := s.table(ctx, name)
-		if err != nil {
-			return err
+		st.tables[tt.t.oid] = tt
+		if start == 0 || tt.cursor < start {
+			start = tt.cursor
 		}
-		st.tables[t.oid] = &streamTable{t: t, cursor: lsn}
-		if start == 0 || lsn < start {
-			start = lsn
-		}
-		st.top = max(st.top, lsn)
+		st.top = max(st.top, tt.cursor)
 	}
 	if err := st.check(ctx, names); err != nil {
 		return err
@@ -523,20 +519,16 @@ func (st *stream) join(ctx context.Context) error {
 	var names []string
 	for _, cursors := range joins {
 		for _, name := range slices.Sorted(maps.Keys(cursors)) {
-			lsn, err := lsnCursor(name, cursors[name])
+			tt, err := s.streamTable(ctx, name, cursors[name])
 			if err != nil {
 				return err
 			}
-			t, err := s.table(ctx, name)
-			if err != nil {
-				return err
+			if _, seen := st.rels[tt.t.oid]; seen || tt.cursor < st.from {
+				return fmt.Errorf("postgres source %s: table %s joins the stream at %s, which may have read changes of it after that: %w", s.where, name, tt.cursor, source.ErrRestart)
 			}
-			if _, seen := st.rels[t.oid]; seen || lsn < st.from {
-				return fmt.Errorf("postgres source %s: table %s joins the stream at %s, which may have read changes of it after that: %w", s.where, name, lsn, source.ErrRestart)
-			}
-			st.tables[t.oid] = &streamTable{t: t, cursor: lsn}
-			st.top = max(st.top, lsn)
-			st.joined = append(st.joined, t.oid)
+			st.tables[tt.t.oid] = tt
+			st.top = max(st.top, tt.cursor)
+			st.joined = append(st.joined, tt.t.oid)
 			names = append(names, name)
 		}
 	}
@@ -545,6 +537,19 @@ func (st *stream) join(ctx context.Context) error {
 	}
 	s.log.Info("tables joined the stream", "slot", s.slot, "tables", names)
 	return nil
+}
+
+// streamTable is table name as a stream follows it, from its cursor.
+func (s *Source) streamTable(ctx context.Context, name, cursor string) (*streamTable, error) {
+	lsn, err := lsnCursor(name, cursor)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.table(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return &streamTable{t: t, cursor: lsn}, nil
 }
 
 func minTime(a, b time.Time) time.Time {
