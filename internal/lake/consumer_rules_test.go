@@ -285,6 +285,25 @@ type csvField struct {
 // null reports an empty unquoted field: NULL to every consumer here.
 func (f csvField) null() bool { return !f.quoted && f.v == "" }
 
+// readCSV reads the file path and parses it with parseCSV, failing the test
+// (the message led by who, the consumer) when either fails.
+func readCSV(t *testing.T, who, path string) [][]csvField {
+	t.Helper()
+	at := path
+	if who != "" {
+		at = who + ": " + path
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%s: %v", at, err)
+	}
+	recs, err := parseCSV(data)
+	if err != nil {
+		t.Fatalf("%s: %v", at, err)
+	}
+	return recs
+}
+
 // parseCSV is a strict RFC 4180 reader (comma, double quote, quotes doubled,
 // records end in LF or CR LF outside quotes, line breaks kept inside them),
 // as the consumers' CSV readers are configured; it is the tests' own, not
@@ -632,14 +651,7 @@ func (f *fastTrack) copyTable(e *cdmEntity, dirs []os.DirEntry, from, to time.Ti
 			continue
 		}
 		for _, file := range files {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			recs, err := parseCSV(data)
-			if err != nil {
-				t.Fatalf("fasttrack: %s: %v", file, err)
-			}
+			recs := readCSV(t, "fasttrack", file)
 			for k, rec := range recs {
 				if len(rec) > len(types) {
 					t.Fatalf("fasttrack: %s record %d has %d fields, the view %d columns", file, k+1, len(rec), len(types))
@@ -909,14 +921,7 @@ func (e *estuary) readFolder(folder, table string) {
 	}
 	for _, pass := range []bool{false, true} {
 		for _, f := range csvs {
-			data, err := os.ReadFile(f.path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			recs, err := parseCSV(data)
-			if err != nil {
-				t.Fatalf("estuary: %s: %v", f.path, err)
-			}
+			recs := readCSV(t, "estuary", f.path)
 			if len(recs) == 0 {
 				continue
 			}
@@ -1110,14 +1115,7 @@ func (s *sparkCSV) read(ent *cdmEntity, files []string) map[string]wantRow {
 	id, ver, del, name, sinkMod := attrIndex(ent, "Id"), attrIndex(ent, "versionnumber"), attrIndex(ent, "IsDelete"), attrIndex(ent, "name"), attrIndex(ent, "SinkModifiedOn")
 	by := map[string]latest{}
 	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatalf("spark: %v", err)
-		}
-		recs, err := parseCSV(data)
-		if err != nil {
-			t.Fatalf("spark: %s: %v", file, err)
-		}
+		recs := readCSV(t, "spark", file)
 		for k, rec := range recs {
 			if len(rec) > len(ent.Attributes) {
 				t.Fatalf("spark: %s record %d: %d fields for %d columns", file, k+1, len(rec), len(ent.Attributes))
@@ -1338,14 +1336,7 @@ func (m *fabricMerge) mergeFolder(folder string) {
 func (m *fabricMerge) mergeFile(folder string, ent *cdmEntity, path string) {
 	t := m.t
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("fabric: folder %s, table %s: %v", folder, ent.Name, err)
-	}
-	recs, err := parseCSV(data)
-	if err != nil {
-		t.Fatalf("fabric: %s: %v", path, err)
-	}
+	recs := readCSV(t, "fabric", path)
 	id, ver, del, name := attrIndex(ent, "Id"), attrIndex(ent, fabricRowVersion), attrIndex(ent, "IsDelete"), attrIndex(ent, "name")
 	latest := map[string]wantRow{}
 	for k, rec := range recs {
@@ -1683,14 +1674,7 @@ func TestConsumerPostgresValues(t *testing.T) {
 	}
 	byID := map[string][]csvField{}
 	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs, err := parseCSV(data)
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
+		recs := readCSV(t, "", file)
 		for _, rec := range recs {
 			byID[rec[0].v] = rec
 		}
