@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs when it is missing, so that the tests run on
 # a fresh Debian machine: PostgreSQL 15's server binaries (internal/tools/pgtest
-# starts throwaway clusters from them), Node.js with npm, and the npm client
-# dynamics-web-api pinned in internal/tools/emulator/testdata/webapi (the
-# emulator's TestWebAPIClient runs it). Tests never skip for a missing tool:
+# starts throwaway clusters from them), Node.js with npm, and the npm packages
+# and Go commands the tests pin (npm_pinned and go_tool below). Tests never skip for a missing tool:
 # they fail with what to install, and this script is what installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,23 +24,44 @@ if ((${#missing[@]} > 0)); then
 	"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# The npm client goes to the user cache, in a folder named after its lock
-# file's hash (internal/tools/emulator/webapi_test.go computes the same name), so
-# it is installed once per lock file and a changed pin gets a fresh folder.
-# npm ci installs exactly the lock file's versions, without install scripts;
-# it runs in a temporary folder that is renamed when complete, so an
-# interrupted install is never taken for a finished one.
-webapi=internal/tools/emulator/testdata/webapi
-sum=$(sha256sum "$webapi/package-lock.json" | cut -c1-12)
-dest="${XDG_CACHE_HOME:-$HOME/.cache}/lakelink/npm/webapi-$sum"
-if [[ ! -f "$dest/node_modules/dynamics-web-api/package.json" ]]; then
-	echo "test-deps: installing the npm packages of $webapi into $dest" >&2
+# npm_pinned DIR installs the npm packages pinned by DIR/package.json and
+# DIR/package-lock.json into the user cache, in a folder named after DIR's
+# base name and its lock file's hash (internal/tools/testdeps.NodeModules
+# computes the same name), so it is installed once per lock file and a
+# changed pin gets a fresh folder. npm ci installs exactly the lock file's
+# versions, without install scripts; it runs in a temporary folder that is
+# renamed when complete, so an interrupted install is never taken for a
+# finished one.
+npm_pinned() {
+	local dir=$1 sum dest tmp
+	sum=$(sha256sum "$dir/package-lock.json" | cut -c1-12)
+	dest="${XDG_CACHE_HOME:-$HOME/.cache}/lakelink/npm/$(basename "$dir")-$sum"
+	[[ -f "$dest/.complete" ]] && return 0
+	echo "test-deps: installing the npm packages of $dir into $dest" >&2
 	mkdir -p "$(dirname "$dest")"
 	tmp=$(mktemp -d "$dest.tmp.XXXXXX")
-	trap 'rm -rf "$tmp"' EXIT
-	cp "$webapi/package.json" "$webapi/package-lock.json" "$tmp/"
-	(cd "$tmp" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+	cp "$dir/package.json" "$dir/package-lock.json" "$tmp/"
+	if ! (cd "$tmp" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error); then
+		rm -rf "$tmp"
+		return 1
+	fi
+	touch "$tmp/.complete"
 	rm -rf "$dest"
 	mv "$tmp" "$dest"
-	trap - EXIT
-fi
+}
+
+# go_tool PKG@VERSION installs a pinned Go command into .tools/bin of the
+# repository (internal/tools/testdeps.Bin finds it there), unless the binary
+# there was already built from that version.
+go_tool() {
+	local pkg=${1%@*} version=${1##*@} bin
+	bin="$PWD/.tools/bin/$(basename "$pkg")"
+	if [[ -x "$bin" ]] && go version -m "$bin" 2>/dev/null | grep -q "[[:space:]]$version[[:space:]]"; then
+		return 0
+	fi
+	echo "test-deps: installing $1 into .tools/bin" >&2
+	GOBIN="$PWD/.tools/bin" go install "$1"
+}
+
+# The emulator's TestWebAPIClient runs the npm client dynamics-web-api.
+npm_pinned internal/tools/emulator/testdata/webapi

@@ -2,39 +2,21 @@ package emulator
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lakelink/lakelink/internal/tools/testdeps"
 )
 
 // webapiDir holds the Node script and the package.json/package-lock.json
 // that pin the npm client dynamics-web-api.
 const webapiDir = "testdata/webapi"
-
-// webapiModules is where scripts/test-deps.sh installs the pinned client:
-// <user cache>/lakelink/npm/webapi-<first 12 hex of sha256(package-lock.json)>,
-// so a changed lock file gets a fresh install beside the old one.
-func webapiModules(t *testing.T) string {
-	t.Helper()
-	lock, err := os.ReadFile(filepath.Join(webapiDir, "package-lock.json"))
-	if err != nil {
-		t.Fatalf("read the pinned npm lock file: %v", err)
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatalf("find the user cache folder for the npm client (set XDG_CACHE_HOME or HOME): %v", err)
-	}
-	sum := sha256.Sum256(lock)
-	return filepath.Join(cache, "lakelink", "npm", "webapi-"+hex.EncodeToString(sum[:])[:12], "node_modules")
-}
 
 // TestWebAPIClient runs the real npm client dynamics-web-api (pinned in
 // testdata/webapi/package-lock.json) against the emulator: metadata, CRUD,
@@ -44,14 +26,8 @@ func webapiModules(t *testing.T) string {
 // Node.js and the installed package are required: `make test` installs
 // them (scripts/test-deps.sh); the test fails, never skips, without them.
 func TestWebAPIClient(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is not installed: install Node.js (bash scripts/test-deps.sh does, and make test runs it): %v", err)
-	}
-	modules := webapiModules(t)
-	if _, err := os.Stat(filepath.Join(modules, "dynamics-web-api", "package.json")); err != nil {
-		t.Fatalf("the npm client dynamics-web-api is not installed in %s: run `bash scripts/test-deps.sh` (make test does): %v", modules, err)
-	}
+	node := testdeps.Node(t)
+	modules := testdeps.NodeModules(t, webapiDir)
 	const token = "npm-client-token"
 	v := start(t, Config{Scale: 40, Seed: 3, Token: token})
 
@@ -65,6 +41,7 @@ func TestWebAPIClient(t *testing.T) {
 		t.Fatalf("start node client.js: %v", err)
 	}
 	go func() { done <- cmd.Wait() }()
+	var err error
 	select {
 	case err = <-done:
 	case <-time.After(2 * time.Minute):
