@@ -92,8 +92,15 @@ type StageWriter interface {
 	// row is added after it; a second call returns the same.
 	Finish() error
 	// Apply adds what the stage wrote to ts, the table's new state in
-	// the commit that names the stage, after Finish succeeded.
-	Apply(ts *TableState)
+	// the commit at now that names the stage, after Finish succeeded. It
+	// may write new objects first (the Synapse format copies files
+	// written in an incremental folder that was finished meanwhile into
+	// the commit's folder): they are the stage's, deleted by Discard like
+	// the rest. garbage lists the objects the stage wrote that ts does not
+	// name (what such a copy replaces), for the commit's record: the
+	// protocol deletes them after the grace period. On an error ts is
+	// unchanged and the stage can be applied again or discarded.
+	Apply(ctx context.Context, ts *TableState, now time.Time) (garbage []string, err error)
 	// Discard deletes every object written so far; the writer stays
 	// usable (a truncate of an in-place table in the stage).
 	Discard()

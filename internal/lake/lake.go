@@ -669,7 +669,7 @@ func (l *Lake) applyTable(ctx context.Context, base *TableState, ttx *TableTx, n
 		ts.Changed = now
 	}
 	if ttx.Stage != nil {
-		if err := l.applyStage(ts, ttx.Stage, now, w); err != nil {
+		if err := l.applyStage(ctx, ts, ttx.Stage, now, w); err != nil {
 			return nil, err
 		}
 		ts.Changed = now

@@ -200,7 +200,7 @@ func (s *Stage) Abort() {
 // commit w collects, first emptying it when the stage holds a truncate.
 // The stage's objects stay the stage's until the record is written (Commit
 // then marks it spent).
-func (l *Lake) applyStage(ts *TableState, st *Stage, now time.Time, w *commitWork) error {
+func (l *Lake) applyStage(ctx context.Context, ts *TableState, st *Stage, now time.Time, w *commitWork) error {
 	if st.l != l {
 		return fmt.Errorf("commit: table %s: the stage belongs to another lake", ts.Name)
 	}
@@ -227,6 +227,10 @@ func (l *Lake) applyStage(ts *TableState, st *Stage, now time.Time, w *commitWor
 		}
 		ts.Columns, ts.Source = st.ts.Columns, st.ts.Source
 	}
-	st.w.Apply(ts)
+	garbage, err := st.w.Apply(ctx, ts, now)
+	if err != nil {
+		return fmt.Errorf("commit: table %s: applying the stage: %w", ts.Name, err)
+	}
+	w.garbage = append(w.garbage, garbage...)
 	return nil
 }

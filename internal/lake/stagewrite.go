@@ -37,6 +37,9 @@ type csvStage struct {
 	crowded           bool
 	// files are the partition files, once Finish succeeded.
 	files []File
+	// moved are the files of files copied into a newer incremental folder
+	// (Apply), no longer among files.
+	moved []string
 }
 
 // Stage implements Format.
@@ -134,7 +137,7 @@ func (s *csvStage) Discard() {
 		<-pub.done
 	}
 	s.l.o.Discard(context.Background(), s.written)
-	s.closing, s.changes, s.written, s.rows = nil, nil, nil, 0
+	s.closing, s.changes, s.written, s.moved, s.rows = nil, nil, nil, nil, 0
 }
 
 // published waits for the files being published and returns them, in the
@@ -234,12 +237,47 @@ func (s *csvStage) Finish() error {
 }
 
 // Apply implements StageWriter: the stage's partition files join the
-// table's, named (publish.go), and its change files the table's.
-func (s *csvStage) Apply(ts *TableState) {
+// table's, named (publish.go), and its change files the table's. In
+// incremental-update folder mode a file the stage wrote in the folder of an
+// interval older than the commit's (a transaction staged across a
+// boundary) is copied into the commit's folder first: the older folder may
+// already be finished, its manifests and files written once, and a
+// consumer reads each folder once, so a row left there would never reach
+// it. The copy (store.Copy, server-side) takes the file's place in the
+// stage, and the file becomes the commit's garbage.
+func (s *csvStage) Apply(ctx context.Context, ts *TableState, now time.Time) ([]string, error) {
+	if s.l.opts.Incremental.Enabled {
+		if err := s.moveToFolder(ctx, ts, now); err != nil {
+			return nil, err
+		}
+	}
 	ts.Files = append(append([]File(nil), ts.Files...), s.files...)
 	if len(s.changes) > 0 {
 		ts.Changes = append(append([]File(nil), ts.Changes...), s.changes...)
 	}
 	ts.Rows += s.rows
 	s.l.namer().name(ts)
+	return slices.Clone(s.moved), nil
+}
+
+// moveToFolder copies the stage's files of folders older than the one of
+// a commit at now into it (see Apply). Copied files stay in s.moved, the
+// garbage of every later Apply of the stage: a commit that failed dropped
+// the garbage of its record, the retry names it again.
+func (s *csvStage) moveToFolder(ctx context.Context, ts *TableState, now time.Time) error {
+	folder := s.l.folderOf(now)
+	for i, f := range s.files {
+		fo := folderOfPath(f.Path)
+		if fo == "" || fo >= folder {
+			continue
+		}
+		to := s.l.partitionName(s.l.tableDir(ts.Name, now), ts, f.Partition)
+		if err := s.l.st.Copy(ctx, f.Path, to); err != nil {
+			return fmt.Errorf("copying %s, staged in incremental folder %s, into the commit's folder %s as %s: %w", f.Path, fo, folder, to, err)
+		}
+		s.written = append(s.written, to)
+		s.moved = append(s.moved, f.Path)
+		s.files[i].Path = to
+	}
+	return nil
 }
