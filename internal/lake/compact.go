@@ -27,8 +27,10 @@ type objWriter struct {
 	file File
 }
 
-func (l *csvFormat) createObject(ctx context.Context, name, partition string, now time.Time) (*objWriter, error) {
-	w, err := l.st.Create(ctx, name)
+// createObject starts object name in st: the lake's store, or a batch of it
+// (store.Batch) that the caller syncs before a commit names the object.
+func createObject(ctx context.Context, st store.Store, name, partition string, now time.Time) (*objWriter, error) {
+	w, err := st.Create(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("creating %s: %w", name, err)
 	}
@@ -548,7 +550,7 @@ func (l *csvFormat) compact(ctx context.Context, ts *TableState, limit int64) (*
 			}
 			if ow == nil {
 				var err error
-				if ow, err = l.createObject(ctx, l.partitionName(ts.Name, ts, part), part, now); err != nil {
+				if ow, err = createObject(ctx, l.st, l.partitionName(ts.Name, ts, part), part, now); err != nil {
 					return cleanup(err)
 				}
 			}
@@ -578,7 +580,7 @@ func (l *csvFormat) rewriteFile(ctx context.Context, ts *TableState, fd *fold, i
 		return nil, fmt.Errorf("table %s: reading %s: %w", ts.Name, old.Path, err)
 	}
 	defer r.Close()
-	ow, err := l.createObject(ctx, name, old.Partition, now)
+	ow, err := createObject(ctx, l.st, name, old.Partition, now)
 	if err != nil {
 		return nil, err
 	}
@@ -803,7 +805,7 @@ const changeFilesToMerge = 32
 // merge-on-read outcome is unchanged since the order of rows is kept.
 func (l *csvFormat) mergeChanges(ctx context.Context, ts *TableState) (*compaction, error) {
 	now := l.now().UTC()
-	ow, err := l.createObject(ctx, l.changeName(ts), "", now)
+	ow, err := createObject(ctx, l.st, l.changeName(ts), "", now)
 	if err != nil {
 		return nil, err
 	}
@@ -910,7 +912,7 @@ func (l *csvFormat) mergeSmallFiles(ctx context.Context, ts *TableState, settle 
 			}
 			if ow == nil {
 				var err error
-				if ow, err = l.createObject(ctx, l.partitionName(ts.Name, ts, p), p, now); err != nil {
+				if ow, err = createObject(ctx, l.st, l.partitionName(ts.Name, ts, p), p, now); err != nil {
 					return fail(err)
 				}
 			}

@@ -238,6 +238,8 @@ func (l *csvFormat) publishTable(ctx context.Context, name string, ts *TableStat
 			stale = append(stale, stem)
 		}
 	}
+	// The copies share one sync of the table folder (store.Batch).
+	b := store.NewBatch(l.st)
 	done := make([]bool, len(stale))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(publishCopies)
@@ -245,7 +247,7 @@ func (l *csvFormat) publishTable(ctx context.Context, name string, ts *TableStat
 		src := want[stem]
 		g.Go(func() error {
 			to := name + "/" + stem + ".csv"
-			if err := l.st.Copy(gctx, src, to); err != nil {
+			if err := b.Copy(gctx, src, to); err != nil {
 				return fmt.Errorf("publishing %s of table %s as %s: %w", src, name, to, err)
 			}
 			done[i] = true
@@ -253,6 +255,9 @@ func (l *csvFormat) publishTable(ctx context.Context, name string, ts *TableStat
 		})
 	}
 	err := g.Wait()
+	if serr := b.Sync(ctx); serr != nil && err == nil {
+		err = fmt.Errorf("publishing table %s: %w", name, serr)
+	}
 	for i, stem := range stale {
 		if done[i] {
 			pub[stem] = want[stem]
@@ -338,7 +343,7 @@ func (l *csvFormat) mergeSlots(ctx context.Context, ts *TableState, settle bool)
 		if len(s.files) < 2 || !settle && now.Sub(s.files[1].Written) < publishDelay {
 			continue
 		}
-		ow, err := l.createObject(ctx, l.partitionName(ts.Name, ts, s.partition), s.partition, now)
+		ow, err := createObject(ctx, l.st, l.partitionName(ts.Name, ts, s.partition), s.partition, now)
 		if err != nil {
 			return fail(err)
 		}
@@ -400,7 +405,7 @@ func (l *csvFormat) publishFolder(ctx context.Context, folder string, ts *TableS
 		for k, run := range runs {
 			stem := slotName(p, k)
 			to := folder + "/" + ts.Name + "/" + stem + ".csv"
-			f, err := l.concat(ctx, to, p, run)
+			f, err := l.concat(ctx, l.st, to, p, run)
 			if err != nil {
 				return nil, fmt.Errorf("table %s, incremental folder %s: %w", ts.Name, folder, err)
 			}
@@ -411,17 +416,18 @@ func (l *csvFormat) publishFolder(ctx context.Context, folder string, ts *TableS
 	return out, nil
 }
 
-// concat makes object to hold the files run, in order: a copy of the one
-// file, or their concatenation.
-func (l *csvFormat) concat(ctx context.Context, to, partition string, run []File) (File, error) {
+// concat makes object to hold the files run, in order, written through st
+// (the lake's store or a batch of it): a copy of the one file, or their
+// concatenation.
+func (l *csvFormat) concat(ctx context.Context, st store.Store, to, partition string, run []File) (File, error) {
 	now := l.now().UTC()
 	if len(run) == 1 {
-		if err := l.st.Copy(ctx, run[0].Path, to); err != nil {
+		if err := st.Copy(ctx, run[0].Path, to); err != nil {
 			return File{}, fmt.Errorf("copying %s to %s: %w", run[0].Path, to, err)
 		}
 		return File{Path: to, Partition: partition, Rows: run[0].Rows, Bytes: run[0].Bytes, Written: now}, nil
 	}
-	ow, err := l.createObject(ctx, to, partition, now)
+	ow, err := createObject(ctx, st, to, partition, now)
 	if err != nil {
 		return File{}, err
 	}
@@ -485,7 +491,7 @@ func (l *csvFormat) publishNoPartition(ctx context.Context, folder string, ts *T
 				}
 				if ow == nil {
 					stem := slotName(NoPartition, len(out))
-					w, err := l.createObject(ctx, folder+"/"+ts.Name+"/"+stem+".csv", NoPartition, l.now().UTC())
+					w, err := createObject(ctx, l.st, folder+"/"+ts.Name+"/"+stem+".csv", NoPartition, l.now().UTC())
 					if err != nil {
 						return err
 					}

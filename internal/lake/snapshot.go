@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/lakelink/lakelink/internal/store"
 )
 
 // snapshotDue reports whether Maintain should take a snapshot of ts: once
@@ -58,18 +60,25 @@ func (l *csvFormat) takeSnapshot(ctx context.Context, ts *TableState, now time.T
 		epoch++
 	}
 	snap := &Snapshot{Taken: time.Unix(epoch, 0).UTC(), Files: make([]File, len(slots))}
+	// The copies share one sync of the Snapshot folder (store.Batch),
+	// before the commit of the snapshot names them.
+	b := store.NewBatch(l.st)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(snapshotCopies)
 	for i, s := range slots {
 		to := name(s)
 		g.Go(func() error {
-			f, err := l.concat(gctx, to, s.partition, s.files)
+			f, err := l.concat(gctx, b, to, s.partition, s.files)
 			f.Name, f.Written = s.name, now
 			snap.Files[i] = f
 			return err
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err := g.Wait()
+	if err == nil {
+		err = b.Sync(ctx)
+	}
+	if err != nil {
 		// No object the state names has any of these names, so deleting
 		// them all removes only copies this call made.
 		for _, s := range slots {

@@ -38,6 +38,10 @@ import (
 //   - nothing a stage wrote is named by the lake until the commit that
 //     carries it, so a crash leaves only orphans (removed by Open) and the
 //     writer resumes from the cursor of the last commit;
+//   - everything a stage wrote is durable before that commit: the format
+//     writes through a store.Batch and syncs it when the writer finishes,
+//     each folder once (the Synapse format's seven partition files of a
+//     table cost one folder sync, not seven);
 //   - a stage belongs to one generation of its table in one phase (and, for
 //     StageReplace, to the next generation, whose layout it was begun
 //     with): a commit of it after a reset or a phase change is refused;

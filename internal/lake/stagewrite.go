@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lakelink/lakelink/internal/source"
+	"github.com/lakelink/lakelink/internal/store"
 )
 
 // csvStage is the Synapse format's StageWriter: rows go into open partition
@@ -22,7 +23,10 @@ import (
 // Invariant: every row added is in exactly one file of the stage, open,
 // being published or published, in the order added.
 type csvStage struct {
-	l  *csvFormat
+	l *csvFormat
+	// st writes the stage's objects: a batch of the lake's store, synced
+	// by Finish, before the commit that names them.
+	st store.Batch
 	ts *TableState
 	// bounded stages never need a commit (StageTx, StageReplace).
 	bounded bool
@@ -44,7 +48,7 @@ type csvStage struct {
 
 // Stage implements Format.
 func (l *csvFormat) Stage(ts *TableState, bounded bool) StageWriter {
-	return &csvStage{l: l, ts: ts, bounded: bounded, open: map[string]*objWriter{}}
+	return &csvStage{l: l, st: store.NewBatch(l.st), ts: ts, bounded: bounded, open: map[string]*objWriter{}}
 }
 
 // publishing is a full file being published in the background.
@@ -94,7 +98,7 @@ func (s *csvStage) Add(ctx context.Context, ts *TableState, changes []source.Cha
 		}
 	}
 	if rows := len(enc.change.ends); rows > 0 {
-		f, err := s.l.writeObject(ctx, s.l.changeName(s.ts), enc.change.data, int64(rows), now, &s.written)
+		f, err := writeObject(ctx, s.st, s.l.changeName(s.ts), enc.change.data, int64(rows), now, &s.written)
 		if err != nil {
 			return err
 		}
@@ -166,7 +170,7 @@ func (s *csvStage) write(ctx context.Context, p string, pb *partBuf, now time.Ti
 				s.Flush()
 			}
 			var err error
-			ow, err = s.l.createObject(ctx, s.l.partitionName(s.l.tableDir(s.ts.Name, now), s.ts, p), p, now)
+			ow, err = createObject(ctx, s.st, s.l.partitionName(s.l.tableDir(s.ts.Name, now), s.ts, p), p, now)
 			if err != nil {
 				return err
 			}
@@ -225,15 +229,20 @@ func (s *csvStage) Flush() {
 // Full.
 func (s *csvStage) Full() bool { return s.crowded }
 
-// Finish implements StageWriter: it closes the open files and waits for
-// the files being published.
+// Finish implements StageWriter: it closes the open files, waits for the
+// files being published and syncs their folders, once each: the commit
+// that follows names them.
 func (s *csvStage) Finish() error {
 	s.Flush()
 	files, err := s.published()
-	if err == nil {
-		s.files = files
+	if err != nil {
+		return err
 	}
-	return err
+	if err := s.st.Sync(context.Background()); err != nil {
+		return fmt.Errorf("table %s: %w", s.ts.Name, err)
+	}
+	s.files = files
+	return nil
 }
 
 // Apply implements StageWriter: the stage's partition files join the

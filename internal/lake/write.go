@@ -46,9 +46,10 @@ func (l *csvFormat) Write(ctx context.Context, ts *TableState, changes []source.
 	}
 	sort.Strings(names)
 	files := append([]File(nil), ts.Files...)
+	b := store.NewBatch(l.st)
 	for _, p := range names {
 		for _, chunk := range parts[p].split(l.opts.MaxFileRows, maxFileBytes) {
-			f, err := l.writeObject(ctx, l.partitionName(l.tableDir(ts.Name, now), ts, p), chunk.data, chunk.rows, now, &written)
+			f, err := writeObject(ctx, b, l.partitionName(l.tableDir(ts.Name, now), ts, p), chunk.data, chunk.rows, now, &written)
 			if err != nil {
 				return written, err
 			}
@@ -58,11 +59,16 @@ func (l *csvFormat) Write(ctx context.Context, ts *TableState, changes []source.
 	}
 	ts.Files = files
 	if rows := len(changeBuf.ends); rows > 0 {
-		f, err := l.writeObject(ctx, l.changeName(ts), changeBuf.data, int64(rows), now, &written)
+		f, err := writeObject(ctx, b, l.changeName(ts), changeBuf.data, int64(rows), now, &written)
 		if err != nil {
 			return written, err
 		}
 		ts.Changes = append(append([]File(nil), ts.Changes...), f)
+	}
+	// The commit names these files next: their folders are synced first,
+	// once each (store.Batch).
+	if err := b.Sync(ctx); err != nil {
+		return written, fmt.Errorf("table %s: %w", ts.Name, err)
 	}
 	ts.Rows += rowsAdded(ts, enc, len(changes))
 	l.namer().name(ts)
@@ -135,8 +141,8 @@ func (b *partBuf) split(maxRows int, maxBytes int) []chunk {
 }
 
 // writeObject writes one new data object and adds its name to written.
-func (l *csvFormat) writeObject(ctx context.Context, name string, data []byte, rows int64, now time.Time, written *[]string) (File, error) {
-	if err := store.Put(ctx, l.st, name, data); err != nil {
+func writeObject(ctx context.Context, st store.Store, name string, data []byte, rows int64, now time.Time, written *[]string) (File, error) {
+	if err := store.Put(ctx, st, name, data); err != nil {
 		return File{}, fmt.Errorf("writing %s: %w", name, err)
 	}
 	*written = append(*written, name)

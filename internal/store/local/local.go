@@ -32,7 +32,12 @@ type Store struct {
 	// link is os.Link. Tests replace it to take the byte-copy path of file
 	// systems that refuse hard links.
 	link func(oldname, newname string) error
+	// pending is nil for the store itself, whose writes sync their folder
+	// before they return; a Batch's collects the folders to sync instead.
+	pending *pendingDirs
 }
+
+var _ store.Batcher = (*Store)(nil)
 
 func init() { store.Register("file", open) }
 
@@ -82,12 +87,12 @@ func check(name string) error {
 func (l *Store) temp(name string) (*os.File, error) {
 	dir := filepath.Dir(l.path(name))
 	for attempt := 0; ; attempt++ {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := l.mkdirs(dir); err != nil {
 			return nil, err
 		}
 		f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(name)+"-")
 		// Delete removes directories it empties; one may vanish between
-		// MkdirAll and CreateTemp. The staged file then keeps it alive.
+		// mkdirs and CreateTemp. The staged file then keeps it alive.
 		if errors.Is(err, fs.ErrNotExist) && attempt < 3 {
 			continue
 		}
@@ -110,6 +115,7 @@ func (w *localWriter) release() {
 }
 
 type localWriter struct {
+	l    *Store
 	f    *os.File
 	buf  *bufio.Writer
 	dest string
@@ -129,16 +135,16 @@ func (w *localWriter) Close() error {
 		_ = w.Abort()
 		return err
 	}
-	if err := publish(w.f, w.dest); err != nil {
+	if err := w.l.publish(w.f, w.dest); err != nil {
 		return err
 	}
 	counters.written.Add(w.n)
 	return nil
 }
 
-// publish makes the staged file f durable and renames it to dest; on
-// failure it removes f.
-func publish(f *os.File, dest string) error {
+// publish makes the staged file f durable and renames it to dest, whose
+// folder it syncs (or, in a batch, leaves to Sync); on failure it removes f.
+func (l *Store) publish(f *os.File, dest string) error {
 	counters.fsyncs.Add(1)
 	if err := f.Sync(); err != nil {
 		_ = f.Close()
@@ -153,7 +159,7 @@ func publish(f *os.File, dest string) error {
 		_ = os.Remove(f.Name())
 		return err
 	}
-	return syncDir(filepath.Dir(dest))
+	return l.syncDir(filepath.Dir(dest))
 }
 
 func (w *localWriter) Abort() error {
@@ -174,14 +180,19 @@ func (l *Store) Create(_ context.Context, name string) (store.Writer, error) {
 	}
 	buf := writeBufs.Get().(*bufio.Writer)
 	buf.Reset(f)
-	return &localWriter{f: f, buf: buf, dest: l.path(name)}, nil
+	return &localWriter{l: l, f: f, buf: buf, dest: l.path(name)}, nil
 }
 
 // PutIfAbsent implements store.Store: the object is staged, then hard-linked to its
 // name, which fails if the name is taken.
-func (l *Store) PutIfAbsent(_ context.Context, name string, data []byte) error {
+func (l *Store) PutIfAbsent(ctx context.Context, name string, data []byte) error {
 	if err := check(name); err != nil {
 		return err
+	}
+	if l.pending != nil {
+		// Durable before it returns, in a batch too (store.Batch): the
+		// commit arbiter's winner must not vanish in a power loss.
+		return (&Store{root: l.root, link: l.link}).PutIfAbsent(ctx, name, data)
 	}
 	counters.putIfAbsents.Add(1)
 	f, err := l.temp(name)
@@ -253,7 +264,7 @@ func (l *Store) linkCopy(from, to string) error {
 	dir := filepath.Dir(dest)
 	var tmp string
 	for attempt := 0; ; attempt++ {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := l.mkdirs(dir); err != nil {
 			return err
 		}
 		tmp = filepath.Join(dir, fmt.Sprintf(".tmp-%s-%016x", filepath.Base(dest), rand.Uint64()))
@@ -284,7 +295,7 @@ func (l *Store) linkCopy(from, to string) error {
 	// When to already named the same file, rename leaves both names as
 	// they were (POSIX): the staging name must go. Otherwise it is gone.
 	_ = os.Remove(tmp)
-	return syncDir(dir)
+	return l.syncDir(dir)
 }
 
 // byteCopy writes from's bytes as to, as Create and Close do. ReadFrom uses
@@ -307,7 +318,7 @@ func (l *Store) byteCopy(from, to string) error {
 		return err
 	}
 	counters.written.Add(n)
-	return publish(f, l.path(to))
+	return l.publish(f, l.path(to))
 }
 
 // refused reports whether err is a file system refusing a hard link (or
@@ -467,6 +478,42 @@ func (l *Store) CleanTemp(_ context.Context, age time.Duration) (int, error) {
 // Location implements store.Store.
 func (l *Store) Location(name string) string { return l.path(name) }
 
+// mkdirs makes the folder dir and the missing ones above it, each made
+// durable in its parent as syncDir makes an object (objects in a folder
+// whose own entry is lost in a power loss are lost with it).
+func (l *Store) mkdirs(dir string) error {
+	if info, err := os.Stat(dir); err == nil {
+		if !info.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := l.mkdirs(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Made by another writer, which syncs its parent.
+			return nil
+		}
+		return err
+	}
+	return l.syncDir(parent)
+}
+
+// syncDir makes the entries of folder dir durable now, or, in a batch, by
+// the batch's Sync.
+func (l *Store) syncDir(dir string) error {
+	if l.pending != nil {
+		l.pending.add(dir)
+		return nil
+	}
+	return syncDir(dir)
+}
+
 // syncDir makes a directory entry durable, so that a published object
 // survives a power loss as well as a kill -9.
 func syncDir(dir string) error {
@@ -477,4 +524,73 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// pendingDirs are the folders a batch published into and has not synced.
+type pendingDirs struct {
+	mu   sync.Mutex
+	dirs map[string]bool
+}
+
+func (p *pendingDirs) add(dir string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dirs == nil {
+		p.dirs = map[string]bool{}
+	}
+	p.dirs[dir] = true
+}
+
+// take returns the pending folders, deepest first (a folder's entry in its
+// parent is synced after the folder's own entries), and forgets them.
+func (p *pendingDirs) take() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	dirs := make([]string, 0, len(p.dirs))
+	for d := range p.dirs {
+		dirs = append(dirs, d)
+	}
+	p.dirs = nil
+	sort.Slice(dirs, func(i, j int) bool {
+		if di, dj := strings.Count(dirs[i], string(filepath.Separator)), strings.Count(dirs[j], string(filepath.Separator)); di != dj {
+			return di > dj
+		}
+		return dirs[i] < dirs[j]
+	})
+	return dirs
+}
+
+// Batch implements store.Batcher: the batch's Create and Copy sync each
+// file as the store's do, but leave its folder to Sync, which syncs each
+// folder once however many objects went into it. A stage of seven
+// partition files then costs eight fsyncs instead of fourteen.
+func (l *Store) Batch() store.Batch {
+	return &batch{Store: &Store{root: l.root, link: l.link, pending: &pendingDirs{}}}
+}
+
+// batch is the store.Batch of a Store.
+type batch struct{ *Store }
+
+// Sync implements store.Batch. A folder removed since (Delete removes the
+// folders it empties) holds none of the batch's objects any more and is
+// skipped. On an error the folders not synced stay pending.
+func (b *batch) Sync(ctx context.Context) error {
+	dirs := b.pending.take()
+	for i, dir := range dirs {
+		if err := ctx.Err(); err != nil {
+			b.requeue(dirs[i:])
+			return err
+		}
+		if err := syncDir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			b.requeue(dirs[i:])
+			return fmt.Errorf("syncing folder %s of the lake: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+func (b *batch) requeue(dirs []string) {
+	for _, d := range dirs {
+		b.pending.add(d)
+	}
 }

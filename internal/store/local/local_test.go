@@ -57,6 +57,20 @@ func TestContract(t *testing.T) {
 		}
 	}
 	storetest.Run(t, open(nil))
+	// A batch is a store.Store and keeps the whole contract.
+	t.Run("Batch", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) store.Store {
+			l := newLocal(t)
+			b := l.Batch()
+			t.Cleanup(func() {
+				if err := b.Sync(context.Background()); err != nil {
+					t.Error(err)
+				}
+				checkNoStaging(t, l)
+			})
+			return b
+		})
+	})
 	for _, r := range refusals {
 		t.Run("Copy/"+r.name, func(t *testing.T) { storetest.RunCopy(t, open(r.err)) })
 	}
