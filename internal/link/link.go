@@ -31,6 +31,17 @@ type Options struct {
 	Progress engine.Progress
 	Once     bool
 	Reinit   []string
+	// Instrument, when set, decorates what Open opens (lakelink serve's
+	// metrics, package metrics): the link runs on what it returns.
+	Instrument Instrument
+}
+
+// Instrument decorates a link's source and the source's events. Each
+// method returns its argument or a wrapper that keeps its contract and
+// the optional interfaces the engine asks for (source.Joiner).
+type Instrument interface {
+	Source(source.Source) source.Source
+	Events(source.Events) source.Events
 }
 
 // Link is an opened link profile.
@@ -79,11 +90,18 @@ func Open(ctx context.Context, p *config.Link, opts Options) (*Link, error) {
 	for name, ts := range lk.State().Tables {
 		committed[name] = ts.Source
 	}
-	src, err := source.Open(ctx, source.Params{Profile: p, Events: eng, Logger: log, Committed: committed})
+	var events source.Events = eng
+	if opts.Instrument != nil {
+		events = opts.Instrument.Events(events)
+	}
+	src, err := source.Open(ctx, source.Params{Profile: p, Events: events, Logger: log, Committed: committed})
 	if err != nil {
 		lk.Close()
 		ls.Release(context.WithoutCancel(ctx))
 		return nil, err
+	}
+	if opts.Instrument != nil {
+		src = opts.Instrument.Source(src)
 	}
 	return &Link{Profile: p, Store: st, Lake: lk, Source: src, Engine: eng, lease: ls, log: log}, nil
 }
@@ -133,6 +151,52 @@ func Specs(p *config.Link) []engine.Spec {
 // registered for its source.type; events receives throttling.
 func OpenSource(ctx context.Context, p *config.Link, events source.Events, log *slog.Logger) (source.Source, error) {
 	return source.Open(ctx, source.Params{Profile: p, Events: events, Logger: log})
+}
+
+// Unlink removes a link that is not running: the objects its source keeps
+// for it in the source environment (a Postgres slot and publication), its
+// state in the lake and, with deleteData, the lake's data files. It
+// refuses while a sync of the link runs, in any process.
+func Unlink(ctx context.Context, p *config.Link, deleteData bool) error {
+	st, err := OpenStore(ctx, p)
+	if err != nil {
+		return err
+	}
+	return UnlinkStore(ctx, st, p, deleteData)
+}
+
+// UnlinkStore is Unlink of the lake in st; p may be nil (a lake named
+// without its profile), when the source's objects stay.
+func UnlinkStore(ctx context.Context, st store.Store, p *config.Link, deleteData bool) error {
+	r, err := engine.ReadReport(ctx, st, time.Now(), nil)
+	if err != nil {
+		return err
+	}
+	if r.Running {
+		return fmt.Errorf("a sync of link %s is running on %s: stop it first (Ctrl-C or SIGTERM)", r.Link, st.Location(""))
+	}
+	if p != nil && source.Implements[source.Lifecycle](p.Source.Type) {
+		if err := sourceDeleted(ctx, p); err != nil {
+			return err
+		}
+	}
+	return lake.Unlink(ctx, st, nil, deleteData)
+}
+
+// sourceDeleted removes what the link's source keeps for it in the source
+// environment; the caller checked that the connector implements
+// source.Lifecycle.
+func sourceDeleted(ctx context.Context, p *config.Link) error {
+	src, err := OpenSource(ctx, p, nil, slog.Default())
+	if err != nil {
+		return fmt.Errorf("dropping the replication slot: %w", err)
+	}
+	defer src.Close()
+	lc, ok := src.(source.Lifecycle)
+	if !ok {
+		return fmt.Errorf("source type %s has no lifecycle hooks", p.Source.Type)
+	}
+	return lc.Deleted(ctx)
 }
 
 // reloadEvery is how often a running link looks for profile edits.
