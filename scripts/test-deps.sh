@@ -65,3 +65,6 @@ go_tool() {
 
 # The emulator's TestWebAPIClient runs the npm client dynamics-web-api.
 npm_pinned internal/tools/emulator/testdata/webapi
+
+# The Delta format's independent-reader test reads its Parquet files with hyparquet.
+npm_pinned internal/lake/delta/testdata/hyparquet
