@@ -45,6 +45,10 @@ type Link struct {
 	Snapshots          Snapshots   `yaml:"snapshots"`
 	IncrementalFolders Incremental `yaml:"incremental_folders"`
 	Sync               Sync        `yaml:"sync"`
+	// Format names the lake's table format, as registered by its package
+	// (lake.RegisterFormat); default csv, the Synapse CSV format. The
+	// package that opens links checks it against the registered names.
+	Format string `yaml:"format"`
 
 	// File is the path the profile was loaded from.
 	File string `yaml:"-"`
@@ -131,6 +135,8 @@ const (
 	DefaultSnapshotsKeep       = 5
 	DefaultIncrementalInterval = 15 * time.Minute
 	DefaultWorkers             = 8
+	// DefaultFormat is the Synapse CSV format (lake.DefaultFormat).
+	DefaultFormat = "csv"
 )
 
 // Error is a profile error located at a line of the file.
@@ -190,6 +196,9 @@ func (l *Link) setDefaults() {
 	if l.Sync.Workers == 0 {
 		l.Sync.Workers = DefaultWorkers
 	}
+	if l.Format == "" {
+		l.Format = DefaultFormat
+	}
 	for i := range l.Tables {
 		if l.Tables[i].Partition == "" {
 			l.Tables[i].Partition = "year"
@@ -198,7 +207,10 @@ func (l *Link) setDefaults() {
 	}
 }
 
-var linkName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
+var (
+	linkName   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,62}$`)
+	formatName = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+)
 
 func (l *Link) validate(data []byte) error {
 	var errs []error
@@ -297,6 +309,9 @@ func (l *Link) validate(data []byte) error {
 	}
 	if l.IncrementalFolders.Enabled && (l.IncrementalFolders.Interval.Duration < time.Minute || l.IncrementalFolders.Interval.Duration > 24*time.Hour) {
 		fail("incremental_folders.interval", "%s is out of range: 1m to 24h", l.IncrementalFolders.Interval.Duration)
+	}
+	if !formatName.MatchString(l.Format) {
+		fail("format", "%q is not a format name: use a lower-case name such as csv", l.Format)
 	}
 	if l.Sync.Workers < 1 || l.Sync.Workers > 64 {
 		fail("sync.workers", "%d is out of range: 1 to 64", l.Sync.Workers)

@@ -38,6 +38,25 @@ var _ Format = (*csvFormat)(nil)
 
 func newCSVFormat(opts Options) *csvFormat { return &csvFormat{opts: opts} }
 
+func init() { RegisterFormat(DefaultFormat, openCSVFormat) }
+
+// openCSVFormat makes the Synapse format of a profile: its snapshots and
+// incremental_folders keys.
+func openCSVFormat(p FormatParams) (Format, error) {
+	var o Options
+	if pr := p.Profile; pr != nil {
+		o.SnapshotInterval = pr.Snapshots.Interval.Duration
+		if pr.Snapshots.Keep != nil {
+			o.SnapshotsToKeep = *pr.Snapshots.Keep
+			if o.SnapshotsToKeep == 0 {
+				o.SnapshotsToKeep = -1 // withDefaults reads 0 as its default
+			}
+		}
+		o.Incremental = Incremental{Enabled: pr.IncrementalFolders.Enabled, Interval: pr.IncrementalFolders.Interval.Duration}
+	}
+	return newCSVFormat(o.withDefaults()), nil
+}
+
 // Open implements Format.
 func (l *csvFormat) Open(o *Objects, s *State, objs []store.Object) error {
 	if l.o != nil {

@@ -71,7 +71,12 @@ func Open(ctx context.Context, p *config.Link, opts Options) (*Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lake %s: %w", st.Location(""), err)
 	}
-	lk, err := lake.Open(ctx, st, LakeOptions(p, log))
+	lo, err := LakeOptions(p, log)
+	if err != nil {
+		ls.Release(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	lk, err := lake.Open(ctx, st, lo)
 	if err != nil {
 		ls.Release(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("lake %s: %w", st.Location(""), err)
@@ -116,19 +121,29 @@ func OpenStore(ctx context.Context, p *config.Link) (store.Store, error) {
 	return st, nil
 }
 
-// LakeOptions derives the lake's options from the profile.
-func LakeOptions(p *config.Link, log *slog.Logger) lake.Options {
-	keep := *p.Snapshots.Keep
-	if keep == 0 {
-		keep = -1 // the lake reads 0 as its default
+// LakeOptions derives the lake's options from the profile: its format is
+// the one registered under the profile's format key, made from the
+// profile.
+func LakeOptions(p *config.Link, log *slog.Logger) (lake.Options, error) {
+	f, err := OpenFormat(p)
+	if err != nil {
+		return lake.Options{}, err
 	}
-	return lake.Options{
-		Link:             p.Name,
-		Logger:           log,
-		SnapshotInterval: p.Snapshots.Interval.Duration,
-		SnapshotsToKeep:  keep,
-		Incremental:      lake.Incremental{Enabled: p.IncrementalFolders.Enabled, Interval: p.IncrementalFolders.Interval.Duration},
+	return lake.Options{Link: p.Name, Logger: log, Format: f}, nil
+}
+
+// OpenFormat makes the lake format the profile names (p nil: the default
+// format, for a lake opened without its profile).
+func OpenFormat(p *config.Link) (lake.Format, error) {
+	name, file := lake.DefaultFormat, "lake"
+	if p != nil {
+		name, file = p.Format, p.File
 	}
+	f, err := lake.OpenFormat(name, lake.FormatParams{Profile: p})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return f, nil
 }
 
 // Specs derives the engine's table list from the profile.
@@ -180,7 +195,11 @@ func UnlinkStore(ctx context.Context, st store.Store, p *config.Link, deleteData
 			return err
 		}
 	}
-	return lake.Unlink(ctx, st, nil, deleteData)
+	f, err := OpenFormat(p)
+	if err != nil {
+		return err
+	}
+	return lake.Unlink(ctx, st, f, deleteData)
 }
 
 // sourceDeleted removes what the link's source keeps for it in the source

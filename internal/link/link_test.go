@@ -2,6 +2,7 @@ package link
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/lakelink/lakelink/internal/config"
@@ -23,12 +24,12 @@ incremental_folders: {enabled: true, interval: 5m}
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := LakeOptions(p, slog.Default())
-	if o.SnapshotsToKeep >= 0 {
-		t.Errorf("keep: 0 became SnapshotsToKeep %d, which the lake reads as its default", o.SnapshotsToKeep)
+	o, err := LakeOptions(p, slog.Default())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !o.Incremental.Enabled || o.Incremental.Interval.Minutes() != 5 {
-		t.Errorf("incremental %+v", o.Incremental)
+	if o.Link != "x" || o.Format == nil {
+		t.Errorf("options %+v: want link x and the csv format", o)
 	}
 	specs := Specs(p)
 	want := []lake.TableOptions{{AppendOnly: true, Granularity: lake.Year}, {AppendOnly: true, Granularity: lake.Month}}
@@ -36,6 +37,37 @@ incremental_folders: {enabled: true, interval: 5m}
 		if s.Options != want[i] {
 			t.Errorf("%s: options %+v, want %+v (incremental folders force append-only)", s.Name, s.Options, want[i])
 		}
+	}
+}
+
+// TestFormatKey: a profile's format key opens the format registered under
+// it (csv when absent); an unknown one fails, naming the registered ones.
+func TestFormatKey(t *testing.T) {
+	const base = `name: x
+source: {type: dataverse, url: "http://127.0.0.1:1"}
+lake: {path: l}
+tables: [{name: contact}]
+`
+	for _, tt := range []struct {
+		name, yaml, err string
+	}{
+		{"default", base, ""},
+		{"csv", base + "format: csv\n", ""},
+		{"unknown", base + "format: parquet\n", `link.yaml: format "parquet" is not a lake format this lakelink writes; use one of: `},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := config.Parse("link.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := OpenFormat(p)
+			switch {
+			case tt.err == "" && (err != nil || f == nil):
+				t.Fatalf("OpenFormat: %v, %v", f, err)
+			case tt.err != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.err) || !strings.Contains(err.Error(), "csv")):
+				t.Fatalf("OpenFormat: %v, want an error starting %q that names csv", err, tt.err)
+			}
+		})
 	}
 }
 
