@@ -301,7 +301,7 @@ func (s *Source) layout(ctx context.Context, table string) (*layout, error) {
 	if l != nil {
 		return l, nil
 	}
-	l, _, err := s.readLayout(ctx, table)
+	l, _, _, err := s.readLayout(ctx, table)
 	if err != nil {
 		return nil, err
 	}

@@ -173,17 +173,37 @@ func TestTables(t *testing.T) {
 	}
 }
 
+// TestDescribe checks the description of each table (golden) and the
+// requests it took: the definition with its attributes, then one cast for
+// the enum attributes (Picklist, State, Status) and one for the Boolean
+// ones, each only when the table has such attributes (issue #16).
 func TestDescribe(t *testing.T) {
-	_, srv := newFake(t)
+	f, srv := newFake(t)
 	s := open(t, srv.URL, nil)
-	for _, table := range []string{"account", "accountleads"} {
-		t.Run(table, func(t *testing.T) {
-			got, err := s.Describe(context.Background(), table)
+	for _, tc := range []struct {
+		table    string
+		requests int
+		casts    string
+	}{
+		{"account", 3, "EnumAttributeMetadata BooleanAttributeMetadata"},
+		{"accountleads", 1, ""},
+	} {
+		t.Run(tc.table, func(t *testing.T) {
+			f.mu.Lock()
+			before := f.requests
+			f.casts = nil
+			f.mu.Unlock()
+			got, err := s.Describe(context.Background(), tc.table)
 			if err != nil {
 				t.Fatal(err)
 			}
 			b, _ := json.MarshalIndent(got, "", "  ")
-			golden(t, table+".describe.golden.json", append(b, '\n'))
+			golden(t, tc.table+".describe.golden.json", append(b, '\n'))
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if n := f.requests - before; n != tc.requests || strings.Join(f.casts, " ") != tc.casts {
+				t.Errorf("Describe(%s): %d requests, casts %q; want %d, %q", tc.table, n, f.casts, tc.requests, tc.casts)
+			}
 		})
 	}
 }

@@ -172,31 +172,35 @@ type optionSetMeta struct {
 }
 
 type choiceAttribute struct {
-	LogicalName     string         `json:"LogicalName"`
+	LogicalName string `json:"LogicalName"`
+	// AttributeType tells the attributes of the EnumAttributeMetadata
+	// cast apart (Picklist, State, Status, ...).
+	AttributeType   string         `json:"AttributeType"`
 	OptionSet       *optionSetMeta `json:"OptionSet"`
 	GlobalOptionSet *optionSetMeta `json:"GlobalOptionSet"`
 }
 
 // readLayout reads the table's definition with its attributes in one
-// request: all Copy and Stream need. It gives the wire layout and the
-// table's description without choice metadata.
-func (s *Source) readLayout(ctx context.Context, table string) (*layout, *schema.Table, error) {
+// request: all Copy and Stream need. It gives the wire layout, the table's
+// description without choice metadata, and the AttributeTypes its
+// attributes have (which choice metadata there is to read).
+func (s *Source) readLayout(ctx context.Context, table string) (*layout, *schema.Table, map[string]bool, error) {
 	if !logicalName.MatchString(table) {
-		return nil, nil, fmt.Errorf("dataverse: %q is not a table logical name (lower-case letters, digits and _)", table)
+		return nil, nil, nil, fmt.Errorf("dataverse: %q is not a table logical name (lower-case letters, digits and _)", table)
 	}
 	var d struct {
 		entityDef
 		Attributes []attribute `json:"Attributes"`
 	}
 	if err := s.getJSON(ctx, table, definition(table)+"?"+entitySelect+"&$expand=Attributes", &d); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if !d.ChangeTrackingEnabled {
-		return nil, nil, &source.NotTrackedError{Table: table, Fix: "enable it in the Power Apps maker portal (Tables > " + table +
+		return nil, nil, nil, &source.NotTrackedError{Table: table, Fix: "enable it in the Power Apps maker portal (Tables > " + table +
 			" > Properties > Advanced options > Track changes) or set the table's EntityMetadata ChangeTrackingEnabled property to true, then link the table again"}
 	}
 	if d.EntitySetName == "" || d.PrimaryIdAttribute == "" {
-		return nil, nil, fmt.Errorf("dataverse table %s has no entity set or primary id in EntityDefinitions: the Web API cannot read it", table)
+		return nil, nil, nil, fmt.Errorf("dataverse table %s has no entity set or primary id in EntityDefinitions: the Web API cannot read it", table)
 	}
 	l := newLayout(table, d.EntitySetName, d.PrimaryIdAttribute, columns(d.Attributes))
 	t := &schema.Table{Name: table, Key: []string{d.PrimaryIdAttribute}}
@@ -204,36 +208,69 @@ func (s *Source) readLayout(ctx context.Context, table string) (*layout, *schema
 		t.Columns = append(t.Columns, f.Column)
 	}
 	if _, ok := t.Column(d.PrimaryIdAttribute); !ok {
-		return nil, nil, fmt.Errorf("dataverse table %s: its primary id %s is not among its readable attributes", table, d.PrimaryIdAttribute)
+		return nil, nil, nil, fmt.Errorf("dataverse table %s: its primary id %s is not among its readable attributes", table, d.PrimaryIdAttribute)
 	}
 	if _, ok := t.Column("versionnumber"); !ok {
-		return nil, nil, fmt.Errorf("dataverse table %s has no readable versionnumber attribute: its changes cannot be ordered", table)
+		return nil, nil, nil, fmt.Errorf("dataverse table %s has no readable versionnumber attribute: its changes cannot be ordered", table)
 	}
 	if c, ok := t.Column("createdon"); ok && c.Type == schema.DateTime && !d.IsIntersect {
 		t.PartitionColumn = "createdon"
 	} else {
 		t.AppendOnly = true
 	}
-	return l, t, nil
+	types := map[string]bool{}
+	for _, a := range d.Attributes {
+		types[a.AttributeType] = true
+	}
+	return l, t, types, nil
 }
 
 func definition(table string) string {
 	return apiPath + "EntityDefinitions(LogicalName='" + table + "')"
 }
 
+// choiceCasts are the requests of a table's choice metadata, each for the
+// AttributeTypes it answers. EnumAttributeMetadata, the base type of
+// Picklist, State and Status attributes (and of EntityName and multi-select
+// ones, which the lake has no labels for), answers all three in one
+// request; Boolean attributes are not enum attributes and take their own.
+// A cast is read only when the table has an attribute of its types: three
+// requests a described table at most, instead of the five of one cast per
+// type (issue #16: describes were most of an initial sync's requests).
+var choiceCasts = []struct {
+	cast  string
+	types []string
+}{
+	{"EnumAttributeMetadata", []string{"Picklist", "State", "Status"}},
+	{"BooleanAttributeMetadata", []string{"Boolean"}},
+}
+
 // describe reads the table's layout and its choice columns' options.
 func (s *Source) describe(ctx context.Context, table string) (*schema.Table, *layout, error) {
-	l, t, err := s.readLayout(ctx, table)
+	l, t, types, err := s.readLayout(ctx, table)
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := s.readChoices(ctx, t, types); err != nil {
+		return nil, nil, err
+	}
+	return t, l, nil
+}
+
+// readChoices adds to t, as readLayout described it with the attribute
+// types types, its choice columns' options.
+func (s *Source) readChoices(ctx context.Context, t *schema.Table, types map[string]bool) error {
+	table := t.Name
 	def := definition(table)
-	for _, cast := range []string{"PicklistAttributeMetadata", "BooleanAttributeMetadata", "StateAttributeMetadata", "StatusAttributeMetadata"} {
+	for _, c := range choiceCasts {
+		if !slices.ContainsFunc(c.types, func(k string) bool { return types[k] }) {
+			continue
+		}
 		var body struct {
 			Value []choiceAttribute `json:"value"`
 		}
-		if err := s.getJSON(ctx, table, def+"/Attributes/Microsoft.Dynamics.CRM."+cast+"?$select=LogicalName&$expand=OptionSet,GlobalOptionSet", &body); err != nil {
-			return nil, nil, err
+		if err := s.getJSON(ctx, table, def+"/Attributes/Microsoft.Dynamics.CRM."+c.cast+"?$select=LogicalName,AttributeType&$expand=OptionSet,GlobalOptionSet", &body); err != nil {
+			return err
 		}
 		for _, a := range body.Value {
 			set := a.OptionSet
@@ -243,8 +280,8 @@ func (s *Source) describe(ctx context.Context, table string) (*schema.Table, *la
 			if set == nil {
 				continue
 			}
-			switch cast {
-			case "PicklistAttributeMetadata":
+			switch a.AttributeType {
+			case "Picklist":
 				os := schema.OptionSet{Column: a.LogicalName}
 				if a.GlobalOptionSet != nil {
 					os.Global = a.GlobalOptionSet.Name
@@ -255,7 +292,7 @@ func (s *Source) describe(ctx context.Context, table string) (*schema.Table, *la
 					os.Options = append(os.Options, o.Label.options(o.Value)...)
 				}
 				t.OptionSets = append(t.OptionSets, os)
-			case "BooleanAttributeMetadata":
+			case "Boolean":
 				// Boolean columns get their two labels in OptionsetMetadata
 				// too, under the values 0 and 1 the lake writes as False/True.
 				os := schema.OptionSet{Column: a.LogicalName}
@@ -267,11 +304,11 @@ func (s *Source) describe(ctx context.Context, table string) (*schema.Table, *la
 				if len(os.Options) > 0 {
 					t.OptionSets = append(t.OptionSets, os)
 				}
-			case "StateAttributeMetadata":
+			case "State":
 				for _, o := range set.Options {
 					t.States = append(t.States, o.Label.options(o.Value)...)
 				}
-			case "StatusAttributeMetadata":
+			case "Status":
 				for _, o := range set.Options {
 					state := 0
 					if o.State != nil {
@@ -284,5 +321,5 @@ func (s *Source) describe(ctx context.Context, table string) (*schema.Table, *la
 			}
 		}
 	}
-	return t, l, nil
+	return nil
 }

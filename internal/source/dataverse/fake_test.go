@@ -43,8 +43,10 @@ type fake struct {
 	// the source).
 	extraAttrs []map[string]any
 	requests   int
-	prefers    []string
-	selects    []string
+	// casts are the attribute casts of the metadata reads, in order.
+	casts   []string
+	prefers []string
+	selects []string
 }
 
 type fakeRow struct {
@@ -210,17 +212,43 @@ func (f *fake) metadata(w http.ResponseWriter, rest string, expand bool) {
 		}
 		odataError(w, http.StatusNotFound, "0x80060888", "Could not find entity with name "+name)
 	default:
-		cast := map[string]string{
-			"/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata": "picklist",
-			"/Attributes/Microsoft.Dynamics.CRM.BooleanAttributeMetadata":  "boolean",
-			"/Attributes/Microsoft.Dynamics.CRM.StateAttributeMetadata":    "state",
-			"/Attributes/Microsoft.Dynamics.CRM.StatusAttributeMetadata":   "status",
+		// A cast answers the attributes of its type and of the types
+		// derived from it, each with its AttributeType and, in a cast to
+		// a base type, its @odata.type.
+		types := map[string][]string{
+			"/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata": {"Picklist"},
+			"/Attributes/Microsoft.Dynamics.CRM.BooleanAttributeMetadata":  {"Boolean"},
+			"/Attributes/Microsoft.Dynamics.CRM.StateAttributeMetadata":    {"State"},
+			"/Attributes/Microsoft.Dynamics.CRM.StatusAttributeMetadata":   {"Status"},
+			"/Attributes/Microsoft.Dynamics.CRM.EnumAttributeMetadata":     {"Picklist", "State", "Status"},
 		}[sub]
-		file := name + "-" + cast + ".json"
-		if _, err := os.Stat(filepath.Join("testdata", "fake", file)); err != nil {
-			file = "empty-cast.json"
+		if types == nil {
+			odataError(w, http.StatusNotFound, "0x80060888", "Resource not found for the segment '"+sub+"'.")
+			return
 		}
-		f.file(w, file)
+		f.casts = append(f.casts, strings.TrimPrefix(sub, "/Attributes/Microsoft.Dynamics.CRM."))
+		out := []map[string]any{}
+		for _, typ := range types {
+			b, err := os.ReadFile(filepath.Join("testdata", "fake", name+"-"+strings.ToLower(typ)+".json"))
+			if err != nil {
+				continue
+			}
+			var body struct {
+				Value []map[string]any `json:"value"`
+			}
+			if err := json.Unmarshal(b, &body); err != nil {
+				f.t.Errorf("fake: %s %s: %v", name, typ, err)
+			}
+			for _, a := range body.Value {
+				a["AttributeType"] = typ
+				if len(types) > 1 {
+					a["@odata.type"] = "#Microsoft.Dynamics.CRM." + typ + "AttributeMetadata"
+				}
+				out = append(out, a)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json; odata.metadata=minimal")
+		_ = json.NewEncoder(w).Encode(map[string]any{"value": out})
 	}
 }
 

@@ -245,12 +245,11 @@ func (s *Source) deliver(ctx context.Context, t *tableState, p *page, emit func(
 // checkSchema reads the table's layout again and, when its columns
 // changed, describes it afresh. It returns nils when nothing changed.
 func (s *Source) checkSchema(ctx context.Context, table string, old *layout) (*layout, *schema.Table, error) {
-	l, _, err := s.readLayout(ctx, table)
+	l, t, types, err := s.readLayout(ctx, table)
 	if err != nil || sameFields(old, l) {
 		return nil, nil, err
 	}
-	t, l, err := s.describe(ctx, table)
-	if err != nil {
+	if err := s.readChoices(ctx, t, types); err != nil {
 		return nil, nil, err
 	}
 	return l, t, nil

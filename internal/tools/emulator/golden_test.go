@@ -43,6 +43,7 @@ func TestGolden(t *testing.T) {
 		{name: "attributes_select", method: "GET", path: "EntityDefinitions(LogicalName='accountleads')/Attributes?$select=LogicalName,AttributeType,AttributeTypeName,ColumnNumber"},
 		{name: "attribute_string", method: "GET", path: "EntityDefinitions(LogicalName='account')/Attributes(LogicalName='name')/Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=LogicalName,MaxLength"},
 		{name: "picklist_metadata", method: "GET", path: "EntityDefinitions(LogicalName='lead')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet,GlobalOptionSet"},
+		{name: "enum_metadata", method: "GET", path: "EntityDefinitions(LogicalName='opportunity')/Attributes/Microsoft.Dynamics.CRM.EnumAttributeMetadata?$select=LogicalName,AttributeType&$expand=OptionSet,GlobalOptionSet"},
 		{name: "state_metadata", method: "GET", path: "EntityDefinitions(LogicalName='opportunity')/Attributes/Microsoft.Dynamics.CRM.StateAttributeMetadata?$select=LogicalName&$expand=OptionSet"},
 		{name: "status_metadata", method: "GET", path: "EntityDefinitions(LogicalName='opportunity')/Attributes/Microsoft.Dynamics.CRM.StatusAttributeMetadata?$select=LogicalName&$expand=OptionSet"},
 		{name: "global_option_sets", method: "GET", path: "GlobalOptionSetDefinitions"},

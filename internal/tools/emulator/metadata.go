@@ -88,6 +88,20 @@ var derivedProps = map[string][]string{
 	"LookupAttributeMetadata":           {"Targets", "Format"},
 	"UniqueIdentifierAttributeMetadata": {},
 	"EntityNameAttributeMetadata":       {},
+	// EnumAttributeMetadata is abstract: a cast to it answers the
+	// attributes of the types in enumTypes.
+	"EnumAttributeMetadata": {"DefaultFormValue"},
+}
+
+// enumTypes are the types derived from EnumAttributeMetadata that the
+// emulator has (Dataverse's MultiSelectPicklistAttributeMetadata too).
+var enumTypes = []string{"PicklistAttributeMetadata", "StateAttributeMetadata", "StatusAttributeMetadata", "EntityNameAttributeMetadata"}
+
+// isA reports whether attribute a is of metadata type typeName or of a
+// type derived from it, as an OData cast segment selects.
+func isA(a *attribute, typeName string) bool {
+	t := kindInfo[a.Kind].ODataType
+	return t == typeName || typeName == "EnumAttributeMetadata" && slices.Contains(enumTypes, t)
 }
 
 // expandable are the navigation properties a cast may $expand.
@@ -96,6 +110,7 @@ var expandable = map[string][]string{
 	"StateAttributeMetadata":    {"OptionSet", "GlobalOptionSet"},
 	"StatusAttributeMetadata":   {"OptionSet", "GlobalOptionSet"},
 	"BooleanAttributeMetadata":  {"OptionSet", "GlobalOptionSet"},
+	"EnumAttributeMetadata":     {"OptionSet", "GlobalOptionSet"},
 }
 
 func attributeJSON(t *table, a *attribute) obj {
@@ -451,7 +466,13 @@ func (e *Emulator) attributes(w http.ResponseWriter, r *http.Request, t *table, 
 		for _, x := range q.expand {
 			switch x {
 			case "OptionSet":
-				o["OptionSet"] = optionSetJSON(a)
+				if a.Kind == kEntityName {
+					// An EntityName attribute's choices are the
+					// lookup's target tables, not an option set.
+					o["OptionSet"] = nil
+				} else {
+					o["OptionSet"] = optionSetJSON(a)
+				}
 			case "GlobalOptionSet":
 				if a.Options != nil && a.Options.Global {
 					o["GlobalOptionSet"] = optionSetJSON(a)
@@ -480,7 +501,7 @@ func (e *Emulator) attributes(w http.ResponseWriter, r *http.Request, t *table, 
 		if !ok {
 			return &apiError{http.StatusNotFound, codeObjectDoesNotExist, "Could not find attribute with key " + key + " on entity " + t.Name + "."}
 		}
-		if cast != "" && kindInfo[a.Kind].ODataType != typeName {
+		if cast != "" && !isA(a, typeName) {
 			return &apiError{http.StatusNotFound, codeResourceNotFound, "The attribute '" + a.Name + "' is not of type Microsoft.Dynamics.CRM." + typeName + "."}
 		}
 		o, _ := render(a)
@@ -489,7 +510,7 @@ func (e *Emulator) attributes(w http.ResponseWriter, r *http.Request, t *table, 
 	}
 	list := []any{}
 	for _, a := range t.Attrs {
-		if cast != "" && kindInfo[a.Kind].ODataType != typeName {
+		if cast != "" && !isA(a, typeName) {
 			continue
 		}
 		if o, ok := render(a); ok {
