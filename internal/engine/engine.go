@@ -882,7 +882,8 @@ var errCopyDropped = errors.New("the table was dropped during its copy")
 // tableCopy is one table's initial copy (copyTable). Its batches go into a
 // lake stage: written at once, committed with the cursor of the last one
 // when the stage is Full, every copyCommitEvery, at a new schema and at the
-// end. A replacement (reinit != "") is committed at the end only, under
+// end; a new table whose copy is one batch is committed with its Define
+// instead, without a stage, in one commit. A replacement (reinit != "") is committed at the end only, under
 // def, the description it began with. Only the goroutine of the copy
 // (copyTable and the source's emit) uses it.
 type tableCopy struct {
@@ -1066,6 +1067,22 @@ func (c *tableCopy) emit(_ context.Context, b source.Batch) error {
 	e.mu.Unlock()
 	if d := b.Schemas[name]; d != nil {
 		define = &lake.Definition{Source: d, Options: c.t.spec.Options}
+	}
+	if define != nil && c.stage == nil && b.Done {
+		// A table copied in one batch (most tables of a link of many)
+		// is defined, written and completed in one commit instead of a
+		// Define alone and then the stage (#16: half the commits of an
+		// initial sync of small tables). The lake applies Define, then
+		// the rows, to the table still InProgress, as a stage's are.
+		tx := lake.TableTx{Name: name, Define: define, Changes: b.Changes, Cursor: b.Cursors[name], Phase: lake.Completed, CaughtUp: true}
+		if ts := e.lk.State().Tables[name]; ts != nil && ts.Phase == lake.InProgress {
+			tx.Reason = ts.Reason
+		}
+		if err := e.commit(tx); err != nil {
+			return c.fail(err)
+		}
+		c.copied(len(b.Changes))
+		return nil
 	}
 	if define != nil {
 		// Staged rows have the old layout: they are committed first.

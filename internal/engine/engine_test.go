@@ -479,3 +479,32 @@ func TestFinishedCopiesJoinTheStream(t *testing.T) {
 		})
 	}
 }
+
+// TestOneBatchTableInOneCommit: a new table whose copy is one batch is
+// defined, written and completed by one commit (#16: a Define alone first
+// doubled the commits of an initial sync of many small tables); a table of
+// several batches is still defined first and then staged.
+func TestOneBatchTableInOneCommit(t *testing.T) {
+	src := newFake("account", "contact")
+	seed(src, 5, "account")
+	seed(src, 20, "contact") // pages of 7: three batches
+	h := start(t, src, t.TempDir(), Config{Tables: specs("account", "contact")})
+	h.converged("account", "contact")
+	s := h.lk.State()
+	for _, tc := range []struct {
+		table     string
+		rows      int64
+		oneCommit bool
+	}{
+		{"account", 5, true},
+		{"contact", 20, false},
+	} {
+		ts := s.Tables[tc.table]
+		if ts.Rows != tc.rows {
+			t.Errorf("%s: %d rows, want %d", tc.table, ts.Rows, tc.rows)
+		}
+		if one := ts.Described.Equal(ts.InitialSyncCompleted); one != tc.oneCommit {
+			t.Errorf("%s: described at %v, completed at %v: one commit = %v, want %v", tc.table, ts.Described, ts.InitialSyncCompleted, one, tc.oneCommit)
+		}
+	}
+}
