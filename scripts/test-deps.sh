@@ -68,3 +68,6 @@ npm_pinned internal/tools/emulator/testdata/webapi
 
 # The Delta format's independent-reader test reads its Parquet files with hyparquet.
 npm_pinned internal/lake/delta/testdata/hyparquet
+
+# internal/tools/azuritetest starts the Azure Blob emulator Azurite.
+npm_pinned internal/tools/azuritetest/testdata/azurite

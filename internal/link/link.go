@@ -22,6 +22,7 @@ import (
 	"github.com/lakelink/lakelink/internal/store"
 	// The stores a profile's lake may name: each registers its URL scheme.
 	"github.com/lakelink/lakelink/internal/engine"
+	_ "github.com/lakelink/lakelink/internal/store/azure"
 	_ "github.com/lakelink/lakelink/internal/store/local"
 )
 

@@ -2,24 +2,22 @@ package dataverse
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/lakelink/lakelink/internal/azauth"
 )
 
 // Auth says how the connector signs in. Exactly one method applies, chosen
 // in this order: a static Token (the emulator's --token), managed identity,
-// a client certificate, a client secret. With none set, requests carry no
+// a client certificate, a client secret (the last three through package
+// azauth, as the Azure lake store signs in). With none set, requests carry no
 // Authorization header (an emulator started without --token).
 //
 // Secrets never reach a log line or an error message: Auth formats itself
@@ -48,17 +46,18 @@ type Auth struct {
 
 // String shows which method Auth uses and never a secret.
 func (a Auth) String() string {
-	switch {
-	case a.Token != "" || a.TokenEnv != "":
+	if a.Token != "" || a.TokenEnv != "" {
 		return "static bearer token (redacted)"
-	case a.ManagedIdentity:
-		return fmt.Sprintf("managed identity (client_id %q)", a.ClientID)
-	case a.CertificateFile != "":
-		return fmt.Sprintf("client certificate %s (tenant %q, client_id %q)", a.CertificateFile, a.TenantID, a.ClientID)
-	case a.ClientSecret != "" || a.ClientSecretEnv != "" || a.ClientSecretFile != "":
-		return fmt.Sprintf("client secret (redacted) (tenant %q, client_id %q)", a.TenantID, a.ClientID)
-	default:
-		return "no authentication"
+	}
+	return a.entra().String()
+}
+
+// entra is the Entra ID sign-in of a, which package azauth builds.
+func (a Auth) entra() azauth.Auth {
+	return azauth.Auth{
+		TenantID: a.TenantID, ClientID: a.ClientID,
+		ClientSecret: a.ClientSecret, ClientSecretEnv: a.ClientSecretEnv, ClientSecretFile: a.ClientSecretFile,
+		CertificateFile: a.CertificateFile, ManagedIdentity: a.ManagedIdentity, AuthorityHost: a.AuthorityHost,
 	}
 }
 
@@ -109,9 +108,9 @@ func (e *entraToken) header(ctx context.Context) (string, error) {
 // authorizerFor builds the authorizer for a, whose tokens are meant for the
 // environment at base (scope "<base>/.default").
 func authorizerFor(a Auth, base string, hc *http.Client) (authorizer, error) {
-	token, err := secret(a.Token, a.TokenEnv, "", "token")
+	token, err := azauth.Secret(a.Token, a.TokenEnv, "", "token")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dataverse auth: %w", err)
 	}
 	if token != "" {
 		return staticToken(token), nil
@@ -120,79 +119,12 @@ func authorizerFor(a Auth, base string, hc *http.Client) (authorizer, error) {
 	if hc != nil {
 		opts.Transport = hc
 	}
-	if a.AuthorityHost != "" {
-		opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: a.AuthorityHost, Services: map[cloud.ServiceName]cloud.ServiceConfiguration{}}
+	cred, err := azauth.Credential(a.entra(), opts)
+	if err != nil {
+		return nil, fmt.Errorf("dataverse auth: %w", err)
 	}
-	var cred azcore.TokenCredential
-	switch {
-	case a.ManagedIdentity:
-		mo := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts}
-		if a.ClientID != "" {
-			mo.ID = azidentity.ClientID(a.ClientID)
-		}
-		cred, err = azidentity.NewManagedIdentityCredential(mo)
-	case a.CertificateFile != "":
-		if err := needIDs(a); err != nil {
-			return nil, err
-		}
-		data, rerr := os.ReadFile(a.CertificateFile)
-		if rerr != nil {
-			return nil, fmt.Errorf("dataverse auth: reading certificate_file: %w", rerr)
-		}
-		certs, key, perr := azidentity.ParseCertificates(data, nil)
-		if perr != nil {
-			return nil, fmt.Errorf("dataverse auth: certificate_file %s holds no usable certificate and unencrypted private key (PEM or PKCS#12): %w", a.CertificateFile, perr)
-		}
-		cred, err = azidentity.NewClientCertificateCredential(a.TenantID, a.ClientID, certs, key,
-			&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: a.AuthorityHost != ""})
-	case a.ClientSecret != "" || a.ClientSecretEnv != "" || a.ClientSecretFile != "":
-		if err := needIDs(a); err != nil {
-			return nil, err
-		}
-		s, serr := secret(a.ClientSecret, a.ClientSecretEnv, a.ClientSecretFile, "client secret")
-		if serr != nil {
-			return nil, serr
-		}
-		cred, err = azidentity.NewClientSecretCredential(a.TenantID, a.ClientID, s,
-			&azidentity.ClientSecretCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: a.AuthorityHost != ""})
-	default:
+	if cred == nil {
 		return noAuth{}, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("dataverse auth (%s): %w", a, err)
-	}
 	return &entraToken{cred: cred, scope: base + "/.default"}, nil
-}
-
-func needIDs(a Auth) error {
-	if a.TenantID == "" || a.ClientID == "" {
-		return errors.New("dataverse auth: client credentials need tenant_id and client_id (the app registration's Directory (tenant) ID and Application (client) ID)")
-	}
-	return nil
-}
-
-// secret returns the first of value, the variable env and the file's
-// content that is set. what names it in errors, which never hold the value.
-func secret(value, env, file, what string) (string, error) {
-	switch {
-	case value != "":
-		return value, nil
-	case env != "":
-		v := strings.TrimSpace(os.Getenv(env))
-		if v == "" {
-			return "", fmt.Errorf("dataverse auth: the %s variable %s is empty or unset: export it before starting lakelink", what, env)
-		}
-		return v, nil
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("dataverse auth: reading the %s file: %w", what, err)
-		}
-		v := strings.TrimSpace(string(b))
-		if v == "" {
-			return "", fmt.Errorf("dataverse auth: the %s file %s is empty", what, file)
-		}
-		return v, nil
-	}
-	return "", nil
 }
