@@ -102,7 +102,7 @@ func (s *Store) describe(re *azcore.ResponseError) string {
 	}
 	answer := fmt.Sprintf("the service answered %d %s%s", re.StatusCode, re.ErrorCode, msg)
 	if skew, ok := clockSkew(re.RawResponse); ok && (re.StatusCode == http.StatusForbidden || re.ErrorCode == "AuthenticationFailed") {
-		return fmt.Sprintf("%s; this machine's clock is %s off the service's, and Azure refuses requests signed more than 15 minutes off: set the clock right (NTP)", answer, skew.Round(time.Second))
+		return fmt.Sprintf("%s; this machine's clock is %s off the service's, and Azure refuses requests signed more than 15 minutes off: set the clock right (NTP)", answer, skew.Round(time.Minute))
 	}
 	switch {
 	case re.ErrorCode == "ContainerNotFound":
