@@ -387,3 +387,13 @@ func BenchmarkInitialSync300(b *testing.B) {
 		}
 	}
 }
+
+// TestColumnNames: physical names are unique ignoring case; lakelink's columns
+// keep theirs and a clashing source column gets the first free suffix.
+func TestColumnNames(t *testing.T) {
+	cols := []Column{{Name: "Id", System: true, Type: schema.Guid}, {Name: "id", Type: schema.String}, {Name: "ID_2", Type: schema.String}, {Name: "iD", Type: schema.Int64}}
+	got := strings.Join(ColumnNames(cols), ",")
+	if want := "Id,id_3,ID_2,iD_4"; got != want {
+		t.Errorf("ColumnNames = %s, want %s", got, want)
+	}
+}

@@ -1,8 +1,10 @@
 package lake
 
 import (
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lakelink/lakelink/internal/schema"
@@ -85,6 +87,40 @@ type Column struct {
 	// Dropped marks a column the source no longer has: it stays in the
 	// layout and is empty from then on.
 	Dropped bool `json:"dropped,omitempty"`
+}
+
+// ColumnNames returns the name each column is read by, unique ignoring
+// case, as SQL (the lake database's views) and Delta require and DuckDB and
+// Spark resolve names: system columns keep theirs, then every other column
+// whose name is still free (the first of several that clash), then each
+// remaining one gets the first free <name>_<n>, n >= 2 (a PostgreSQL "id"
+// beside lakelink's Id is "id_2"), so that a renamed column never takes the
+// name of a real one. One rule, so every reader shows a table alike.
+func ColumnNames(cols []Column) []string {
+	names := make([]string, len(cols))
+	taken := map[string]bool{}
+	claim := func(i int, name string) {
+		names[i] = name
+		taken[strings.ToLower(name)] = true
+	}
+	for _, system := range []bool{true, false} {
+		for i, c := range cols {
+			if c.System == system && !taken[strings.ToLower(c.Name)] {
+				claim(i, c.Name)
+			}
+		}
+	}
+	for i, c := range cols {
+		if names[i] != "" {
+			continue
+		}
+		n := 2
+		for taken[strings.ToLower(fmt.Sprintf("%s_%d", c.Name, n))] {
+			n++
+		}
+		claim(i, fmt.Sprintf("%s_%d", c.Name, n))
+	}
+	return names
 }
 
 // File is one committed, immutable CSV object.

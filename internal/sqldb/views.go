@@ -76,7 +76,7 @@ type column struct {
 // next to lakelink's Id) is shown as <name>_2 (or _3...); lakelink's own
 // columns keep their names.
 func columns(cols []lake.Column) []column {
-	names := uniqueNames(cols)
+	names := lake.ColumnNames(cols)
 	out := make([]column, 0, len(cols))
 	for i, c := range cols {
 		q := fmt.Sprintf("f%d", i)
@@ -103,38 +103,6 @@ func columns(cols []lake.Column) []column {
 		out = append(out, col)
 	}
 	return out
-}
-
-// uniqueNames returns the SQL name of each column, unique ignoring case:
-// system columns keep theirs, then every other column whose name is still
-// free (the first of several that clash), then each remaining one gets the
-// first free <name>_<n>, n >= 2, so that a renamed column never takes the
-// name of a real one.
-func uniqueNames(cols []lake.Column) []string {
-	names := make([]string, len(cols))
-	taken := map[string]bool{}
-	claim := func(i int, name string) {
-		names[i] = name
-		taken[strings.ToLower(name)] = true
-	}
-	for _, system := range []bool{true, false} {
-		for i, c := range cols {
-			if c.System == system && !taken[strings.ToLower(c.Name)] {
-				claim(i, c.Name)
-			}
-		}
-	}
-	for i, c := range cols {
-		if names[i] != "" {
-			continue
-		}
-		n := 2
-		for taken[strings.ToLower(fmt.Sprintf("%s_%d", c.Name, n))] {
-			n++
-		}
-		claim(i, fmt.Sprintf("%s_%d", c.Name, n))
-	}
-	return names
 }
 
 // duckType maps the CDM types DuckDB converts with a plain CAST. An unknown

@@ -127,7 +127,7 @@ func partitionOf(ch *source.Change) string {
 // indexedNames returns the physical names of the columns of the Delta
 // schema (not dropped) in order.
 func indexedNames(cols []lake.Column) []string {
-	names := parquet.Names(cols)
+	names := lake.ColumnNames(cols)
 	var out []string
 	for i, c := range cols {
 		if !c.Dropped {
@@ -340,7 +340,7 @@ func duckRows(t *testing.T, st store.Store, cols []lake.Column, files []string) 
 	}
 	db := sql.OpenDB(c)
 	defer db.Close()
-	names := parquet.Names(cols)
+	names := lake.ColumnNames(cols)
 	var sel []string
 	for i, col := range cols {
 		if col.Dropped {
@@ -427,7 +427,7 @@ func hypRows(t *testing.T, st store.Store, cols []lake.Column, files []string) [
 	if err := json.Unmarshal(out, &rows); err != nil {
 		t.Fatalf("hyparquet output: %v", err)
 	}
-	names := parquet.Names(cols)
+	names := lake.ColumnNames(cols)
 	var res [][]string
 	for _, m := range rows {
 		var r []string

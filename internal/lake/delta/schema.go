@@ -55,14 +55,14 @@ func typeName(c lake.Column) (string, error) {
 }
 
 // SchemaString returns the Delta schema of a table with layout cols: every
-// column but the dropped ones, under its physical name (parquet.Names), all
+// column but the dropped ones, under its physical name (lake.ColumnNames), all
 // nullable, then PartitionColumn. A column dropped at the source leaves the
 // Delta schema (a metaData update) while it stays in the lake's layout and
 // its old values stay in older files; readers ignore file columns the
 // schema lacks (PROTOCOL.md, "Consistency Between Table Metadata and Data
 // Files").
 func SchemaString(table string, cols []lake.Column) (string, error) {
-	names := parquet.Names(cols)
+	names := lake.ColumnNames(cols)
 	st := structType{Type: "struct", Fields: []field{}}
 	for i, c := range cols {
 		if strings.EqualFold(names[i], PartitionColumn) {

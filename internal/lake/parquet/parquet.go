@@ -96,44 +96,10 @@ func ArrowType(c lake.Column) (arrow.DataType, error) {
 	return nil, fmt.Errorf("unknown column type %q", c.Type)
 }
 
-// Names returns the physical (file) name of each column: its lake name,
-// unique ignoring case, as Delta requires and DuckDB and Spark resolve
-// names: system columns keep theirs, then every other column whose name is
-// still free (the first of several that clash), then each remaining one
-// gets the first free <name>_<n>, n >= 2 (a PostgreSQL "id" beside
-// lakelink's Id is "id_2"). It is the rule the lake database names its
-// view columns by, so both show a table alike.
-func Names(cols []lake.Column) []string {
-	names := make([]string, len(cols))
-	taken := map[string]bool{}
-	claim := func(i int, name string) {
-		names[i] = name
-		taken[strings.ToLower(name)] = true
-	}
-	for _, system := range []bool{true, false} {
-		for i, c := range cols {
-			if c.System == system && !taken[strings.ToLower(c.Name)] {
-				claim(i, c.Name)
-			}
-		}
-	}
-	for i, c := range cols {
-		if names[i] != "" {
-			continue
-		}
-		n := 2
-		for taken[strings.ToLower(fmt.Sprintf("%s_%d", c.Name, n))] {
-			n++
-		}
-		claim(i, fmt.Sprintf("%s_%d", c.Name, n))
-	}
-	return names
-}
-
 // Schema returns the Arrow schema of rows of the layout cols: every column,
 // nullable, under its physical name (Names).
 func Schema(table string, cols []lake.Column) (*arrow.Schema, error) {
-	names := Names(cols)
+	names := lake.ColumnNames(cols)
 	fields := make([]arrow.Field, len(cols))
 	for i, c := range cols {
 		t, err := ArrowType(c)

@@ -4,9 +4,6 @@ import (
 	"math/big"
 	"strings"
 	"testing"
-
-	"github.com/lakelink/lakelink/internal/lake"
-	"github.com/lakelink/lakelink/internal/schema"
 )
 
 // FuzzDecimal: Decimal is exact: what it accepts reads back as the same
@@ -42,14 +39,4 @@ func FuzzDecimal(f *testing.F) {
 			t.Fatalf("Decimal(%q, %d, %d) = %s", v, prec, scale, got.FloatString(int(scale)))
 		}
 	})
-}
-
-// TestNames: physical names are unique ignoring case; lakelink's columns
-// keep theirs and a clashing source column gets the first free suffix.
-func TestNames(t *testing.T) {
-	cols := []lake.Column{{Name: "Id", System: true, Type: schema.Guid}, {Name: "id", Type: schema.String}, {Name: "ID_2", Type: schema.String}, {Name: "iD", Type: schema.Int64}}
-	got := strings.Join(Names(cols), ",")
-	if want := "Id,id_3,ID_2,iD_4"; got != want {
-		t.Errorf("Names = %s, want %s", got, want)
-	}
 }
