@@ -23,25 +23,11 @@ import (
 // Secrets never reach a log line or an error message: Auth formats itself
 // with them redacted, and no error the connector builds includes them.
 type Auth struct {
-	TenantID string
-	ClientID string
-	// ClientSecret is the secret itself; ClientSecretEnv names an environment
-	// variable and ClientSecretFile a file that holds it instead.
-	ClientSecret     string
-	ClientSecretEnv  string
-	ClientSecretFile string
-	// CertificateFile is a PEM or PKCS#12 file with the certificate and its
-	// unencrypted private key.
-	CertificateFile string
-	// ManagedIdentity signs in as the Azure resource's managed identity;
-	// ClientID, when set, picks a user-assigned one.
-	ManagedIdentity bool
+	// Auth is the Entra ID sign-in (managed identity, certificate, secret).
+	azauth.Auth
 	// Token is a static bearer token; TokenEnv names a variable holding one.
 	Token    string
 	TokenEnv string
-	// AuthorityHost is the Entra ID endpoint; empty means the public cloud
-	// (https://login.microsoftonline.com/). Sovereign clouds set theirs.
-	AuthorityHost string
 }
 
 // String shows which method Auth uses and never a secret.
@@ -49,16 +35,7 @@ func (a Auth) String() string {
 	if a.Token != "" || a.TokenEnv != "" {
 		return "static bearer token (redacted)"
 	}
-	return a.entra().String()
-}
-
-// entra is the Entra ID sign-in of a, which package azauth builds.
-func (a Auth) entra() azauth.Auth {
-	return azauth.Auth{
-		TenantID: a.TenantID, ClientID: a.ClientID,
-		ClientSecret: a.ClientSecret, ClientSecretEnv: a.ClientSecretEnv, ClientSecretFile: a.ClientSecretFile,
-		CertificateFile: a.CertificateFile, ManagedIdentity: a.ManagedIdentity, AuthorityHost: a.AuthorityHost,
-	}
+	return a.Auth.String()
 }
 
 // GoString keeps %#v from printing the fields.
@@ -119,7 +96,7 @@ func authorizerFor(a Auth, base string, hc *http.Client) (authorizer, error) {
 	if hc != nil {
 		opts.Transport = hc
 	}
-	cred, err := azauth.Credential(a.entra(), opts)
+	cred, err := azauth.Credential(a.Auth, opts)
 	if err != nil {
 		return nil, fmt.Errorf("dataverse auth: %w", err)
 	}

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lakelink/lakelink/internal/azauth"
 )
 
 const testSecret = "s3cr3t-Zq9~never-log-me"
@@ -71,7 +73,7 @@ func TestClientSecret(t *testing.T) {
 	t.Setenv("LAKELINK_TEST_WRONG_SECRET", "wrong-"+testSecret)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	base := Auth{TenantID: "00000000-0000-0000-0000-0000000000aa", ClientID: "00000000-0000-0000-0000-0000000000bb", AuthorityHost: id.URL + "/"}
+	base := Auth{Auth: azauth.Auth{TenantID: "00000000-0000-0000-0000-0000000000aa", ClientID: "00000000-0000-0000-0000-0000000000bb", AuthorityHost: id.URL + "/"}}
 	for _, tc := range []struct {
 		name string
 		set  func(*Auth)
@@ -116,9 +118,9 @@ func TestAuthString(t *testing.T) {
 		want string
 	}{
 		{Auth{Token: testSecret}, "static bearer token (redacted)"},
-		{Auth{ManagedIdentity: true, ClientID: "c"}, `managed identity (client_id "c")`},
-		{Auth{CertificateFile: "/etc/cert.pem", TenantID: "t", ClientID: "c"}, `client certificate /etc/cert.pem (tenant "t", client_id "c")`},
-		{Auth{ClientSecret: testSecret, TenantID: "t", ClientID: "c"}, `client secret (redacted) (tenant "t", client_id "c")`},
+		{Auth{Auth: azauth.Auth{ManagedIdentity: true, ClientID: "c"}}, `managed identity (client_id "c")`},
+		{Auth{Auth: azauth.Auth{CertificateFile: "/etc/cert.pem", TenantID: "t", ClientID: "c"}}, `client certificate /etc/cert.pem (tenant "t", client_id "c")`},
+		{Auth{Auth: azauth.Auth{ClientSecret: testSecret, TenantID: "t", ClientID: "c"}}, `client secret (redacted) (tenant "t", client_id "c")`},
 		{Auth{}, "no authentication"},
 	} {
 		if got := tc.a.String(); got != tc.want {
@@ -136,9 +138,9 @@ func TestCertificateFileErrors(t *testing.T) {
 		a    Auth
 		want string
 	}{
-		{Auth{TenantID: "t", ClientID: "c", CertificateFile: bad}, "holds no usable certificate"},
-		{Auth{TenantID: "t", ClientID: "c", CertificateFile: bad + ".missing"}, "reading certificate_file"},
-		{Auth{CertificateFile: bad}, "need tenant_id and client_id"},
+		{Auth{Auth: azauth.Auth{TenantID: "t", ClientID: "c", CertificateFile: bad}}, "holds no usable certificate"},
+		{Auth{Auth: azauth.Auth{TenantID: "t", ClientID: "c", CertificateFile: bad + ".missing"}}, "reading certificate_file"},
+		{Auth{Auth: azauth.Auth{CertificateFile: bad}}, "need tenant_id and client_id"},
 	} {
 		_, err := authorizerFor(tc.a, "https://contoso.crm.dynamics.com", nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -173,7 +175,7 @@ func TestClientCertificate(t *testing.T) {
 	}
 	s := open(t, dv.URL, func(c *Config) {
 		c.HTTPClient = id.Client()
-		c.Auth = Auth{TenantID: "t", ClientID: "c", CertificateFile: file, AuthorityHost: id.URL + "/"}
+		c.Auth = Auth{Auth: azauth.Auth{TenantID: "t", ClientID: "c", CertificateFile: file, AuthorityHost: id.URL + "/"}}
 	})
 	if _, err := s.Tables(context.Background()); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
+	"github.com/lakelink/lakelink/internal/azauth"
 	"github.com/lakelink/lakelink/internal/source"
 )
 
@@ -506,8 +507,8 @@ func TestNew(t *testing.T) {
 		{"unknown path", Config{URL: srv.URL + "/elsewhere", Auth: Auth{Token: "right"}}, "does not answer as a Dataverse Web API"},
 		{"wrong token", Config{URL: srv.URL, Auth: Auth{Token: "wrong"}}, "refused the credentials"},
 		{"page size", Config{URL: srv.URL, PageSize: 5001}, "out of range"},
-		{"secret without ids", Config{URL: srv.URL, Auth: Auth{ClientSecret: "x"}}, "need tenant_id and client_id"},
-		{"empty secret variable", Config{URL: srv.URL, Auth: Auth{TenantID: "t", ClientID: "c", ClientSecretEnv: "LAKELINK_TEST_UNSET_SECRET"}}, "LAKELINK_TEST_UNSET_SECRET is empty or unset"},
+		{"secret without ids", Config{URL: srv.URL, Auth: Auth{Auth: azauth.Auth{ClientSecret: "x"}}}, "need tenant_id and client_id"},
+		{"empty secret variable", Config{URL: srv.URL, Auth: Auth{Auth: azauth.Auth{TenantID: "t", ClientID: "c", ClientSecretEnv: "LAKELINK_TEST_UNSET_SECRET"}}}, "LAKELINK_TEST_UNSET_SECRET is empty or unset"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(context.Background(), tc.cfg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/lakelink/lakelink/internal/azauth"
 	"github.com/lakelink/lakelink/internal/source"
 )
 
@@ -17,13 +18,15 @@ func fromProfile(ctx context.Context, p source.Params) (*Source, error) {
 	return New(ctx, Config{
 		URL: strings.TrimRight(s.URL, "/"),
 		Auth: Auth{
-			TenantID:         a.TenantID,
-			ClientID:         a.ClientID,
-			ClientSecretEnv:  a.ClientSecretEnv,
-			ClientSecretFile: a.ClientSecretFile,
-			CertificateFile:  a.CertificateFile,
-			ManagedIdentity:  a.ManagedIdentity,
-			TokenEnv:         a.TokenEnv,
+			Auth: azauth.Auth{
+				TenantID:         a.TenantID,
+				ClientID:         a.ClientID,
+				ClientSecretEnv:  a.ClientSecretEnv,
+				ClientSecretFile: a.ClientSecretFile,
+				CertificateFile:  a.CertificateFile,
+				ManagedIdentity:  a.ManagedIdentity,
+			},
+			TokenEnv: a.TokenEnv,
 		},
 		PageSize:          s.PageSize,
 		PollInterval:      s.PollInterval.Duration,
